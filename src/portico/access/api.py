@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from portico.access import links as service
+from portico.access.schemas import LinkCreated, LinkList, LinkOut, LinksCreate, LinkUpdate
+from portico.db import SessionDep
+from portico.deps import OwnedAssistant, SettingsDep, VaultDep
+
+router = APIRouter(prefix="/assistants/{assistant_id}/links", tags=["private links"])
+
+
+@router.post("", status_code=201)
+async def create_links(
+    body: LinksCreate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> LinkCreated:
+    links = await service.create_links(
+        db, assistant=assistant, items=body.links, limit=settings.max_private_links, vault=vault
+    )
+    return LinkCreated(items=[service.link_out(link, vault=vault, base_url=settings.base_url) for link in links])
+
+
+@router.get("")
+async def list_links(
+    assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep, include_revoked: bool = False
+) -> LinkList:
+    links = await service.list_links(db, assistant=assistant, include_revoked=include_revoked)
+    return LinkList(
+        items=[service.link_out(link, vault=vault, base_url=settings.base_url) for link in links],
+        active=sum(1 for link in links if link.revoked_at is None),
+        limit=settings.max_private_links,
+    )
+
+
+@router.patch("/{link_id}")
+async def update_link(
+    link_id: int, body: LinkUpdate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> LinkOut:
+    link = await service.update_link(
+        db, assistant=assistant, link_id=link_id, name=body.name, max_sessions=body.max_sessions
+    )
+    return service.link_out(link, vault=vault, base_url=settings.base_url)
+
+
+@router.delete("/{link_id}", status_code=204)
+async def delete_link(link_id: int, assistant: OwnedAssistant, db: SessionDep) -> Response:
+    await service.delete_link(db, assistant=assistant, link_id=link_id)
+    return Response(status_code=204)
+
+
+@router.post("/{link_id}/reissue")
+async def reissue_link(
+    link_id: int, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> LinkOut:
+    link = await service.reissue_link(db, assistant=assistant, link_id=link_id, vault=vault)
+    return service.link_out(link, vault=vault, base_url=settings.base_url)

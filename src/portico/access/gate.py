@@ -1,0 +1,208 @@
+"""The gate: who may start a session. See docs/design.md, "The gate".
+
+`decide` is a pure function over what the database says; `admit` loads those facts, asks
+`decide`, and takes a private link's use with one conditional UPDATE in the caller's
+transaction, so a link with N uses admits exactly N sessions under any concurrency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portico.errors import NotFound, PorticoError
+from portico.kit.crypto import digest, is_well_formed
+from portico.models import Assistant, PrivateLink, utcnow
+
+KEY_PREFIX = "ptk_"
+
+
+class GateRefusal(PorticoError):
+    status = 403
+
+
+class NoSuchAssistant(GateRefusal, NotFound):
+    status = 404
+    code = "not_found"
+    message = "This assistant does not exist. The link may have been changed or removed."
+
+
+class NotPublished(GateRefusal):
+    code = "not_published"
+    message = "This assistant is not ready yet. Please try again later."
+
+
+class AssistantOffline(GateRefusal):
+    code = "assistant_offline"
+    message = "This assistant is offline right now."
+
+
+class LinkInvalid(GateRefusal):
+    code = "link_invalid"
+    message = "This link is not valid. Check that you copied all of it."
+
+
+class LinkRevoked(GateRefusal):
+    code = "link_revoked"
+    message = "This link has been turned off by the assistant's owner."
+
+
+class LinkExhausted(GateRefusal):
+    code = "link_exhausted"
+    message = "This link has no sessions left. Ask the person who shared it for more."
+
+
+class KeyRequired(GateRefusal):
+    code = "key_required"
+    message = "This assistant is private. Open it with the personal link you were given."
+
+
+@dataclass(frozen=True)
+class AssistantFacts:
+    id: int
+    public_id: str
+    name: str
+    description: str
+    published_version: int | None
+    status: str
+    share_mode: str
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    id: int
+    assistant_id: int
+    name: str
+    revoked: bool
+    max_sessions: int
+    sessions_used: int
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_sessions > 0 and self.sessions_used >= self.max_sessions
+
+    @property
+    def sessions_left(self) -> int | None:
+        return None if self.max_sessions == 0 else max(self.max_sessions - self.sessions_used, 0)
+
+
+@dataclass(frozen=True)
+class Admission:
+    assistant: AssistantFacts
+    link: LinkFacts | None
+
+
+def decide(
+    *, public_id_given: bool, key_given: bool, assistant: AssistantFacts | None, link: LinkFacts | None
+) -> Admission | GateRefusal:
+    """Admit, or say why not, in the order of the table in docs/design.md."""
+    if key_given and not public_id_given and link is None:
+        return LinkInvalid()
+    if assistant is None:
+        return NoSuchAssistant()
+    if key_given and link is not None and link.assistant_id != assistant.id:
+        return LinkInvalid()
+    if assistant.published_version is None:
+        return NotPublished()
+    if assistant.status != "live":
+        return AssistantOffline()
+    if key_given:
+        if link is None:
+            return LinkInvalid()
+        if link.revoked:
+            return LinkRevoked()
+        if link.exhausted:
+            return LinkExhausted()
+        return Admission(assistant, link)
+    if assistant.share_mode != "public":
+        return KeyRequired()
+    return Admission(assistant, None)
+
+
+_ASSISTANT_COLUMNS = (
+    Assistant.id,
+    Assistant.public_id,
+    Assistant.name,
+    Assistant.description,
+    Assistant.published_version,
+    Assistant.status,
+    Assistant.share_mode,
+)
+_LINK_COLUMNS = (
+    PrivateLink.id,
+    PrivateLink.assistant_id,
+    PrivateLink.name,
+    PrivateLink.revoked_at,
+    PrivateLink.max_sessions,
+    PrivateLink.sessions_used,
+)
+
+
+async def load_link(db: AsyncSession, *, key: str | None = None, link_id: int | None = None) -> LinkFacts | None:
+    if key is not None:
+        if not is_well_formed(key, KEY_PREFIX):
+            return None
+        where = PrivateLink.key_digest == digest(key)
+    else:
+        where = PrivateLink.id == link_id
+    row = (await db.execute(select(*_LINK_COLUMNS).where(where))).one_or_none()
+    if row is None:
+        return None
+    return LinkFacts(
+        id=row.id,
+        assistant_id=row.assistant_id,
+        name=row.name,
+        revoked=row.revoked_at is not None,
+        max_sessions=row.max_sessions,
+        sessions_used=row.sessions_used,
+    )
+
+
+async def load_assistant(
+    db: AsyncSession, *, public_id: str | None = None, assistant_id: int | None = None
+) -> AssistantFacts | None:
+    where = Assistant.public_id == public_id if public_id is not None else Assistant.id == assistant_id
+    row = (await db.execute(select(*_ASSISTANT_COLUMNS).where(where, Assistant.deleted_at.is_(None)))).one_or_none()
+    return AssistantFacts(**row._asdict()) if row is not None else None
+
+
+async def check(db: AsyncSession, *, public_id: str | None, key: str | None) -> Admission:
+    """Ask the gate without taking a use: what the chat page shows before Start."""
+    link = await load_link(db, key=key) if key is not None else None
+    if public_id is not None:
+        assistant = await load_assistant(db, public_id=public_id)
+    elif link is not None:
+        assistant = await load_assistant(db, assistant_id=link.assistant_id)
+    else:
+        assistant = None
+    decision = decide(public_id_given=public_id is not None, key_given=key is not None, assistant=assistant, link=link)
+    if isinstance(decision, GateRefusal):
+        raise decision
+    return decision
+
+
+async def admit(db: AsyncSession, *, public_id: str | None, key: str | None) -> Admission:
+    """Ask the gate and, for a private link, take one use in this transaction."""
+    admission = await check(db, public_id=public_id, key=key)
+    if admission.link is None:
+        return admission
+    link = admission.link
+    taken = await db.execute(
+        update(PrivateLink)
+        .where(
+            PrivateLink.id == link.id,
+            PrivateLink.revoked_at.is_(None),
+            or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
+        )
+        .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=utcnow())
+        .returning(PrivateLink.sessions_used)
+        .execution_options(synchronize_session=False)
+    )
+    used = taken.scalar_one_or_none()
+    if used is not None:
+        return Admission(admission.assistant, LinkFacts(**{**link.__dict__, "sessions_used": used}))
+    # Another session took the last use (or the owner revoked the link) since we looked.
+    fresh = await load_link(db, link_id=link.id)
+    raise LinkRevoked() if fresh is None or fresh.revoked else LinkExhausted()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from portico import __version__
+from portico.access.api import router as links_router
+from portico.assistants.api import router as assistants_router
+from portico.chat.api import router as chat_router
+from portico.config import Settings, get_settings
+from portico.db import is_sqlite, make_engine, make_sessionmaker
+from portico.deps import current_owner
+from portico.handlers import BodyLimit, install_handlers
+from portico.kit.crypto import Vault
+from portico.migrations.run import upgrade_connection
+
+log = logging.getLogger("portico")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        if is_sqlite(settings.resolved_database_url):
+            # One machine, one file: keep it migrated without a separate step.
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade_connection)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Portico",
+        version=__version__,
+        summary="Publish AI assistants to the people who should use them.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.vault = Vault(settings.resolved_secret_key())
+    install_handlers(app)
+    app.add_middleware(BodyLimit)
+
+    # Owner routes: authentication is required for the whole router, not route by route.
+    owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_owner)])
+    owner_api.include_router(assistants_router)
+    owner_api.include_router(links_router)
+    app.include_router(owner_api)
+
+    # Guest routes: public by design; each one takes a key, a public id or a session token.
+    app.include_router(chat_router, prefix="/api/v1")
+    return app

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from portico.assistants import service
+from portico.assistants.schemas import (
+    AssistantCreate,
+    AssistantList,
+    AssistantOut,
+    AssistantUpdate,
+    DraftOut,
+    EngineOut,
+    PublishOut,
+    ShareIn,
+    StatusIn,
+    VersionList,
+    VersionOut,
+)
+from portico.config import Settings
+from portico.db import SessionDep
+from portico.deps import CurrentOwner, OwnedAssistant, SettingsDep, VaultDep
+from portico.models import Assistant
+
+router = APIRouter(prefix="/assistants", tags=["assistants"])
+
+
+def engine_out(engine: dict[str, Any]) -> EngineOut:
+    if engine["type"] == "builtin":
+        return EngineOut(type="builtin")
+    fields = {k: v for k, v in engine.items() if k != "api_key_encrypted"}
+    return EngineOut(**fields, has_api_key="api_key_encrypted" in engine)
+
+
+def assistant_out(assistant: Assistant, *, settings: Settings, published_digest: str | None) -> AssistantOut:
+    draft = assistant.draft
+    return AssistantOut(
+        id=assistant.id,
+        public_id=assistant.public_id,
+        name=assistant.name,
+        description=assistant.description,
+        status=assistant.status,  # type: ignore[arg-type]
+        share_mode=assistant.share_mode,  # type: ignore[arg-type]
+        published_version=assistant.published_version,
+        has_unpublished_changes=published_digest != assistant.draft_digest,
+        public_url=f"{settings.base_url}/c/{assistant.public_id}",
+        created_at=assistant.created_at,
+        updated_at=assistant.updated_at,
+        draft=DraftOut(
+            instructions=draft["instructions"],
+            greeting=draft["greeting"],
+            knowledge=draft["knowledge"],
+            engine=engine_out(draft["engine"]),
+            settings=draft["settings"],
+        ),
+    )
+
+
+async def _out(db: SessionDep, assistant: Assistant, settings: Settings) -> AssistantOut:
+    digests = await service.published_digests(db, [assistant])
+    return assistant_out(assistant, settings=settings, published_digest=digests.get(assistant.id))
+
+
+@router.post("", status_code=201)
+async def create_assistant(
+    body: AssistantCreate, db: SessionDep, owner: CurrentOwner, settings: SettingsDep, vault: VaultDep
+) -> AssistantOut:
+    assistant = await service.create_assistant(db, owner_id=owner.id, data=body, vault=vault)
+    return await _out(db, assistant, settings)
+
+
+@router.get("")
+async def list_assistants(db: SessionDep, owner: CurrentOwner, settings: SettingsDep) -> AssistantList:
+    assistants = await service.list_owned(db, owner_id=owner.id)
+    digests = await service.published_digests(db, assistants)
+    return AssistantList(
+        items=[assistant_out(a, settings=settings, published_digest=digests.get(a.id)) for a in assistants]
+    )
+
+
+@router.get("/{assistant_id}")
+async def get_assistant(assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
+    return await _out(db, assistant, settings)
+
+
+@router.patch("/{assistant_id}")
+async def update_assistant(
+    body: AssistantUpdate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> AssistantOut:
+    await service.update_assistant(db, assistant=assistant, data=body, vault=vault)
+    return await _out(db, assistant, settings)
+
+
+@router.delete("/{assistant_id}", status_code=204)
+async def delete_assistant(assistant: OwnedAssistant, db: SessionDep) -> Response:
+    await service.delete_assistant(db, assistant=assistant)
+    return Response(status_code=204)
+
+
+@router.post("/{assistant_id}/publish", status_code=201)
+async def publish(assistant: OwnedAssistant, db: SessionDep) -> PublishOut:
+    version = await service.publish(db, assistant=assistant)
+    return PublishOut(version=version.number, published_at=version.published_at)
+
+
+@router.get("/{assistant_id}/versions")
+async def list_versions(assistant: OwnedAssistant, db: SessionDep) -> VersionList:
+    versions = await service.list_versions(db, assistant=assistant)
+    return VersionList(
+        items=[
+            VersionOut(version=v.number, published_at=v.published_at, current=v.number == assistant.published_version)
+            for v in versions
+        ]
+    )
+
+
+@router.put("/{assistant_id}/status")
+async def set_status(body: StatusIn, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
+    await service.set_status(db, assistant=assistant, status=body.status)
+    return await _out(db, assistant, settings)
+
+
+@router.put("/{assistant_id}/share")
+async def set_share(body: ShareIn, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
+    await service.set_share_mode(db, assistant=assistant, mode=body.mode)
+    return await _out(db, assistant, settings)
+
+
+@router.post("/{assistant_id}/public-link/rotate")
+async def rotate_public_link(assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
+    await service.rotate_public_link(db, assistant=assistant)
+    return await _out(db, assistant, settings)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, HttpUrl, field_validator
+
+from portico.schemas import Name, Strict
+
+KNOWLEDGE_MAX = 1_000_000
+
+
+class SessionSettings(Strict):
+    inactivity_timeout: int = Field(default=600, ge=30, le=86_400, description="Seconds without a message before a session ends.")
+    max_duration: int = Field(default=3_600, ge=60, le=604_800, description="Seconds after which a session ends.")
+    max_message_length: int = Field(default=4_000, ge=1, le=100_000, description="Characters in one guest message.")
+
+
+class BuiltinEngine(Strict):
+    type: Literal["builtin"] = "builtin"
+
+
+class OpenAIEngine(Strict):
+    type: Literal["openai"]
+    base_url: str = ""
+    model: str = Field(default="", max_length=200)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=1, le=100_000)
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    # Write-only: accepted here, stored encrypted, never returned.
+    api_key: str | None = Field(default=None, max_length=500, repr=False)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value:
+            HttpUrl(value)
+        return value
+
+
+EngineConfig = Annotated[BuiltinEngine | OpenAIEngine, Field(discriminator="type")]
+
+
+class DraftFields(Strict):
+    instructions: str | None = Field(default=None, max_length=20_000)
+    greeting: str | None = Field(default=None, max_length=2_000)
+    knowledge: str | None = Field(default=None, max_length=KNOWLEDGE_MAX)
+    engine: EngineConfig | None = None
+    settings: SessionSettings | None = None
+
+
+class AssistantCreate(DraftFields):
+    name: Name
+    description: str = Field(default="", max_length=2_000)
+
+
+class AssistantUpdate(DraftFields):
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=2_000)
+
+
+class EngineOut(BaseModel):
+    type: str
+    base_url: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    has_api_key: bool | None = None
+
+
+class DraftOut(BaseModel):
+    instructions: str
+    greeting: str
+    knowledge: str
+    engine: EngineOut
+    settings: SessionSettings
+
+
+class AssistantOut(BaseModel):
+    id: int
+    public_id: str
+    name: str
+    description: str
+    status: Literal["live", "offline"]
+    share_mode: Literal["public", "private"]
+    published_version: int | None
+    has_unpublished_changes: bool
+    public_url: str
+    created_at: datetime
+    updated_at: datetime
+    draft: DraftOut
+
+
+class AssistantList(BaseModel):
+    items: list[AssistantOut]
+
+
+class PublishOut(BaseModel):
+    version: int
+    published_at: datetime
+
+
+class VersionOut(BaseModel):
+    version: int
+    published_at: datetime
+    current: bool
+
+
+class VersionList(BaseModel):
+    items: list[VersionOut]
+
+
+class StatusIn(Strict):
+    status: Literal["live", "offline"]
+
+
+class ShareIn(Strict):
+    mode: Literal["public", "private"]
+

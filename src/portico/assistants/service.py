@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
+
+from portico.assistants.errors import AssistantNotFound, DraftInvalid
+from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, SessionSettings
+from portico.kit.crypto import Vault, new_public_id
+from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
+
+
+def default_draft() -> dict[str, Any]:
+    return {
+        "instructions": "",
+        "greeting": "",
+        "knowledge": "",
+        "engine": {"type": "builtin"},
+        "settings": SessionSettings().model_dump(),
+    }
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _merge_draft(draft: dict[str, Any], data: DraftFields, vault: Vault) -> dict[str, Any]:
+    merged = dict(draft)
+    for field in ("instructions", "greeting", "knowledge"):
+        value = getattr(data, field)
+        if value is not None:
+            merged[field] = value
+    if data.settings is not None:
+        merged["settings"] = {**draft["settings"], **data.settings.model_dump(exclude_unset=True)}
+    if data.engine is not None:
+        merged["engine"] = _merge_engine(draft["engine"], data.engine.model_dump(exclude_unset=True), vault)
+    return merged
+
+
+def _merge_engine(old: dict[str, Any], new: dict[str, Any], vault: Vault) -> dict[str, Any]:
+    new.setdefault("type", "builtin")
+    if new["type"] == "builtin":
+        return {"type": "builtin"}
+    base = dict(old) if old.get("type") == new["type"] else {}
+    api_key = new.pop("api_key", None)
+    engine = {**base, **new}
+    if api_key is not None:
+        # An empty string clears the stored key; leaving the field out keeps it.
+        engine.pop("api_key_encrypted", None)
+        if api_key:
+            engine["api_key_encrypted"] = vault.encrypt(api_key)
+    return engine
+
+
+def draft_problems(draft: dict[str, Any]) -> list[str]:
+    """What stops this draft from being published, in sentences an owner can act on."""
+    problems = []
+    engine = draft["engine"]
+    if engine["type"] == "builtin" and not draft["knowledge"].strip():
+        problems.append("knowledge: the built-in engine answers only from the knowledge text; add some.")
+    if engine["type"] == "openai":
+        if not engine.get("base_url"):
+            problems.append("engine.base_url: say which OpenAI-compatible server to use.")
+        if not engine.get("model"):
+            problems.append("engine.model: say which model to use.")
+    return problems
+
+
+async def create_assistant(db: AsyncSession, *, owner_id: int, data: AssistantCreate, vault: Vault) -> Assistant:
+    draft = _merge_draft(default_draft(), data, vault)
+    assistant = Assistant(
+        owner_id=owner_id,
+        public_id=new_public_id(),
+        name=data.name,
+        description=data.description,
+        draft=draft,
+        draft_digest=config_digest(draft),
+    )
+    db.add(assistant)
+    await db.flush()
+    return assistant
+
+
+async def get_owned(db: AsyncSession, *, owner_id: int, assistant_id: int, lock: bool = False) -> Assistant:
+    query = (
+        select(Assistant)
+        .options(undefer(Assistant.draft))
+        .where(Assistant.id == assistant_id, Assistant.owner_id == owner_id, Assistant.deleted_at.is_(None))
+    )
+    if lock:
+        query = query.with_for_update()
+    assistant = await db.scalar(query)
+    if assistant is None:
+        raise AssistantNotFound()
+    return assistant
+
+
+async def list_owned(db: AsyncSession, *, owner_id: int) -> list[Assistant]:
+    query = (
+        select(Assistant)
+        .options(undefer(Assistant.draft))
+        .where(Assistant.owner_id == owner_id, Assistant.deleted_at.is_(None))
+        .order_by(Assistant.id)
+    )
+    return list(await db.scalars(query))
+
+
+async def published_digests(db: AsyncSession, assistants: list[Assistant]) -> dict[int, str]:
+    """The digest of each assistant's published version, to tell whether the draft differs."""
+    ids = [a.id for a in assistants if a.published_version is not None]
+    if not ids:
+        return {}
+    query = (
+        select(AssistantVersion.assistant_id, AssistantVersion.digest)
+        .join(
+            Assistant,
+            and_(
+                Assistant.id == AssistantVersion.assistant_id,
+                Assistant.published_version == AssistantVersion.number,
+            ),
+        )
+        .where(AssistantVersion.assistant_id.in_(ids))
+    )
+    return {row.assistant_id: row.digest for row in await db.execute(query)}
+
+
+async def update_assistant(db: AsyncSession, *, assistant: Assistant, data: AssistantUpdate, vault: Vault) -> Assistant:
+    if data.name is not None:
+        assistant.name = data.name
+    if data.description is not None:
+        assistant.description = data.description
+    draft = _merge_draft(assistant.draft, data, vault)
+    assistant.draft = draft
+    assistant.draft_digest = config_digest(draft)
+    assistant.updated_at = utcnow()
+    await db.flush()
+    return assistant
+
+
+async def publish(db: AsyncSession, *, assistant: Assistant) -> AssistantVersion:
+    problems = draft_problems(assistant.draft)
+    if problems:
+        raise DraftInvalid("The draft cannot be published: " + " ".join(problems), details=problems)
+    latest = await db.scalar(
+        select(func.max(AssistantVersion.number)).where(AssistantVersion.assistant_id == assistant.id)
+    )
+    version = AssistantVersion(
+        assistant_id=assistant.id,
+        number=(latest or 0) + 1,
+        config=assistant.draft,
+        settings=assistant.draft["settings"],
+        greeting=assistant.draft["greeting"],
+        digest=assistant.draft_digest,
+    )
+    db.add(version)
+    assistant.published_version = version.number
+    assistant.updated_at = utcnow()
+    await db.flush()
+    return version
+
+
+async def list_versions(db: AsyncSession, *, assistant: Assistant) -> list[AssistantVersion]:
+    query = (
+        select(AssistantVersion)
+        .where(AssistantVersion.assistant_id == assistant.id)
+        .order_by(AssistantVersion.number.desc())
+    )
+    return list(await db.scalars(query))
+
+
+async def end_open_sessions(db: AsyncSession, *, reason: str, assistant_id: int, link_id: int | None = None) -> None:
+    """End every running session of an assistant (or of one of its links) now."""
+    query = update(ChatSession).where(ChatSession.assistant_id == assistant_id, ChatSession.ended_at.is_(None))
+    if link_id is not None:
+        query = query.where(ChatSession.link_id == link_id)
+    await db.execute(query.values(ended_at=utcnow(), end_reason=reason))
+
+
+async def set_status(db: AsyncSession, *, assistant: Assistant, status: str) -> Assistant:
+    if status != assistant.status:
+        assistant.status = status
+        assistant.updated_at = utcnow()
+        if status == "offline":
+            await end_open_sessions(db, reason="assistant_offline", assistant_id=assistant.id)
+        await db.flush()
+    return assistant
+
+
+async def set_share_mode(db: AsyncSession, *, assistant: Assistant, mode: str) -> Assistant:
+    if mode != assistant.share_mode:
+        assistant.share_mode = mode
+        assistant.updated_at = utcnow()
+        await db.flush()
+    return assistant
+
+
+async def rotate_public_link(db: AsyncSession, *, assistant: Assistant) -> Assistant:
+    assistant.public_id = new_public_id()
+    assistant.updated_at = utcnow()
+    await db.flush()
+    return assistant
+
+
+async def delete_assistant(db: AsyncSession, *, assistant: Assistant) -> None:
+    # Soft delete: the gate answers 404 at once, and Logs keep their rows for a later purge.
+    assistant.deleted_at = utcnow()
+    await end_open_sessions(db, reason="assistant_deleted", assistant_id=assistant.id)
+    await db.flush()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from portico.schemas import Strict
+
+
+class SessionStart(Strict):
+    public_id: str | None = Field(default=None, max_length=200)
+    key: str | None = Field(default=None, max_length=1_000)
+    channel: Literal["link", "widget", "api"] = "link"
+
+    @model_validator(mode="after")
+    def _public_id_or_key(self) -> SessionStart:
+        if self.public_id is None and self.key is None:
+            raise ValueError("give public_id, key, or both")
+        return self
+
+
+class AssistantBrief(BaseModel):
+    public_id: str
+    name: str
+    description: str
+
+
+class LinkBrief(BaseModel):
+    name: str
+    sessions_left: int | None
+
+
+class SessionStarted(BaseModel):
+    session_id: int
+    token: str
+    greeting: str
+    assistant: AssistantBrief
+    link: LinkBrief | None
+
+
+class SessionState(BaseModel):
+    session_id: int
+    state: Literal["active", "ended"]
+    end_reason: str | None
+    channel: str
+    started_at: datetime
+    ended_at: datetime | None
+    greeting: str
+    assistant: AssistantBrief
+    link: LinkBrief | None

@@ -1,0 +1,394 @@
+"""The `portico` command. Errors go to stderr as one sentence, with exit code 1."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
+
+from portico.access import links as links_service
+from portico.access.schemas import LinkIn
+from portico.assistants import service as assistants_service
+from portico.assistants.schemas import AssistantCreate
+from portico.config import Settings, SettingsError, load_settings
+from portico.db import make_engine, make_sessionmaker
+from portico.errors import NotFound, PorticoError
+from portico.kit.crypto import Vault
+from portico.migrations.run import upgrade_connection
+from portico.models import Assistant, Owner
+from portico.owners import service as owners_service
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
+db_app = typer.Typer(no_args_is_help=True, help="The database.")
+owners_app = typer.Typer(no_args_is_help=True, help="Owners (people who build assistants).")
+tokens_app = typer.Typer(no_args_is_help=True, help="Owners' API tokens.")
+assistants_app = typer.Typer(no_args_is_help=True, help="Assistants.")
+links_app = typer.Typer(no_args_is_help=True, help="Private links (the Users of an assistant).")
+app.add_typer(db_app, name="db")
+app.add_typer(owners_app, name="owners")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(assistants_app, name="assistants")
+app.add_typer(links_app, name="links")
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    pass
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def run(work: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on a migrated database; domain errors become one line."""
+    config = settings()
+
+    async def main() -> T:
+        engine = make_engine(config.resolved_database_url)
+        try:
+            if config.resolved_database_url.startswith("sqlite"):
+                config.data_dir.mkdir(parents=True, exist_ok=True)
+                async with engine.begin() as conn:
+                    await conn.run_sync(upgrade_connection)
+            async with make_sessionmaker(engine)() as db:
+                result = await work(db, config)
+                await db.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (PorticoError, CliError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot reach the database ({exc.strerror or exc}).") from None
+
+
+async def find_assistant(db: AsyncSession, ref: str) -> Assistant:
+    """An assistant by its id or its public id."""
+    condition = Assistant.public_id == ref
+    if ref.isdigit():
+        condition = or_(condition, Assistant.id == int(ref))
+    query = select(Assistant).options(undefer(Assistant.draft)).where(condition, Assistant.deleted_at.is_(None))
+    assistant = await db.scalar(query)
+    if assistant is None:
+        raise NotFound(f"No assistant with id or public id '{ref}'.")
+    return assistant
+
+
+async def find_owner(db: AsyncSession, email: str | None) -> Owner:
+    if email:
+        owner = await owners_service.get_owner_by_email(db, email)
+        if owner is None:
+            raise NotFound(f"No owner with the email {email}.")
+        return owner
+    owners = list(await db.scalars(select(Owner).limit(2)))
+    if len(owners) != 1:
+        raise CliError("Say which owner with --owner EMAIL.")
+    return owners[0]
+
+
+def vault(config: Settings) -> Vault:
+    return Vault(config.resolved_secret_key())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only).")] = 1,
+) -> None:
+    """Serve the dashboard, the chat pages and the API."""
+    import uvicorn
+
+    config = settings()
+    uvicorn.run(
+        "portico.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=config.log_level,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Seed a demo owner and a demo assistant on first run, and say what to open."""
+    from portico.demo import seed_demo
+
+    info = run(seed_demo)
+    typer.echo(info)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration the database does not have yet."""
+    config = settings()
+
+    async def main() -> None:
+        engine = make_engine(config.resolved_database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade_connection)
+        finally:
+            await engine.dispose()
+
+    if config.resolved_database_url.startswith("sqlite"):
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        raise fail(f"cannot reach the database ({exc.strerror or exc}).") from None
+    typer.echo("Database is up to date.")
+
+
+@owners_app.command("create")
+def owners_create(
+    email: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Add an owner."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def work(db: AsyncSession, _config: Settings) -> Owner:
+        return await owners_service.create_owner(db, email=email, password=password)
+
+    owner = run(work)
+    typer.echo(f"Created owner {owner.email}.")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    owner: Annotated[str, typer.Option(help="The owner's email.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token; prints only the token."""
+
+    async def work(db: AsyncSession, _config: Settings) -> str:
+        _token, plain = await owners_service.create_api_token(db, owner=await find_owner(db, owner), name=name)
+        return plain
+
+    typer.echo(run(work))
+
+
+@assistants_app.command("list")
+def assistants_list(owner: Annotated[str | None, typer.Option(help="Only this owner's.")] = None) -> None:
+    """List assistants: id, public id, status, share mode, published version, name."""
+
+    async def work(db: AsyncSession, _config: Settings) -> list[Assistant]:
+        query = select(Assistant).where(Assistant.deleted_at.is_(None)).order_by(Assistant.id)
+        if owner:
+            query = query.where(Assistant.owner_id == (await find_owner(db, owner)).id)
+        return list(await db.scalars(query))
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["id", "public_id", "status", "share_mode", "published_version", "name"])
+    for a in run(work):
+        writer.writerow([a.id, a.public_id, a.status, a.share_mode, a.published_version or "", a.name])
+
+
+@assistants_app.command("create")
+def assistants_create(
+    name: Annotated[str, typer.Option(help="The assistant's name.")],
+    owner: Annotated[str | None, typer.Option(help="The owner's email (optional with one owner).")] = None,
+    description: Annotated[str, typer.Option(help="One line shown to guests.")] = "",
+    instructions: Annotated[str | None, typer.Option(help="Instructions for the engine.")] = None,
+    greeting: Annotated[str | None, typer.Option(help="Sent at the start of each session.")] = None,
+    knowledge_file: Annotated[Path | None, typer.Option(help="A text file of knowledge.", exists=True)] = None,
+) -> None:
+    """Create an assistant (unpublished, offline, public); prints its id and public id."""
+    try:
+        data = AssistantCreate(
+            name=name,
+            description=description,
+            instructions=instructions,
+            greeting=greeting,
+            knowledge=knowledge_file.read_text() if knowledge_file else None,
+        )
+    except ValueError as exc:
+        raise fail(_first_error(exc)) from None
+
+    async def work(db: AsyncSession, config: Settings) -> Assistant:
+        who = await find_owner(db, owner)
+        return await assistants_service.create_assistant(db, owner_id=who.id, data=data, vault=vault(config))
+
+    assistant = run(work)
+    typer.echo(f"{assistant.id},{assistant.public_id}")
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", lambda: [])()
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg']}" if where else error["msg"]
+    return str(exc)
+
+
+@assistants_app.command("publish")
+def assistants_publish(assistant: str) -> None:
+    """Publish the draft as a new version."""
+
+    async def work(db: AsyncSession, _config: Settings) -> int:
+        version = await assistants_service.publish(db, assistant=await find_assistant(db, assistant))
+        return version.number
+
+    typer.echo(f"Published version {run(work)}.")
+
+
+@assistants_app.command("delete")
+def assistants_delete(assistant: str) -> None:
+    """Delete an assistant: its links and sessions stop at once."""
+
+    async def work(db: AsyncSession, _config: Settings) -> None:
+        await assistants_service.delete_assistant(db, assistant=await find_assistant(db, assistant))
+
+    run(work)
+    typer.echo("Deleted.")
+
+
+@app.command()
+def status(assistant: str, value: Annotated[str, typer.Argument(metavar="live|offline")]) -> None:
+    """Switch an assistant live or offline."""
+    if value not in ("live", "offline"):
+        raise fail(f"status must be 'live' or 'offline', not '{value}'.")
+
+    async def work(db: AsyncSession, _config: Settings) -> None:
+        await assistants_service.set_status(db, assistant=await find_assistant(db, assistant), status=value)
+
+    run(work)
+    typer.echo(f"Assistant is {value}.")
+
+
+@app.command()
+def share(assistant: str, mode: Annotated[str, typer.Argument(metavar="public|private")]) -> None:
+    """Switch an assistant's share mode."""
+    if mode not in ("public", "private"):
+        raise fail(f"share mode must be 'public' or 'private', not '{mode}'.")
+
+    async def work(db: AsyncSession, _config: Settings) -> None:
+        await assistants_service.set_share_mode(db, assistant=await find_assistant(db, assistant), mode=mode)
+
+    run(work)
+    typer.echo(f"Share mode is {mode}.")
+
+
+def _read_link_file(path: Path) -> list[LinkIn]:
+    """One name per line, or CSV rows of name,max_sessions (a header row is allowed)."""
+    items = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not row[0].strip():
+                continue
+            if number == 1 and [c.strip().lower() for c in row[:2]] == ["name", "max_sessions"]:
+                continue
+            cap = row[1].strip() if len(row) > 1 else "0"
+            if not cap.isdigit():
+                raise fail(f"{path}, line {number}: max_sessions must be a whole number, not '{cap}'.")
+            try:
+                items.append(LinkIn(name=row[0], max_sessions=int(cap)))
+            except ValueError as exc:
+                raise fail(f"{path}, line {number}: {_first_error(exc)}") from None
+    if not items:
+        raise fail(f"{path} has no names in it.")
+    return items
+
+
+@links_app.command("create")
+def links_create(
+    assistant: str,
+    name: Annotated[str | None, typer.Option(help="The user's or group's name.")] = None,
+    max_sessions: Annotated[int, typer.Option(help="Cap on sessions; 0 = unlimited.")] = 0,
+    from_file: Annotated[Path | None, typer.Option(help="Names, one per line, or CSV name,max_sessions.")] = None,
+) -> None:
+    """Create private links; prints CSV name,url."""
+    if (name is None) == (from_file is None):
+        raise fail("give either --name or --from-file.")
+    if from_file is not None:
+        if not from_file.is_file():
+            raise fail(f"{from_file} is not a file.")
+        items = _read_link_file(from_file)
+    else:
+        try:
+            items = [LinkIn(name=name, max_sessions=max_sessions)]
+        except ValueError as exc:
+            raise fail(_first_error(exc)) from None
+
+    async def work(db: AsyncSession, config: Settings) -> list[tuple[str, str]]:
+        found = await find_assistant(db, assistant)
+        created = await links_service.create_links(
+            db, assistant=found, items=items, limit=config.max_private_links, vault=vault(config)
+        )
+        outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in created]
+        return [(out.name, out.url) for out in outs]
+
+    rows = run(work)
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["name", "url"])
+    writer.writerows(rows)
+
+
+@links_app.command("list")
+def links_list(assistant: str) -> None:
+    """List an assistant's active private links as CSV."""
+
+    async def work(db: AsyncSession, config: Settings) -> list[list[object]]:
+        found = await find_assistant(db, assistant)
+        links = await links_service.list_links(db, assistant=found)
+        outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in links]
+        return [
+            [o.id, o.name, o.max_sessions, o.sessions_used, o.last_used_at.isoformat() if o.last_used_at else "", o.url]
+            for o in outs
+        ]
+
+    rows = run(work)
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["id", "name", "max_sessions", "sessions_used", "last_used_at", "url"])
+    writer.writerows(rows)
+
+
+@links_app.command("delete")
+def links_delete(assistant: str, link_id: int) -> None:
+    """Delete (revoke) a private link at once."""
+
+    async def work(db: AsyncSession, _config: Settings) -> None:
+        await links_service.delete_link(db, assistant=await find_assistant(db, assistant), link_id=link_id)
+
+    run(work)
+    typer.echo("Deleted: the link no longer works.")
+
+
+@links_app.command("reissue")
+def links_reissue(assistant: str, link_id: int) -> None:
+    """Give a private link a new key; the old one stops working. Prints the new URL."""
+
+    async def work(db: AsyncSession, config: Settings) -> str:
+        found = await find_assistant(db, assistant)
+        link = await links_service.reissue_link(db, assistant=found, link_id=link_id, vault=vault(config))
+        return links_service.link_out(link, vault=vault(config), base_url=config.base_url).url
+
+    typer.echo(run(work))

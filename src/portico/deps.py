@@ -1,0 +1,52 @@
+"""Typed dependencies shared by the routers: the current owner, the owned assistant, services."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from portico.assistants import service as assistants
+from portico.config import Settings
+from portico.db import SessionDep
+from portico.errors import AuthRequired
+from portico.kit.crypto import Vault
+from portico.models import Assistant, Owner
+from portico.owners import service as owners
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_vault(request: Request) -> Vault:
+    return request.app.state.vault
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+VaultDep = Annotated[Vault, Depends(get_vault)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthRequired()
+    return value.strip()
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+async def current_owner(db: SessionDep, token: BearerToken) -> Owner:
+    return await owners.owner_for_token(db, token)
+
+
+CurrentOwner = Annotated[Owner, Depends(current_owner)]
+
+
+async def owned_assistant(db: SessionDep, owner: CurrentOwner, assistant_id: int) -> Assistant:
+    return await assistants.get_owned(db, owner_id=owner.id, assistant_id=assistant_id)
+
+
+OwnedAssistant = Annotated[Assistant, Depends(owned_assistant)]

@@ -1,0 +1,113 @@
+"""One place that turns errors into responses: `{"error": {"code", "message"}}` for the API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portico.errors import PorticoError
+
+log = logging.getLogger("portico")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"] if part not in ("body", "query", "path"))
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "is not a known field"
+    elif error["type"] == "missing":
+        message = "is required"
+    return f"{location}: {message}" if location else message
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    if any(e["type"] == "json_invalid" for e in errors):
+        return error_response(400, "malformed_json", "The request body is not valid JSON.")
+    described = [_describe(e) for e in errors]
+    return error_response(422, "invalid_request", "; ".join(described[:5]), details=described)
+
+
+async def _portico_error(_request: Request, exc: PorticoError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    messages = {
+        404: "There is nothing at this address.",
+        405: "This method is not allowed here.",
+        413: f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
+    }
+    code = codes.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, messages.get(exc.status_code, str(exc.detail)))
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error: %s", type(exc).__name__)
+    return error_response(500, "internal_error", "Something went wrong on our side. Please try again.")
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PorticoError, _portico_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+class BodyLimit:
+    """Refuses request bodies over a limit with 413, before any route reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = f"{self.max_bytes // 1024} KiB"
+        response = error_response(413, "body_too_large", f"The request body is larger than {limit}.")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, because FastAPI turns any other error while reading a body into a 400.
+    def __init__(self) -> None:
+        super().__init__(status_code=413)

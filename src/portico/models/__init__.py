@@ -1,0 +1,18 @@
+"""All tables, in one place, so Alembic and the services see the same metadata."""
+
+from portico.models.assistant import Assistant, AssistantVersion
+from portico.models.base import Base, utcnow
+from portico.models.link import PrivateLink
+from portico.models.owner import ApiToken, Owner
+from portico.models.session import ChatSession
+
+__all__ = [
+    "ApiToken",
+    "Assistant",
+    "AssistantVersion",
+    "Base",
+    "ChatSession",
+    "Owner",
+    "PrivateLink",
+    "utcnow",
+]

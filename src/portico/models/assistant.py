@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, deferred, mapped_column
+
+from portico.models.base import Base, UTCDateTime, utcnow
+
+
+class Assistant(Base):
+    __tablename__ = "assistants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    share_mode: Mapped[str] = mapped_column(String(16), default="public")
+    # The draft is everything a Publish snapshots; see assistants/schemas.py `Draft`.
+    draft: Mapped[dict[str, Any]] = deferred(mapped_column(JSON, nullable=False), raiseload=True)
+    draft_digest: Mapped[str] = mapped_column(String(64))
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AssistantVersion(Base):
+    """An immutable snapshot of a draft. Rows are only ever inserted."""
+
+    __tablename__ = "assistant_versions"
+    __table_args__ = (UniqueConstraint("assistant_id", "number", name="uq_assistant_versions_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = deferred(mapped_column(JSON, nullable=False), raiseload=True)
+    # Kept beside the config so that per-message checks need not load the knowledge text.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    greeting: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

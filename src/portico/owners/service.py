@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portico.errors import Conflict, InvalidRequest, InvalidToken
+from portico.kit.crypto import digest, is_well_formed, new_token
+from portico.models import ApiToken, Owner, utcnow
+
+TOKEN_PREFIX = "pto_"
+_hasher = PasswordHasher()
+# Verified when the email is unknown, so that sign-in takes as long either way.
+_DUMMY_HASH = _hasher.hash("portico-timing-equaliser")
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or len(email) > 320 or any(c.isspace() for c in email):
+        raise InvalidRequest(f"'{email}' is not an email address.")
+    return email
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < 8:
+        raise InvalidRequest("The password must be at least 8 characters long.")
+    if len(password) > 1024:
+        raise InvalidRequest("The password must be at most 1,024 characters long.")
+
+
+async def create_owner(db: AsyncSession, *, email: str, password: str) -> Owner:
+    email = normalise_email(email)
+    check_password_strength(password)
+    if await db.scalar(select(Owner.id).where(Owner.email == email)) is not None:
+        raise Conflict(f"An owner with the email {email} already exists.")
+    owner = Owner(email=email, password_hash=_hasher.hash(password))
+    db.add(owner)
+    await db.flush()
+    return owner
+
+
+async def get_owner_by_email(db: AsyncSession, email: str) -> Owner | None:
+    return await db.scalar(select(Owner).where(Owner.email == email.strip().lower()))
+
+
+async def authenticate_password(db: AsyncSession, *, email: str, password: str) -> Owner | None:
+    owner = await get_owner_by_email(db, email)
+    try:
+        _hasher.verify(owner.password_hash if owner else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return owner
+
+
+async def create_api_token(db: AsyncSession, *, owner: Owner, name: str) -> tuple[ApiToken, str]:
+    plain = new_token(TOKEN_PREFIX)
+    token = ApiToken(owner_id=owner.id, name=name, digest=digest(plain))
+    db.add(token)
+    await db.flush()
+    return token, plain
+
+
+async def owner_for_token(db: AsyncSession, plain: str) -> Owner:
+    if not is_well_formed(plain, TOKEN_PREFIX):
+        raise InvalidToken("This is not a Portico API token (they start with 'pto_').")
+    token = await db.scalar(select(ApiToken).where(ApiToken.digest == digest(plain)))
+    if token is None or token.revoked_at is not None:
+        raise InvalidToken("This API token is unknown or has been revoked.")
+    now = utcnow()
+    # Touch last_used_at at most once a minute, not a write on every request.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        await db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+    owner = await db.get(Owner, token.owner_id)
+    assert owner is not None
+    return owner
+
+
+async def revoke_api_token(db: AsyncSession, *, owner: Owner, token_id: int) -> None:
+    result = await db.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.owner_id == owner.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if result.rowcount == 0:
+        raise InvalidRequest("No active API token with this id.")
