@@ -1,0 +1,548 @@
+"""Session starts through the HTTP API: admissions per second and p50/p99 latency.
+
+For each target this starts a real server as a subprocess on a free loopback port, waits until
+it answers, seeds it, and then drives `POST /api/v1/chat/sessions` with one private link
+(unlimited) from N concurrent clients, for N in --clients:
+
+  sqlite      `portico serve` on a fresh SQLite file (it migrates itself at start-up)
+  postgresql  `portico serve` on a fresh database (default portico_bench, dropped and
+              recreated; `portico db upgrade` first)
+  bare        bench/bare_app.py: one FastAPI `POST /start` that parses the same body and
+              answers 201 with a response of the same shape, no database; same uvicorn settings
+
+Seeding: `portico demo` (an owner, an API token, a published live assistant), then through the
+API with that token: `GET /api/v1/assistants` and `POST /api/v1/assistants/{id}/links` with
+`{"links": [{"name": "bench", "max_sessions": 0}]}`; the key is the URL's part after `#k=`.
+
+The load client is this process: one httpx.AsyncClient whose pool holds N keep-alive
+connections, N worker coroutines each sending one request at a time. Each level runs a warm-up
+(--warmup seconds, not counted) and then a measured window (--duration seconds, or
+--max-requests requests, whichever comes first). Every response must be 201; anything else
+(or a transport error) is counted in `errors`. After the levels the link's `sessions_used` is
+read back and compared with the number of 201 answers (every admission counted exactly once).
+
+Servers are stopped at the end by the PID this script started them with (SIGTERM, then SIGKILL
+after 10 s); nothing is looked up by process name.
+
+    .venv/bin/python bench/session_start.py
+    .venv/bin/python bench/session_start.py --targets postgresql,bare --clients 16 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TARGETS = ("sqlite", "postgresql", "bare")
+PROTECTED_DATABASES = {"test", "postgres", "template0", "template1", "root"}
+SESSION_PATH = "/api/v1/chat/sessions"
+BARE_PATH = "/start"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    target: str
+    clients: int
+    requests: int = 0  # answers received in the window (any status)
+    ok: int = 0  # 201 answers
+    errors: int = 0  # non-201 answers and transport errors
+    elapsed: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    error_samples: list[str] = field(default_factory=list)
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    machine_busy: float = 0.0  # share of all cores busy during the window, 0..1
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        # Nearest-rank percentile.
+        index = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+        return ordered[index]
+
+    def summary(self) -> dict[str, object]:
+        data = asdict(self)
+        del data["latencies_ms"]
+        data.update(
+            rate=round(self.rate, 1),
+            p50_ms=round(self.percentile(50), 2),
+            p99_ms=round(self.percentile(99), 2),
+            mean_ms=round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
+            server_cpu_ms_per_req=round(1000 * self.server_cpu_s / self.ok, 3) if self.ok else None,
+        )
+        return data
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, which is already counted in user
+    return total - idle, total
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (its threads included), from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def background_load(seconds: float = 1.0) -> float:
+    """Share of the machine busy while this script does nothing: other work that skews figures."""
+    busy0, total0 = machine_cpu()
+    time.sleep(seconds)
+    busy1, total1 = machine_cpu()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def portico_command() -> str:
+    local = Path(sys.executable).parent / "portico"
+    found = str(local) if local.exists() else shutil.which("portico")
+    if not found:
+        sys.exit("error: the `portico` command was not found; run this with the project's .venv/bin/python")
+    return found
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+    env.update(extra)
+    return env
+
+
+class Server:
+    """One server subprocess, started and stopped by its own PID."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        # Logs go to a file, never to a pipe nobody reads (a full pipe would stall the server).
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} server exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                # Any HTTP answer (a 404 included) means the server is up.
+                httpx.get(self.base_url + "/__bench_ready__", timeout=1.0)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def run_cli(args: list[str], env: dict[str, str], log_path: Path) -> None:
+    with log_path.open("ab") as log:
+        log.write(f"$ portico {' '.join(args)}\n".encode())
+        log.flush()
+        done = subprocess.run(
+            [portico_command(), *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, timeout=120,
+        )
+    if done.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+        raise RuntimeError(f"`portico {' '.join(args)}` failed with code {done.returncode}:\n{tail}")
+
+
+async def recreate_database(url: str, *, drop_only: bool = False) -> None:
+    import asyncpg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or name in PROTECTED_DATABASES:
+        raise SystemExit(f"error: refusing to drop and recreate the database '{name}'; give a dedicated one")
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    conn = await asyncpg.connect(admin, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Prepared:
+    server: Server
+    url: str  # where the load goes
+    body: bytes  # the JSON body every request sends
+    token: str | None = None  # the owner's API token (Portico targets)
+    assistant_id: int | None = None
+    link_id: int | None = None
+
+
+def seed_link(server: Server, data_dir: Path) -> Prepared:
+    """The demo's API token, its assistant's id, and a new unlimited private link's key."""
+    values = dict(
+        line.split("=", 1) for line in (data_dir / "demo-credentials.txt").read_text().splitlines() if "=" in line
+    )
+    token = values["api_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as api:
+        listed = api.get("/api/v1/assistants")
+        listed.raise_for_status()
+        assistant_id = listed.json()["items"][0]["id"]
+        created = api.post(
+            f"/api/v1/assistants/{assistant_id}/links", json={"links": [{"name": "bench", "max_sessions": 0}]}
+        )
+        if created.status_code != 201:
+            raise RuntimeError(f"creating the link answered {created.status_code}: {created.text[:300]}")
+        link = created.json()["items"][0]
+    key = link["url"].split("#k=", 1)[1]
+    body = json.dumps({"key": key}).encode()
+    return Prepared(server, server.base_url + SESSION_PATH, body, token, assistant_id, link["id"])
+
+
+def prepare(target: str, workdir: Path, postgres_url: str) -> Prepared:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = workdir / f"{target}.log"
+    if target == "bare":
+        argv = [sys.executable, str(HERE / "bare_app.py"), "--host", "127.0.0.1", "--port", str(port)]
+        server = Server(target, argv, clean_env({}), port, log_path)
+        server.start()
+        return Prepared(server, base_url + BARE_PATH, json.dumps({"key": "ptk_" + "b" * 43}).encode())
+
+    data_dir = workdir / target
+    data_dir.mkdir(parents=True)
+    if target == "sqlite":
+        database_url = f"sqlite:///{data_dir / 'portico.db'}"
+    else:
+        database_url = postgres_url
+        asyncio.run(recreate_database(postgres_url))
+    env = clean_env(
+        {"PORTICO_DATA_DIR": str(data_dir), "PORTICO_DATABASE_URL": database_url, "PORTICO_BASE_URL": base_url}
+    )
+    if target == "postgresql":
+        run_cli(["db", "upgrade"], env, log_path)
+    run_cli(["demo"], env, log_path)
+    argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = Server(target, argv, env, port, log_path)
+    server.start()
+    return seed_link(server, data_dir)
+
+
+def link_sessions_used(prepared: Prepared) -> int | None:
+    if prepared.token is None:
+        return None
+    headers = {"Authorization": f"Bearer {prepared.token}"}
+    with httpx.Client(base_url=prepared.server.base_url, headers=headers, timeout=30) as api:
+        answer = api.get(f"/api/v1/assistants/{prepared.assistant_id}/links")
+        answer.raise_for_status()
+    return next(item["sessions_used"] for item in answer.json()["items"] if item["id"] == prepared.link_id)
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+async def drive(
+    client: httpx.AsyncClient, prepared: Prepared, phase: Phase, seconds: float, max_requests: int
+) -> None:
+    """`phase.clients` workers, each sending one request at a time until the time or count runs out."""
+    headers = {"content-type": "application/json"}
+    started = 0
+    deadline = time.perf_counter() + seconds
+    consecutive_failures = 0
+
+    async def worker() -> None:
+        nonlocal started, consecutive_failures
+        while time.perf_counter() < deadline and started < max_requests and consecutive_failures < 100:
+            started += 1
+            t0 = time.perf_counter()
+            try:
+                answer = await client.post(prepared.url, content=prepared.body, headers=headers)
+            except httpx.HTTPError as exc:
+                phase.errors += 1
+                consecutive_failures += 1
+                if len(phase.error_samples) < 5:
+                    phase.error_samples.append(f"{type(exc).__name__}: {exc}")
+                continue
+            took = time.perf_counter() - t0
+            phase.requests += 1
+            if answer.status_code == 201:
+                consecutive_failures = 0
+                phase.ok += 1
+                phase.latencies_ms.append(took * 1000)
+            else:
+                phase.errors += 1
+                consecutive_failures += 1
+                if len(phase.error_samples) < 5:
+                    phase.error_samples.append(f"{answer.status_code}: {answer.text[:200]}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(phase.clients)))
+    phase.elapsed = time.perf_counter() - t0
+
+
+async def run_level(prepared: Prepared, clients: int, warmup: float, duration: float, max_requests: int) -> tuple[Phase, int]:
+    """Warm up, then measure; returns the measured phase and the number of 201s in both."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0)) as client:
+        warm = Phase(prepared.server.name, clients)
+        if warmup > 0:
+            await drive(client, prepared, warm, warmup, max_requests)
+        phase = Phase(prepared.server.name, clients)
+        server0, client0, machine0 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
+        await drive(client, prepared, phase, duration, max_requests)
+        server1, client1, machine1 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
+    phase.server_cpu_s = server1 - server0
+    phase.client_cpu_s = client1 - client0
+    phase.machine_busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1)
+    return phase, warm.ok + phase.ok
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "-" if value != value else f"{value:,.{digits}f}"  # nan -> "-"
+
+
+def table(phases: list[Phase]) -> str:
+    bare = {p.clients: p.rate for p in phases if p.target == "bare"}
+    header = (
+        "| target | clients | requests | errors | admissions/s | p50 ms | p99 ms | ratio to bare "
+        "| server CPU ms/req | server CPU | client CPU | machine busy |"
+    )
+    lines = [header, "|" + "---|" * header.count("|")[:-1] if False else "|" + "|".join(["---"] * 12) + "|"]
+    for p in phases:
+        ratio = f"{p.rate / bare[p.clients]:.2f}" if p.clients in bare and bare[p.clients] else "-"
+        cpu_per_req = f"{1000 * p.server_cpu_s / p.ok:.2f}" if p.ok else "-"
+        lines.append(
+            f"| {p.target} | {p.clients} | {p.requests:,} | {p.errors} | {fmt(p.rate)} | {fmt(p.percentile(50), 2)} "
+            f"| {fmt(p.percentile(99), 2)} | {ratio} | {cpu_per_req} | {p.server_cpu_s / p.elapsed:.0%} "
+            f"| {p.client_cpu_s / p.elapsed:.0%} | {p.machine_busy:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def goal_line(phases: list[Phase]) -> str | None:
+    pg = next((p for p in phases if p.target == "postgresql" and p.clients == 16), None)
+    bare = next((p for p in phases if p.target == "bare" and p.clients == 16), None)
+    if pg is None or bare is None or not bare.rate:
+        return None
+    ratio = pg.rate / bare.rate
+    verdict = "met" if ratio >= 0.40 else "NOT met"
+    return (
+        f"Goal: PostgreSQL at 16 clients >= 40% of the bare endpoint's throughput: "
+        f"{pg.rate:,.0f} / {bare.rate:,.0f} = {ratio:.0%} -> {verdict}"
+    )
+
+
+def machine_line() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}, {platform.platform()}"
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default="sqlite,postgresql,bare", help="comma-separated: sqlite, postgresql, bare")
+    parser.add_argument("--clients", default="1,16,64", help="comma-separated concurrency levels (default 1,16,64)")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per level (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per level, not counted (default 1)")
+    parser.add_argument("--max-requests", type=int, default=100_000, help="cap on requests per phase (default 100000)")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/portico_bench",
+        help="database for the postgresql target; it is DROPPED and recreated (default portico_bench)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, SQLite file) and the database")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    args = parser.parse_args()
+
+    targets = parse_list(args.targets)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        parser.error(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
+    try:
+        levels = [int(c) for c in parse_list(args.clients)]
+    except ValueError:
+        parser.error("--clients takes whole numbers, e.g. 1,16,64")
+    if not levels or min(levels) < 1:
+        parser.error("--clients takes whole numbers >= 1")
+    if args.duration <= 0 or args.warmup < 0 or args.max_requests < 1:
+        parser.error("--duration must be > 0, --warmup >= 0, --max-requests >= 1")
+    if "postgresql" in targets:
+        name = urlsplit(args.postgres_url).path.lstrip("/")
+        if not name or name in PROTECTED_DATABASES:
+            parser.error(f"--postgres-url names '{name}', which this script will not drop; use a dedicated database")
+
+    workdir = Path(tempfile.mkdtemp(prefix="portico-bench-"))
+    print(f"machine: {machine_line()}")
+    print(f"work folder: {workdir}  (server logs: <target>.log)")
+    print(
+        f"per level: {args.warmup:g} s warm-up + {args.duration:g} s measured (at most {args.max_requests:,} requests);"
+        f" clients {levels}; targets {targets}",
+        flush=True,
+    )
+    phases: list[Phase] = []
+    checks: list[str] = []
+    started: list[Server] = []
+    status = 0
+    try:
+        for target in targets:
+            load = background_load()
+            print(f"\n[{target}] background CPU before start: {load:.0%} of the machine", flush=True)
+            if load > 0.15:
+                print(f"[{target}] warning: the machine is busy with other work; figures will be low", flush=True)
+            prepared = prepare(target, workdir, args.postgres_url)
+            started.append(prepared.server)
+            print(f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}", flush=True)
+            admitted = 0
+            for clients in levels:
+                phase, ok = asyncio.run(run_level(prepared, clients, args.warmup, args.duration, args.max_requests))
+                admitted += ok
+                phases.append(phase)
+                print(
+                    f"[{target}] {clients:>3} clients: {phase.requests:>7,} requests, {phase.errors} errors, "
+                    f"{phase.rate:8,.1f}/s, p50 {fmt(phase.percentile(50), 2)} ms, p99 {fmt(phase.percentile(99), 2)} ms"
+                    f", server CPU {phase.server_cpu_s / phase.elapsed:.0%}, client CPU {phase.client_cpu_s / phase.elapsed:.0%}",
+                    flush=True,
+                )
+                for sample in phase.error_samples:
+                    print(f"[{target}]     error: {sample}", flush=True)
+            used = link_sessions_used(prepared)
+            if used is not None:
+                same = used == admitted
+                checks.append(f"{target}: link sessions_used {used:,}, 201 answers {admitted:,} -> {'ok' if same else 'MISMATCH'}")
+                if not same:
+                    status = 1
+            prepared.server.stop()
+    except Exception as exc:  # noqa: BLE001 - report and stop the servers
+        print(f"\nerror: {exc}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        status = 130
+    finally:
+        for server in started:
+            server.stop()
+        if "postgresql" in targets and not args.keep:
+            try:
+                asyncio.run(recreate_database(args.postgres_url, drop_only=True))
+            except Exception as exc:  # noqa: BLE001
+                print(f"warning: could not drop the benchmark database: {exc}", file=sys.stderr)
+        if not args.keep and status == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif status != 0:
+            print(f"work folder kept for inspection: {workdir}", file=sys.stderr)
+
+    if phases:
+        print("\n" + table(phases))
+        for line in checks:
+            print(line)
+        if any(p.errors for p in phases):
+            status = status or 1
+            print(f"errors: {sum(p.errors for p in phases)} non-201 answers or transport errors")
+        else:
+            print("errors: none (every answer was 201)")
+        if goal := goal_line(phases):
+            print(goal)
+    if args.json and phases:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine_line(),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "phases": [p.summary() for p in phases],
+                    "checks": checks,
+                    "goal": goal_line(phases),
+                },
+                indent=2,
+            )
+        )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

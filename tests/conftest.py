@@ -1,0 +1,183 @@
+"""Every test that touches the database runs twice: on SQLite and on PostgreSQL.
+
+The PostgreSQL tests need the server at PORTICO_TEST_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/test). Without it they are skipped with a clear reason,
+except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from portico.app import create_app
+from portico.config import Settings, load_settings
+from portico.db import make_engine
+from portico.migrations.run import upgrade_connection
+from portico.models import Base
+
+PG_URL = os.environ.get("PORTICO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+BASE_URL = "http://portico.test"
+
+
+def _migrate(url: str, *, reset: bool) -> None:
+    async def main() -> None:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            if reset:
+                await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await conn.run_sync(upgrade_connection)
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+def _postgres_problem() -> str | None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"), timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        return f"PostgreSQL is not reachable at {PG_URL} ({type(exc).__name__}: {exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "portico.db"
+    _migrate(f"sqlite:///{path}", reset=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    problem = _postgres_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"{problem}; CI=true makes the PostgreSQL tests mandatory.")
+        pytest.skip(f"{problem}; set PORTICO_TEST_POSTGRES_URL or start PostgreSQL.")
+    _migrate(PG_URL, reset=True)
+    return PG_URL
+
+
+def _truncate_postgres(url: str) -> None:
+    async def main() -> None:
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        conn = await asyncpg.connect(url.replace("postgresql://", "postgres://"))
+        try:
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    # A plain (not async) fixture: the set-up below runs its own event loops.
+    if request.param == "sqlite":
+        path = tmp_path / "portico.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(database_url=database_url, data_dir=tmp_path, secret_key=SECRET, base_url=BASE_URL)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        yield http
+
+
+@dataclass
+class Person:
+    """An owner with an API token, as the tests' alice (owner) and bob (someone else)."""
+
+    email: str
+    token: str
+    http: httpx.AsyncClient
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        return await self.http.request(method, path, headers=self.auth, **kwargs)  # type: ignore[arg-type]
+
+    async def new_assistant(
+        self, *, publish: bool = True, live: bool = True, share: str = "public", **fields: object
+    ) -> dict:
+        body = {"name": "Helper", "knowledge": "Opening hours are 9 to 5.", **fields}
+        response = await self.request("POST", "/api/v1/assistants", json=body)
+        assert response.status_code == 201, response.text
+        assistant = response.json()
+        base = f"/api/v1/assistants/{assistant['id']}"
+        if publish:
+            assert (await self.request("POST", f"{base}/publish")).status_code == 201
+        if live:
+            assert (await self.request("PUT", f"{base}/status", json={"status": "live"})).status_code == 200
+        if share != "public":
+            assert (await self.request("PUT", f"{base}/share", json={"mode": share})).status_code == 200
+        return (await self.request("GET", base)).json()
+
+    async def new_links(self, assistant_id: int, *caps: int) -> list[dict]:
+        body = {"links": [{"name": f"User {i}", "max_sessions": cap} for i, cap in enumerate(caps, start=1)]}
+        response = await self.request("POST", f"/api/v1/assistants/{assistant_id}/links", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["items"]
+
+
+def key_of(link: dict) -> str:
+    return link["url"].split("#k=", 1)[1]
+
+
+async def make_person(app: object, http: httpx.AsyncClient, email: str) -> Person:
+    from portico.owners import service as owners
+
+    async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        owner = await owners.create_owner(db, email=email, password="correct horse battery")
+        _token, plain = await owners.create_api_token(db, owner=owner, name="tests")
+        await db.commit()
+    return Person(email=email, token=plain, http=http)
+
+
+@pytest.fixture
+async def alice(app: object, client: httpx.AsyncClient) -> Person:
+    return await make_person(app, client, "alice@example.com")
+
+
+@pytest.fixture
+async def bob(app: object, client: httpx.AsyncClient) -> Person:
+    return await make_person(app, client, "bob@example.com")
+
+
+async def start(http: httpx.AsyncClient, **body: object) -> httpx.Response:
+    return await http.post("/api/v1/chat/sessions", json=body)

@@ -1,0 +1,56 @@
+"""Going offline, deleting a link or the assistant stop the next start and the next resume."""
+
+from __future__ import annotations
+
+from tests.conftest import Person, key_of, start
+
+
+async def resume(client, session: dict):
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    return await client.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=headers)
+
+
+async def test_offline_refuses_the_next_start_and_resume_and_ends_sessions(client, alice: Person):
+    assistant = await alice.new_assistant()
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    assert (await resume(client, session)).json()["state"] == "active"
+
+    await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"})
+    assert (await start(client, public_id=assistant["public_id"])).json()["error"]["code"] == "assistant_offline"
+    refused = await resume(client, session)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "assistant_offline")
+
+    # Back live, the old session stays ended, and says why.
+    await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "live"})
+    state = (await resume(client, session)).json()
+    assert (state["state"], state["end_reason"]) == ("ended", "assistant_offline")
+
+
+async def test_deleting_a_link_refuses_its_next_start_and_resume(client, alice: Person):
+    assistant = await alice.new_assistant(share="private")
+    (link,) = await alice.new_links(assistant["id"], 0)
+    session = (await start(client, key=key_of(link))).json()
+    deleted = await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}")
+    assert deleted.status_code == 204
+    assert (await start(client, key=key_of(link))).json()["error"]["code"] == "link_revoked"
+    refused = await resume(client, session)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "link_revoked")
+
+
+async def test_deleting_the_assistant_refuses_resume_as_not_found(client, alice: Person):
+    assistant = await alice.new_assistant()
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}")
+    refused = await resume(client, session)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+    assert (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).status_code == 404
+
+
+async def test_revoked_link_keeps_its_row_and_name(client, alice: Person):
+    assistant = await alice.new_assistant()
+    (link,) = await alice.new_links(assistant["id"], 0)
+    await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}")
+    base = f"/api/v1/assistants/{assistant['id']}/links"
+    assert (await alice.request("GET", base)).json()["items"] == []
+    everything = (await alice.request("GET", base, params={"include_revoked": "true"})).json()["items"]
+    assert [(item["name"], item["revoked"]) for item in everything] == [("User 1", True)]
