@@ -74,7 +74,9 @@ class Phase:
     error_samples: list[str] = field(default_factory=list)
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    db_cpu_s: float | None = None  # PostgreSQL backends serving the benchmark database
     machine_busy: float = 0.0  # share of all cores busy during the window, 0..1
+    background: float = 0.0  # share of all cores busy just before the level, with the load idle
 
     @property
     def rate(self) -> float:
@@ -97,6 +99,8 @@ class Phase:
             p99_ms=round(self.percentile(99), 2),
             mean_ms=round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
             server_cpu_ms_per_req=round(1000 * self.server_cpu_s / self.ok, 3) if self.ok else None,
+            client_cpu_ms_per_req=round(1000 * self.client_cpu_s / self.ok, 3) if self.ok else None,
+            db_cpu_ms_per_req=round(1000 * self.db_cpu_s / self.ok, 3) if self.ok and self.db_cpu_s is not None else None,
         )
         return data
 
@@ -120,12 +124,35 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def background_load(seconds: float = 1.0) -> float:
+def background_load(seconds: float = 0.5) -> float:
     """Share of the machine busy while this script does nothing: other work that skews figures."""
     busy0, total0 = machine_cpu()
     time.sleep(seconds)
     busy1, total1 = machine_cpu()
     return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_until_quiet(limit: float, patience: float) -> float:
+    """Wait (at most `patience` seconds) for other work on the machine to go below `limit`."""
+    deadline = time.monotonic() + patience
+    load = background_load()
+    while load > limit and time.monotonic() < deadline:
+        load = background_load()
+    return load
+
+
+async def database_backends(url: str) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to the benchmark database (the server's pool)."""
+    import asyncpg
+
+    parts = urlsplit(url)
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    conn = await asyncpg.connect(admin, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", parts.path.lstrip("/"))
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -244,6 +271,7 @@ class Prepared:
     token: str | None = None  # the owner's API token (Portico targets)
     assistant_id: int | None = None
     link_id: int | None = None
+    database_url: str | None = None  # PostgreSQL only: whose backends' CPU to count
 
 
 def seed_link(server: Server, data_dir: Path) -> Prepared:
@@ -294,7 +322,10 @@ def prepare(target: str, workdir: Path, postgres_url: str) -> Prepared:
     argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = Server(target, argv, env, port, log_path)
     server.start()
-    return seed_link(server, data_dir)
+    prepared = seed_link(server, data_dir)
+    if target == "postgresql":
+        prepared.database_url = postgres_url
+    return prepared
 
 
 def link_sessions_used(prepared: Prepared) -> int | None:
@@ -357,9 +388,15 @@ async def run_level(prepared: Prepared, clients: int, warmup: float, duration: f
         if warmup > 0:
             await drive(client, prepared, warm, warmup, max_requests)
         phase = Phase(prepared.server.name, clients)
+        backends = await database_backends(prepared.database_url) if prepared.database_url else []
+        db0 = {pid: process_cpu(pid) for pid in backends}
         server0, client0, machine0 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
         await drive(client, prepared, phase, duration, max_requests)
         server1, client1, machine1 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
+        db1 = {pid: process_cpu(pid) for pid in backends}
+    if prepared.database_url:
+        # Backends opened during the window are not counted; the warm-up opens the pool.
+        phase.db_cpu_s = sum(db1[pid] - db0[pid] for pid in backends)
     phase.server_cpu_s = server1 - server0
     phase.client_cpu_s = client1 - client0
     phase.machine_busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1)
@@ -373,20 +410,36 @@ def fmt(value: float, digits: int = 1) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"  # nan -> "-"
 
 
+def ratio_to_bare(phase: Phase, phases: list[Phase]) -> str:
+    bare = next((p.rate for p in phases if p.target == "bare" and p.clients == phase.clients), 0.0)
+    return f"{phase.rate / bare:.2f}" if bare else "-"
+
+
 def table(phases: list[Phase]) -> str:
-    bare = {p.clients: p.rate for p in phases if p.target == "bare"}
-    header = (
-        "| target | clients | requests | errors | admissions/s | p50 ms | p99 ms | ratio to bare "
-        "| server CPU ms/req | server CPU | client CPU | machine busy |"
-    )
-    lines = [header, "|" + "---|" * header.count("|")[:-1] if False else "|" + "|".join(["---"] * 12) + "|"]
+    header = "| target | clients | requests | errors | admissions/s | p50 ms | p99 ms | ratio to bare |"
+    lines = [header, "|" + "---:|" * (header.count("|") - 1)]
+    lines[1] = "|---" + lines[1][5:]
     for p in phases:
-        ratio = f"{p.rate / bare[p.clients]:.2f}" if p.clients in bare and bare[p.clients] else "-"
-        cpu_per_req = f"{1000 * p.server_cpu_s / p.ok:.2f}" if p.ok else "-"
         lines.append(
             f"| {p.target} | {p.clients} | {p.requests:,} | {p.errors} | {fmt(p.rate)} | {fmt(p.percentile(50), 2)} "
-            f"| {fmt(p.percentile(99), 2)} | {ratio} | {cpu_per_req} | {p.server_cpu_s / p.elapsed:.0%} "
-            f"| {p.client_cpu_s / p.elapsed:.0%} | {p.machine_busy:.0%} |"
+            f"| {fmt(p.percentile(99), 2)} | {ratio_to_bare(p, phases)} |"
+        )
+    return "\n".join(lines)
+
+
+def cpu_table(phases: list[Phase]) -> str:
+    """Where the CPU went: per admission, and as a share of the machine (2 cores = 200%)."""
+    header = (
+        "| target | clients | server CPU ms/req | PostgreSQL CPU ms/req | client CPU ms/req "
+        "| server CPU | client CPU | machine busy | background before |"
+    )
+    lines = [header, "|---" + "|---:" * (header.count("|") - 2) + "|"]
+    for p in phases:
+        per = (lambda s: f"{1000 * s / p.ok:.2f}" if p.ok and s is not None else "-")
+        lines.append(
+            f"| {p.target} | {p.clients} | {per(p.server_cpu_s)} | {per(p.db_cpu_s)} | {per(p.client_cpu_s)} "
+            f"| {p.server_cpu_s / p.elapsed:.0%} | {p.client_cpu_s / p.elapsed:.0%} | {p.machine_busy:.0%} "
+            f"| {p.background:.0%} |"
         )
     return "\n".join(lines)
 
@@ -435,6 +488,12 @@ def main() -> int:
         default="postgresql://postgres@127.0.0.1:5432/portico_bench",
         help="database for the postgresql target; it is DROPPED and recreated (default portico_bench)",
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="before each level, wait up to this many seconds for other work on the machine to stop (default 120)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, SQLite file) and the database")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
@@ -470,17 +529,18 @@ def main() -> int:
     status = 0
     try:
         for target in targets:
-            load = background_load()
-            print(f"\n[{target}] background CPU before start: {load:.0%} of the machine", flush=True)
-            if load > 0.15:
-                print(f"[{target}] warning: the machine is busy with other work; figures will be low", flush=True)
+            print(f"\n[{target}] starting", flush=True)
             prepared = prepare(target, workdir, args.postgres_url)
             started.append(prepared.server)
             print(f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}", flush=True)
             admitted = 0
             for clients in levels:
+                load = wait_until_quiet(0.10, args.quiet_wait)
+                if load > 0.10:
+                    print(f"[{target}] warning: {load:.0%} of the machine is busy with other work", flush=True)
                 phase, ok = asyncio.run(run_level(prepared, clients, args.warmup, args.duration, args.max_requests))
                 admitted += ok
+                phase.background = load
                 phases.append(phase)
                 print(
                     f"[{target}] {clients:>3} clients: {phase.requests:>7,} requests, {phase.errors} errors, "
@@ -518,6 +578,8 @@ def main() -> int:
 
     if phases:
         print("\n" + table(phases))
+        print("\nCPU (per admission, and as a share of one core; the machine has "
+              f"{os.cpu_count()} cores):\n" + cpu_table(phases))
         for line in checks:
             print(line)
         if any(p.errors for p in phases):

@@ -129,8 +129,8 @@ class Person:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    async def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        return await self.http.request(method, path, headers=self.auth, **kwargs)  # type: ignore[arg-type]
+    async def request(self, method: str, path: str, headers: dict | None = None, **kwargs: object) -> httpx.Response:
+        return await self.http.request(method, path, headers={**self.auth, **(headers or {})}, **kwargs)  # type: ignore[arg-type]
 
     async def new_assistant(
         self, *, publish: bool = True, live: bool = True, share: str = "public", **fields: object

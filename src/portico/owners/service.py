@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,8 +14,12 @@ from portico.models import ApiToken, Owner, utcnow
 
 TOKEN_PREFIX = "pto_"
 _hasher = PasswordHasher()
-# Verified when the email is unknown, so that sign-in takes as long either way.
-_DUMMY_HASH = _hasher.hash("portico-timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified when the email is unknown, so that sign-in takes as long either way.
+    return _hasher.hash("portico-timing-equaliser")
 
 
 def normalise_email(email: str) -> str:
@@ -50,7 +55,7 @@ async def get_owner_by_email(db: AsyncSession, email: str) -> Owner | None:
 async def authenticate_password(db: AsyncSession, *, email: str, password: str) -> Owner | None:
     owner = await get_owner_by_email(db, email)
     try:
-        _hasher.verify(owner.password_hash if owner else _DUMMY_HASH, password)
+        _hasher.verify(owner.password_hash if owner else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     return owner

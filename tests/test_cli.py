@@ -1,0 +1,102 @@
+"""The `portico` command, run as a real process against the test database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+
+import pytest
+
+from tests.servers import PORTICO, portico_env
+
+
+@pytest.fixture
+def portico(settings, app):
+    """Run `portico ARGS...`; `app` is asked for so the database is migrated and empty."""
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PORTICO, *args], env=portico_env(settings), input=stdin, capture_output=True, text=True, timeout=60
+        )
+
+    return run
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith("Error: ")
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_owner_builds_shares_and_manages_links_from_the_cli(portico, tmp_path):
+    ok(portico("owners", "create", "Teacher@School.example", "--password-stdin", stdin="long enough password\n"))
+    token = ok(portico("tokens", "create", "--owner", "teacher@school.example", "--name", "laptop")).strip()
+    assert token.startswith("pto_") and len(token) == 47
+
+    knowledge = tmp_path / "faq.md"
+    knowledge.write_text("Homework is due on Fridays.")
+    assistant_id, public_id = ok(portico("assistants", "create", "--name", "Class helper", "--knowledge-file", str(knowledge))).strip().split(",")
+    assert ok(portico("assistants", "publish", public_id)).strip() == "Published version 1."
+    ok(portico("status", assistant_id, "live"))
+    ok(portico("share", assistant_id, "private"))
+    listed = list(csv.DictReader(io.StringIO(ok(portico("assistants", "list")))))
+    assert listed == [{"id": assistant_id, "public_id": public_id, "status": "live", "share_mode": "private", "published_version": "1", "name": "Class helper"}]
+
+    one = list(csv.reader(io.StringIO(ok(portico("links", "create", assistant_id, "--name", "Student Group A", "--max-sessions", "30")))))
+    assert one[0] == ["name", "url"]
+    assert one[1][0] == "Student Group A" and one[1][1].startswith("http://portico.test/c#k=ptk_")
+
+    names = tmp_path / "class.csv"
+    names.write_text('name,max_sessions\n"Doe, Jane",5\nÉmile,0\n')
+    many = list(csv.reader(io.StringIO(ok(portico("links", "create", assistant_id, "--from-file", str(names))))))
+    assert [row[0] for row in many[1:]] == ["Doe, Jane", "Émile"]
+    plain = tmp_path / "names.txt"
+    plain.write_text("Group B\nGroup C\n\n")
+    ok(portico("links", "create", assistant_id, "--from-file", str(plain)))
+
+    rows = list(csv.DictReader(io.StringIO(ok(portico("links", "list", assistant_id)))))
+    assert [(r["name"], r["max_sessions"]) for r in rows] == [
+        ("Student Group A", "30"), ("Doe, Jane", "5"), ("Émile", "0"), ("Group B", "0"), ("Group C", "0")
+    ]
+    new_url = ok(portico("links", "reissue", assistant_id, rows[0]["id"])).strip()
+    assert new_url != rows[0]["url"] and new_url.startswith("http://portico.test/c#k=ptk_")
+    ok(portico("links", "delete", assistant_id, rows[0]["id"]))
+    assert len(list(csv.DictReader(io.StringIO(ok(portico("links", "list", assistant_id)))))) == 4
+    assert "already deleted" in error(portico("links", "delete", assistant_id, rows[0]["id"]))
+
+
+def test_cli_refuses_bad_input_with_one_sentence(portico, tmp_path):
+    assert "not an email" in error(portico("owners", "create", "nobody", "--password-stdin", stdin="long enough password\n"))
+    assert "at least 8" in error(portico("owners", "create", "a@b.example", "--password-stdin", stdin="short\n"))
+    ok(portico("owners", "create", "a@b.example", "--password-stdin", stdin="long enough password\n"))
+    assert "already exists" in error(portico("owners", "create", "A@b.example", "--password-stdin", stdin="long enough password\n"))
+    assert "No owner" in error(portico("tokens", "create", "--owner", "who@b.example"))
+    assert "No assistant" in error(portico("status", "nope", "live"))
+    assert "'live' or 'offline'" in error(portico("status", "1", "paused"))
+    assert "'public' or 'private'" in error(portico("share", "1", "secret"))
+    assert "name" in error(portico("assistants", "create", "--name", ""))
+    assistant_id = ok(portico("assistants", "create", "--name", "Empty")).split(",")[0]
+    assert "knowledge" in error(portico("assistants", "publish", assistant_id))
+    assert "greater than or equal to 0" in error(portico("links", "create", assistant_id, "--name", "X", "--max-sessions", "-1"))
+    assert "either --name or --from-file" in error(portico("links", "create", assistant_id))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Alice,lots\n")
+    assert "line 1" in error(portico("links", "create", assistant_id, "--from-file", str(bad)))
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(f"User {i}" for i in range(51)))
+    assert "50 more can be created, not 51" in error(portico("links", "create", assistant_id, "--from-file", str(big)))
+    assert "is not a file" in error(portico("links", "create", assistant_id, "--from-file", str(tmp_path / "missing.csv")))
+
+
+def test_bad_settings_fail_at_start_naming_the_variable(settings):
+    env = portico_env(settings, PORTICO_MAX_PRIVATE_LINKS="lots")
+    result = subprocess.run([PORTICO, "assistants", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "PORTICO_MAX_PRIVATE_LINKS" in result.stderr

@@ -1,0 +1,54 @@
+"""An owner sees and touches only their own assistants: someone else's answer 404."""
+
+from __future__ import annotations
+
+from tests.conftest import Person
+
+
+async def test_another_owner_gets_404_on_every_assistant_route(client, app, alice: Person, bob: Person):
+    assistant = await alice.new_assistant()
+    (link,) = await alice.new_links(assistant["id"], 0)
+    a = "/api/v1/assistants/{assistant_id}"
+    l = a + "/links/{link_id}"
+    templates = [
+        ("GET", a, None),
+        ("PATCH", a, {"name": "Mine now"}),
+        ("DELETE", a, None),
+        ("POST", f"{a}/publish", None),
+        ("GET", f"{a}/versions", None),
+        ("PUT", f"{a}/status", {"status": "offline"}),
+        ("PUT", f"{a}/share", {"mode": "private"}),
+        ("POST", f"{a}/public-link/rotate", None),
+        ("GET", f"{a}/links", None),
+        ("POST", f"{a}/links", {"links": [{"name": "x", "max_sessions": 0}]}),
+        ("PATCH", l, {"name": "x"}),
+        ("DELETE", l, None),
+        ("POST", f"{l}/reissue", None),
+    ]
+    routes = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith(a)
+        for method in operations
+    }
+    assert routes <= {(m, p) for m, p, _ in templates}, "a route is missing from this test"
+    ids = {"assistant_id": assistant["id"], "link_id": link["id"]}
+    calls = [(m, p.format(**ids), body) for m, p, body in templates]
+
+    for method, path, body in calls:
+        response = await bob.request(method, path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]["code"] == "not_found"
+
+    assert (await bob.request("GET", "/api/v1/assistants")).json()["items"] == []
+    path = a.format(**ids)
+    assert (await alice.request("GET", path)).json() == assistant
+    assert (await alice.request("GET", f"{path}/links")).json()["items"] == [link]
+
+
+async def test_a_link_of_another_assistant_answers_404(client, alice: Person):
+    first = await alice.new_assistant()
+    second = await alice.new_assistant()
+    (link,) = await alice.new_links(second["id"], 0)
+    response = await alice.request("DELETE", f"/api/v1/assistants/{first['id']}/links/{link['id']}")
+    assert response.status_code == 404
