@@ -5,6 +5,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from portico import __version__
 from portico.access.api import router as links_router
@@ -13,7 +17,7 @@ from portico.chat.api import router as chat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
-from portico.handlers import BodyLimit, install_handlers
+from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 
@@ -43,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Publish AI assistants to the people who should use them.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.vault = Vault(settings.resolved_secret_key())
@@ -57,4 +64,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Guest routes: public by design; each one takes a key, a public id or a session token.
     app.include_router(chat_router, prefix="/api/v1")
+    mount_api_docs(app)
     return app
+
+
+def mount_api_docs(app: FastAPI) -> None:
+    """Swagger UI served from our own origin (the swagger-ui-bundle package), never a CDN."""
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Portico API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )

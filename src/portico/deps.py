@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from portico.assistants import service as assistants
 from portico.config import Settings
@@ -27,12 +28,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 VaultDep = Annotated[Vault, Depends(get_vault)]
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+_bearer = HTTPBearer(auto_error=False, description="An owner's API token (pto_...) or a session token (pts_...).")
+
+
+def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    if credentials is None or not credentials.credentials.strip():
         raise AuthRequired()
-    return value.strip()
+    return credentials.credentials.strip()
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]

@@ -12,10 +12,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portico.errors import PorticoError
+from portico.schemas import ErrorResponse
 
 log = logging.getLogger("portico")
 
 MAX_BODY_BYTES = 1024 * 1024
+
+# Every error has the same shape; documented once for every route in the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Malformed JSON",
+        401: "Missing or invalid token",
+        403: "Refused by the gate",
+        404: "Not found (or not yours)",
+        409: "Conflicts with the current state",
+        413: "Body or message too large",
+        422: "Invalid request",
+    }.items()
+}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
