@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,9 @@ from portico import __version__
 from portico.access.api import router as links_router
 from portico.assistants.api import router as assistants_router
 from portico.chat.api import router as chat_router
+from portico.chat.cutoff import Cutoffs
+from portico.chat.sweep import sweep_forever
+from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
@@ -37,9 +41,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await conn.run_sync(upgrade_connection)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.cutoffs = Cutoffs()
+        await app.state.cutoffs.start(engine)
+        sweeper = asyncio.create_task(sweep_forever(app.state.sessionmaker), name="portico-sweep")
         try:
             yield
         finally:
+            sweeper.cancel()
+            await app.state.cutoffs.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -64,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Guest routes: public by design; each one takes a key, a public id or a session token.
     app.include_router(chat_router, prefix="/api/v1")
+    app.include_router(compat_router)
     mount_api_docs(app)
     return app
 

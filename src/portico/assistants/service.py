@@ -10,6 +10,7 @@ from sqlalchemy.orm import undefer
 
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, SessionSettings
+from portico.chat import cutoff
 from portico.kit.crypto import Vault, new_public_id
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
 
@@ -186,6 +187,7 @@ async def set_status(db: AsyncSession, *, assistant: Assistant, status: str) -> 
         assistant.updated_at = utcnow()
         if status == "offline":
             await end_open_sessions(db, reason="assistant_offline", assistant_id=assistant.id)
+            await cutoff.announce(db, code="assistant_offline", assistant_id=assistant.id)
         await db.flush()
     return assistant
 
@@ -209,4 +211,5 @@ async def delete_assistant(db: AsyncSession, *, assistant: Assistant) -> None:
     # Soft delete: the gate answers 404 at once, and Logs keep their rows for a later purge.
     assistant.deleted_at = utcnow()
     await end_open_sessions(db, reason="assistant_deleted", assistant_id=assistant.id)
+    await cutoff.announce(db, code="assistant_deleted", assistant_id=assistant.id)
     await db.flush()

@@ -39,6 +39,47 @@ class SessionStarted(BaseModel):
     link: LinkBrief | None
 
 
+class MessageIn(Strict):
+    content: str = Field(min_length=1, max_length=200_000)
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> MessageIn:
+        if not self.content.strip():
+            raise ValueError("write something: the message is empty")
+        return self
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: Literal["guest", "assistant"]
+    content: str | None
+    created_at: datetime
+    error_code: str | None
+
+
+class ReplyOut(BaseModel):
+    message_id: int
+    content: str
+    tokens_in: int
+    tokens_out: int
+
+
+class Lookup(Strict):
+    public_id: str | None = Field(default=None, max_length=200)
+    key: str | None = Field(default=None, max_length=1_000)
+
+    @model_validator(mode="after")
+    def _public_id_or_key(self) -> Lookup:
+        if self.public_id is None and self.key is None:
+            raise ValueError("give public_id, key, or both")
+        return self
+
+
+class LookupOut(BaseModel):
+    assistant: AssistantBrief
+    link: LinkBrief | None
+
+
 class SessionState(BaseModel):
     session_id: int
     state: Literal["active", "ended"]
@@ -49,3 +90,4 @@ class SessionState(BaseModel):
     greeting: str
     assistant: AssistantBrief
     link: LinkBrief | None
+    messages: list[MessageOut]

@@ -64,7 +64,7 @@ async def start_session(
     return opened, token
 
 
-def _expiry(session: ChatSession, settings: dict[str, Any], now: datetime) -> tuple[str, datetime] | None:
+def expiry(session: ChatSession, settings: dict[str, Any], now: datetime) -> tuple[str, datetime] | None:
     idle_end = session.last_activity_at + timedelta(seconds=settings["inactivity_timeout"])
     max_end = session.started_at + timedelta(seconds=settings["max_duration"])
     if now >= min(idle_end, max_end):
@@ -102,7 +102,7 @@ async def open_session(db: AsyncSession, *, session_id: int, token: str) -> Open
     refusal = _live_refusal(opened)
     if refusal is not None:
         raise refusal
-    if session.ended_at is None and (expired := _expiry(session, opened.settings, utcnow())) is not None:
+    if session.ended_at is None and (expired := expiry(session, opened.settings, utcnow())) is not None:
         await end_session(db, session=session, reason=expired[0], at=expired[1])
     return opened
 

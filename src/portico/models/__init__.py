@@ -3,6 +3,7 @@
 from portico.models.assistant import Assistant, AssistantVersion
 from portico.models.base import Base, utcnow
 from portico.models.link import PrivateLink
+from portico.models.message import Message
 from portico.models.owner import ApiToken, Owner
 from portico.models.session import ChatSession
 
@@ -12,6 +13,7 @@ __all__ = [
     "AssistantVersion",
     "Base",
     "ChatSession",
+    "Message",
     "Owner",
     "PrivateLink",
     "utcnow",

@@ -32,3 +32,7 @@ class ChatSession(Base):
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Running totals, kept with each message so Logs need not count messages.
+    message_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -1,0 +1,201 @@
+"""A guest's message and the assistant's reply.
+
+The guest's message is saved and committed first; the engine is called with no transaction
+open; the reply is saved afterwards in its own short transaction. A reply being streamed is cut
+when the assistant goes offline or the link is revoked (see cutoff.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portico.chat.cutoff import Cutoffs, guarded
+from portico.chat.sessions import OpenedSession, open_session
+from portico.engines import EngineError, EngineRequest, Turn, Usage, get_engine
+from portico.errors import Conflict, PorticoError
+from portico.kit.crypto import Vault
+from portico.models import AssistantVersion, ChatSession, Message, utcnow
+
+HISTORY_TURNS = 20
+
+
+class SessionEnded(Conflict):
+    code = "session_ended"
+    message = "This conversation has ended. Start a new one to keep talking."
+
+
+class MessageTooLong(PorticoError):
+    status = 413
+    code = "message_too_long"
+
+
+CUT_MESSAGES = {
+    "assistant_offline": "The assistant went offline, so this conversation has ended.",
+    "assistant_deleted": "This assistant was removed, so this conversation has ended.",
+    "link_revoked": "Your link was turned off by the assistant's owner, so this conversation has ended.",
+}
+
+# Published versions never change, so their configurations can be kept in memory by any instance.
+_configs: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+
+
+async def version_config(db: AsyncSession, *, assistant_id: int, number: int) -> dict[str, Any]:
+    key = (assistant_id, number)
+    if key not in _configs:
+        query = select(AssistantVersion.config, AssistantVersion.digest).where(
+            AssistantVersion.assistant_id == assistant_id, AssistantVersion.number == number
+        )
+        row = (await db.execute(query)).one()
+        _configs[key] = {**row.config, "digest": row.digest}
+        while len(_configs) > 64:
+            _configs.popitem(last=False)
+    _configs.move_to_end(key)
+    return _configs[key]
+
+
+@dataclass
+class PendingReply:
+    session_id: int
+    assistant_id: int
+    link_id: int | None
+    request: EngineRequest
+
+
+async def accept_guest_message(
+    db: AsyncSession, *, session_id: int, token: str, content: str, vault: Vault
+) -> PendingReply:
+    opened = await open_session(db, session_id=session_id, token=token)
+    history = await _history(db, session_id=opened.session.id)
+    return await prepare_reply(db, opened=opened, content=content, history=history, vault=vault)
+
+
+async def prepare_reply(
+    db: AsyncSession, *, opened: OpenedSession, content: str, history: list[Turn], vault: Vault
+) -> PendingReply:
+    """Check and save the guest's message; return what the engine needs to answer it."""
+    session = opened.session
+    if session.ended_at is not None:
+        raise SessionEnded()
+    limit = opened.settings["max_message_length"]
+    if len(content) > limit:
+        raise MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
+    config = await version_config(db, assistant_id=session.assistant_id, number=session.version_number)
+    now = utcnow()
+    db.add(Message(session_id=session.id, role="guest", content=content, created_at=now))
+    await db.execute(
+        update(ChatSession)
+        .where(ChatSession.id == session.id)
+        .values(last_activity_at=now, message_count=ChatSession.message_count + 1)
+    )
+    await db.flush()
+    engine = config["engine"]
+    api_key = vault.decrypt(engine["api_key_encrypted"]) if "api_key_encrypted" in engine else None
+    request = EngineRequest(
+        version_key=config["digest"],
+        instructions=config["instructions"],
+        knowledge=config["knowledge"],
+        engine=engine,
+        prompt=content,
+        history=history,
+        api_key=api_key,
+    )
+    return PendingReply(session.id, session.assistant_id, session.link_id, request)
+
+
+async def _history(db: AsyncSession, *, session_id: int) -> list[Turn]:
+    query = (
+        select(Message.role, Message.content)
+        .where(Message.session_id == session_id, Message.content.is_not(None), Message.error_code.is_(None))
+        .order_by(Message.id.desc())
+        .limit(HISTORY_TURNS)
+    )
+    rows = list(await db.execute(query))
+    return [Turn("user" if r.role == "guest" else "assistant", r.content) for r in reversed(rows)]
+
+
+@dataclass
+class ReplyEvent:
+    kind: str  # "token", "done" or "error"
+    data: dict[str, Any]
+
+
+async def stream_reply(
+    pending: PendingReply, *, sessionmaker: async_sessionmaker[AsyncSession], cutoffs: Cutoffs
+) -> AsyncIterator[ReplyEvent]:
+    engine = get_engine(pending.request.engine["type"])
+    started = time.perf_counter()
+    first_token: float | None = None
+    parts: list[str] = []
+    usage = Usage(0, 0)
+    error: tuple[str, str] | None = None
+    with cutoffs.watch(assistant_id=pending.assistant_id, link_id=pending.link_id) as watch:
+        try:
+            async for item in guarded(engine.stream(pending.request), watch):
+                if isinstance(item, Usage):
+                    usage = item
+                    continue
+                if first_token is None:
+                    first_token = time.perf_counter()
+                parts.append(str(item))
+                yield ReplyEvent("token", {"text": item})
+            if watch.code is not None:
+                error = (watch.code, CUT_MESSAGES[watch.code])
+        except EngineError as exc:
+            error = (exc.code, exc.guest_message)
+        except asyncio.CancelledError:
+            # The guest went away mid-reply: keep what was written, then stop.
+            await asyncio.shield(_save_reply(sessionmaker, pending, parts, usage, started, first_token, "disconnected"))
+            raise
+    message_id = await _save_reply(sessionmaker, pending, parts, usage, started, first_token, error and error[0])
+    if error is not None:
+        yield ReplyEvent("error", {"code": error[0], "message": error[1], "message_id": message_id})
+    else:
+        yield ReplyEvent("done", {"message_id": message_id, "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out})
+
+
+async def _save_reply(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    pending: PendingReply,
+    parts: list[str],
+    usage: Usage,
+    started: float,
+    first_token: float | None,
+    error_code: str | None,
+) -> int:
+    finished = time.perf_counter()
+    message = Message(
+        session_id=pending.session_id,
+        role="assistant",
+        content="".join(parts),
+        first_token_ms=round((first_token - started) * 1000) if first_token else None,
+        duration_ms=round((finished - started) * 1000),
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        error_code=error_code,
+    )
+    async with sessionmaker() as db, db.begin():
+        db.add(message)
+        await db.execute(
+            update(ChatSession)
+            .where(ChatSession.id == pending.session_id)
+            .values(
+                last_activity_at=utcnow(),
+                message_count=ChatSession.message_count + 1,
+                tokens_in=ChatSession.tokens_in + usage.tokens_in,
+                tokens_out=ChatSession.tokens_out + usage.tokens_out,
+            )
+        )
+    return message.id
+
+
+async def transcript(db: AsyncSession, *, session_id: int) -> list[Message]:
+    query = select(Message).where(Message.session_id == session_id).order_by(Message.id)
+    return list(await db.scalars(query))

@@ -1,0 +1,47 @@
+"""The periodic sweep that ends sessions whose time ran out while nobody was looking,
+so that Logs show the right end time without waiting for the guest's next request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portico.chat.sessions import expiry, end_session
+from portico.models import AssistantVersion, ChatSession, utcnow
+
+log = logging.getLogger("portico.sweep")
+SWEEP_SECONDS = 30
+
+
+async def end_expired_sessions(db: AsyncSession) -> int:
+    # Open sessions are few (the partial index ix_chat_sessions_open holds only them), so the
+    # deadlines are computed here rather than in each database's own date arithmetic.
+    query = (
+        select(ChatSession, AssistantVersion.settings)
+        .join(
+            AssistantVersion,
+            (AssistantVersion.assistant_id == ChatSession.assistant_id)
+            & (AssistantVersion.number == ChatSession.version_number),
+        )
+        .where(ChatSession.ended_at.is_(None))
+    )
+    now = utcnow()
+    ended = 0
+    for session, settings in (await db.execute(query)).all():
+        expired = expiry(session, settings, now)
+        if expired is not None:
+            await end_session(db, session=session, reason=expired[0], at=expired[1])
+            ended += 1
+    return ended
+
+
+async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = SWEEP_SECONDS) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            async with sessionmaker() as db, db.begin():
+                await end_expired_sessions(db)

@@ -1,0 +1,174 @@
+"""Portico's own published assistants, served OpenAI-style: `GET /v1/models`, `POST /v1/chat/completions`.
+
+The model is the assistant's public id; the API key is a private link's key, or anything else
+(or nothing) for a public assistant. Every completion request is one session of channel `api`,
+admitted by the same gate and saved like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
+from sse_starlette import EventSourceResponse
+
+from portico.access import gate
+from portico.chat import messages as messages_service
+from portico.chat.sessions import end_session, start_session
+from portico.db import SessionDep
+from portico.deps import VaultDep
+from portico.engines import Turn
+from portico.errors import InvalidRequest
+from portico.handlers import error_response
+from portico.models import ChatSession, Message
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+_bearer = HTTPBearer(auto_error=False, description="A private link's key (ptk_...), or anything for a public assistant.")
+
+
+def link_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
+    value = credentials.credentials.strip() if credentials else ""
+    return value if value.startswith(gate.KEY_PREFIX) else None
+
+
+LinkKey = Annotated[str | None, Depends(link_key)]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class CompletionRequest(BaseModel):
+    # OpenAI clients send many optional fields; the assistant's own settings decide the reply.
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1_000)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+@router.get("/models")
+async def list_models(db: SessionDep, key: LinkKey) -> dict[str, Any]:
+    """The assistant a private key opens. Public assistants are not listed: their ids are unguessable."""
+    if key is None:
+        return {"object": "list", "data": []}
+    admission = await gate.check(db, public_id=None, key=key)
+    model = {"id": admission.assistant.public_id, "object": "model", "created": 0, "owned_by": "portico"}
+    return {"object": "list", "data": [model]}
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: CompletionRequest, request: Request, key: LinkKey, vault: VaultDep):  # type: ignore[no-untyped-def]
+    turns = [m for m in body.messages if m.role in ("user", "assistant")]
+    if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
+        raise InvalidRequest("messages: the last message must be a non-empty user message.")
+    sessionmaker = request.app.state.sessionmaker
+    async with sessionmaker() as db, db.begin():
+        opened, _token = await start_session(db, public_id=body.model, key=key, channel="api")
+        # The conversation so far arrives with each request; keep it in the session's transcript.
+        history = [Turn("user" if t.role == "user" else "assistant", t.text()) for t in turns[:-1]]
+        for turn in history:
+            db.add(Message(session_id=opened.session.id, role="guest" if turn.role == "user" else "assistant", content=turn.content))
+        if history:
+            await db.execute(
+                update(ChatSession)
+                .where(ChatSession.id == opened.session.id)
+                .values(message_count=ChatSession.message_count + len(history))
+            )
+        pending = await messages_service.prepare_reply(
+            db, opened=opened, content=turns[-1].text(), history=history, vault=vault
+        )
+    events = messages_service.stream_reply(pending, sessionmaker=sessionmaker, cutoffs=request.app.state.cutoffs)
+    completion_id = f"chatcmpl-{pending.session_id}"
+    created = int(time.time())
+
+    async def finish() -> None:
+        async with sessionmaker() as db, db.begin():
+            session = await db.get(ChatSession, pending.session_id)
+            assert session is not None
+            await end_session(db, session=session, reason="completed")
+
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return EventSourceResponse(_chunks(events, finish, completion_id, created, body.model, include_usage), ping=15)
+
+    parts: list[str] = []
+    async for event in events:
+        if event.kind == "token":
+            parts.append(event.data["text"])
+        elif event.kind == "error":
+            await finish()
+            status = 502 if event.data["code"].startswith("engine_") else 403
+            return error_response(status, event.data["code"], event.data["message"])
+        else:
+            await finish()
+            return JSONResponse(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": body.model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}
+                    ],
+                    "usage": _usage(event.data),
+                }
+            )
+    raise AssertionError("a reply always ends with done or error")
+
+
+def _usage(done: dict[str, Any]) -> dict[str, int]:
+    return {
+        "prompt_tokens": done["tokens_in"],
+        "completion_tokens": done["tokens_out"],
+        "total_tokens": done["tokens_in"] + done["tokens_out"],
+    }
+
+
+async def _chunks(events, finish, completion_id: str, created: int, model: str, include_usage: bool) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> dict[str, str]:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            **extra,
+        }
+        return {"data": json.dumps(body)}
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for event in events:
+            if event.kind == "token":
+                yield chunk({"content": event.data["text"]})
+            elif event.kind == "error":
+                yield {"data": json.dumps({"error": {"code": event.data["code"], "message": event.data["message"], "type": "engine_error"}})}
+                return
+            else:
+                yield chunk({}, "stop")
+                if include_usage:
+                    usage = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": _usage(event.data)}
+                    yield {"data": json.dumps(usage)}
+        yield {"data": "[DONE]"}
+    finally:
+        await finish()

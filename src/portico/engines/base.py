@@ -1,0 +1,60 @@
+"""What every engine is: one small interface and one error type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    tokens_in: int
+    tokens_out: int
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One reply to write: the published version's configuration, the conversation so far, the prompt."""
+
+    version_key: str
+    instructions: str
+    knowledge: str
+    engine: dict[str, Any]
+    prompt: str
+    history: list[Turn] = field(default_factory=list)
+    # Decrypted for this call only; never stored on the request's way back out.
+    api_key: str | None = field(default=None, repr=False)
+
+
+class EngineError(Exception):
+    """An engine could not answer. `retryable` says whether trying again may help."""
+
+    guest_message = "The assistant could not answer just now. Please try again in a moment."
+
+    def __init__(self, code: str, detail: str, *, retryable: bool) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.retryable = retryable
+
+
+class Engine(Protocol):
+    name: str
+
+    def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
+        """Yield the reply's text piece by piece, then at most one `Usage`; raise `EngineError`."""
+        ...
+
+
+def count_tokens(text: str) -> int:
+    """A model-free estimate (words and punctuation), for engines that report no usage."""
+    import re
+
+    return len(re.findall(r"\w+|[^\w\s]", text))

@@ -1,0 +1,88 @@
+"""The `openai` engine: any OpenAI-compatible chat-completions server, streaming, via the official SDK."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from portico.engines.base import EngineError, EngineRequest, Usage, count_tokens
+from portico.engines.builtin import BuiltinEngine
+
+# Passages of the knowledge text handed to the model with each question, when there is knowledge.
+CONTEXT_PASSAGES = 3
+
+
+class OpenAIEngine:
+    name = "openai"
+
+    def __init__(self, retriever: BuiltinEngine, cache_size: int = 32) -> None:
+        self._retriever = retriever
+        self._clients: OrderedDict[str, openai.AsyncOpenAI] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _client(self, config: dict[str, Any], api_key: str | None) -> openai.AsyncOpenAI:
+        # One client (and so one connection pool) per server, key and timeout, reused across messages.
+        key = hashlib.sha256(f"{config['base_url']}\0{api_key}\0{config['timeout']}".encode()).hexdigest()
+        if key not in self._clients:
+            self._clients[key] = openai.AsyncOpenAI(
+                base_url=config["base_url"],
+                # The SDK insists on a key; servers without authentication ignore this one.
+                api_key=api_key or "no-key",
+                timeout=config["timeout"],
+                max_retries=0,
+            )
+            while len(self._clients) > self._cache_size:
+                self._clients.popitem(last=False)
+        self._clients.move_to_end(key)
+        return self._clients[key]
+
+    async def _system_prompt(self, request: EngineRequest) -> str:
+        prompt = request.instructions.strip()
+        if request.knowledge.strip():
+            index = await self._retriever.index_for(request)
+            found = index.search(request.prompt, k=CONTEXT_PASSAGES)
+            if found:
+                context = "\n\n".join(f"{p.title}\n{p.text}".strip() for p, _ in found)
+                prompt += "\n\nReference material (answer from it when it is relevant):\n" + context
+        return prompt
+
+    async def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
+        config = request.engine
+        messages: list[dict[str, str]] = []
+        system = await self._system_prompt(request)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages += [{"role": turn.role, "content": turn.content} for turn in request.history]
+        messages.append({"role": "user", "content": request.prompt})
+        client = self._client(config, request.api_key)
+        usage: Usage | None = None
+        written: list[str] = []
+        try:
+            stream = await client.chat.completions.create(
+                model=config["model"],
+                messages=messages,  # type: ignore[arg-type]
+                temperature=config.get("temperature", 0.7),
+                max_tokens=config.get("max_tokens", 512),
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    written.append(chunk.choices[0].delta.content)
+                    yield chunk.choices[0].delta.content
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        except openai.APITimeoutError:
+            raise EngineError("engine_timeout", f"no answer within {config['timeout']} s", retryable=True) from None
+        except openai.APIConnectionError:
+            raise EngineError("engine_unreachable", "the model server could not be reached", retryable=True) from None
+        except openai.APIStatusError as exc:
+            retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+            raise EngineError("engine_error", f"the model server answered {exc.status_code}", retryable=retryable) from None
+        except openai.OpenAIError as exc:
+            raise EngineError("engine_error", f"unexpected answer from the model server ({type(exc).__name__})", retryable=False) from None
+        yield usage or Usage(count_tokens(" ".join(m["content"] for m in messages)), count_tokens("".join(written)))
