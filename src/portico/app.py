@@ -17,6 +17,7 @@ from portico.assistants.api import router as assistants_router
 from portico.chat.api import router as chat_router
 from portico.chat.cutoff import Cutoffs
 from portico.chat.sweep import sweep_forever
+from portico.chat.views import router as chat_views
 from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
@@ -24,6 +25,7 @@ from portico.deps import current_owner
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
+from portico.web.pages import STATIC_DIR, CachedStatic, SecurityHeaders
 
 log = logging.getLogger("portico")
 
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vault = Vault(settings.resolved_secret_key())
     install_handlers(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
 
     # Owner routes: authentication is required for the whole router, not route by route.
     owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_owner)])
@@ -74,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Guest routes: public by design; each one takes a key, a public id or a session token.
     app.include_router(chat_router, prefix="/api/v1")
     app.include_router(compat_router)
+    app.include_router(chat_views)
+    app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     mount_api_docs(app)
     return app
 
@@ -84,10 +89,16 @@ def mount_api_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Portico API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/swagger/favicon-32x32.png",
         )
+        # Swagger UI starts itself with an inline script; still nothing from another origin.
+        page.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; frame-ancestors 'none'"
+        )
+        return page

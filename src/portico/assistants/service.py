@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
-from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, SessionSettings
+from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, EngineConfig, SessionSettings
 from portico.chat import cutoff
 from portico.kit.crypto import Vault, new_public_id
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
@@ -38,22 +38,22 @@ def _merge_draft(draft: dict[str, Any], data: DraftFields, vault: Vault) -> dict
     if data.settings is not None:
         merged["settings"] = {**draft["settings"], **data.settings.model_dump(exclude_unset=True)}
     if data.engine is not None:
-        merged["engine"] = _merge_engine(draft["engine"], data.engine.model_dump(exclude_unset=True), vault)
+        merged["engine"] = _merge_engine(draft["engine"], data.engine, vault)
     return merged
 
 
-def _merge_engine(old: dict[str, Any], new: dict[str, Any], vault: Vault) -> dict[str, Any]:
-    new.setdefault("type", "builtin")
-    if new["type"] == "builtin":
+def _merge_engine(old: dict[str, Any], new: EngineConfig, vault: Vault) -> dict[str, Any]:
+    given = new.model_dump(exclude_unset=True, exclude={"api_key"})
+    if new.type == "builtin":
         return {"type": "builtin"}
-    base = dict(old) if old.get("type") == new["type"] else {}
-    api_key = new.pop("api_key", None)
-    engine = {**base, **new}
-    if api_key is not None:
+    # Same engine: change only what was given. Another engine: start from its defaults.
+    base = dict(old) if old.get("type") == new.type else new.model_dump(exclude={"api_key"})
+    engine = {**base, **given, "type": new.type}
+    if new.api_key is not None:
         # An empty string clears the stored key; leaving the field out keeps it.
         engine.pop("api_key_encrypted", None)
-        if api_key:
-            engine["api_key_encrypted"] = vault.encrypt(api_key)
+        if new.api_key:
+            engine["api_key_encrypted"] = vault.encrypt(new.api_key)
     return engine
 
 

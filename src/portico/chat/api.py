@@ -64,7 +64,8 @@ async def _state(db: SessionDep, opened: service.OpenedSession) -> SessionState:
 async def lookup(body: Lookup, db: SessionDep) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
     admission = await gate.check(db, public_id=body.public_id, key=body.key)
-    return LookupOut(assistant=assistant_brief(admission.assistant), link=link_brief(admission.link))
+    greeting = await service.published_greeting(db, assistant=admission.assistant)
+    return LookupOut(assistant=assistant_brief(admission.assistant), link=link_brief(admission.link), greeting=greeting)
 
 
 @router.post("/sessions", status_code=201)

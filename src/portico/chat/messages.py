@@ -8,6 +8,7 @@ when the assistant goes offline or the link is revoked (see cutoff.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from portico.kit.crypto import Vault
 from portico.models import AssistantVersion, ChatSession, Message, utcnow
 
 HISTORY_TURNS = 20
+log = logging.getLogger("portico.chat")
 
 
 class SessionEnded(Conflict):
@@ -43,22 +45,21 @@ CUT_MESSAGES = {
     "link_revoked": "Your link was turned off by the assistant's owner, so this conversation has ended.",
 }
 
-# Published versions never change, so their configurations can be kept in memory by any instance.
-_configs: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+# Configurations by content digest: a version never changes, and equal digests mean equal
+# configurations, so any instance may keep them in memory and skip loading the knowledge text.
+_configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
 
 async def version_config(db: AsyncSession, *, assistant_id: int, number: int) -> dict[str, Any]:
-    key = (assistant_id, number)
-    if key not in _configs:
-        query = select(AssistantVersion.config, AssistantVersion.digest).where(
-            AssistantVersion.assistant_id == assistant_id, AssistantVersion.number == number
-        )
-        row = (await db.execute(query)).one()
-        _configs[key] = {**row.config, "digest": row.digest}
+    where = (AssistantVersion.assistant_id == assistant_id, AssistantVersion.number == number)
+    digest = (await db.execute(select(AssistantVersion.digest).where(*where))).scalar_one()
+    if digest not in _configs:
+        config = (await db.execute(select(AssistantVersion.config).where(*where))).scalar_one()
+        _configs[digest] = {**config, "digest": digest}
         while len(_configs) > 64:
             _configs.popitem(last=False)
-    _configs.move_to_end(key)
-    return _configs[key]
+    _configs.move_to_end(digest)
+    return _configs[digest]
 
 
 @dataclass
@@ -150,6 +151,9 @@ async def stream_reply(
                 error = (watch.code, CUT_MESSAGES[watch.code])
         except EngineError as exc:
             error = (exc.code, exc.guest_message)
+        except Exception as exc:  # noqa: BLE001 - a guest gets a sentence, never a broken stream
+            log.error("engine %s failed: %s", pending.request.engine["type"], type(exc).__name__)
+            error = ("engine_error", EngineError.guest_message)
         except asyncio.CancelledError:
             # The guest went away mid-reply: keep what was written, then stop.
             await asyncio.shield(_save_reply(sessionmaker, pending, parts, usage, started, first_token, "disconnected"))

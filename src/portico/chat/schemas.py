@@ -78,6 +78,7 @@ class Lookup(Strict):
 class LookupOut(BaseModel):
     assistant: AssistantBrief
     link: LinkBrief | None
+    greeting: str
 
 
 class SessionState(BaseModel):

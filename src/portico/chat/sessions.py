@@ -64,6 +64,13 @@ async def start_session(
     return opened, token
 
 
+async def published_greeting(db: AsyncSession, *, assistant: gate.AssistantFacts) -> str:
+    query = select(AssistantVersion.greeting).where(
+        AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == assistant.published_version
+    )
+    return await db.scalar(query) or ""
+
+
 def expiry(session: ChatSession, settings: dict[str, Any], now: datetime) -> tuple[str, datetime] | None:
     idle_end = session.last_activity_at + timedelta(seconds=settings["inactivity_timeout"])
     max_end = session.started_at + timedelta(seconds=settings["max_duration"])

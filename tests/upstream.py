@@ -1,0 +1,63 @@
+"""A small OpenAI-compatible model server on loopback, for what a second Portico cannot do on
+demand: stream slowly, fail, or hang. The model name picks the behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from tests.servers import free_port
+
+SLOW_CHUNKS = 100
+SLOW_DELAY = 0.05
+
+
+async def completions(request: Request):  # type: ignore[no-untyped-def]
+    body = await request.json()
+    request.app.state.seen.append({"body": body, "authorization": request.headers.get("authorization")})
+    model = body["model"]
+    if model == "fail":
+        return JSONResponse({"error": {"message": "model crashed", "type": "server_error"}}, status_code=500)
+    if model == "hang":
+        await asyncio.sleep(3600)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(SLOW_CHUNKS):
+            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model,
+                     "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+            await asyncio.sleep(SLOW_DELAY)
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+@contextmanager
+def upstream_server() -> Iterator[tuple[str, list[dict]]]:
+    """Yields (base URL ending in /v1, the list of requests it received)."""
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    app.state.seen = []
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("upstream test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/v1", app.state.seen
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
