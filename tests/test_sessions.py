@@ -77,3 +77,32 @@ async def test_sessions_use_the_settings_of_the_version_they_started_on(app, cli
     await _age(app, session["session_id"], last_activity_at=timedelta(seconds=120))
     state = (await client.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))).json()
     assert state["end_reason"] == "inactivity"
+
+
+async def test_the_sweep_ends_forgotten_sessions_with_their_real_end_time(app, client, alice: Person):
+    from portico.chat.sweep import end_expired_sessions
+
+    assistant = await alice.new_assistant(settings={"inactivity_timeout": 60})
+    forgotten = (await start(client, public_id=assistant["public_id"])).json()
+    fresh = (await start(client, public_id=assistant["public_id"])).json()
+    await _age(app, forgotten["session_id"], last_activity_at=timedelta(seconds=90))
+    async with app.state.sessionmaker() as db:
+        assert await end_expired_sessions(db) == 1
+        await db.commit()
+        ended = await db.get(ChatSession, forgotten["session_id"])
+        open_one = await db.get(ChatSession, fresh["session_id"])
+    assert ended.end_reason == "inactivity"
+    assert ended.ended_at == ended.last_activity_at + timedelta(seconds=60)
+    assert open_one.ended_at is None
+
+
+async def test_a_message_after_the_timeout_is_refused_as_ended(app, client, alice: Person):
+    from tests.chat_helpers import say
+
+    assistant = await alice.new_assistant(settings={"inactivity_timeout": 60})
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    await _age(app, session["session_id"], last_activity_at=timedelta(seconds=61))
+    response = await say(client, session, "Are you there?")
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "session_ended")
+    state = (await client.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))).json()
+    assert state["end_reason"] == "inactivity"
