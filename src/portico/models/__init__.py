@@ -4,7 +4,7 @@ from portico.models.assistant import Assistant, AssistantVersion
 from portico.models.base import Base, utcnow
 from portico.models.link import PrivateLink
 from portico.models.message import Message
-from portico.models.owner import ApiToken, Owner
+from portico.models.owner import ApiToken, Owner, OwnerSession, SignInFailure
 from portico.models.session import ChatSession
 
 __all__ = [
@@ -15,6 +15,8 @@ __all__ = [
     "ChatSession",
     "Message",
     "Owner",
+    "OwnerSession",
     "PrivateLink",
+    "SignInFailure",
     "utcnow",
 ]

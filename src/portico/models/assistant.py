@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
@@ -23,6 +23,11 @@ class Assistant(Base):
     draft: Mapped[dict[str, Any]] = deferred(mapped_column(JSON, nullable=False), raiseload=True)
     draft_digest: Mapped[str] = mapped_column(String(64))
     published_version: Mapped[int | None] = mapped_column(Integer)
+    # Origins allowed to frame the widget; empty means any (see the widget's docs).
+    allowed_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Logs: days to keep sessions (0 = forever), and whether message text is stored at all.
+    retention_days: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    store_transcripts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
