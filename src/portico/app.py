@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -25,6 +25,7 @@ from portico.deps import current_owner
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
+from portico.web import assistant_views, auth_views, share_views
 from portico.web.pages import STATIC_DIR, CachedStatic, SecurityHeaders
 
 log = logging.getLogger("portico")
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_router, prefix="/api/v1")
     app.include_router(compat_router)
     app.include_router(chat_views)
+    for dashboard in (auth_views.router, assistant_views.router, share_views.router):
+        app.include_router(dashboard)
+    app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     mount_api_docs(app)
     return app

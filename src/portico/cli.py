@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from portico.access import links as links_service
+from portico.access.csv_import import parse_link_rows
 from portico.access.schemas import LinkIn
 from portico.assistants import service as assistants_service
 from portico.assistants.schemas import AssistantCreate
 from portico.config import Settings, SettingsError, load_settings
 from portico.db import make_engine, make_sessionmaker
-from portico.errors import NotFound, PorticoError
+from portico.errors import InvalidRequest, NotFound, PorticoError
 from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
@@ -299,23 +300,10 @@ def share(assistant: str, mode: Annotated[str, typer.Argument(metavar="public|pr
 
 def _read_link_file(path: Path) -> list[LinkIn]:
     """One name per line, or CSV rows of name,max_sessions (a header row is allowed)."""
-    items = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            if not row or not row[0].strip():
-                continue
-            if number == 1 and [c.strip().lower() for c in row[:2]] == ["name", "max_sessions"]:
-                continue
-            cap = row[1].strip() if len(row) > 1 else "0"
-            if not cap.isdigit():
-                raise fail(f"{path}, line {number}: max_sessions must be a whole number, not '{cap}'.")
-            try:
-                items.append(LinkIn(name=row[0], max_sessions=int(cap)))
-            except ValueError as exc:
-                raise fail(f"{path}, line {number}: {_first_error(exc)}") from None
-    if not items:
-        raise fail(f"{path} has no names in it.")
-    return items
+    try:
+        return parse_link_rows(path.read_text(encoding="utf-8"), source=f"{path}, line")
+    except InvalidRequest as exc:
+        raise fail(exc.message) from None
 
 
 @links_app.command("create")

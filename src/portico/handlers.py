@@ -1,13 +1,15 @@
-"""One place that turns errors into responses: `{"error": {"code", "message"}}` for the API."""
+"""One place that turns errors into responses: `{"error": {"code", "message"}}` for the API, a page
+written for a person for the dashboard and the chat page."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,19 +52,42 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     errors = list(exc.errors())
+    if _wants_page(request):
+        return _error_page(request, 422, "Something in this form is not right: " + "; ".join(_describe(e) for e in errors[:3]))
     if any(e["type"] == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "The request body is not valid JSON.")
     described = [_describe(e) for e in errors]
     return error_response(422, "invalid_request", "; ".join(described[:5]), details=described)
 
 
-async def _portico_error(_request: Request, exc: PorticoError) -> JSONResponse:
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    if "/preview/sessions" in path:
+        return False  # the preview's own script calls these and reads JSON
+    return path.startswith(("/dashboard", "/c/")) or path == "/c"
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:
+    from portico.web.forms import render
+
+    if status == 303:
+        return RedirectResponse(f"/dashboard/sign-in?next={quote(request.url.path)}", status_code=303)
+    titles = {404: "Not found", 403: "Not allowed", 429: "Please wait", 500: "Something went wrong"}
+    context = {"title": titles.get(status, "Something went wrong"), "message": message, "status": status}
+    return render(request, "error.html", context, status=status)
+
+
+async def _portico_error(request: Request, exc: PorticoError) -> Response:
+    if _wants_page(request):
+        return _error_page(request, exc.status, exc.message)
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
-async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if _wants_page(request) and exc.status_code in (404, 405):
+        return _error_page(request, 404, "There is nothing at this address.")
     codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
     messages = {
         404: "There is nothing at this address.",
@@ -73,9 +98,12 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
     return error_response(exc.status_code, code, messages.get(exc.status_code, str(exc.detail)))
 
 
-async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error: %s", type(exc).__name__)
-    return error_response(500, "internal_error", "Something went wrong on our side. Please try again.")
+    message = "Something went wrong on our side. Please try again."
+    if _wants_page(request):
+        return _error_page(request, 500, message)
+    return error_response(500, "internal_error", message)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -50,6 +50,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
         draft=DraftOut(
             instructions=draft["instructions"],
             greeting=draft["greeting"],
+            greeting_enabled=draft.get("greeting_enabled", True),
             knowledge=draft["knowledge"],
             engine=engine_out(draft["engine"]),
             settings=draft["settings"],

@@ -44,6 +44,7 @@ EngineConfig = Annotated[BuiltinEngine | OpenAIEngine, Field(discriminator="type
 class DraftFields(Strict):
     instructions: str | None = Field(default=None, max_length=20_000)
     greeting: str | None = Field(default=None, max_length=2_000)
+    greeting_enabled: bool | None = None
     knowledge: str | None = Field(default=None, max_length=KNOWLEDGE_MAX)
     engine: EngineConfig | None = None
     settings: SessionSettings | None = None
@@ -72,6 +73,7 @@ class EngineOut(BaseModel):
 class DraftOut(BaseModel):
     instructions: str
     greeting: str
+    greeting_enabled: bool
     knowledge: str
     engine: EngineOut
     settings: SessionSettings

@@ -11,6 +11,7 @@ from sqlalchemy.orm import undefer
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, EngineConfig, SessionSettings
 from portico.chat import cutoff
+from portico.errors import NotFound
 from portico.kit.crypto import Vault, new_public_id
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
 
@@ -19,6 +20,7 @@ def default_draft() -> dict[str, Any]:
     return {
         "instructions": "",
         "greeting": "",
+        "greeting_enabled": True,
         "knowledge": "",
         "engine": {"type": "builtin"},
         "settings": SessionSettings().model_dump(),
@@ -31,7 +33,7 @@ def config_digest(config: dict[str, Any]) -> str:
 
 def _merge_draft(draft: dict[str, Any], data: DraftFields, vault: Vault) -> dict[str, Any]:
     merged = dict(draft)
-    for field in ("instructions", "greeting", "knowledge"):
+    for field in ("instructions", "greeting", "greeting_enabled", "knowledge"):
         value = getattr(data, field)
         if value is not None:
             merged[field] = value
@@ -154,7 +156,7 @@ async def publish(db: AsyncSession, *, assistant: Assistant) -> AssistantVersion
         number=(latest or 0) + 1,
         config=assistant.draft,
         settings=assistant.draft["settings"],
-        greeting=assistant.draft["greeting"],
+        greeting=assistant.draft["greeting"] if assistant.draft.get("greeting_enabled", True) else "",
         digest=assistant.draft_digest,
     )
     db.add(version)
@@ -171,6 +173,38 @@ async def list_versions(db: AsyncSession, *, assistant: Assistant) -> list[Assis
         .order_by(AssistantVersion.number.desc())
     )
     return list(await db.scalars(query))
+
+
+async def restore_version(db: AsyncSession, *, assistant: Assistant, number: int) -> Assistant:
+    """Copy a published version back into the draft; guests see it only after the next Publish."""
+    query = select(AssistantVersion).options(undefer(AssistantVersion.config)).where(
+        AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == number
+    )
+    version = await db.scalar(query)
+    if version is None:
+        raise NotFound(f"This assistant has no version {number}.")
+    assistant.draft = {**default_draft(), **version.config}
+    assistant.draft_digest = config_digest(assistant.draft)
+    assistant.updated_at = utcnow()
+    await db.flush()
+    return assistant
+
+
+async def sessions_today(db: AsyncSession, *, assistant_ids: list[int]) -> dict[int, int]:
+    """Guest sessions started since midnight UTC, per assistant (owner previews do not count)."""
+    if not assistant_ids:
+        return {}
+    midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    query = (
+        select(ChatSession.assistant_id, func.count())
+        .where(
+            ChatSession.assistant_id.in_(assistant_ids),
+            ChatSession.started_at >= midnight,
+            ChatSession.channel != "preview",
+        )
+        .group_by(ChatSession.assistant_id)
+    )
+    return {assistant_id: count for assistant_id, count in (await db.execute(query)).all()}
 
 
 async def end_open_sessions(db: AsyncSession, *, reason: str, assistant_id: int, link_id: int | None = None) -> None:

@@ -74,7 +74,7 @@ async def accept_guest_message(
     db: AsyncSession, *, session_id: int, token: str, content: str, vault: Vault
 ) -> PendingReply:
     opened = await open_session(db, session_id=session_id, token=token)
-    history = await _history(db, session_id=opened.session.id)
+    history = await history_of(db, session_id=opened.session.id)
     return await prepare_reply(db, opened=opened, content=content, history=history, vault=vault)
 
 
@@ -111,7 +111,7 @@ async def prepare_reply(
     return PendingReply(session.id, session.assistant_id, session.link_id, request)
 
 
-async def _history(db: AsyncSession, *, session_id: int) -> list[Turn]:
+async def history_of(db: AsyncSession, *, session_id: int) -> list[Turn]:
     query = (
         select(Message.role, Message.content)
         .where(Message.session_id == session_id, Message.content.is_not(None), Message.error_code.is_(None))

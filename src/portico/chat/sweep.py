@@ -10,7 +10,8 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portico.chat.sessions import expiry, end_session
+from portico.assistants.schemas import SessionSettings
+from portico.chat.sessions import end_session, expiry
 from portico.models import AssistantVersion, ChatSession, utcnow
 
 log = logging.getLogger("portico.sweep")
@@ -22,7 +23,7 @@ async def end_expired_sessions(db: AsyncSession) -> int:
     # deadlines are computed here rather than in each database's own date arithmetic.
     query = (
         select(ChatSession, AssistantVersion.settings)
-        .join(
+        .outerjoin(
             AssistantVersion,
             (AssistantVersion.assistant_id == ChatSession.assistant_id)
             & (AssistantVersion.number == ChatSession.version_number),
@@ -31,8 +32,10 @@ async def end_expired_sessions(db: AsyncSession) -> int:
     )
     now = utcnow()
     ended = 0
+    defaults = SessionSettings().model_dump()
     for session, settings in (await db.execute(query)).all():
-        expired = expiry(session, settings, now)
+        # Draft previews (version 0) have no version row: the default limits apply.
+        expired = expiry(session, settings or defaults, now)
         if expired is not None:
             await end_session(db, session=session, reason=expired[0], at=expired[1])
             ended += 1

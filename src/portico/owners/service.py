@@ -5,10 +5,10 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portico.errors import Conflict, InvalidRequest, InvalidToken
+from portico.errors import Conflict, InvalidRequest, InvalidToken, NotFound
 from portico.kit.crypto import digest, is_well_formed, new_token
 from portico.models import ApiToken, Owner, utcnow
 
@@ -35,6 +35,19 @@ def check_password_strength(password: str) -> None:
         raise InvalidRequest("The password must be at least 8 characters long.")
     if len(password) > 1024:
         raise InvalidRequest("The password must be at most 1,024 characters long.")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+async def count_owners(db: AsyncSession) -> int:
+    return await db.scalar(select(func.count()).select_from(Owner)) or 0
+
+
+async def list_api_tokens(db: AsyncSession, *, owner: Owner) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.owner_id == owner.id).order_by(ApiToken.id.desc())
+    return list(await db.scalars(query))
 
 
 async def create_owner(db: AsyncSession, *, email: str, password: str) -> Owner:
@@ -91,4 +104,4 @@ async def revoke_api_token(db: AsyncSession, *, owner: Owner, token_id: int) -> 
         .values(revoked_at=utcnow())
     )
     if result.rowcount == 0:
-        raise InvalidRequest("No active API token with this id.")
+        raise NotFound("No active API token with this id.")

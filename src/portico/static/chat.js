@@ -105,6 +105,7 @@
     session = null;
     form.hidden = true;
     endButton.hidden = true;
+    uses.hidden = true; // a count for a session that is over, or a link that no longer works
     showNotice(sentence(code, SENTENCES.session_ended));
     restartWrap.hidden = code === "link_revoked" || code === "assistant_offline" || code === "assistant_deleted" || code === "not_found";
     if (!restartWrap.hidden) document.getElementById("restart").focus();
@@ -113,6 +114,7 @@
   function refused(code, message) {
     form.hidden = true;
     endButton.hidden = true;
+    uses.hidden = true;
     restartWrap.hidden = true;
     showNotice(sentence(code, message));
   }
@@ -281,6 +283,8 @@
     }, function () { showNotice(SENTENCES.network); });
   }
 
+  // Opening another link in the same tab changes only the fragment, which reloads nothing.
+  window.addEventListener("hashchange", function () { location.reload(); });
   if (app.dataset.refusal) return;
   var saved = stored();
   (saved ? resume(saved) : lookup());

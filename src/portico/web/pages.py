@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -31,7 +32,13 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={_digest(name)}"
 
 
+def when(moment: datetime | None) -> str:
+    """A timestamp for people: UTC, to the minute."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
 templates.env.globals["static"] = static_url
+templates.env.filters["when"] = when
 
 
 class CachedStatic(StaticFiles):

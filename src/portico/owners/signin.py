@@ -1,0 +1,91 @@
+"""Dashboard sign-in: passwords, the lock-out after repeated failures, and cookie sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portico.errors import PorticoError
+from portico.kit.crypto import digest, new_token
+from portico.models import Owner, OwnerSession, SignInFailure, utcnow
+from portico.owners import service as owners
+
+SESSION_PREFIX = "pds_"
+MAX_FAILURES = 10
+WINDOW = timedelta(minutes=15)
+LOCK = timedelta(minutes=15)
+
+
+class SignInRefused(PorticoError):
+    status = 401
+    code = "sign_in_failed"
+    message = "That email and password do not match an account."
+
+
+class SignInLocked(PorticoError):
+    status = 429
+    code = "sign_in_locked"
+
+
+def locked_until(failures: list[datetime], now: datetime) -> datetime | None:
+    """When MAX_FAILURES failures fall within WINDOW, tries are locked for LOCK after the last of them."""
+    failures = sorted(failures)
+    for i in range(MAX_FAILURES - 1, len(failures)):
+        if failures[i] - failures[i - MAX_FAILURES + 1] <= WINDOW and failures[i] + LOCK > now:
+            return failures[i] + LOCK
+    return None
+
+
+async def sign_in(db: AsyncSession, *, email: str, password: str, ip: str, days: int) -> tuple[Owner, str]:
+    email = email.strip().lower()[:320]
+    now = utcnow()
+    for column, value in ((SignInFailure.email, email), (SignInFailure.ip, ip)):
+        query = select(SignInFailure.at).where(column == value, SignInFailure.at > now - WINDOW - LOCK)
+        until = locked_until(list(await db.scalars(query)), now)
+        if until is not None:
+            minutes = max(1, round((until - now).total_seconds() / 60))
+            raise SignInLocked(
+                f"Too many failed sign-ins. For your safety, try again in {minutes} minute{'s' if minutes > 1 else ''}."
+            )
+    owner = await owners.authenticate_password(db, email=email, password=password)
+    if owner is None:
+        db.add(SignInFailure(email=email, ip=ip, at=now))
+        # Old failures are useless once outside every window; drop them as we go.
+        await db.execute(delete(SignInFailure).where(SignInFailure.at < now - WINDOW - LOCK))
+        await db.flush()
+        raise SignInRefused()
+    await db.execute(delete(SignInFailure).where(or_(SignInFailure.email == email)))
+    return owner, await open_session(db, owner=owner, days=days)
+
+
+async def open_session(db: AsyncSession, *, owner: Owner, days: int) -> str:
+    token = new_token(SESSION_PREFIX)
+    db.add(OwnerSession(owner_id=owner.id, digest=digest(token), expires_at=utcnow() + timedelta(days=days)))
+    await db.flush()
+    return token
+
+
+async def owner_for_session(db: AsyncSession, token: str) -> Owner | None:
+    query = (
+        select(Owner)
+        .join(OwnerSession, OwnerSession.owner_id == Owner.id)
+        .where(OwnerSession.digest == digest(token), OwnerSession.expires_at > utcnow())
+    )
+    return await db.scalar(query)
+
+
+async def sign_out(db: AsyncSession, token: str) -> None:
+    await db.execute(delete(OwnerSession).where(OwnerSession.digest == digest(token)))
+
+
+async def change_password(db: AsyncSession, *, owner: Owner, current: str, new: str, keep_token: str) -> None:
+    if await owners.authenticate_password(db, email=owner.email, password=current) is None:
+        raise SignInRefused("The current password is not right.")
+    owners.check_password_strength(new)
+    await db.execute(update(Owner).where(Owner.id == owner.id).values(password_hash=owners.hash_password(new)))
+    # Every other signed-in browser must sign in again with the new password.
+    await db.execute(
+        delete(OwnerSession).where(OwnerSession.owner_id == owner.id, OwnerSession.digest != digest(keep_token))
+    )

@@ -1,0 +1,121 @@
+// The dashboard works without this script; it adds copy buttons, confirmations and the preview chat.
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy");
+    if (!button) return;
+    var field = document.querySelector(button.dataset.copy);
+    if (!field) return;
+    var done = function () {
+      var label = button.firstChild;
+      var before = label.textContent;
+      label.textContent = "Copied";
+      setTimeout(function () { label.textContent = before; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () { field.select(); });
+    } else {
+      field.focus();
+      field.select();
+      try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected for Ctrl+C */ }
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+
+  var openaiFields = document.getElementById("openai-fields");
+  if (openaiFields) {
+    var sync = function () {
+      var chosen = document.querySelector("input[name=engine_type]:checked");
+      openaiFields.hidden = !chosen || chosen.value !== "openai";
+    };
+    document.querySelectorAll("input[name=engine_type]").forEach(function (r) { r.addEventListener("change", sync); });
+    sync();
+  }
+
+  var preview = document.getElementById("preview");
+  if (!preview) return;
+  var log = document.getElementById("preview-log");
+  var form = document.getElementById("preview-form");
+  var input = document.getElementById("preview-message");
+  var errorBox = document.getElementById("preview-error");
+  var session = null;
+
+  function line(role, text) {
+    var item = document.createElement("li");
+    item.className = role;
+    item.textContent = text;
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+  function body(fields) {
+    var data = new URLSearchParams();
+    data.set("csrf", preview.dataset.csrf);
+    Object.keys(fields).forEach(function (k) { data.set(k, fields[k]); });
+    return data;
+  }
+  function fail(message) { errorBox.textContent = message; errorBox.hidden = false; }
+  function start() {
+    var use = document.querySelector("input[name=use]:checked").value;
+    return fetch(preview.dataset.start, { method: "POST", body: body({ use: use }), credentials: "same-origin" })
+      .then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) throw new Error((data.error && data.error.message) || "The preview could not start.");
+          session = data.session_id;
+          if (data.greeting) line("assistant", data.greeting);
+          return session;
+        });
+      });
+  }
+  function reset() { session = null; log.textContent = ""; errorBox.hidden = true; }
+  document.getElementById("preview-reset").addEventListener("click", reset);
+  document.querySelectorAll("input[name=use]").forEach(function (r) { r.addEventListener("change", reset); });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value;
+    if (!text.trim()) return;
+    input.value = "";
+    errorBox.hidden = true;
+    line("guest", text);
+    (session ? Promise.resolve(session) : start()).then(function (id) {
+      return fetch(preview.dataset.start + "/" + id + "/messages", {
+        method: "POST", body: body({ content: text }), credentials: "same-origin", headers: { "Accept": "text/event-stream" }
+      });
+    }).then(function (r) {
+      if (!r.ok) return r.json().then(function (data) { fail((data.error && data.error.message) || "No reply."); });
+      var reply = line("assistant", "");
+      var reader = r.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n/g, "\n");
+          var frames = buffer.split("\n\n");
+          buffer = frames.pop();
+          frames.forEach(function (frame) {
+            var name = "message", data = "";
+            frame.split("\n").forEach(function (l) {
+              if (l.indexOf("event:") === 0) name = l.slice(6).trim();
+              else if (l.indexOf("data:") === 0) data += l.slice(5).trim();
+            });
+            if (!data) return;
+            var payload = JSON.parse(data);
+            if (name === "token") { reply.textContent += payload.text; log.scrollTop = log.scrollHeight; }
+            else if (name === "error") fail(payload.message);
+          });
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function (e) { fail(e.message || "The connection was lost."); });
+  });
+})();

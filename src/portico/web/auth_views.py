@@ -1,0 +1,171 @@
+"""First-run setup, sign-in and out, sign-up (when open), password and API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from portico.db import SessionDep
+from portico.errors import Conflict, InvalidRequest, PorticoError
+from portico.owners import service as owners
+from portico.owners import signin
+from portico.web.deps import DashboardOwner
+from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+
+def _safe_next(value: str | None) -> str:
+    # Only paths inside the dashboard: never an open redirect to another site.
+    if value and value.startswith("/dashboard") and not value.startswith("//"):
+        return value
+    return "/dashboard"
+
+
+def _signed_in(request: Request, token: str, next_url: str) -> Response:
+    response = redirect(next_url)
+    days = request.app.state.settings.session_days
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=days * 86400, httponly=True, samesite="lax",
+        secure=secure_cookies(request), path="/",
+    )
+    return response
+
+
+def _auth_page(request: Request, mode: str, status: int = 200, **context: object) -> HTMLResponse:
+    pages = {
+        "setup": ("Welcome to Portico", "Create the first owner account. You can add more later.", "Create account", "/dashboard/setup"),
+        "sign-up": ("Create an account", None, "Create account", "/dashboard/sign-up"),
+        "sign-in": ("Sign in", None, "Sign in", "/dashboard/sign-in"),
+    }
+    title, intro, submit, action = pages[mode]
+    base = {"title": title, "intro": intro, "submit": submit, "action": action, "mode": mode,
+            "open_signup": request.app.state.settings.open_signup}
+    return render(request, "auth.html", {**base, **context}, status=status)
+
+
+def _field_errors(exc: PorticoError) -> dict[str, str]:
+    text = exc.message
+    return {"password": text} if "password" in text.lower() else {"email": text}
+
+
+async def _create_account(request: Request, db: SessionDep, mode: str, email: str, password: str) -> Response:
+    try:
+        owner = await owners.create_owner(db, email=email, password=password)
+    except (InvalidRequest, Conflict) as exc:
+        return _auth_page(request, mode, status=422, email=email, errors=_field_errors(exc))
+    token = await signin.open_session(db, owner=owner, days=request.app.state.settings.session_days)
+    return _signed_in(request, token, "/dashboard")
+
+
+@router.get("/setup", response_class=HTMLResponse)
+async def setup_page(request: Request, db: SessionDep) -> Response:
+    if await owners.count_owners(db) > 0:
+        return redirect("/dashboard/sign-in")
+    return _auth_page(request, "setup")
+
+
+@router.post("/setup")
+async def setup(request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> Response:
+    if await owners.count_owners(db) > 0:
+        return redirect("/dashboard/sign-in")
+    return await _create_account(request, db, "setup", email, password)
+
+
+@router.get("/sign-up", response_class=HTMLResponse)
+async def sign_up_page(request: Request, db: SessionDep) -> Response:
+    if not request.app.state.settings.open_signup and await owners.count_owners(db) > 0:
+        return render(request, "error.html", {"title": "Sign-up is closed", "message": "Ask the person who runs this Portico to create an account for you."}, status=403)
+    return _auth_page(request, "sign-up")
+
+
+@router.post("/sign-up")
+async def sign_up(request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> Response:
+    if not request.app.state.settings.open_signup and await owners.count_owners(db) > 0:
+        return render(request, "error.html", {"title": "Sign-up is closed", "message": "Ask the person who runs this Portico to create an account for you."}, status=403)
+    return await _create_account(request, db, "sign-up", email, password)
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+async def sign_in_page(request: Request, db: SessionDep, next: str | None = None) -> Response:
+    if await owners.count_owners(db) == 0:
+        return redirect("/dashboard/setup")
+    return _auth_page(request, "sign-in", next=_safe_next(next))
+
+
+@router.post("/sign-in")
+async def sign_in(
+    request: Request,
+    db: SessionDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/dashboard",
+) -> Response:
+    ip = request.client.host if request.client else "unknown"
+    try:
+        _owner, token = await signin.sign_in(
+            db, email=email, password=password, ip=ip, days=request.app.state.settings.session_days
+        )
+    except (signin.SignInRefused, signin.SignInLocked) as exc:
+        # A page, not a raised error: the request's transaction still commits the recorded failure.
+        return _auth_page(request, "sign-in", status=exc.status, email=email, form_error=exc.message, next=_safe_next(next))
+    return _signed_in(request, token, _safe_next(next))
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, db: SessionDep) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await signin.sign_out(db, token)
+    response = redirect("/dashboard/sign-in")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account(request: Request, owner: DashboardOwner, done: str | None = None) -> Response:
+    notice = "Your password was changed. Other browsers were signed out." if done == "password" else None
+    return render(request, "account.html", {"title": "Account", "section": "account", "notice": notice})
+
+
+@router.post("/account/password")
+async def change_password(
+    request: Request, db: SessionDep, owner: DashboardOwner,
+    current: Annotated[str, Form()] = "", new: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        await signin.change_password(db, owner=owner, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE])
+    except signin.SignInRefused as exc:
+        return render(request, "account.html", {"title": "Account", "section": "account", "errors": {"current": exc.message}}, status=422)
+    except InvalidRequest as exc:
+        return render(request, "account.html", {"title": "Account", "section": "account", "errors": {"new": exc.message}}, status=422)
+    return redirect("/dashboard/account?done=password")
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
+    listed = await owners.list_api_tokens(db, owner=owner)
+    return render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed})
+
+
+@router.post("/tokens")
+async def create_token(request: Request, db: SessionDep, owner: DashboardOwner, name: Annotated[str, Form()] = "") -> Response:
+    name = name.strip()
+    if not name or len(name) > 200:
+        listed = await owners.list_api_tokens(db, owner=owner)
+        errors = {"name": "Give the token a name of 1 to 200 characters, so you know what it is for later."}
+        return render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "errors": errors}, status=422)
+    _token, plain = await owners.create_api_token(db, owner=owner, name=name)
+    listed = await owners.list_api_tokens(db, owner=owner)
+    # Shown once, in this response only; never in a URL.
+    response = render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "new_token": plain})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: int) -> Response:
+    await owners.revoke_api_token(db, owner=owner, token_id=token_id)
+    return redirect("/dashboard/tokens")

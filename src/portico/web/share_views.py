@@ -1,0 +1,168 @@
+"""The Share page: status, share mode, the public link, the embed code and Users (private links)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from portico.access import links as links_service
+from portico.access.csv_import import parse_link_rows
+from portico.access.schemas import LinkIn
+from portico.assistants import service
+from portico.db import SessionDep
+from portico.errors import InvalidRequest, LimitReached
+from portico.models import Assistant
+from portico.web.assistant_views import assistant_page
+from portico.web.deps import DashboardAssistant
+from portico.web.forms import check_csrf, redirect
+
+router = APIRouter(prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)])
+NAMES_UPLOAD_MAX = 256 * 1024
+
+
+def _share_url(assistant: Assistant, suffix: str = "") -> str:
+    return f"/dashboard/assistants/{assistant.id}/share{suffix}"
+
+
+async def share_page(request: Request, db: SessionDep, assistant: Assistant, status: int = 200, **context: Any) -> HTMLResponse:
+    settings = request.app.state.settings
+    vault = request.app.state.vault
+    links = await links_service.list_links(db, assistant=assistant)
+    outs = [links_service.link_out(link, vault=vault, base_url=settings.base_url) for link in links]
+    warnings = []
+    if assistant.status == "live" and assistant.published_version is None:
+        warnings.append("This assistant is Live but has never been published, so guests are told it is not ready. Publish it first.")
+    if assistant.status != "live" and outs:
+        warnings.append(f"This assistant is Offline: none of its {len(outs)} private link{'s' if len(outs) != 1 else ''} work until you switch it Live.")
+    new_ids = {int(i) for i in request.query_params.get("new", "").split(",") if i.isdigit()}
+    return await assistant_page(
+        request, db, assistant, "share", "Share", status=status,
+        links=outs, active=len(outs), limit=settings.max_private_links, warnings=warnings,
+        public_url=f"{settings.base_url}/c/{assistant.public_id}",
+        embed_code=f'<script src="{settings.base_url}/widget.js" data-assistant="{assistant.public_id}" async></script>',
+        new_links=[o for o in outs if o.id in new_ids], **context,
+    )
+
+
+@router.get("/share", response_class=HTMLResponse)
+async def share(request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None) -> Response:
+    notices = {"status": "Status saved.", "mode": "Share settings saved.", "rotated": "The public link changed; the old one no longer works.",
+               "cap": "Cap saved.", "reissued": "New link made; the old one no longer works.", "deleted": "User deleted: their link no longer works."}
+    return await share_page(request, db, assistant, notice=notices.get(done or ""))
+
+
+@router.post("/status")
+async def set_status(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    value = str((await request.form()).get("status", ""))
+    if value not in ("live", "offline"):
+        raise InvalidRequest("Choose Live or Offline.")
+    await service.set_status(db, assistant=assistant, status=value)
+    return redirect(_share_url(assistant, "?done=status"))
+
+
+@router.post("/share-mode")
+async def set_mode(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    value = str((await request.form()).get("mode", ""))
+    if value not in ("public", "private"):
+        raise InvalidRequest("Choose Anyone with the link or Private.")
+    await service.set_share_mode(db, assistant=assistant, mode=value)
+    return redirect(_share_url(assistant, "?done=mode"))
+
+
+@router.post("/rotate")
+async def rotate(db: SessionDep, assistant: DashboardAssistant) -> Response:
+    await service.rotate_public_link(db, assistant=assistant)
+    return redirect(_share_url(assistant, "?done=rotated"))
+
+
+def _cap(value: str) -> int | None:
+    value = value.strip() or "0"
+    return int(value) if value.isdigit() and int(value) <= 1_000_000 else None
+
+
+async def _create(request: Request, db: SessionDep, assistant: Assistant, items: list[LinkIn]) -> Response:
+    settings = request.app.state.settings
+    try:
+        created = await links_service.create_links(db, assistant=assistant, items=items,
+                                                   limit=settings.max_private_links, vault=request.app.state.vault)
+    except LimitReached as exc:
+        return await share_page(request, db, assistant, status=409, form_error=exc.message, open_create=True)
+    return redirect(_share_url(assistant, "?new=" + ",".join(str(link.id) for link in created) + "#users"))
+
+
+@router.post("/users")
+async def create_user(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    form = await request.form()
+    cap = _cap(str(form.get("max_sessions", "0")))
+    errors = {}
+    if cap is None:
+        errors["max_sessions"] = "Enter a whole number from 0 (unlimited) to 1,000,000."
+    try:
+        item = LinkIn(name=str(form.get("name", "")), max_sessions=cap or 0)
+    except ValidationError:
+        errors["name"] = "Give the user or group a name of 1 to 200 characters."
+    if errors:
+        return await share_page(request, db, assistant, status=422, errors=errors, open_create=True)
+    return await _create(request, db, assistant, [item])
+
+
+@router.post("/users/batch")
+async def create_users(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    form = await request.form()
+    cap = _cap(str(form.get("max_sessions", "0")))
+    text = str(form.get("names", ""))
+    upload = form.get("names_file")
+    try:
+        if cap is None:
+            raise InvalidRequest("The maximum sessions must be a whole number from 0 (unlimited) to 1,000,000.")
+        if isinstance(upload, UploadFile) and upload.filename:
+            data = await upload.read(NAMES_UPLOAD_MAX + 1)
+            if len(data) > NAMES_UPLOAD_MAX:
+                raise InvalidRequest("This file is too large for a list of names (256 KiB at most).")
+            text = data.decode("utf-8-sig", errors="replace")
+        items = parse_link_rows(text, default_max_sessions=cap)
+    except InvalidRequest as exc:
+        return await share_page(request, db, assistant, status=422, errors={"names": exc.message}, open_create=True)
+    return await _create(request, db, assistant, items)
+
+
+@router.get("/users.csv")
+async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssistant, ids: str = "") -> Response:
+    settings = request.app.state.settings
+    wanted = {int(i) for i in ids.split(",") if i.isdigit()}
+    links = await links_service.list_links(db, assistant=assistant)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["name", "link"])
+    for link in links:
+        if not wanted or link.id in wanted:
+            writer.writerow([link.name, links_service.link_out(link, vault=request.app.state.vault, base_url=settings.base_url).url])
+    filename = f"portico-users-{assistant.public_id}.csv"
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@router.post("/users/{link_id}/cap")
+async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
+    cap = _cap(str((await request.form()).get("max_sessions", "")))
+    if cap is None:
+        return await share_page(request, db, assistant, status=422, form_error="The cap must be a whole number from 0 (unlimited) to 1,000,000.")
+    await links_service.update_link(db, assistant=assistant, link_id=link_id, name=None, max_sessions=cap)
+    return redirect(_share_url(assistant, "?done=cap#users"))
+
+
+@router.post("/users/{link_id}/reissue")
+async def reissue(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
+    link = await links_service.reissue_link(db, assistant=assistant, link_id=link_id, vault=request.app.state.vault)
+    return redirect(_share_url(assistant, f"?done=reissued&new={link.id}#users"))
+
+
+@router.post("/users/{link_id}/delete")
+async def delete_user(db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
+    await links_service.delete_link(db, assistant=assistant, link_id=link_id)
+    return redirect(_share_url(assistant, "?done=deleted#users"))
