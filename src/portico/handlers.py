@@ -113,20 +113,25 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
+# Dashboard forms may carry a 1 MiB knowledge upload beside the 1 MiB knowledge text box.
+DASHBOARD_BODY_BYTES = 3 * 1024 * 1024
+
+
 class BodyLimit:
     """Refuses request bodies over a limit with 413, before any route reads them."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = DASHBOARD_BODY_BYTES if scope["path"].startswith("/dashboard/") else self.default_max
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(scope, receive, send, max_bytes)
             return
         seen = 0
 
@@ -135,17 +140,17 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise _BodyTooLarge()
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = f"{self.max_bytes // 1024} KiB"
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        limit = f"{max_bytes // 1024} KiB"
         response = error_response(413, "body_too_large", f"The request body is larger than {limit}.")
         await response(scope, receive, send)
 

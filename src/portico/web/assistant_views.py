@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
@@ -110,12 +111,15 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
         *NUMBER_FIELDS)}
     values["greeting_enabled"] = form.get("greeting_enabled") == "1"
     errors: dict[str, str] = {}
+    current = _behavior_form(assistant)
     numbers: dict[str, Any] = {}
     for field, kind in NUMBER_FIELDS.items():
         try:
             numbers[field] = kind(values[field].strip())
         except ValueError:
             errors[field] = "Enter a number." if kind is float else "Enter a whole number."
+            # Validate the rest of the form with the saved value, so every problem shows at once.
+            numbers[field] = current[field]
     upload = form.get("knowledge_file")
     try:
         uploaded = await _read_upload(upload if isinstance(upload, UploadFile) else None)
@@ -132,22 +136,21 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
         elif api_key:
             engine["api_key"] = api_key
     data = None
-    if not errors:
-        try:
-            data = AssistantUpdate(
-                name=values["name"], description=values["description"], greeting=values["greeting"],
-                greeting_enabled=values["greeting_enabled"], instructions=values["instructions"],
-                knowledge=knowledge.replace("\r\n", "\n"), engine=engine,
-                settings={k: numbers[k] for k in ("inactivity_timeout", "max_duration", "max_message_length")},
-            )
-        except ValidationError as exc:
-            for error in exc.errors():
-                field = str(error["loc"][-1]) if error["loc"] else "name"
-                if field == "type":
-                    field = "base_url"
-                errors.setdefault(field, _sentence(error))
+    try:
+        data = AssistantUpdate(
+            name=values["name"], description=values["description"], greeting=values["greeting"],
+            greeting_enabled=values["greeting_enabled"], instructions=values["instructions"],
+            knowledge=knowledge.replace("\r\n", "\n"), engine=engine,
+            settings={k: numbers[k] for k in ("inactivity_timeout", "max_duration", "max_message_length")},
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][-1]) if error["loc"] else "name"
+            if field == "type":
+                field = "base_url"
+            errors.setdefault(field, _sentence(error))
     if errors or data is None:
-        form_values = {**_behavior_form(assistant), **values, **{k: values[k] for k in NUMBER_FIELDS}, "knowledge": knowledge}
+        form_values = {**current, **values, **{k: values[k] for k in NUMBER_FIELDS}, "knowledge": knowledge}
         return await assistant_page(request, db, assistant, "behavior", "Behavior", status=422, form=form_values,
                                     errors=errors, has_api_key="api_key_encrypted" in assistant.draft["engine"])
     await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)

@@ -6,7 +6,8 @@ import csv
 import io
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
