@@ -9,7 +9,7 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
     assistant = await alice.new_assistant()
     (link,) = await alice.new_links(assistant["id"], 0)
     a = "/api/v1/assistants/{assistant_id}"
-    l = a + "/links/{link_id}"
+    link_path = a + "/links/{link_id}"
     templates = [
         ("GET", a, None),
         ("PATCH", a, {"name": "Mine now"}),
@@ -21,9 +21,9 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         ("POST", f"{a}/public-link/rotate", None),
         ("GET", f"{a}/links", None),
         ("POST", f"{a}/links", {"links": [{"name": "x", "max_sessions": 0}]}),
-        ("PATCH", l, {"name": "x"}),
-        ("DELETE", l, None),
-        ("POST", f"{l}/reissue", None),
+        ("PATCH", link_path, {"name": "x"}),
+        ("DELETE", link_path, None),
+        ("POST", f"{link_path}/reissue", None),
     ]
     routes = {
         (method.upper(), path)

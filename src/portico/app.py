@@ -24,6 +24,9 @@ from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
+from portico.metrics.api import router as metrics_router
+from portico.metrics.retention import purge_forever
+from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
 from portico.web import assistant_views, auth_views, share_views
 from portico.web.pages import STATIC_DIR, CachedStatic, SecurityHeaders
@@ -46,11 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.cutoffs = Cutoffs()
         await app.state.cutoffs.start(engine)
-        sweeper = asyncio.create_task(sweep_forever(app.state.sessionmaker), name="portico-sweep")
+        chores = [
+            asyncio.create_task(chore(app.state.sessionmaker), name=f"portico-{chore.__name__}")
+            for chore in (sweep_forever, rollup_forever, purge_forever)
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
+            for chore in chores:
+                chore.cancel()
             await app.state.cutoffs.stop()
             await engine.dispose()
 
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_owner)])
     owner_api.include_router(assistants_router)
     owner_api.include_router(links_router)
+    owner_api.include_router(metrics_router)
     app.include_router(owner_api)
 
     # Guest routes: public by design; each one takes a key, a public id or a session token.

@@ -21,6 +21,10 @@ KEY_PREFIX = "ptk_"
 
 class GateRefusal(PorticoError):
     status = 403
+    # Set when the refused request named a known assistant; Metrics count the refusals of
+    # session starts (not of page views or lookups) by code.
+    assistant_id: int | None = None
+    at_session_start = False
 
 
 class NoSuchAssistant(GateRefusal, NotFound):
@@ -68,6 +72,7 @@ class AssistantFacts:
     published_version: int | None
     status: str
     share_mode: str
+    store_transcripts: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ _ASSISTANT_COLUMNS = (
     Assistant.published_version,
     Assistant.status,
     Assistant.share_mode,
+    Assistant.store_transcripts,
 )
 _LINK_COLUMNS = (
     PrivateLink.id,
@@ -179,13 +185,19 @@ async def check(db: AsyncSession, *, public_id: str | None, key: str | None) -> 
         assistant = None
     decision = decide(public_id_given=public_id is not None, key_given=key is not None, assistant=assistant, link=link)
     if isinstance(decision, GateRefusal):
+        if assistant is not None and not isinstance(decision, NoSuchAssistant):
+            decision.assistant_id = assistant.id
         raise decision
     return decision
 
 
 async def admit(db: AsyncSession, *, public_id: str | None, key: str | None) -> Admission:
     """Ask the gate and, for a private link, take one use in this transaction."""
-    admission = await check(db, public_id=public_id, key=key)
+    try:
+        admission = await check(db, public_id=public_id, key=key)
+    except GateRefusal as refusal:
+        refusal.at_session_start = True
+        raise
     if admission.link is None:
         return admission
     link = admission.link
@@ -205,4 +217,7 @@ async def admit(db: AsyncSession, *, public_id: str | None, key: str | None) -> 
         return Admission(admission.assistant, LinkFacts(**{**link.__dict__, "sessions_used": used}))
     # Another session took the last use (or the owner revoked the link) since we looked.
     fresh = await load_link(db, link_id=link.id)
-    raise LinkRevoked() if fresh is None or fresh.revoked else LinkExhausted()
+    refusal = LinkRevoked() if fresh is None or fresh.revoked else LinkExhausted()
+    refusal.assistant_id = admission.assistant.id
+    refusal.at_session_start = True
+    raise refusal

@@ -45,6 +45,8 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
         published_version=assistant.published_version,
         has_unpublished_changes=published_digest != assistant.draft_digest,
         public_url=f"{settings.base_url}/c/{assistant.public_id}",
+        retention_days=assistant.retention_days,
+        store_transcripts=assistant.store_transcripts,
         created_at=assistant.created_at,
         updated_at=assistant.updated_at,
         draft=DraftOut(

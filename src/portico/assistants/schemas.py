@@ -11,7 +11,9 @@ KNOWLEDGE_MAX = 1_000_000
 
 
 class SessionSettings(Strict):
-    inactivity_timeout: int = Field(default=600, ge=30, le=86_400, description="Seconds without a message before a session ends.")
+    inactivity_timeout: int = Field(
+        default=600, ge=30, le=86_400, description="Seconds without a message before a session ends."
+    )
     max_duration: int = Field(default=3_600, ge=60, le=604_800, description="Seconds after which a session ends.")
     max_message_length: int = Field(default=4_000, ge=1, le=100_000, description="Characters in one guest message.")
 
@@ -58,6 +60,9 @@ class AssistantCreate(DraftFields):
 class AssistantUpdate(DraftFields):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=2_000)
+    # Not versioned: what Logs keep applies at once.
+    retention_days: int | None = Field(default=None, ge=0, le=3_650, description="Days to keep sessions; 0 = forever.")
+    store_transcripts: bool | None = None
 
 
 class EngineOut(BaseModel):
@@ -89,6 +94,8 @@ class AssistantOut(BaseModel):
     published_version: int | None
     has_unpublished_changes: bool
     public_url: str
+    retention_days: int
+    store_transcripts: bool
     created_at: datetime
     updated_at: datetime
     draft: DraftOut
@@ -119,4 +126,3 @@ class StatusIn(Strict):
 
 class ShareIn(Strict):
     mode: Literal["public", "private"]
-

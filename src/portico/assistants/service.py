@@ -136,6 +136,10 @@ async def update_assistant(db: AsyncSession, *, assistant: Assistant, data: Assi
         assistant.name = data.name
     if data.description is not None:
         assistant.description = data.description
+    if data.retention_days is not None:
+        assistant.retention_days = data.retention_days
+    if data.store_transcripts is not None:
+        assistant.store_transcripts = data.store_transcripts
     draft = _merge_draft(assistant.draft, data, vault)
     assistant.draft = draft
     assistant.draft_digest = config_digest(draft)
@@ -177,8 +181,10 @@ async def list_versions(db: AsyncSession, *, assistant: Assistant) -> list[Assis
 
 async def restore_version(db: AsyncSession, *, assistant: Assistant, number: int) -> Assistant:
     """Copy a published version back into the draft; guests see it only after the next Publish."""
-    query = select(AssistantVersion).options(undefer(AssistantVersion.config)).where(
-        AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == number
+    query = (
+        select(AssistantVersion)
+        .options(undefer(AssistantVersion.config))
+        .where(AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == number)
     )
     version = await db.scalar(query)
     if version is None:

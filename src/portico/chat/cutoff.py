@@ -44,7 +44,9 @@ async def announce(db: AsyncSession, *, code: str, assistant_id: int, link_id: i
     """Tell every instance, once this transaction commits, to cut matching streams."""
     if db.bind.dialect.name == "postgresql":
         target = f"link:{link_id}" if link_id is not None else f"assistant:{assistant_id}"
-        await db.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"{target}:{code}"})
+        await db.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"{target}:{code}"}
+        )
 
 
 class Cutoffs:
@@ -93,7 +95,7 @@ class Cutoffs:
                 conn = await asyncpg.connect(dsn)
                 try:
                     await conn.add_listener(CHANNEL, self._on_notify)
-                    while not conn.is_closed():
+                    while not conn.is_closed():  # noqa: ASYNC110 - asyncpg offers no event for a lost connection
                         await asyncio.sleep(5)
                 finally:
                     await conn.close()

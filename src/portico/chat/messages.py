@@ -68,6 +68,8 @@ class PendingReply:
     assistant_id: int
     link_id: int | None
     request: EngineRequest
+    # The owner's "don't store transcripts" switch: messages are counted, their text is not kept.
+    store_text: bool = True
 
 
 async def accept_guest_message(
@@ -90,7 +92,8 @@ async def prepare_reply(
         raise MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
     config = await version_config(db, assistant_id=session.assistant_id, number=session.version_number)
     now = utcnow()
-    db.add(Message(session_id=session.id, role="guest", content=content, created_at=now))
+    store_text = opened.assistant is None or opened.assistant.store_transcripts
+    db.add(Message(session_id=session.id, role="guest", content=content if store_text else None, created_at=now))
     await db.execute(
         update(ChatSession)
         .where(ChatSession.id == session.id)
@@ -108,7 +111,7 @@ async def prepare_reply(
         history=history,
         api_key=api_key,
     )
-    return PendingReply(session.id, session.assistant_id, session.link_id, request)
+    return PendingReply(session.id, session.assistant_id, session.link_id, request, store_text)
 
 
 async def history_of(db: AsyncSession, *, session_id: int) -> list[Turn]:
@@ -162,7 +165,9 @@ async def stream_reply(
     if error is not None:
         yield ReplyEvent("error", {"code": error[0], "message": error[1], "message_id": message_id})
     else:
-        yield ReplyEvent("done", {"message_id": message_id, "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out})
+        yield ReplyEvent(
+            "done", {"message_id": message_id, "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out}
+        )
 
 
 async def _save_reply(
@@ -178,7 +183,7 @@ async def _save_reply(
     message = Message(
         session_id=pending.session_id,
         role="assistant",
-        content="".join(parts),
+        content="".join(parts) if pending.store_text else None,
         first_token_ms=round((first_token - started) * 1000) if first_token else None,
         duration_ms=round((finished - started) * 1000),
         tokens_in=usage.tokens_in,

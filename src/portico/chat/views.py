@@ -27,8 +27,9 @@ async def public_chat(public_id: str, request: Request, db: SessionDep) -> HTMLR
     status = 200
     try:
         admission = await gate.check(db, public_id=public_id, key=None)
-        context.update(title=admission.assistant.name, name=admission.assistant.name,
-                       description=admission.assistant.description)
+        context.update(
+            title=admission.assistant.name, name=admission.assistant.name, description=admission.assistant.description
+        )
     except gate.KeyRequired:
         # A private assistant's page may still be opened with a key in the fragment.
         facts = await gate.load_assistant(db, public_id=public_id)

@@ -30,7 +30,9 @@ from portico.handlers import error_response
 from portico.models import ChatSession, Message
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-_bearer = HTTPBearer(auto_error=False, description="A private link's key (ptk_...), or anything for a public assistant.")
+_bearer = HTTPBearer(
+    auto_error=False, description="A private link's key (ptk_...), or anything for a public assistant."
+)
 
 
 def link_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
@@ -86,8 +88,15 @@ async def chat_completions(body: CompletionRequest, request: Request, key: LinkK
         opened, _token = await start_session(db, public_id=body.model, key=key, channel="api")
         # The conversation so far arrives with each request; keep it in the session's transcript.
         history = [Turn("user" if t.role == "user" else "assistant", t.text()) for t in turns[:-1]]
+        store_text = opened.assistant is None or opened.assistant.store_transcripts
         for turn in history:
-            db.add(Message(session_id=opened.session.id, role="guest" if turn.role == "user" else "assistant", content=turn.content))
+            db.add(
+                Message(
+                    session_id=opened.session.id,
+                    role="guest" if turn.role == "user" else "assistant",
+                    content=turn.content if store_text else None,
+                )
+            )
         if history:
             await db.execute(
                 update(ChatSession)
@@ -128,7 +137,11 @@ async def chat_completions(body: CompletionRequest, request: Request, key: LinkK
                     "created": created,
                     "model": body.model,
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(parts)},
+                            "finish_reason": "stop",
+                        }
                     ],
                     "usage": _usage(event.data),
                 }
@@ -144,7 +157,9 @@ def _usage(done: dict[str, Any]) -> dict[str, int]:
     }
 
 
-async def _chunks(events, finish, completion_id: str, created: int, model: str, include_usage: bool) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+async def _chunks(
+    events, finish, completion_id: str, created: int, model: str, include_usage: bool
+) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
     def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> dict[str, str]:
         body = {
             "id": completion_id,
@@ -162,12 +177,29 @@ async def _chunks(events, finish, completion_id: str, created: int, model: str, 
             if event.kind == "token":
                 yield chunk({"content": event.data["text"]})
             elif event.kind == "error":
-                yield {"data": json.dumps({"error": {"code": event.data["code"], "message": event.data["message"], "type": "engine_error"}})}
+                yield {
+                    "data": json.dumps(
+                        {
+                            "error": {
+                                "code": event.data["code"],
+                                "message": event.data["message"],
+                                "type": "engine_error",
+                            }
+                        }
+                    )
+                }
                 return
             else:
                 yield chunk({}, "stop")
                 if include_usage:
-                    usage = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": _usage(event.data)}
+                    usage = {
+                        "id": completion_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": _usage(event.data),
+                    }
                     yield {"data": json.dumps(usage)}
         yield {"data": "[DONE]"}
     finally:

@@ -20,8 +20,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from portico.engines.base import EngineRequest, Usage, count_tokens
 
 NO_ANSWER = (
-    "I'm sorry, I don't have an answer to that in what I know. "
-    "Try asking in other words, or about something else."
+    "I'm sorry, I don't have an answer to that in what I know. Try asking in other words, or about something else."
 )
 MAX_SECTION = 900
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$")

@@ -82,7 +82,11 @@ class OpenAIEngine:
             raise EngineError("engine_unreachable", "the model server could not be reached", retryable=True) from None
         except openai.APIStatusError as exc:
             retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-            raise EngineError("engine_error", f"the model server answered {exc.status_code}", retryable=retryable) from None
+            raise EngineError(
+                "engine_error", f"the model server answered {exc.status_code}", retryable=retryable
+            ) from None
         except openai.OpenAIError as exc:
-            raise EngineError("engine_error", f"unexpected answer from the model server ({type(exc).__name__})", retryable=False) from None
+            raise EngineError(
+                "engine_error", f"unexpected answer from the model server ({type(exc).__name__})", retryable=False
+            ) from None
         yield usage or Usage(count_tokens(" ".join(m["content"] for m in messages)), count_tokens("".join(written)))

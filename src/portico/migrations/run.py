@@ -14,9 +14,7 @@ HERE = Path(__file__).parent
 def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(HERE))
-    config.set_main_option(
-        "file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s"
-    )
+    config.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
     return config
 
 

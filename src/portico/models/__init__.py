@@ -6,6 +6,7 @@ from portico.models.link import PrivateLink
 from portico.models.message import Message
 from portico.models.owner import ApiToken, Owner, OwnerSession, SignInFailure
 from portico.models.session import ChatSession
+from portico.models.usage import RefusalHourly, UsageHourly, UsageUserHourly
 
 __all__ = [
     "ApiToken",
@@ -17,6 +18,9 @@ __all__ = [
     "Owner",
     "OwnerSession",
     "PrivateLink",
+    "RefusalHourly",
     "SignInFailure",
+    "UsageHourly",
+    "UsageUserHourly",
     "utcnow",
 ]

@@ -12,7 +12,11 @@ class Message(Base):
     """One turn of a session: the guest's (`guest`) or the assistant's (`assistant`)."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_session", "session_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_session", "session_id", "id"),
+        # The rollup reads the messages of recent hours.
+        Index("ix_messages_created", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"))

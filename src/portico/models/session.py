@@ -13,6 +13,9 @@ class ChatSession(Base):
     __table_args__ = (
         Index("ix_chat_sessions_assistant_started", "assistant_id", "started_at", "id"),
         Index("ix_chat_sessions_link", "link_id"),
+        # Logs filtered by user, newest first; and the rollup of sessions that ended lately.
+        Index("ix_chat_sessions_assistant_link_started", "assistant_id", "link_id", "started_at", "id"),
+        Index("ix_chat_sessions_ended", "ended_at"),
         # Sessions still open, for ending them all at once (offline, revoke) and the sweep.
         Index(
             "ix_chat_sessions_open",

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
+from starlette.datastructures import UploadFile
 
 from portico.assistants import service
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate
@@ -24,8 +24,14 @@ from portico.web.forms import check_csrf, redirect, render
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 KNOWLEDGE_UPLOAD_MAX = 1024 * 1024
-NUMBER_FIELDS = {"temperature": float, "max_tokens": int, "timeout": float,
-                 "inactivity_timeout": int, "max_duration": int, "max_message_length": int}
+NUMBER_FIELDS = {
+    "temperature": float,
+    "max_tokens": int,
+    "timeout": float,
+    "inactivity_timeout": int,
+    "max_duration": int,
+    "max_message_length": int,
+}
 
 
 async def _unpublished(db: SessionDep, assistant: Assistant) -> bool:
@@ -33,10 +39,17 @@ async def _unpublished(db: SessionDep, assistant: Assistant) -> bool:
     return digests.get(assistant.id) != assistant.draft_digest
 
 
-async def assistant_page(request: Request, db: SessionDep, assistant: Assistant, tab: str, title: str,
-                         status: int = 200, **context: Any) -> HTMLResponse:
-    base = {"title": f"{title} · {assistant.name}", "section": "assistants", "assistant": assistant, "tab": tab,
-            "tab_title": title, "unpublished": await _unpublished(db, assistant)}
+async def assistant_page(
+    request: Request, db: SessionDep, assistant: Assistant, tab: str, title: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    base = {
+        "title": f"{title} · {assistant.name}",
+        "section": "assistants",
+        "assistant": assistant,
+        "tab": tab,
+        "tab_title": title,
+        "unpublished": await _unpublished(db, assistant),
+    }
     return render(request, f"{tab}.html", {**base, **context}, status=status)
 
 
@@ -44,8 +57,11 @@ async def assistant_page(request: Request, db: SessionDep, assistant: Assistant,
 async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
     assistants = await service.list_owned(db, owner_id=owner.id)
     today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
-    return render(request, "assistants.html", {"title": "Assistants", "section": "assistants",
-                                               "assistants": assistants, "today": today})
+    return render(
+        request,
+        "assistants.html",
+        {"title": "Assistants", "section": "assistants", "assistants": assistants, "today": today},
+    )
 
 
 @router.post("/assistants")
@@ -58,8 +74,19 @@ async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwn
         assistants = await service.list_owned(db, owner_id=owner.id)
         today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
         errors = {"name": "Give the assistant a name of 1 to 200 characters."}
-        return render(request, "assistants.html", {"title": "Assistants", "section": "assistants", "assistants": assistants,
-                                                   "today": today, "errors": errors, "name": name}, status=422)
+        return render(
+            request,
+            "assistants.html",
+            {
+                "title": "Assistants",
+                "section": "assistants",
+                "assistants": assistants,
+                "today": today,
+                "errors": errors,
+                "name": name,
+            },
+            status=422,
+        )
     assistant = await service.create_assistant(db, owner_id=owner.id, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior")
 
@@ -73,20 +100,37 @@ def _behavior_form(assistant: Assistant) -> dict[str, Any]:
     draft = assistant.draft
     engine = draft["engine"]
     return {
-        "name": assistant.name, "description": assistant.description,
-        "greeting_enabled": draft.get("greeting_enabled", True), "greeting": draft["greeting"],
-        "instructions": draft["instructions"], "knowledge": draft["knowledge"],
-        "engine_type": engine["type"], "base_url": engine.get("base_url", ""), "model": engine.get("model", ""),
-        "temperature": engine.get("temperature", 0.7), "max_tokens": engine.get("max_tokens", 512),
-        "timeout": engine.get("timeout", 30), **draft["settings"],
+        "name": assistant.name,
+        "description": assistant.description,
+        "greeting_enabled": draft.get("greeting_enabled", True),
+        "greeting": draft["greeting"],
+        "instructions": draft["instructions"],
+        "knowledge": draft["knowledge"],
+        "engine_type": engine["type"],
+        "base_url": engine.get("base_url", ""),
+        "model": engine.get("model", ""),
+        "temperature": engine.get("temperature", 0.7),
+        "max_tokens": engine.get("max_tokens", 512),
+        "timeout": engine.get("timeout", 30),
+        **draft["settings"],
     }
 
 
 @router.get("/assistants/{assistant_id}/behavior", response_class=HTMLResponse)
-async def behavior_page(request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None) -> Response:
+async def behavior_page(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
+) -> Response:
     notice = "Draft saved. Publish to let guests see it." if done == "saved" else None
-    return await assistant_page(request, db, assistant, "behavior", "Behavior", form=_behavior_form(assistant),
-                                has_api_key="api_key_encrypted" in assistant.draft["engine"], notice=notice)
+    return await assistant_page(
+        request,
+        db,
+        assistant,
+        "behavior",
+        "Behavior",
+        form=_behavior_form(assistant),
+        has_api_key="api_key_encrypted" in assistant.draft["engine"],
+        notice=notice,
+    )
 
 
 async def _read_upload(upload: UploadFile | None) -> str | None:
@@ -100,15 +144,28 @@ async def _read_upload(upload: UploadFile | None) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidRequest("This file is not UTF-8 text. Save it as plain text (UTF-8) and upload it again.") from None
+        raise InvalidRequest(
+            "This file is not UTF-8 text. Save it as plain text (UTF-8) and upload it again."
+        ) from None
 
 
 @router.post("/assistants/{assistant_id}/behavior")
 async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    values = {key: str(form.get(key, "")) for key in (
-        "name", "description", "greeting", "instructions", "knowledge", "engine_type", "base_url", "model",
-        *NUMBER_FIELDS)}
+    values = {
+        key: str(form.get(key, ""))
+        for key in (
+            "name",
+            "description",
+            "greeting",
+            "instructions",
+            "knowledge",
+            "engine_type",
+            "base_url",
+            "model",
+            *NUMBER_FIELDS,
+        )
+    }
     values["greeting_enabled"] = form.get("greeting_enabled") == "1"
     errors: dict[str, str] = {}
     current = _behavior_form(assistant)
@@ -138,9 +195,13 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
     data = None
     try:
         data = AssistantUpdate(
-            name=values["name"], description=values["description"], greeting=values["greeting"],
-            greeting_enabled=values["greeting_enabled"], instructions=values["instructions"],
-            knowledge=knowledge.replace("\r\n", "\n"), engine=engine,
+            name=values["name"],
+            description=values["description"],
+            greeting=values["greeting"],
+            greeting_enabled=values["greeting_enabled"],
+            instructions=values["instructions"],
+            knowledge=knowledge.replace("\r\n", "\n"),
+            engine=engine,
             settings={k: numbers[k] for k in ("inactivity_timeout", "max_duration", "max_message_length")},
         )
     except ValidationError as exc:
@@ -151,8 +212,17 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
             errors.setdefault(field, _sentence(error))
     if errors or data is None:
         form_values = {**current, **values, **{k: values[k] for k in NUMBER_FIELDS}, "knowledge": knowledge}
-        return await assistant_page(request, db, assistant, "behavior", "Behavior", status=422, form=form_values,
-                                    errors=errors, has_api_key="api_key_encrypted" in assistant.draft["engine"])
+        return await assistant_page(
+            request,
+            db,
+            assistant,
+            "behavior",
+            "Behavior",
+            status=422,
+            form=form_values,
+            errors=errors,
+            has_api_key="api_key_encrypted" in assistant.draft["engine"],
+        )
     await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=saved")
 
@@ -167,11 +237,17 @@ def _sentence(error: dict[str, Any]) -> str:
 
 
 @router.get("/assistants/{assistant_id}/publish", response_class=HTMLResponse)
-async def publish_page(request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None) -> Response:
+async def publish_page(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
+) -> Response:
     versions = await service.list_versions(db, assistant=assistant)
-    notices = {"published": f"Published version {assistant.published_version}. Guests now get it.",
-               "restored": "The version was copied into the draft. Publish to let guests see it."}
-    return await assistant_page(request, db, assistant, "publish", "Publish", versions=versions, notice=notices.get(done or ""))
+    notices = {
+        "published": f"Published version {assistant.published_version}. Guests now get it.",
+        "restored": "The version was copied into the draft. Publish to let guests see it.",
+    }
+    return await assistant_page(
+        request, db, assistant, "publish", "Publish", versions=versions, notice=notices.get(done or "")
+    )
 
 
 @router.post("/assistants/{assistant_id}/publish")
@@ -179,7 +255,9 @@ async def publish(request: Request, db: SessionDep, assistant: DashboardAssistan
     problems = service.draft_problems(assistant.draft)
     if problems:
         versions = await service.list_versions(db, assistant=assistant)
-        return await assistant_page(request, db, assistant, "publish", "Publish", status=422, versions=versions, problems=problems)
+        return await assistant_page(
+            request, db, assistant, "publish", "Publish", status=422, versions=versions, problems=problems
+        )
     await service.publish(db, assistant=assistant)
     return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=published")
 
@@ -214,5 +292,7 @@ async def preview_message(request: Request, db: SessionDep, assistant: Dashboard
     )
     # The guest's message must be committed before the engine runs, as for guests.
     await db.commit()
-    events = messages_service.stream_reply(pending, sessionmaker=request.app.state.sessionmaker, cutoffs=request.app.state.cutoffs)
+    events = messages_service.stream_reply(
+        pending, sessionmaker=request.app.state.sessionmaker, cutoffs=request.app.state.cutoffs
+    )
     return EventSourceResponse(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), ping=15)

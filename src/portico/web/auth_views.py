@@ -28,21 +28,37 @@ def _signed_in(request: Request, token: str, next_url: str) -> Response:
     response = redirect(next_url)
     days = request.app.state.settings.session_days
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=days * 86400, httponly=True, samesite="lax",
-        secure=secure_cookies(request), path="/",
+        SESSION_COOKIE,
+        token,
+        max_age=days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+        path="/",
     )
     return response
 
 
 def _auth_page(request: Request, mode: str, status: int = 200, **context: object) -> HTMLResponse:
     pages = {
-        "setup": ("Welcome to Portico", "Create the first owner account. You can add more later.", "Create account", "/dashboard/setup"),
+        "setup": (
+            "Welcome to Portico",
+            "Create the first owner account. You can add more later.",
+            "Create account",
+            "/dashboard/setup",
+        ),
         "sign-up": ("Create an account", None, "Create account", "/dashboard/sign-up"),
         "sign-in": ("Sign in", None, "Sign in", "/dashboard/sign-in"),
     }
     title, intro, submit, action = pages[mode]
-    base = {"title": title, "intro": intro, "submit": submit, "action": action, "mode": mode,
-            "open_signup": request.app.state.settings.open_signup}
+    base = {
+        "title": title,
+        "intro": intro,
+        "submit": submit,
+        "action": action,
+        "mode": mode,
+        "open_signup": request.app.state.settings.open_signup,
+    }
     return render(request, "auth.html", {**base, **context}, status=status)
 
 
@@ -68,7 +84,9 @@ async def setup_page(request: Request, db: SessionDep) -> Response:
 
 
 @router.post("/setup")
-async def setup(request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> Response:
+async def setup(
+    request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+) -> Response:
     if await owners.count_owners(db) > 0:
         return redirect("/dashboard/sign-in")
     return await _create_account(request, db, "setup", email, password)
@@ -77,14 +95,32 @@ async def setup(request: Request, db: SessionDep, email: Annotated[str, Form()] 
 @router.get("/sign-up", response_class=HTMLResponse)
 async def sign_up_page(request: Request, db: SessionDep) -> Response:
     if not request.app.state.settings.open_signup and await owners.count_owners(db) > 0:
-        return render(request, "error.html", {"title": "Sign-up is closed", "message": "Ask the person who runs this Portico to create an account for you."}, status=403)
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Sign-up is closed",
+                "message": "Ask the person who runs this Portico to create an account for you.",
+            },
+            status=403,
+        )
     return _auth_page(request, "sign-up")
 
 
 @router.post("/sign-up")
-async def sign_up(request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> Response:
+async def sign_up(
+    request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+) -> Response:
     if not request.app.state.settings.open_signup and await owners.count_owners(db) > 0:
-        return render(request, "error.html", {"title": "Sign-up is closed", "message": "Ask the person who runs this Portico to create an account for you."}, status=403)
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Sign-up is closed",
+                "message": "Ask the person who runs this Portico to create an account for you.",
+            },
+            status=403,
+        )
     return await _create_account(request, db, "sign-up", email, password)
 
 
@@ -110,7 +146,9 @@ async def sign_in(
         )
     except (signin.SignInRefused, signin.SignInLocked) as exc:
         # A page, not a raised error: the request's transaction still commits the recorded failure.
-        return _auth_page(request, "sign-in", status=exc.status, email=email, form_error=exc.message, next=_safe_next(next))
+        return _auth_page(
+            request, "sign-in", status=exc.status, email=email, form_error=exc.message, next=_safe_next(next)
+        )
     return _signed_in(request, token, _safe_next(next))
 
 
@@ -132,15 +170,30 @@ async def account(request: Request, owner: DashboardOwner, done: str | None = No
 
 @router.post("/account/password")
 async def change_password(
-    request: Request, db: SessionDep, owner: DashboardOwner,
-    current: Annotated[str, Form()] = "", new: Annotated[str, Form()] = "",
+    request: Request,
+    db: SessionDep,
+    owner: DashboardOwner,
+    current: Annotated[str, Form()] = "",
+    new: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        await signin.change_password(db, owner=owner, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE])
+        await signin.change_password(
+            db, owner=owner, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE]
+        )
     except signin.SignInRefused as exc:
-        return render(request, "account.html", {"title": "Account", "section": "account", "errors": {"current": exc.message}}, status=422)
+        return render(
+            request,
+            "account.html",
+            {"title": "Account", "section": "account", "errors": {"current": exc.message}},
+            status=422,
+        )
     except InvalidRequest as exc:
-        return render(request, "account.html", {"title": "Account", "section": "account", "errors": {"new": exc.message}}, status=422)
+        return render(
+            request,
+            "account.html",
+            {"title": "Account", "section": "account", "errors": {"new": exc.message}},
+            status=422,
+        )
     return redirect("/dashboard/account?done=password")
 
 
@@ -151,16 +204,25 @@ async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Res
 
 
 @router.post("/tokens")
-async def create_token(request: Request, db: SessionDep, owner: DashboardOwner, name: Annotated[str, Form()] = "") -> Response:
+async def create_token(
+    request: Request, db: SessionDep, owner: DashboardOwner, name: Annotated[str, Form()] = ""
+) -> Response:
     name = name.strip()
     if not name or len(name) > 200:
         listed = await owners.list_api_tokens(db, owner=owner)
         errors = {"name": "Give the token a name of 1 to 200 characters, so you know what it is for later."}
-        return render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "errors": errors}, status=422)
+        return render(
+            request,
+            "tokens.html",
+            {"title": "API tokens", "section": "tokens", "tokens": listed, "errors": errors},
+            status=422,
+        )
     _token, plain = await owners.create_api_token(db, owner=owner, name=name)
     listed = await owners.list_api_tokens(db, owner=owner)
     # Shown once, in this response only; never in a URL.
-    response = render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "new_token": plain})
+    response = render(
+        request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "new_token": plain}
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -7,9 +7,9 @@ import io
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from portico.access import links as links_service
 from portico.access.csv_import import parse_link_rows
@@ -22,7 +22,9 @@ from portico.web.assistant_views import assistant_page
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import check_csrf, redirect
 
-router = APIRouter(prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(
+    prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
+)
 NAMES_UPLOAD_MAX = 256 * 1024
 
 
@@ -30,30 +32,51 @@ def _share_url(assistant: Assistant, suffix: str = "") -> str:
     return f"/dashboard/assistants/{assistant.id}/share{suffix}"
 
 
-async def share_page(request: Request, db: SessionDep, assistant: Assistant, status: int = 200, **context: Any) -> HTMLResponse:
+async def share_page(
+    request: Request, db: SessionDep, assistant: Assistant, status: int = 200, **context: Any
+) -> HTMLResponse:
     settings = request.app.state.settings
     vault = request.app.state.vault
     links = await links_service.list_links(db, assistant=assistant)
     outs = [links_service.link_out(link, vault=vault, base_url=settings.base_url) for link in links]
     warnings = []
     if assistant.status == "live" and assistant.published_version is None:
-        warnings.append("This assistant is Live but has never been published, so guests are told it is not ready. Publish it first.")
+        warnings.append(
+            "This assistant is Live but has never been published, so guests are told it is not ready. Publish it first."
+        )
     if assistant.status != "live" and outs:
-        warnings.append(f"This assistant is Offline: none of its {len(outs)} private link{'s' if len(outs) != 1 else ''} work until you switch it Live.")
+        warnings.append(
+            f"This assistant is Offline: none of its {len(outs)} private link{'s' if len(outs) != 1 else ''} work until you switch it Live."
+        )
     new_ids = {int(i) for i in request.query_params.get("new", "").split(",") if i.isdigit()}
     return await assistant_page(
-        request, db, assistant, "share", "Share", status=status,
-        links=outs, active=len(outs), limit=settings.max_private_links, warnings=warnings,
+        request,
+        db,
+        assistant,
+        "share",
+        "Share",
+        status=status,
+        links=outs,
+        active=len(outs),
+        limit=settings.max_private_links,
+        warnings=warnings,
         public_url=f"{settings.base_url}/c/{assistant.public_id}",
         embed_code=f'<script src="{settings.base_url}/widget.js" data-assistant="{assistant.public_id}" async></script>',
-        new_links=[o for o in outs if o.id in new_ids], **context,
+        new_links=[o for o in outs if o.id in new_ids],
+        **context,
     )
 
 
 @router.get("/share", response_class=HTMLResponse)
 async def share(request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None) -> Response:
-    notices = {"status": "Status saved.", "mode": "Share settings saved.", "rotated": "The public link changed; the old one no longer works.",
-               "cap": "Cap saved.", "reissued": "New link made; the old one no longer works.", "deleted": "User deleted: their link no longer works."}
+    notices = {
+        "status": "Status saved.",
+        "mode": "Share settings saved.",
+        "rotated": "The public link changed; the old one no longer works.",
+        "cap": "Cap saved.",
+        "reissued": "New link made; the old one no longer works.",
+        "deleted": "User deleted: their link no longer works.",
+    }
     return await share_page(request, db, assistant, notice=notices.get(done or ""))
 
 
@@ -89,8 +112,9 @@ def _cap(value: str) -> int | None:
 async def _create(request: Request, db: SessionDep, assistant: Assistant, items: list[LinkIn]) -> Response:
     settings = request.app.state.settings
     try:
-        created = await links_service.create_links(db, assistant=assistant, items=items,
-                                                   limit=settings.max_private_links, vault=request.app.state.vault)
+        created = await links_service.create_links(
+            db, assistant=assistant, items=items, limit=settings.max_private_links, vault=request.app.state.vault
+        )
     except LimitReached as exc:
         return await share_page(request, db, assistant, status=409, form_error=exc.message, open_create=True)
     return redirect(_share_url(assistant, "?new=" + ",".join(str(link.id) for link in created) + "#users"))
@@ -142,17 +166,28 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
     writer.writerow(["name", "link"])
     for link in links:
         if not wanted or link.id in wanted:
-            writer.writerow([link.name, links_service.link_out(link, vault=request.app.state.vault, base_url=settings.base_url).url])
+            writer.writerow(
+                [link.name, links_service.link_out(link, vault=request.app.state.vault, base_url=settings.base_url).url]
+            )
     filename = f"portico-users-{assistant.public_id}.csv"
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
 
 
 @router.post("/users/{link_id}/cap")
 async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
     cap = _cap(str((await request.form()).get("max_sessions", "")))
     if cap is None:
-        return await share_page(request, db, assistant, status=422, form_error="The cap must be a whole number from 0 (unlimited) to 1,000,000.")
+        return await share_page(
+            request,
+            db,
+            assistant,
+            status=422,
+            form_error="The cap must be a whole number from 0 (unlimited) to 1,000,000.",
+        )
     await links_service.update_link(db, assistant=assistant, link_id=link_id, name=None, max_sessions=cap)
     return redirect(_share_url(assistant, "?done=cap#users"))
 

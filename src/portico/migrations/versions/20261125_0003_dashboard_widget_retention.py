@@ -26,7 +26,9 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("created_at", portico.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", portico.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["owner_id"], ["owners.id"], name=op.f("fk_owner_sessions_owner_id_owners"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["owners.id"], name=op.f("fk_owner_sessions_owner_id_owners"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_owner_sessions")),
         sa.UniqueConstraint("digest", name=op.f("uq_owner_sessions_digest")),
     )

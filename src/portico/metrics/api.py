@@ -1,0 +1,80 @@
+"""Logs and Metrics for owners: `/api/v1/assistants/{id}/sessions`, `.csv`, `.jsonl`, `/metrics`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from portico.db import SessionDep
+from portico.deps import OwnedAssistant
+from portico.metrics import export, logs, params, service
+
+router = APIRouter(prefix="/assistants/{assistant_id}", tags=["logs and metrics"])
+
+
+class Filters:
+    """The same filters for the list and the exports."""
+
+    def __init__(
+        self,
+        user: Annotated[str | None, Query(description="A private link's id, 'anonymous' or 'preview'.")] = None,
+        channel: Annotated[str | None, Query(description="link, widget, api or preview.")] = None,
+        start: Annotated[str | None, Query(alias="from", description="First day (2026-11-01) or an ISO date-time.")] = None,
+        end: Annotated[str | None, Query(alias="to", description="Last day (inclusive) or an ISO date-time.")] = None,
+        end_reason: Annotated[str | None, Query(description="An end reason, or 'open' for running sessions.")] = None,
+        q: Annotated[str | None, Query(description="Words that appear in the transcript.")] = None,
+    ) -> None:
+        self.value = params.log_filters(user=user, channel=channel, start=start, end=end, end_reason=end_reason, q=q)
+
+
+@router.get("/sessions")
+async def list_sessions(
+    assistant: OwnedAssistant,
+    db: SessionDep,
+    filters: Annotated[Filters, Depends()],
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    rows, next_cursor = await logs.list_sessions(
+        db, assistant_id=assistant.id, filters=filters.value, cursor=cursor, limit=limit
+    )
+    return {"items": [row.as_dict() for row in rows], "next_cursor": next_cursor}
+
+
+@router.get("/sessions.csv")
+async def export_csv(request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]) -> StreamingResponse:
+    body = export.csv_lines(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters.value)
+    return _download(body, f"portico-sessions-{assistant.public_id}.csv", "text/csv; charset=utf-8")
+
+
+@router.get("/sessions.jsonl")
+async def export_jsonl(request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]) -> StreamingResponse:
+    body = export.jsonl_lines(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters.value)
+    return _download(body, f"portico-sessions-{assistant.public_id}.jsonl", "application/x-ndjson")
+
+
+def _download(body: Any, filename: str, media_type: str) -> StreamingResponse:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+    return StreamingResponse(body, media_type=media_type, headers=headers)
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(assistant: OwnedAssistant, db: SessionDep, session_id: int) -> dict[str, Any]:
+    row, messages = await logs.get_session(db, assistant_id=assistant.id, session_id=session_id)
+    return {**row.as_dict(), "messages": [logs.message_dict(m) for m in messages]}
+
+
+@router.get("/metrics")
+async def get_metrics(
+    assistant: OwnedAssistant,
+    db: SessionDep,
+    period: Annotated[str | None, Query(description="today, 7d, 30d, 90d, or custom with from/to.")] = None,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    bucket: Annotated[str, Query(description="hour or day")] = "day",
+) -> dict[str, Any]:
+    begin, finish = params.period(name=period, start=start, end=end)
+    result = await service.metrics(db, assistant_id=assistant.id, start=begin, end=finish, bucket=bucket)
+    return result.as_dict()

@@ -1,0 +1,232 @@
+"""Logs: every session, newest first, filtered, paged by keyset (never OFFSET), and exported."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portico.errors import InvalidRequest, NotFound
+from portico.models import ChatSession, Message, PrivateLink
+
+CHANNELS = ("link", "widget", "api", "preview")
+END_REASONS = (
+    "guest",
+    "inactivity",
+    "max_duration",
+    "assistant_offline",
+    "link_revoked",
+    "assistant_deleted",
+    "completed",
+    "open",
+)
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    user: str | None = None  # a private link's id, "anonymous" or "preview"
+    channel: str | None = None
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    end_reason: str | None = None  # or "open" for sessions still running
+    q: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.")
+        if self.end_reason is not None and self.end_reason not in END_REASONS:
+            raise InvalidRequest(f"end_reason must be one of {', '.join(END_REASONS)}.")
+        if self.user is not None and self.user not in ("anonymous", "preview") and not self.user.isdigit():
+            raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.")
+        if self.start and self.end and self.start >= self.end:
+            raise InvalidRequest("The start of the date range must be before its end.")
+        if self.q is not None and len(self.q) > 200:
+            raise InvalidRequest("Search for at most 200 characters.")
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    last_activity_at: datetime
+    user: str
+    link_id: int | None
+    channel: str
+    messages: int
+    tokens_in: int
+    tokens_out: int
+    end_reason: str | None
+    version: int
+
+    @property
+    def duration_seconds(self) -> int:
+        return round(((self.ended_at or self.last_activity_at) - self.started_at).total_seconds())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "user": self.user,
+            "link_id": self.link_id,
+            "channel": self.channel,
+            "duration_seconds": self.duration_seconds,
+            "messages": self.messages,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "end_reason": self.end_reason,
+            "version": self.version,
+        }
+
+
+def user_label(*, channel: str, link_name: str | None, link_revoked: bool) -> str:
+    if channel == "preview":
+        return "Owner preview"
+    if link_name is None:
+        return "Anonymous"
+    return f"{link_name} (deleted)" if link_revoked else link_name
+
+
+def _search(db: AsyncSession, q: str) -> Any:
+    words = q.split()
+    if db.bind.dialect.name == "postgresql":
+        matching = select(Message.session_id).where(
+            func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(func.plainto_tsquery("simple", q))
+        )
+    else:
+        phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+        rowids = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :fts").bindparams(fts=phrase)
+        matching = select(Message.session_id).where(Message.id.in_(rowids))
+    return ChatSession.id.in_(matching)
+
+
+def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[Any]:
+    query = (
+        select(ChatSession, PrivateLink.name.label("link_name"), PrivateLink.revoked_at.label("link_revoked_at"))
+        .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
+        .where(ChatSession.assistant_id == assistant_id)
+    )
+    if filters.user == "anonymous":
+        query = query.where(ChatSession.link_id.is_(None), ChatSession.channel != "preview")
+    elif filters.user == "preview":
+        query = query.where(ChatSession.channel == "preview")
+    elif filters.user is not None:
+        query = query.where(ChatSession.link_id == int(filters.user))
+    if filters.channel:
+        query = query.where(ChatSession.channel == filters.channel)
+    if filters.start:
+        query = query.where(ChatSession.started_at >= filters.start)
+    if filters.end:
+        query = query.where(ChatSession.started_at < filters.end)
+    if filters.end_reason == "open":
+        query = query.where(ChatSession.ended_at.is_(None))
+    elif filters.end_reason:
+        query = query.where(ChatSession.end_reason == filters.end_reason)
+    if filters.q and filters.q.split():
+        query = query.where(_search(db, filters.q))
+    return query
+
+
+def encode_cursor(row: SessionRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.started_at.isoformat()}|{row.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, ident = raw.partition("|")
+        return datetime.fromisoformat(moment), int(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("This page cursor is not valid; start again from the first page.") from None
+
+
+async def list_sessions(
+    db: AsyncSession, *, assistant_id: int, filters: LogFilters, cursor: str | None = None, limit: int = 50
+) -> tuple[list[SessionRow], str | None]:
+    query = _query(db, assistant_id, filters)
+    if cursor:
+        moment, ident = decode_cursor(cursor)
+        # Keyset: strictly older than the last row shown, so new sessions never shift a page.
+        query = query.where(tuple_(ChatSession.started_at, ChatSession.id) < tuple_(moment, ident))
+    query = query.order_by(ChatSession.started_at.desc(), ChatSession.id.desc()).limit(limit + 1)
+    rows = [_row(r) for r in (await db.execute(query)).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+def _row(result: Any) -> SessionRow:
+    s: ChatSession = result[0]
+    return SessionRow(
+        id=s.id,
+        started_at=s.started_at,
+        ended_at=s.ended_at,
+        last_activity_at=s.last_activity_at,
+        user=user_label(channel=s.channel, link_name=result.link_name, link_revoked=result.link_revoked_at is not None),
+        link_id=s.link_id,
+        channel=s.channel,
+        messages=s.message_count,
+        tokens_in=s.tokens_in,
+        tokens_out=s.tokens_out,
+        end_reason=s.end_reason,
+        version=s.version_number,
+    )
+
+
+async def get_session(db: AsyncSession, *, assistant_id: int, session_id: int) -> tuple[SessionRow, list[Message]]:
+    query = _query(db, assistant_id, LogFilters()).where(ChatSession.id == session_id)
+    result = (await db.execute(query)).one_or_none()
+    if result is None:
+        raise NotFound("This assistant has no session with this id.")
+    messages = await db.scalars(select(Message).where(Message.session_id == session_id).order_by(Message.id))
+    return _row(result), list(messages)
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "role": m.role,
+        "content": m.content,
+        "created_at": m.created_at.isoformat(),
+        "first_token_ms": m.first_token_ms,
+        "duration_ms": m.duration_ms,
+        "tokens_in": m.tokens_in,
+        "tokens_out": m.tokens_out,
+        "error_code": m.error_code,
+    }
+
+
+async def export_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    assistant_id: int,
+    filters: LogFilters,
+    with_messages: bool,
+    batch: int = 1000,
+) -> AsyncIterator[list[tuple[SessionRow, list[Message]]]]:
+    """Every matching session, a batch at a time, each batch in its own short transaction, so an
+    export of a million sessions never holds them all in memory or one transaction open for long."""
+    cursor = None
+    while True:
+        async with sessionmaker() as db:
+            rows, cursor = await list_sessions(
+                db, assistant_id=assistant_id, filters=filters, cursor=cursor, limit=batch
+            )
+            grouped: dict[int, list[Message]] = {row.id: [] for row in rows}
+            if with_messages and rows:
+                query = (
+                    select(Message)
+                    .where(Message.session_id.in_(list(grouped)))
+                    .order_by(Message.session_id, Message.id)
+                )
+                for message in await db.scalars(query):
+                    grouped[message.session_id].append(message)
+        yield [(row, grouped[row.id]) for row in rows]
+        if cursor is None:
+            return

@@ -1,0 +1,166 @@
+"""Recomputing the hourly rollups from the raw sessions and messages.
+
+Every process recomputes the last two hours once a minute (and the Metrics page recomputes
+the current hour of its assistant before reading), so Metrics lag by a minute at most. Older
+hours are final: a session's duration is counted in the hour it ended, a message in the hour it
+was written, so nothing changes an old hour. Rows are upserted, so instances recomputing the
+same hour at once agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portico.metrics.histogram import histogram
+from portico.models import ChatSession, Message, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
+
+log = logging.getLogger("portico.rollup")
+ROLLUP_SECONDS = 60
+ENGINE_ERRORS = ("engine_error", "engine_timeout", "engine_unreachable")
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+async def upsert(db: AsyncSession, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    if not rows:
+        return
+    insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).values(rows)
+    updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    await db.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
+
+
+async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assistant_id: int | None = None) -> int:
+    """Recompute every hour in [hour_of(start), end) from raw rows; returns the rows written."""
+    start = hour_of(start)
+    only = [ChatSession.assistant_id == assistant_id] if assistant_id is not None else []
+    guest = ChatSession.channel != "preview"
+    usage: dict[tuple[int, datetime], dict[str, Any]] = defaultdict(_empty_usage)
+    users: dict[tuple[int, datetime, int], dict[str, Any]] = defaultdict(
+        lambda: {"sessions": 0, "messages": 0, "last_seen": None}
+    )
+    durations: dict[tuple[int, datetime], list[float]] = defaultdict(list)
+    first_tokens: dict[tuple[int, datetime], list[float]] = defaultdict(list)
+
+    started = select(ChatSession.assistant_id, ChatSession.started_at, ChatSession.channel, ChatSession.link_id).where(
+        guest, ChatSession.started_at >= start, ChatSession.started_at < end, *only
+    )
+    for row in await db.execute(started):
+        key = (row.assistant_id, hour_of(row.started_at))
+        usage[key]["sessions"] += 1
+        usage[key]["channels"][row.channel] = usage[key]["channels"].get(row.channel, 0) + 1
+        if row.link_id is not None:
+            user = users[(row.assistant_id, key[1], row.link_id)]
+            user["sessions"] += 1
+            user["last_seen"] = max(filter(None, [user["last_seen"], row.started_at]))
+
+    ended = select(ChatSession.assistant_id, ChatSession.started_at, ChatSession.ended_at).where(
+        guest, ChatSession.ended_at >= start, ChatSession.ended_at < end, *only
+    )
+    for row in await db.execute(ended):
+        key = (row.assistant_id, hour_of(row.ended_at))
+        seconds = max(0.0, (row.ended_at - row.started_at).total_seconds())
+        usage[key]["sessions_ended"] += 1
+        usage[key]["duration_sum"] += round(seconds)
+        durations[key].append(seconds)
+
+    messages = (
+        select(
+            ChatSession.assistant_id,
+            ChatSession.link_id,
+            Message.created_at,
+            Message.role,
+            Message.first_token_ms,
+            Message.tokens_in,
+            Message.tokens_out,
+            Message.error_code,
+        )
+        .join(ChatSession, ChatSession.id == Message.session_id)
+        .where(guest, Message.created_at >= start, Message.created_at < end, *only)
+    )
+    for row in await db.execute(messages):
+        key = (row.assistant_id, hour_of(row.created_at))
+        bucket = usage[key]
+        if row.role == "guest":
+            bucket["guest_messages"] += 1
+        else:
+            bucket["replies"] += 1
+            bucket["tokens_in"] += row.tokens_in or 0
+            bucket["tokens_out"] += row.tokens_out or 0
+            if row.error_code in ENGINE_ERRORS:
+                bucket["engine_errors"] += 1
+            if row.first_token_ms is not None:
+                first_tokens[key].append(row.first_token_ms)
+        if row.link_id is not None:
+            user = users[(row.assistant_id, key[1], row.link_id)]
+            user["messages"] += 1
+            user["last_seen"] = max(filter(None, [user["last_seen"], row.created_at]))
+
+    usage_rows = [
+        {
+            "assistant_id": a,
+            "hour": h,
+            **values,
+            "duration_bins": histogram(durations.get((a, h), [])),
+            "first_token_bins": histogram(first_tokens.get((a, h), [])),
+        }
+        for (a, h), values in usage.items()
+    ]
+    user_rows = [{"assistant_id": a, "hour": h, "link_id": link, **values} for (a, h, link), values in users.items()]
+    for chunk in _chunks(usage_rows):
+        await upsert(db, UsageHourly, chunk, ["assistant_id", "hour"])
+    for chunk in _chunks(user_rows):
+        await upsert(db, UsageUserHourly, chunk, ["assistant_id", "hour", "link_id"])
+    return len(usage_rows) + len(user_rows)
+
+
+def _empty_usage() -> dict[str, Any]:
+    return {
+        "sessions": 0,
+        "channels": {},
+        "guest_messages": 0,
+        "replies": 0,
+        "engine_errors": 0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "sessions_ended": 0,
+        "duration_sum": 0,
+    }
+
+
+def _chunks(rows: list[dict[str, Any]], size: int = 500) -> list[list[dict[str, Any]]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+async def count_refusal(sessionmaker: async_sessionmaker[AsyncSession], *, assistant_id: int, code: str) -> None:
+    """Count one refusal in its own transaction: the refused request's own transaction rolls back."""
+    row = {"assistant_id": assistant_id, "hour": hour_of(utcnow()), "code": code, "count": 1}
+    async with sessionmaker() as db, db.begin():
+        insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(RefusalHourly).values(row)
+        await db.execute(
+            statement.on_conflict_do_update(
+                index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1}
+            )
+        )
+
+
+async def rollup_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = ROLLUP_SECONDS) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            async with sessionmaker() as db, db.begin():
+                now = utcnow()
+                await recompute(db, start=now - timedelta(hours=2), end=now + timedelta(hours=1))

@@ -1,0 +1,201 @@
+"""Metrics for a period: read from the hourly rollups, merged into hour or day buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portico.errors import InvalidRequest
+from portico.metrics.histogram import merge, percentile
+from portico.metrics.rollup import hour_of, recompute
+from portico.models import PrivateLink, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
+
+REFUSAL_CODES = (
+    "assistant_offline",
+    "link_exhausted",
+    "link_revoked",
+    "link_invalid",
+    "key_required",
+    "not_published",
+    "origin_not_allowed",
+)
+MAX_BUCKETS = 24 * 93
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    sessions: int = 0
+    messages: int = 0
+    engine_errors: int = 0
+    refusals: int = 0
+
+
+@dataclass
+class Metrics:
+    start: datetime
+    end: datetime
+    bucket: str
+    buckets: list[Bucket]
+    totals: dict[str, Any]
+    refusals: dict[str, int]
+    channels: dict[str, int]
+    users: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "bucket": self.bucket,
+            "totals": self.totals,
+            "refusals": self.refusals,
+            "channels": self.channels,
+            "buckets": [
+                {
+                    "start": b.start.isoformat(),
+                    "sessions": b.sessions,
+                    "messages": b.messages,
+                    "engine_errors": b.engine_errors,
+                    "refusals": b.refusals,
+                }
+                for b in self.buckets
+            ],
+            "users": self.users,
+        }
+
+
+def bucket_start(moment: datetime, bucket: str) -> datetime:
+    hour = hour_of(moment)
+    return hour if bucket == "hour" else hour.replace(hour=0)
+
+
+async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: datetime, bucket: str) -> Metrics:
+    if bucket not in ("hour", "day"):
+        raise InvalidRequest("bucket must be 'hour' or 'day'.")
+    if start >= end:
+        raise InvalidRequest("'from' must be before 'to'.")
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    first = bucket_start(start, bucket)
+    if (end - first) / step > MAX_BUCKETS:
+        raise InvalidRequest(f"That is too many {bucket}s for one chart: choose a shorter period or a larger bucket.")
+    now = utcnow()
+    if end > hour_of(now):
+        # The current hour is recomputed on demand, so the page is up to the second.
+        await recompute(db, start=now, end=now + timedelta(hours=1), assistant_id=assistant_id)
+
+    buckets: dict[datetime, Bucket] = {}
+    moment = first
+    while moment < end:
+        buckets[moment] = Bucket(moment)
+        moment += step
+    in_range = (UsageHourly.assistant_id == assistant_id, UsageHourly.hour >= hour_of(start), UsageHourly.hour < end)
+    totals = {
+        "sessions": 0,
+        "messages": 0,
+        "guest_messages": 0,
+        "replies": 0,
+        "engine_errors": 0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "sessions_ended": 0,
+        "duration_sum": 0,
+    }
+    duration_bins: list[int] = []
+    first_token_bins: list[int] = []
+    channels: dict[str, int] = {}
+    for row in await db.scalars(select(UsageHourly).where(*in_range)):
+        target = buckets.get(bucket_start(row.hour, bucket))
+        if target is not None:
+            target.sessions += row.sessions
+            target.messages += row.guest_messages + row.replies
+            target.engine_errors += row.engine_errors
+        for name in (
+            "sessions",
+            "guest_messages",
+            "replies",
+            "engine_errors",
+            "tokens_in",
+            "tokens_out",
+            "sessions_ended",
+            "duration_sum",
+        ):
+            totals[name] += getattr(row, name)
+        for channel, count in row.channels.items():
+            channels[channel] = channels.get(channel, 0) + count
+        duration_bins = merge(duration_bins, row.duration_bins)
+        first_token_bins = merge(first_token_bins, row.first_token_bins)
+    totals["messages"] = totals["guest_messages"] + totals["replies"]
+
+    refusals = dict.fromkeys(REFUSAL_CODES, 0)
+    refused = select(RefusalHourly.hour, RefusalHourly.code, RefusalHourly.count).where(
+        RefusalHourly.assistant_id == assistant_id, RefusalHourly.hour >= hour_of(start), RefusalHourly.hour < end
+    )
+    for row in await db.execute(refused):
+        refusals[row.code] = refusals.get(row.code, 0) + row.count
+        target = buckets.get(bucket_start(row.hour, bucket))
+        if target is not None:
+            target.refusals += row.count
+
+    unique = select(func.count(func.distinct(UsageUserHourly.link_id))).where(
+        UsageUserHourly.assistant_id == assistant_id, UsageUserHourly.hour >= hour_of(start), UsageUserHourly.hour < end
+    )
+    totals["unique_users"] = await db.scalar(unique) or 0
+    ended = totals["sessions_ended"]
+    totals["avg_duration_seconds"] = round(totals["duration_sum"] / ended, 1) if ended else None
+    totals["p95_duration_seconds"] = _rounded(percentile(duration_bins, 0.95))
+    totals["p50_first_token_ms"] = _rounded(percentile(first_token_bins, 0.50))
+    totals["p95_first_token_ms"] = _rounded(percentile(first_token_bins, 0.95))
+    totals["refusals"] = sum(refusals.values())
+    return Metrics(
+        start,
+        end,
+        bucket,
+        list(buckets.values()),
+        totals,
+        refusals,
+        channels,
+        users=await per_user(db, assistant_id=assistant_id),
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+async def per_user(db: AsyncSession, *, assistant_id: int) -> list[dict[str, Any]]:
+    """Every private link, active first: its cap and use, messages and when last seen (all time)."""
+    usage = (
+        select(
+            UsageUserHourly.link_id,
+            func.sum(UsageUserHourly.messages).label("messages"),
+            func.max(UsageUserHourly.last_seen).label("last_seen"),
+        )
+        .where(UsageUserHourly.assistant_id == assistant_id)
+        .group_by(UsageUserHourly.link_id)
+        .subquery()
+    )
+    query = (
+        select(PrivateLink, usage.c.messages, usage.c.last_seen)
+        .outerjoin(usage, usage.c.link_id == PrivateLink.id)
+        .where(PrivateLink.assistant_id == assistant_id)
+        .order_by(PrivateLink.revoked_at.is_not(None), PrivateLink.name, PrivateLink.id)
+    )
+    users = []
+    for link, messages, last_seen in (await db.execute(query)).all():
+        seen = max(filter(None, [link.last_used_at, last_seen]), default=None)
+        users.append(
+            {
+                "link_id": link.id,
+                "name": link.name,
+                "revoked": link.revoked_at is not None,
+                "sessions_used": link.sessions_used,
+                "max_sessions": link.max_sessions,
+                "messages": int(messages or 0),
+                "last_seen": seen.isoformat() if seen else None,
+            }
+        )
+    return users

@@ -1,0 +1,59 @@
+"""Rollups that Metrics read instead of scanning millions of sessions and messages.
+
+Rows are recomputed from the raw sessions and messages for recent hours (see
+metrics/rollup.py), so they survive the retention purge of the rows they came from.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portico.models.base import Base, UTCDateTime
+
+
+class UsageHourly(Base):
+    __tablename__ = "usage_hourly"
+
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    # Guest sessions started in this hour (owner previews never count), in all and by channel.
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    channels: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    guest_messages: Mapped[int] = mapped_column(Integer, default=0)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
+    engine_errors: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    # Sessions that ended in this hour, with their durations, and replies' time to first token:
+    # counts per histogram bin (metrics/histogram.py), so percentiles can be merged over hours.
+    sessions_ended: Mapped[int] = mapped_column(Integer, default=0)
+    duration_sum: Mapped[int] = mapped_column(Integer, default=0)
+    duration_bins: Mapped[list[int]] = mapped_column(JSON, default=list)
+    first_token_bins: Mapped[list[int]] = mapped_column(JSON, default=list)
+
+
+class UsageUserHourly(Base):
+    """Per private link and hour: for unique users and the per-user table."""
+
+    __tablename__ = "usage_user_hourly"
+
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("private_links.id", ondelete="CASCADE"), primary_key=True)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RefusalHourly(Base):
+    """Refusals at the gate, counted by code and nothing else: not who, not from where."""
+
+    __tablename__ = "refusals_hourly"
+
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
