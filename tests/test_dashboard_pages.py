@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portico.metrics import views as metrics_views
 from portico.models import ChatSession
 from portico.web import assistant_views, auth_views, share_views
 from tests.chat_helpers import parse_events
@@ -90,7 +91,7 @@ async def test_knowledge_can_be_uploaded_as_text_up_to_one_mebibyte(web, alice):
     assistant_id = await new_assistant(web)
     path = f"/dashboard/assistants/{assistant_id}/behavior"
     await web.get(path)
-    upload = {"knowledge_file": ("faq.md", "# Uploaded\nFrom a file.".encode(), "text/markdown")}
+    upload = {"knowledge_file": ("faq.md", b"# Uploaded\nFrom a file.", "text/markdown")}
     assert (await web.post(path, BEHAVIOR, files=upload)).status_code == 303
     stored = (await alice.request("GET", f"/api/v1/assistants/{assistant_id}")).json()
     assert stored["draft"]["knowledge"] == "# Uploaded\nFrom a file."
@@ -201,7 +202,7 @@ async def test_dashboard_pages_carry_strict_security_headers(web):
 
 def _dashboard_routes() -> list[tuple[str, str]]:
     routes = []
-    for router in (auth_views.router, assistant_views.router, share_views.router):
+    for router in (auth_views.router, assistant_views.router, share_views.router, metrics_views.router):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.append((method, route.path))
@@ -211,6 +212,7 @@ def _dashboard_routes() -> list[tuple[str, str]]:
 async def test_another_owner_gets_404_on_every_dashboard_route(app, web, alice):
     assistant = await alice.new_assistant()
     (link,) = await alice.new_links(assistant["id"], 0)
+    session = (await start(alice.http, key=key_of(link))).json()
     async with dashboard_client(app) as http:
         bob_web = Dashboard(http)
         bob = await make_person(app, http, "bob@example.com")
@@ -219,10 +221,40 @@ async def test_another_owner_gets_404_on_every_dashboard_route(app, web, alice):
         for method, path in _dashboard_routes():
             if "{assistant_id}" not in path:
                 continue
-            url = path.format(assistant_id=assistant["id"], link_id=link["id"], number=1, session_id=1)
+            url = path.format(assistant_id=assistant["id"], link_id=link["id"], number=1, session_id=session["session_id"])
             response = await (bob_web.get(url) if method == "GET" else bob_web.post(url, {"name": "x", "status": "offline"}))
             assert response.status_code == 404, (method, url, response.status_code)
             walked += 1
-    assert walked >= 17
+    assert walked >= 23
     unchanged = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).json()
     assert unchanged["status"] == "live" and unchanged["name"] == "Helper"
+
+
+async def test_logs_transcript_and_metrics_pages_show_what_happened(web, client, alice):
+    from tests.chat_helpers import say
+
+    assistant = await alice.new_assistant(knowledge="# Cells\nCells are the units of life.")
+    (link,) = await alice.new_links(assistant["id"], 3)
+    await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}", json={"name": "Group <A>"})
+    session = (await start(client, key=key_of(link))).json()
+    await say(client, session, "What are cells?")
+    base = f"/dashboard/assistants/{assistant['id']}"
+    logs = await web.get(f"{base}/logs")
+    assert logs.status_code == 200 and "Group &lt;A&gt;" in logs.text and "Export" in logs.text
+    filtered = await web.get(f"{base}/logs", params={"q": "cells", "channel": "link"})
+    assert f"{base}/logs/{session['session_id']}" in filtered.text
+    assert "No sessions match" in (await web.get(f"{base}/logs", params={"q": "zebra"})).text
+    assert "must be one of" in (await web.get(f"{base}/logs", params={"channel": "fax"})).text
+    transcript = await web.get(f"{base}/logs/{session['session_id']}")
+    assert "What are cells?" in transcript.text and "first token" in transcript.text
+    exported = await web.get(f"{base}/logs.csv")
+    assert exported.text.startswith("session_id,started_at") and "Group <A>" in exported.text
+    metrics = await web.get(f"{base}/metrics", params={"period": "today"})
+    assert metrics.status_code == 200 and "<svg" in metrics.text and "Sessions per hour" in metrics.text
+    assert "1 / 3" in metrics.text
+    assert (await web.get(f"{base}/metrics", params={"period": "forever"})).status_code == 422
+    await web.get(f"{base}/logs")
+    saved = await web.post(f"{base}/logs/settings", {"retention_days": "30"})
+    assert saved.headers["location"].endswith("done=settings")
+    stored = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).json()
+    assert (stored["retention_days"], stored["store_transcripts"]) == (30, False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Person
+from tests.conftest import Person, start
 
 
 async def test_another_owner_gets_404_on_every_assistant_route(client, app, alice: Person, bob: Person):
@@ -24,6 +24,11 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         ("PATCH", link_path, {"name": "x"}),
         ("DELETE", link_path, None),
         ("POST", f"{link_path}/reissue", None),
+        ("GET", f"{a}/sessions", None),
+        ("GET", f"{a}/sessions/{{session_id}}", None),
+        ("GET", f"{a}/sessions.csv", None),
+        ("GET", f"{a}/sessions.jsonl", None),
+        ("GET", f"{a}/metrics", None),
     ]
     routes = {
         (method.upper(), path)
@@ -32,7 +37,8 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         for method in operations
     }
     assert routes <= {(m, p) for m, p, _ in templates}, "a route is missing from this test"
-    ids = {"assistant_id": assistant["id"], "link_id": link["id"]}
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    ids = {"assistant_id": assistant["id"], "link_id": link["id"], "session_id": session["session_id"]}
     calls = [(m, p.format(**ids), body) for m, p, body in templates]
 
     for method, path, body in calls:

@@ -24,6 +24,7 @@ from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
+from portico.metrics import views as metrics_views
 from portico.metrics.api import router as metrics_router
 from portico.metrics.retention import purge_forever
 from portico.metrics.rollup import rollup_forever
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_router, prefix="/api/v1")
     app.include_router(compat_router)
     app.include_router(chat_views)
-    for dashboard in (auth_views.router, assistant_views.router, share_views.router):
+    for dashboard in (auth_views.router, assistant_views.router, share_views.router, metrics_views.router):
         app.include_router(dashboard)
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")

@@ -37,8 +37,30 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
+def when_seconds(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+def iso_when(value: str | None) -> str:
+    return when(datetime.fromisoformat(value)) if value else ""
+
+
+def duration(seconds: float | None) -> str:
+    """3 s, 4 min 05 s, 2 h 03 min: short and exact enough to read in a table."""
+    if seconds is None:
+        return ""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 templates.env.globals["static"] = static_url
-templates.env.filters["when"] = when
+templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 
 class CachedStatic(StaticFiles):
