@@ -4,15 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install
+# The browser tests use the system Chromium (never a downloaded build) and npm (for axe-core).
+CHROMIUM := /usr/bin/chromium
+IN_CI := $(filter 1 true TRUE yes,$(CI))
+
+.PHONY: run test install browser-deps
 
 run: $(STAMP)
 	$(BIN)/portico db upgrade
 	$(BIN)/portico demo
 	$(BIN)/portico serve
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Installs what is missing when it can (root with apt-get). Otherwise the browser tests skip,
+# except under CI=true, where this step fails.
+browser-deps:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing=" chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing for the browser tests:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q$$missing; \
+	elif [ -n "$(IN_CI)" ]; then \
+		echo "Missing for the browser tests:$$missing (install as root: apt-get install$$missing)" >&2; exit 1; \
+	else \
+		echo "Missing for the browser tests:$$missing; they will be skipped (as root: apt-get install$$missing)"; \
+	fi
 
 install: $(STAMP)
 
