@@ -51,7 +51,7 @@ def _postgres_problem() -> str | None:
 
     try:
         asyncio.run(probe())
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"PostgreSQL is not reachable at {PG_URL} ({type(exc).__name__}: {exc})"
     return None
 

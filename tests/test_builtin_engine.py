@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from portico.demo import KNOWLEDGE, seed_demo
 from portico.engines import EngineRequest
-from portico.models import Assistant
 from portico.engines.builtin import NO_ANSWER, BuiltinEngine, KnowledgeIndex, split_passages
+from portico.models import Assistant
 from tests.chat_helpers import say
 from tests.conftest import start
 
