@@ -31,6 +31,7 @@ from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
 from portico.web import assistant_views, auth_views, share_views
 from portico.web.pages import STATIC_DIR, CachedStatic, SecurityHeaders
+from portico.widget.api import router as widget_router
 
 log = logging.getLogger("portico")
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_router, prefix="/api/v1")
     app.include_router(compat_router)
     app.include_router(chat_views)
+    app.include_router(widget_router)
     for dashboard in (auth_views.router, assistant_views.router, share_views.router, metrics_views.router):
         app.include_router(dashboard)
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)

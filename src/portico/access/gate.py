@@ -58,6 +58,11 @@ class LinkExhausted(GateRefusal):
     message = "This link has no sessions left. Ask the person who shared it for more."
 
 
+class OriginNotAllowed(GateRefusal):
+    code = "origin_not_allowed"
+    message = "This assistant cannot be used on this website."
+
+
 class KeyRequired(GateRefusal):
     code = "key_required"
     message = "This assistant is private. Open it with the personal link you were given."

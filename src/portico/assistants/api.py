@@ -47,6 +47,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
         public_url=f"{settings.base_url}/c/{assistant.public_id}",
         retention_days=assistant.retention_days,
         store_transcripts=assistant.store_transcripts,
+        allowed_domains=assistant.allowed_domains,
         created_at=assistant.created_at,
         updated_at=assistant.updated_at,
         draft=DraftOut(

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from portico.schemas import Name, Strict
+from portico.widget.domains import normalise_all
 
 KNOWLEDGE_MAX = 1_000_000
 
@@ -63,6 +64,14 @@ class AssistantUpdate(DraftFields):
     # Not versioned: what Logs keep applies at once.
     retention_days: int | None = Field(default=None, ge=0, le=3_650, description="Days to keep sessions; 0 = forever.")
     store_transcripts: bool | None = None
+    allowed_domains: list[Annotated[str, Field(max_length=300)]] | None = Field(
+        default=None, max_length=200, description="Websites that may embed the widget; empty = any."
+    )
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else normalise_all(value)
 
 
 class EngineOut(BaseModel):
@@ -96,6 +105,7 @@ class AssistantOut(BaseModel):
     public_url: str
     retention_days: int
     store_transcripts: bool
+    allowed_domains: list[str]
     created_at: datetime
     updated_at: datetime
     draft: DraftOut

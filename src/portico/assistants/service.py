@@ -140,6 +140,8 @@ async def update_assistant(db: AsyncSession, *, assistant: Assistant, data: Assi
         assistant.retention_days = data.retention_days
     if data.store_transcripts is not None:
         assistant.store_transcripts = data.store_transcripts
+    if data.allowed_domains is not None:
+        assistant.allowed_domains = data.allowed_domains
     draft = _merge_draft(assistant.draft, data, vault)
     assistant.draft = draft
     assistant.draft_digest = config_digest(draft)

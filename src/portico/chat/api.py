@@ -70,7 +70,9 @@ async def lookup(body: Lookup, db: SessionDep) -> LookupOut:
 
 @router.post("/sessions", status_code=201)
 async def start_session(body: SessionStart, db: SessionDep) -> SessionStarted:
-    opened, token = await service.start_session(db, public_id=body.public_id, key=body.key, channel=body.channel)
+    opened, token = await service.start_session(
+        db, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
+    )
     assert opened.assistant is not None
     return SessionStarted(
         session_id=opened.session.id,

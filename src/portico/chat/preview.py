@@ -67,7 +67,14 @@ async def accept_preview_message(
         raise MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
     history = await history_of(db, session_id=session.id)
     now = utcnow()
-    db.add(Message(session_id=session.id, role="guest", content=content if assistant.store_transcripts else None, created_at=now))
+    db.add(
+        Message(
+            session_id=session.id,
+            role="guest",
+            content=content if assistant.store_transcripts else None,
+            created_at=now,
+        )
+    )
     session.last_activity_at = now
     session.message_count += 1
     await db.flush()

@@ -12,6 +12,7 @@ class SessionStart(Strict):
     public_id: str | None = Field(default=None, max_length=200)
     key: str | None = Field(default=None, max_length=1_000)
     channel: Literal["link", "widget", "api"] = "link"
+    origin: str | None = Field(default=None, max_length=300, description="The embedding page's origin (widget).")
 
     @model_validator(mode="after")
     def _public_id_or_key(self) -> SessionStart:

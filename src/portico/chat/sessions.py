@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portico.access import gate
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, new_token
-from portico.models import AssistantVersion, ChatSession, utcnow
+from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
+from portico.widget.domains import allows
 
 TOKEN_PREFIX = "pts_"
 
@@ -44,10 +45,17 @@ async def _version(db: AsyncSession, *, assistant_id: int, number: int) -> Assis
 
 
 async def start_session(
-    db: AsyncSession, *, public_id: str | None, key: str | None, channel: str
+    db: AsyncSession, *, public_id: str | None, key: str | None, channel: str, origin: str | None = None
 ) -> tuple[OpenedSession, str]:
     admission = await gate.admit(db, public_id=public_id, key=key)
     assistant = admission.assistant
+    if channel == "widget":
+        # After the gate, in its transaction: a refusal here gives the use back.
+        allowed = await db.scalar(select(Assistant.allowed_domains).where(Assistant.id == assistant.id))
+        if not allows(allowed or [], origin):
+            refusal = gate.OriginNotAllowed()
+            refusal.assistant_id, refusal.at_session_start = assistant.id, True
+            raise refusal
     assert assistant.published_version is not None
     version = await _version(db, assistant_id=assistant.id, number=assistant.published_version)
     token = new_token(TOKEN_PREFIX)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 
 from portico.access import gate
 from portico.db import SessionDep
-from portico.web.pages import templates
+from portico.models import Assistant
+from portico.web.pages import STRICT_CSP, templates
+from portico.widget.domains import frame_ancestors
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,8 +25,8 @@ async def private_chat(request: Request) -> HTMLResponse:
 
 
 @router.get("/c/{public_id}", response_class=HTMLResponse)
-async def public_chat(public_id: str, request: Request, db: SessionDep) -> HTMLResponse:
-    context: dict[str, object] = {"public_id": public_id, "embed": False}
+async def public_chat(public_id: str, request: Request, db: SessionDep, embed: bool = False) -> HTMLResponse:
+    context: dict[str, object] = {"public_id": public_id, "embed": embed}
     status = 200
     try:
         admission = await gate.check(db, public_id=public_id, key=None)
@@ -38,4 +41,11 @@ async def public_chat(public_id: str, request: Request, db: SessionDep) -> HTMLR
     except gate.GateRefusal as refusal:
         status = refusal.status
         context.update(title="Unavailable", name="Unavailable", refusal=refusal.message)
-    return templates.TemplateResponse(request, "chat.html", context, status_code=status)
+    response = templates.TemplateResponse(request, "chat.html", context, status_code=status)
+    if embed:
+        # The widget's frame: framable only by the assistant's allowed domains (any site when
+        # the list is empty). The browser enforces this; the direct link is not affected.
+        allowed = await db.scalar(select(Assistant.allowed_domains).where(Assistant.public_id == public_id))
+        policy = STRICT_CSP.replace("frame-ancestors 'none'", f"frame-ancestors {frame_ancestors(allowed or [])}")
+        response.headers["Content-Security-Policy"] = policy
+    return response

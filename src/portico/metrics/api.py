@@ -21,7 +21,9 @@ class Filters:
         self,
         user: Annotated[str | None, Query(description="A private link's id, 'anonymous' or 'preview'.")] = None,
         channel: Annotated[str | None, Query(description="link, widget, api or preview.")] = None,
-        start: Annotated[str | None, Query(alias="from", description="First day (2026-11-01) or an ISO date-time.")] = None,
+        start: Annotated[
+            str | None, Query(alias="from", description="First day (2026-11-01) or an ISO date-time.")
+        ] = None,
         end: Annotated[str | None, Query(alias="to", description="Last day (inclusive) or an ISO date-time.")] = None,
         end_reason: Annotated[str | None, Query(description="An end reason, or 'open' for running sessions.")] = None,
         q: Annotated[str | None, Query(description="Words that appear in the transcript.")] = None,
@@ -44,13 +46,17 @@ async def list_sessions(
 
 
 @router.get("/sessions.csv")
-async def export_csv(request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]) -> StreamingResponse:
+async def export_csv(
+    request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]
+) -> StreamingResponse:
     body = export.csv_lines(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters.value)
     return _download(body, f"portico-sessions-{assistant.public_id}.csv", "text/csv; charset=utf-8")
 
 
 @router.get("/sessions.jsonl")
-async def export_jsonl(request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]) -> StreamingResponse:
+async def export_jsonl(
+    request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]
+) -> StreamingResponse:
     body = export.jsonl_lines(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters.value)
     return _download(body, f"portico-sessions-{assistant.public_id}.jsonl", "application/x-ndjson")
 

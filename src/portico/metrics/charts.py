@@ -22,7 +22,13 @@ def _nice_max(value: float) -> float:
 
 
 def bar_chart(
-    chart_id: str, title: str, labels: list[str], values: list[float], *, color: str = "#1f5fbf", every_label: bool = False
+    chart_id: str,
+    title: str,
+    labels: list[str],
+    values: list[float],
+    *,
+    color: str = "#1f5fbf",
+    every_label: bool = False,
 ) -> Markup:
     top = _nice_max(max(values, default=0))
     plot_w = WIDTH - PAD_LEFT - 8
@@ -38,8 +44,12 @@ def bar_chart(
     ]
     for fraction in (0, 0.5, 1):
         y = PAD_TOP + plot_h * (1 - fraction)
-        parts.append(f'<line x1="{PAD_LEFT}" x2="{WIDTH - 4}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dee4" stroke-width="1"/>')
-        parts.append(f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#57606a">{top * fraction:g}</text>')
+        parts.append(
+            f'<line x1="{PAD_LEFT}" x2="{WIDTH - 4}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dee4" stroke-width="1"/>'
+        )
+        parts.append(
+            f'<text x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#57606a">{top * fraction:g}</text>'
+        )
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         h = plot_h * (value / top)
         x = PAD_LEFT + i * slot + (slot - bar_w) / 2
@@ -54,6 +64,8 @@ def bar_chart(
         if 0 <= i < len(labels):
             x = PAD_LEFT + i * slot + slot / 2
             anchor = "middle" if every_label else "start" if i == 0 else "end" if i == len(labels) - 1 else "middle"
-            parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" font-size="11" fill="#57606a">{escape(labels[i])}</text>')
+            parts.append(
+                f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" font-size="11" fill="#57606a">{escape(labels[i])}</text>'
+            )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -11,8 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.metrics.logs import LogFilters, export_batches, message_dict
 
-CSV_COLUMNS = ["session_id", "started_at", "ended_at", "user", "channel", "duration_seconds", "messages",
-               "tokens_in", "tokens_out", "end_reason", "version"]
+CSV_COLUMNS = [
+    "session_id",
+    "started_at",
+    "ended_at",
+    "user",
+    "channel",
+    "duration_seconds",
+    "messages",
+    "tokens_in",
+    "tokens_out",
+    "end_reason",
+    "version",
+]
 
 
 async def csv_lines(
@@ -24,9 +35,21 @@ async def csv_lines(
     async for batch in export_batches(sessionmaker, assistant_id=assistant_id, filters=filters, with_messages=False):
         for row, _messages in batch:
             record = row.as_dict()
-            writer.writerow([record["id"], record["started_at"], record["ended_at"] or "", record["user"], record["channel"],
-                             record["duration_seconds"], record["messages"], record["tokens_in"], record["tokens_out"],
-                             record["end_reason"] or "", record["version"]])
+            writer.writerow(
+                [
+                    record["id"],
+                    record["started_at"],
+                    record["ended_at"] or "",
+                    record["user"],
+                    record["channel"],
+                    record["duration_seconds"],
+                    record["messages"],
+                    record["tokens_in"],
+                    record["tokens_out"],
+                    record["end_reason"] or "",
+                    record["version"],
+                ]
+            )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -18,15 +18,31 @@ from portico.web.assistant_views import assistant_page
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import check_csrf, redirect
 
-router = APIRouter(prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(
+    prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
+)
 
 FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q")
-REFUSAL_LABELS = {"assistant_offline": "Offline", "link_exhausted": "Exhausted", "link_revoked": "Revoked",
-                  "link_invalid": "Invalid", "key_required": "Key required", "not_published": "Not published",
-                  "origin_not_allowed": "Other site"}
-END_LABELS = {"guest": "Ended by guest", "inactivity": "Inactivity", "max_duration": "Time limit",
-              "assistant_offline": "Went offline", "link_revoked": "Link deleted", "assistant_deleted": "Assistant deleted",
-              "completed": "Completed (API)", "disconnected": "Disconnected", "open": "Still open"}
+REFUSAL_LABELS = {
+    "assistant_offline": "Offline",
+    "link_exhausted": "Exhausted",
+    "link_revoked": "Revoked",
+    "link_invalid": "Invalid",
+    "key_required": "Key required",
+    "not_published": "Not published",
+    "origin_not_allowed": "Other site",
+}
+END_LABELS = {
+    "guest": "Ended by guest",
+    "inactivity": "Inactivity",
+    "max_duration": "Time limit",
+    "assistant_offline": "Went offline",
+    "link_revoked": "Link deleted",
+    "assistant_deleted": "Assistant deleted",
+    "completed": "Completed (API)",
+    "disconnected": "Disconnected",
+    "open": "Still open",
+}
 
 
 def _filter_args(request: Request) -> dict[str, str]:
@@ -40,22 +56,36 @@ def _query_string(values: dict[str, str], **extra: str) -> str:
 
 
 @router.get("/logs", response_class=HTMLResponse)
-async def logs_page(request: Request, db: SessionDep, assistant: DashboardAssistant, cursor: str | None = None,
-                    done: str | None = None) -> Response:
+async def logs_page(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, cursor: str | None = None, done: str | None = None
+) -> Response:
     values = _filter_args(request)
     links = await links_service.list_links(db, assistant=assistant, include_revoked=True)
-    context: dict[str, Any] = {"values": values, "links": links, "end_labels": END_LABELS, "rows": [], "next_cursor": None,
-                               "notice": "Logs settings saved." if done == "settings" else None}
+    context: dict[str, Any] = {
+        "values": values,
+        "links": links,
+        "end_labels": END_LABELS,
+        "rows": [],
+        "next_cursor": None,
+        "notice": "Logs settings saved." if done == "settings" else None,
+    }
     try:
-        filters = params.log_filters(user=values["user"], channel=values["channel"], start=values["from"],
-                                     end=values["to"], end_reason=values["end_reason"], q=values["q"])
+        filters = params.log_filters(
+            user=values["user"],
+            channel=values["channel"],
+            start=values["from"],
+            end=values["to"],
+            end_reason=values["end_reason"],
+            q=values["q"],
+        )
         rows, next_cursor = await logs.list_sessions(db, assistant_id=assistant.id, filters=filters, cursor=cursor)
         context.update(rows=rows, next_cursor=next_cursor)
     except InvalidRequest as exc:
         context["filter_error"] = exc.message
     query = _query_string(values)
     context.update(
-        query=query, paged=bool(cursor),
+        query=query,
+        paged=bool(cursor),
         next_url=f"?{_query_string(values, cursor=context['next_cursor'])}" if context["next_cursor"] else None,
         csv_url=f"/dashboard/assistants/{assistant.id}/logs.csv?{query}",
         jsonl_url=f"/dashboard/assistants/{assistant.id}/logs.jsonl?{query}",
@@ -76,13 +106,21 @@ async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAs
 
 def _export(request: Request, assistant: Any, kind: str) -> StreamingResponse:
     values = _filter_args(request)
-    filters = params.log_filters(user=values["user"], channel=values["channel"], start=values["from"],
-                                 end=values["to"], end_reason=values["end_reason"], q=values["q"])
+    filters = params.log_filters(
+        user=values["user"],
+        channel=values["channel"],
+        start=values["from"],
+        end=values["to"],
+        end_reason=values["end_reason"],
+        q=values["q"],
+    )
     make = export.csv_lines if kind == "csv" else export.jsonl_lines
     body = make(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters)
     media = "text/csv; charset=utf-8" if kind == "csv" else "application/x-ndjson"
-    headers = {"Content-Disposition": f'attachment; filename="portico-sessions-{assistant.public_id}.{kind}"',
-               "Cache-Control": "no-store"}
+    headers = {
+        "Content-Disposition": f'attachment; filename="portico-sessions-{assistant.public_id}.{kind}"',
+        "Cache-Control": "no-store",
+    }
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
@@ -99,31 +137,71 @@ async def logs_jsonl(request: Request, assistant: DashboardAssistant) -> Respons
 @router.get("/logs/{session_id}", response_class=HTMLResponse)
 async def transcript_page(request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: int) -> Response:
     row, messages = await logs.get_session(db, assistant_id=assistant.id, session_id=session_id)
-    return await assistant_page(request, db, assistant, "transcript", f"Session {row.id}", row=row, messages=messages,
-                                end_labels=END_LABELS, back=request.query_params.get("back", ""))
+    return await assistant_page(
+        request,
+        db,
+        assistant,
+        "transcript",
+        f"Session {row.id}",
+        row=row,
+        messages=messages,
+        end_labels=END_LABELS,
+        back=request.query_params.get("back", ""),
+    )
 
 
 @router.get("/metrics", response_class=HTMLResponse)
 async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     period = request.query_params.get("period", "7d")
     bucket = request.query_params.get("bucket", "hour" if period == "today" else "day")
-    values = {"period": period, "bucket": bucket, "from": request.query_params.get("from", ""),
-              "to": request.query_params.get("to", "")}
+    values = {
+        "period": period,
+        "bucket": bucket,
+        "from": request.query_params.get("from", ""),
+        "to": request.query_params.get("to", ""),
+    }
     try:
         start, end = params.period(name=period, start=values["from"], end=values["to"])
         result = await service.metrics(db, assistant_id=assistant.id, start=start, end=end, bucket=bucket)
     except PorticoError as exc:
-        return await assistant_page(request, db, assistant, "metrics", "Metrics", status=422, values=values,
-                                    period_error=exc.message, result=None)
+        return await assistant_page(
+            request,
+            db,
+            assistant,
+            "metrics",
+            "Metrics",
+            status=422,
+            values=values,
+            period_error=exc.message,
+            result=None,
+        )
     fmt = "%H:00" if bucket == "hour" else "%b %d"
     labels = [b.start.strftime(fmt) for b in result.buckets]
     refusal_codes = [code for code in REFUSAL_LABELS if code in result.refusals]
     charts = {
         "sessions": bar_chart("chart-sessions", "Sessions per " + bucket, labels, [b.sessions for b in result.buckets]),
-        "messages": bar_chart("chart-messages", "Messages per " + bucket, labels, [b.messages for b in result.buckets],
-                              color="#116329"),
-        "refusals": bar_chart("chart-refusals", "Refusals at the gate by reason", [REFUSAL_LABELS[c] for c in refusal_codes],
-                              [result.refusals[c] for c in refusal_codes], color="#9a6700", every_label=True),
+        "messages": bar_chart(
+            "chart-messages", "Messages per " + bucket, labels, [b.messages for b in result.buckets], color="#116329"
+        ),
+        "refusals": bar_chart(
+            "chart-refusals",
+            "Refusals at the gate by reason",
+            [REFUSAL_LABELS[c] for c in refusal_codes],
+            [result.refusals[c] for c in refusal_codes],
+            color="#9a6700",
+            every_label=True,
+        ),
     }
-    return await assistant_page(request, db, assistant, "metrics", "Metrics", values=values, result=result, charts=charts,
-                                labels=labels, refusal_labels=REFUSAL_LABELS, refusal_codes=refusal_codes)
+    return await assistant_page(
+        request,
+        db,
+        assistant,
+        "metrics",
+        "Metrics",
+        values=values,
+        result=result,
+        charts=charts,
+        labels=labels,
+        refusal_labels=REFUSAL_LABELS,
+        refusal_codes=refusal_codes,
+    )

@@ -38,10 +38,14 @@
 
   var publicId = app.dataset.publicId || null;
   var channel = app.dataset.channel || "link";
-  var key = null;
-  var match = /(?:^|[#&])k=([^&]+)/.exec(location.hash);
-  if (match) key = decodeURIComponent(match[1]);
-  var storageKey = "portico:" + (key ? "k:" + key : "p:" + publicId);
+  function fragment(name) {
+    var found = new RegExp("(?:^|[#&])" + name + "=([^&]+)").exec(location.hash);
+    return found ? decodeURIComponent(found[1]) : null;
+  }
+  var key = fragment("k");
+  // In the widget's frame: the host page's origin, for allowed domains and for talking to it.
+  var hostOrigin = channel === "widget" ? fragment("o") : null;
+  var storageKey = "portico:" + channel + ":" + (key ? "k:" + key : "p:" + publicId);
   var session = null;
   var busy = false;
   var greeted = false; // the greeting was shown before the session started
@@ -99,7 +103,17 @@
     return body;
   }
 
+  function tellHost(message) {
+    if (hostOrigin && window.parent !== window) window.parent.postMessage(message, hostOrigin);
+  }
+  if (hostOrigin) {
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") tellHost({ portico: "close" });
+    });
+  }
+
   function ended(code) {
+    if (session) tellHost({ portico: "session-end", session_id: session.id, reason: code });
     busy = false;
     store(null);
     session = null;
@@ -135,12 +149,15 @@
 
   function startSession() {
     var body = { channel: channel };
-    if (key) body.key = key; else body.public_id = publicId;
+    if (key) body.key = key;
+    if (publicId) body.public_id = publicId;
+    if (hostOrigin) body.origin = hostOrigin;
     return api("POST", "/api/v1/chat/sessions", body).then(function (response) {
       if (!response.ok) return errorOf(response).then(function (e) { refused(e.code, e.message); return null; });
       return response.json().then(function (started) {
         session = { id: started.session_id, token: started.token };
         store(session);
+        tellHost({ portico: "session-start", session_id: started.session_id });
         setAssistant(started.assistant, started.link);
         if (started.greeting && !greeted) {
           var first = bubble("assistant", started.greeting).parentNode;

@@ -15,12 +15,14 @@ from portico.access import links as links_service
 from portico.access.csv_import import parse_link_rows
 from portico.access.schemas import LinkIn
 from portico.assistants import service
+from portico.assistants.schemas import AssistantUpdate
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.models import Assistant
 from portico.web.assistant_views import assistant_page
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import check_csrf, redirect
+from portico.widget.domains import normalise_all
 
 router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
@@ -74,6 +76,7 @@ async def share(request: Request, db: SessionDep, assistant: DashboardAssistant,
         "mode": "Share settings saved.",
         "rotated": "The public link changed; the old one no longer works.",
         "cap": "Cap saved.",
+        "domains": "Allowed websites saved.",
         "reissued": "New link made; the old one no longer works.",
         "deleted": "User deleted: their link no longer works.",
     }
@@ -96,6 +99,21 @@ async def set_mode(request: Request, db: SessionDep, assistant: DashboardAssista
         raise InvalidRequest("Choose Anyone with the link or Private.")
     await service.set_share_mode(db, assistant=assistant, mode=value)
     return redirect(_share_url(assistant, "?done=mode"))
+
+
+@router.post("/domains")
+async def set_domains(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    text = str((await request.form()).get("allowed_domains", ""))
+    try:
+        domains = normalise_all(text.splitlines())
+    except ValueError as exc:
+        message = str(exc)[0].upper() + str(exc)[1:] + "."
+        return await share_page(
+            request, db, assistant, status=422, errors={"allowed_domains": message}, domains_text=text
+        )
+    data = AssistantUpdate(allowed_domains=domains)
+    await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
+    return redirect(_share_url(assistant, "?done=domains"))
 
 
 @router.post("/rotate")
