@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import subprocess
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from portico import cli
+from portico.chat.sessions import start_session
+from portico.db import make_engine, make_sessionmaker
+from portico.models import Assistant
 from tests.servers import PORTICO, portico_env
 
 
@@ -115,3 +121,34 @@ def test_the_installed_command_runs_and_fails_cleanly(settings):
     env = portico_env(settings)
     result = subprocess.run([PORTICO, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, "Database is up to date.")
+
+
+def test_logs_are_exported_from_the_cli(portico, tmp_path, settings):
+    ok(portico("owners", "create", "a@b.example", "--password-stdin", stdin="long enough password\n"))
+    knowledge = tmp_path / "k.md"
+    knowledge.write_text("# Hours\nOpen 9 to 5.")
+    assistant_id = ok(portico("assistants", "create", "--name", "Desk", "--knowledge-file", str(knowledge))).split(",")[0]
+    ok(portico("assistants", "publish", assistant_id))
+    ok(portico("status", assistant_id, "live"))
+    ok(portico("links", "create", assistant_id, "--name", 'Zoë, "the" tester'))
+
+
+    async def two_sessions() -> None:
+        engine = make_engine(settings.resolved_database_url)
+        async with make_sessionmaker(engine)() as db:
+            public_id = await db.scalar(select(Assistant.public_id))
+            await start_session(db, public_id=public_id, key=None, channel="link")
+            await start_session(db, public_id=public_id, key=None, channel="api")
+            await db.commit()
+        await engine.dispose()
+
+    asyncio.run(two_sessions())
+    rows = list(csv.DictReader(io.StringIO(ok(portico("logs", "export", assistant_id)))))
+    assert [(r["user"], r["channel"]) for r in rows] == [("Anonymous", "api"), ("Anonymous", "link")]
+    out = tmp_path / "sessions.jsonl"
+    ok(portico("logs", "export", assistant_id, "--format", "jsonl", "--output", str(out), "--channel", "api"))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["channel"] for line in lines] == ["api"] and lines[0]["messages"] == []
+    assert "format must be" in error(portico("logs", "export", assistant_id, "--format", "xml"))
+    assert "channel must be one of" in error(portico("logs", "export", assistant_id, "--channel", "fax"))
+    assert "No assistant" in error(portico("logs", "export", "nope"))

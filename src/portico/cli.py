@@ -33,11 +33,13 @@ owners_app = typer.Typer(no_args_is_help=True, help="Owners (people who build as
 tokens_app = typer.Typer(no_args_is_help=True, help="Owners' API tokens.")
 assistants_app = typer.Typer(no_args_is_help=True, help="Assistants.")
 links_app = typer.Typer(no_args_is_help=True, help="Private links (the Users of an assistant).")
+logs_app = typer.Typer(no_args_is_help=True, help="Logs: the sessions of an assistant.")
 app.add_typer(db_app, name="db")
 app.add_typer(owners_app, name="owners")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(assistants_app, name="assistants")
 app.add_typer(links_app, name="links")
+app.add_typer(logs_app, name="logs")
 
 T = TypeVar("T")
 
@@ -380,3 +382,50 @@ def links_reissue(assistant: str, link_id: int) -> None:
         return links_service.link_out(link, vault=vault(config), base_url=config.base_url).url
 
     typer.echo(run(work))
+
+
+@logs_app.command("export")
+def logs_export(
+    assistant: str,
+    format: Annotated[str, typer.Option("--format", help="csv or jsonl (a session with its messages per line).")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    user: Annotated[str | None, typer.Option(help="A private link's id, 'anonymous' or 'preview'.")] = None,
+    channel: Annotated[str | None, typer.Option(help="link, widget, api or preview.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First day, like 2026-11-01.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (inclusive).")] = None,
+) -> None:
+    """Export an assistant's sessions, streamed, newest first."""
+    from portico.metrics import export, params
+
+    if format not in ("csv", "jsonl"):
+        raise fail(f"format must be 'csv' or 'jsonl', not '{format}'.")
+    try:
+        filters = params.log_filters(user=user, channel=channel, start=start, end=end, end_reason=None, q=None)
+    except InvalidRequest as exc:
+        raise fail(exc.message) from None
+    config = settings()
+
+    async def main() -> int:
+        engine = make_engine(config.resolved_database_url)
+        try:
+            sessionmaker = make_sessionmaker(engine)
+            async with sessionmaker() as db:
+                assistant_id = (await find_assistant(db, assistant)).id
+            lines = (export.csv_lines if format == "csv" else export.jsonl_lines)(
+                sessionmaker, assistant_id=assistant_id, filters=filters
+            )
+            handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+            try:
+                async for chunk in lines:
+                    handle.write(chunk)
+            finally:
+                if output:
+                    handle.close()
+            return 0
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(main())
+    except PorticoError as exc:
+        raise fail(str(exc)) from None
