@@ -1,25 +1,32 @@
 """Session starts through the HTTP API: admissions per second and p50/p99 latency.
 
 For each target this starts a real server as a subprocess on a free loopback port, waits until
-it answers, seeds it, and then drives `POST /api/v1/chat/sessions` with one private link
-(unlimited) from N concurrent clients, for N in --clients:
+it answers, seeds it, and then drives `POST /api/v1/chat/sessions` with a private link
+(unlimited) from N concurrent clients, for each N in --clients:
 
   sqlite      `portico serve` on a fresh SQLite file (it migrates itself at start-up)
   postgresql  `portico serve` on a fresh database (default portico_bench, dropped and
-              recreated; `portico db upgrade` first)
+              recreated; `portico db upgrade` first; dropped again at the end)
   bare        bench/bare_app.py: one FastAPI `POST /start` that parses the same body and
               answers 201 with a response of the same shape, no database; same uvicorn settings
 
 Seeding: `portico demo` (an owner, an API token, a published live assistant), then through the
 API with that token: `GET /api/v1/assistants` and `POST /api/v1/assistants/{id}/links` with
 `{"links": [{"name": "bench", "max_sessions": 0}]}`; the key is the URL's part after `#k=`.
+Every client uses that one link (--links N spreads them over N links instead).
 
-The load client is this process: one httpx.AsyncClient whose pool holds N keep-alive
-connections, N worker coroutines each sending one request at a time. Each level runs a warm-up
-(--warmup seconds, not counted) and then a measured window (--duration seconds, or
---max-requests requests, whichever comes first). Every response must be 201; anything else
-(or a transport error) is counted in `errors`. After the levels the link's `sessions_used` is
-read back and compared with the number of 201 answers (every admission counted exactly once).
+The load client is this process: N worker coroutines, each with its own httpx.AsyncClient
+(a pool of one keep-alive connection; --shared-pool for one pool of N), each sending one
+request at a time. Each level runs a warm-up (--warmup seconds, not counted) and then a measured
+window (--duration seconds, or --max-requests requests, whichever comes first). Every answer
+must be 201; anything else, or a transport error, is counted in `errors` and makes the exit
+status 1. After the levels the links' `sessions_used` is read back through the API and
+compared with the number of 201 answers (each admission counted exactly once).
+
+The machine is shared, so CPU is accounted for: the server's (all its threads, from
+/proc/PID/stat), the client's, PostgreSQL's backends for the benchmark database, and "other"
+(everything else the machine did). A level is measured again (--retries) when other work used
+more than --max-other cores; a level still disturbed after that is marked in the table.
 
 Servers are stopped at the end by the PID this script started them with (SIGTERM, then SIGKILL
 after 10 s); nothing is looked up by process name.
@@ -32,7 +39,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -46,6 +55,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -98,7 +108,7 @@ class Phase:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         # Nearest-rank percentile.
-        index = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+        index = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
         return ordered[index]
 
     def summary(self) -> dict[str, object]:
@@ -169,6 +179,11 @@ class DatabaseWatch:
         self.lock_waiters = 0
         self.idle_in_transaction = 0
         self._stop = asyncio.Event()
+        # CPU seconds per backend PID: when first seen (0 for a backend that started after
+        # `start()`), and the last reading taken while it was alive.
+        self.cpu_first: dict[int, float] = {}
+        self.cpu_last: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> DatabaseWatch:
         import asyncpg
@@ -184,30 +199,44 @@ class DatabaseWatch:
         value = await self.conn.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = $1", self.name)
         return int(value or 0)
 
-    async def backends(self) -> list[int]:
-        rows = await self.conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", self.name
+    async def _activity(self) -> list[Any]:
+        return await self.conn.fetch(
+            "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            self.name,
         )
-        return [row["pid"] for row in rows]
 
-    async def sample(self) -> None:
+    def _read_cpu(self, pids: list[int], *, new_since_start: bool) -> None:
+        for pid in pids:
+            cpu = process_cpu(pid)
+            if pid not in self.cpu_first:
+                self.cpu_first[pid] = 0.0 if new_since_start else cpu
+            self.cpu_last[pid] = max(cpu, self.cpu_last.get(pid, 0.0))
+
+    async def start(self) -> None:
+        """Read the backends' CPU now, and sample until stop()."""
+        self._read_cpu([row["pid"] for row in await self._activity()], new_since_start=False)
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        """Until stop(): every 100 ms, the backends' states, and their CPU so far."""
         while not self._stop.is_set():
-            row = await self.conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') AS locked,"
-                " count(*) FILTER (WHERE state = 'idle in transaction') AS idle_tx"
-                " FROM pg_stat_activity WHERE datname = $1",
-                self.name,
-            )
+            rows = await self._activity()
+            self._read_cpu([row["pid"] for row in rows], new_since_start=True)
             self.samples += 1
-            self.lock_waiters += row["locked"]
-            self.idle_in_transaction += row["idle_tx"]
+            self.lock_waiters += sum(1 for row in rows if row["wait_event_type"] == "Lock")
+            self.idle_in_transaction += sum(1 for row in rows if row["state"] == "idle in transaction")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.1)
             except asyncio.TimeoutError:
                 pass
 
-    def stop(self) -> None:
+    async def stop(self) -> float:
+        """Stop sampling; the backends' CPU seconds since start() (a backend that both
+        started and ended between two samples is missed)."""
         self._stop.set()
+        await self._task
+        self._read_cpu([row["pid"] for row in await self._activity()], new_since_start=True)
+        return sum(max(self.cpu_last[pid] - self.cpu_first[pid], 0.0) for pid in self.cpu_first)
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -400,15 +429,18 @@ def link_sessions_used(prepared: Prepared) -> int | None:
 
 
 async def drive(
-    client: httpx.AsyncClient, prepared: Prepared, phase: Phase, seconds: float, max_requests: int
+    pools: list[httpx.AsyncClient], prepared: Prepared, phase: Phase, seconds: float, max_requests: int
 ) -> None:
-    """`phase.clients` workers, each sending one request at a time until the time or count runs out."""
+    """`phase.clients` workers, each sending one request at a time until the time or count runs out.
+
+    Worker i sends through pools[i % len(pools)] the body of link i % (number of links).
+    """
     headers = {"content-type": "application/json"}
     started = 0
     deadline = time.perf_counter() + seconds
     consecutive_failures = 0
 
-    async def worker(body: bytes) -> None:
+    async def worker(client: httpx.AsyncClient, body: bytes) -> None:
         nonlocal started, consecutive_failures
         while time.perf_counter() < deadline and started < max_requests and consecutive_failures < 100:
             started += 1
@@ -435,31 +467,49 @@ async def drive(
 
     t0 = time.perf_counter()
     bodies = prepared.bodies
-    await asyncio.gather(*(worker(bodies[i % len(bodies)]) for i in range(phase.clients)))
+    await asyncio.gather(
+        *(worker(pools[i % len(pools)], bodies[i % len(bodies)]) for i in range(phase.clients))
+    )
     phase.elapsed = time.perf_counter() - t0
 
 
-async def run_level(prepared: Prepared, clients: int, warmup: float, duration: float, max_requests: int) -> tuple[Phase, int]:
+def open_pools(clients: int, shared: bool) -> list[httpx.AsyncClient]:
+    """N keep-alive connections: one AsyncClient per worker (default), or one shared pool of N.
+
+    httpcore's pool does per-request bookkeeping over all its connections and waiters, so one
+    shared pool of 64 costs this process ~10 ms of CPU per request on a 2-core machine and the
+    benchmark would measure the client (the bare endpoint drops to ~100/s); a pool per worker
+    keeps it near 1 ms. --shared-pool reproduces the single-pool client.
+    """
+    timeout = httpx.Timeout(30.0)
+    if shared:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        return [httpx.AsyncClient(limits=limits, timeout=timeout)]
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return [httpx.AsyncClient(limits=limits, timeout=timeout) for _ in range(clients)]
+
+
+async def run_level(
+    prepared: Prepared, clients: int, warmup: float, duration: float, max_requests: int, shared_pool: bool = False
+) -> tuple[Phase, int]:
     """Warm up, then measure; returns the measured phase and the number of 201s in both."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0)) as client:
+    pools = open_pools(clients, shared_pool)
+    async with contextlib.AsyncExitStack() as stack:
+        for pool in pools:
+            await stack.enter_async_context(pool)
+        client = pools  # the workers share nothing but the event loop
         warm = Phase(prepared.server.name, clients)
         if warmup > 0:
             await drive(client, prepared, warm, warmup, max_requests)
         phase = Phase(prepared.server.name, clients)
         if prepared.database_url:
             async with DatabaseWatch(prepared.database_url) as watch:
-                # Backends opened during the window are not counted; the warm-up opens the pool.
-                backends = await watch.backends()
                 sessions0 = await watch.sessions()
-                db0 = {pid: process_cpu(pid) for pid in backends}
+                await watch.start()
                 server0, client0, machine0 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
-                sampler = asyncio.create_task(watch.sample())
                 await drive(client, prepared, phase, duration, max_requests)
                 server1, client1, machine1 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
-                watch.stop()
-                await sampler
-                phase.db_cpu_s = sum(process_cpu(pid) - db0[pid] for pid in backends)
+                phase.db_cpu_s = await watch.stop()
                 # The watcher's own connection was open before; each new one is the server's.
                 phase.db_connections = await watch.sessions() - sessions0
                 phase.lock_waiters = watch.lock_waiters / max(watch.samples, 1)
@@ -544,6 +594,20 @@ def machine_line() -> str:
     return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}, {platform.platform()}"
 
 
+def source_line() -> str:
+    """The commit measured, and whether src/ had uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"{commit or 'unknown'}{' with uncommitted changes in src/' if dirty else ''}"
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -582,6 +646,11 @@ def main() -> int:
         help="a level is measured again when other work used more CPU cores than this during it (default 0.25)",
     )
     parser.add_argument("--retries", type=int, default=3, help="how many times to measure a disturbed level again")
+    parser.add_argument(
+        "--shared-pool",
+        action="store_true",
+        help="one httpx.AsyncClient pool of N connections for all workers instead of one per worker (slower client)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, SQLite file) and the database")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
@@ -607,6 +676,8 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     print(f"machine: {machine_line()}")
+    source = source_line()
+    print(f"source: {source}")
     print(f"work folder: {workdir}  (server logs: <target>.log)")
     print(
         f"per level: {args.warmup:g} s warm-up + {args.duration:g} s measured (at most {args.max_requests:,} requests);"
@@ -631,7 +702,7 @@ def main() -> int:
                     if load > QUIET:
                         print(f"[{target}] warning: {load:.0%} of the machine is busy with other work", flush=True)
                     phase, ok = asyncio.run(
-                        run_level(prepared, clients, args.warmup, args.duration, args.max_requests)
+                        run_level(prepared, clients, args.warmup, args.duration, args.max_requests, args.shared_pool)
                     )
                     admitted += ok
                     all_errors += phase.errors
@@ -700,12 +771,16 @@ def main() -> int:
             print("errors: none (every answer was 201)")
         if goal := goal_line(phases):
             print(goal)
+        if (now := source_line()) != source:
+            print(f"note: the source changed during the run: {source} at the start, {now} at the end")
     if args.json and phases:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
                 {
                     "machine": machine_line(),
+                    "source": source,
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "phases": [p.summary() for p in phases],
                     "checks": checks,

@@ -95,7 +95,7 @@ async def test_instructions_history_and_settings_reach_the_model(client, alice: 
         assistant = await alice.new_assistant(
             instructions="Answer like a pirate.",
             knowledge=FAQ,
-            engine={"type": "openai", "base_url": base_url, "model": "slow", "temperature": 1.5, "max_tokens": 64, "api_key": "sk-test-123"},
+            engine={"type": "openai", "base_url": base_url, "model": "quick", "temperature": 1.5, "max_tokens": 64, "api_key": "sk-test-123"},
         )
         session = (await start(client, public_id=assistant["public_id"])).json()
         await say(client, session, "Where can I park?")

@@ -1,5 +1,6 @@
 """A small OpenAI-compatible model server on loopback, for what a second Portico cannot do on
-demand: stream slowly, fail, or hang. The model name picks the behaviour."""
+demand: stream slowly, fail, or hang. The model name picks the behaviour: `slow` (100 words,
+50 ms apart), `quick` (3 words at once), `fail` (500) or `hang` (never answers)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ async def completions(request: Request):  # type: ignore[no-untyped-def]
     if model == "hang":
         await asyncio.sleep(3600)
 
+    count, delay = (3, 0.0) if model == "quick" else (SLOW_CHUNKS, SLOW_DELAY)
+
     async def chunks():  # type: ignore[no-untyped-def]
-        for i in range(SLOW_CHUNKS):
+        for i in range(count):
             chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model,
                      "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}]}
             yield f"data: {json.dumps(chunk)}\n\n"
-            await asyncio.sleep(SLOW_DELAY)
+            await asyncio.sleep(delay)
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(chunks(), media_type="text/event-stream")
@@ -48,7 +51,8 @@ def upstream_server() -> Iterator[tuple[str, list[dict]]]:
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
     app.state.seen = []
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
