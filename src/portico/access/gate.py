@@ -8,13 +8,14 @@ transaction, so a link with N uses admits exactly N sessions under any concurren
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import NotFound, PorticoError
 from portico.kit.crypto import digest, is_well_formed
-from portico.models import Assistant, PrivateLink, utcnow
+from portico.models import Assistant, AssistantVersion, PrivateLink, utcnow
 
 KEY_PREFIX = "ptk_"
 
@@ -78,6 +79,9 @@ class AssistantFacts:
     status: str
     share_mode: str
     store_transcripts: bool = True
+    # The published version's greeting and session settings, loaded in the same query.
+    greeting: str = ""
+    settings: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,54 +144,107 @@ _ASSISTANT_COLUMNS = (
     Assistant.status,
     Assistant.share_mode,
     Assistant.store_transcripts,
+    AssistantVersion.greeting,
+    AssistantVersion.settings,
 )
 _LINK_COLUMNS = (
-    PrivateLink.id,
-    PrivateLink.assistant_id,
-    PrivateLink.name,
+    PrivateLink.id.label("link_id"),
+    PrivateLink.assistant_id.label("link_assistant_id"),
+    PrivateLink.name.label("link_name"),
     PrivateLink.revoked_at,
     PrivateLink.max_sessions,
     PrivateLink.sessions_used,
 )
+_PUBLISHED = and_(
+    AssistantVersion.assistant_id == Assistant.id, AssistantVersion.number == Assistant.published_version
+)
 
 
-async def load_link(db: AsyncSession, *, key: str | None = None, link_id: int | None = None) -> LinkFacts | None:
-    if key is not None:
-        if not is_well_formed(key, KEY_PREFIX):
-            return None
-        where = PrivateLink.key_digest == digest(key)
-    else:
-        where = PrivateLink.id == link_id
-    row = (await db.execute(select(*_LINK_COLUMNS).where(where))).one_or_none()
-    if row is None:
+def _assistant_facts(row: Any) -> AssistantFacts | None:
+    if row.id is None:
         return None
-    return LinkFacts(
+    return AssistantFacts(
         id=row.id,
-        assistant_id=row.assistant_id,
+        public_id=row.public_id,
         name=row.name,
+        description=row.description,
+        published_version=row.published_version,
+        status=row.status,
+        share_mode=row.share_mode,
+        store_transcripts=row.store_transcripts,
+        greeting=row.greeting or "",
+        settings=row.settings,
+    )
+
+
+def _link_facts(row: Any) -> LinkFacts:
+    return LinkFacts(
+        id=row.link_id,
+        assistant_id=row.link_assistant_id,
+        name=row.link_name,
         revoked=row.revoked_at is not None,
         max_sessions=row.max_sessions,
         sessions_used=row.sessions_used,
     )
 
 
+# The hot path's statements are built once: building a statement and its cache key costs more
+# than running it on a local database (bench/session_start.py).
+_BY_KEY = (
+    select(*_LINK_COLUMNS, *_ASSISTANT_COLUMNS)
+    .select_from(PrivateLink)
+    .outerjoin(Assistant, and_(Assistant.id == PrivateLink.assistant_id, Assistant.deleted_at.is_(None)))
+    .outerjoin(AssistantVersion, _PUBLISHED)
+    .where(PrivateLink.key_digest == bindparam("p_digest"))
+)
+_BY_PUBLIC_ID = (
+    select(*_ASSISTANT_COLUMNS)
+    .outerjoin(AssistantVersion, _PUBLISHED)
+    .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
+)
+_TAKE_USE = (
+    update(PrivateLink)
+    .where(
+        PrivateLink.id == bindparam("p_link_id"),
+        PrivateLink.revoked_at.is_(None),
+        or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
+    )
+    .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))
+    .returning(PrivateLink.sessions_used)
+)
+
+
+async def load_link(db: AsyncSession, *, link_id: int) -> LinkFacts | None:
+    row = (await db.execute(select(*_LINK_COLUMNS).where(PrivateLink.id == link_id))).one_or_none()
+    return _link_facts(row) if row is not None else None
+
+
 async def load_assistant(
     db: AsyncSession, *, public_id: str | None = None, assistant_id: int | None = None
 ) -> AssistantFacts | None:
-    where = Assistant.public_id == public_id if public_id is not None else Assistant.id == assistant_id
-    row = (await db.execute(select(*_ASSISTANT_COLUMNS).where(where, Assistant.deleted_at.is_(None)))).one_or_none()
-    return AssistantFacts(**row._asdict()) if row is not None else None
+    if public_id is not None:
+        row = (await (await db.connection()).execute(_BY_PUBLIC_ID, {"p_public_id": public_id})).one_or_none()
+        return _assistant_facts(row) if row is not None else None
+    query = select(*_ASSISTANT_COLUMNS).outerjoin(AssistantVersion, _PUBLISHED)
+    row = (await db.execute(query.where(Assistant.id == assistant_id, Assistant.deleted_at.is_(None)))).one_or_none()
+    return _assistant_facts(row) if row is not None else None
+
+
+async def _load_by_key(db: AsyncSession, key: str) -> tuple[LinkFacts | None, AssistantFacts | None]:
+    """A key's link and its assistant (with the published version) in one query."""
+    if not is_well_formed(key, KEY_PREFIX):
+        return None, None
+    row = (await (await db.connection()).execute(_BY_KEY, {"p_digest": digest(key)})).one_or_none()
+    if row is None:
+        return None, None
+    return _link_facts(row), _assistant_facts(row)
 
 
 async def check(db: AsyncSession, *, public_id: str | None, key: str | None) -> Admission:
     """Ask the gate without taking a use: what the chat page shows before Start."""
-    link = await load_link(db, key=key) if key is not None else None
-    if public_id is not None:
+    link, assistant = await _load_by_key(db, key) if key is not None else (None, None)
+    if public_id is not None and (assistant is None or assistant.public_id != public_id):
         assistant = await load_assistant(db, public_id=public_id)
-    elif link is not None:
-        assistant = await load_assistant(db, assistant_id=link.assistant_id)
-    else:
-        assistant = None
     decision = decide(public_id_given=public_id is not None, key_given=key is not None, assistant=assistant, link=link)
     if isinstance(decision, GateRefusal):
         if assistant is not None and not isinstance(decision, NoSuchAssistant):
@@ -203,20 +260,16 @@ async def admit(db: AsyncSession, *, public_id: str | None, key: str | None) -> 
     except GateRefusal as refusal:
         refusal.at_session_start = True
         raise
+    return await take_use(db, admission)
+
+
+async def take_use(db: AsyncSession, admission: Admission) -> Admission:
+    """Take one use of the admitted private link with one conditional UPDATE. Called last before
+    the commit, so that the link's row stays locked for as short a time as possible."""
     if admission.link is None:
         return admission
     link = admission.link
-    taken = await db.execute(
-        update(PrivateLink)
-        .where(
-            PrivateLink.id == link.id,
-            PrivateLink.revoked_at.is_(None),
-            or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
-        )
-        .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=utcnow())
-        .returning(PrivateLink.sessions_used)
-        .execution_options(synchronize_session=False)
-    )
+    taken = await (await db.connection()).execute(_TAKE_USE, {"p_link_id": link.id, "p_now": utcnow()})
     used = taken.scalar_one_or_none()
     if used is not None:
         return Admission(admission.assistant, LinkFacts(**{**link.__dict__, "sessions_used": used}))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.access import gate
@@ -44,32 +44,41 @@ async def _version(db: AsyncSession, *, assistant_id: int, number: int) -> Assis
     return (await db.scalars(query)).one()
 
 
+_INSERT_SESSION = insert(ChatSession).returning(ChatSession.id)
+_ALLOWED_DOMAINS = select(Assistant.allowed_domains).where(Assistant.id == bindparam("p_assistant_id"))
+
+
 async def start_session(
     db: AsyncSession, *, public_id: str | None, key: str | None, channel: str, origin: str | None = None
 ) -> tuple[OpenedSession, str]:
-    admission = await gate.admit(db, public_id=public_id, key=key)
-    assistant = admission.assistant
-    if channel == "widget":
-        # After the gate, in its transaction: a refusal here gives the use back.
-        allowed = await db.scalar(select(Assistant.allowed_domains).where(Assistant.id == assistant.id))
-        if not allows(allowed or [], origin):
-            refusal = gate.OriginNotAllowed()
-            refusal.assistant_id, refusal.at_session_start = assistant.id, True
-            raise refusal
-    assert assistant.published_version is not None
-    version = await _version(db, assistant_id=assistant.id, number=assistant.published_version)
+    try:
+        admission = await gate.check(db, public_id=public_id, key=key)
+        assistant = admission.assistant
+        if channel == "widget":
+            allowed = (await (await db.connection()).execute(_ALLOWED_DOMAINS, {"p_assistant_id": assistant.id})).scalar()
+            if not allows(allowed or [], origin):
+                refusal = gate.OriginNotAllowed()
+                refusal.assistant_id = assistant.id
+                raise refusal
+    except gate.GateRefusal as refusal:
+        refusal.at_session_start = True
+        raise
+    assert assistant.published_version is not None and assistant.settings is not None
     token = new_token(TOKEN_PREFIX)
-    session = ChatSession(
-        assistant_id=assistant.id,
-        version_number=version.number,
-        link_id=admission.link.id if admission.link else None,
-        channel=channel,
-        token_digest=digest(token),
-    )
-    db.add(session)
-    await db.flush()
-    opened = OpenedSession(session, assistant, admission.link, version.settings, version.greeting)
-    return opened, token
+    values = {
+        "assistant_id": assistant.id,
+        "version_number": assistant.published_version,
+        "link_id": admission.link.id if admission.link else None,
+        "channel": channel,
+        "token_digest": digest(token),
+        "started_at": utcnow(),
+    }
+    values["last_activity_at"] = values["started_at"]
+    session_id = (await (await db.connection()).execute(_INSERT_SESSION, values)).scalar_one()
+    # The link's use is taken last, just before the commit: its row is locked until then.
+    admission = await gate.take_use(db, admission)
+    session = ChatSession(id=session_id, ended_at=None, end_reason=None, **values)
+    return OpenedSession(session, assistant, admission.link, assistant.settings, assistant.greeting), token
 
 
 async def published_greeting(db: AsyncSession, *, assistant: gate.AssistantFacts) -> str:

@@ -27,6 +27,19 @@
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
   });
 
+  // On a narrow screen the assistant's tabs scroll sideways: bring the current one into view.
+  var tabs = document.querySelector(".tabs");
+  var currentTab = tabs && tabs.querySelector("[aria-current=page]");
+  var showCurrentTab = function () {
+    if (tabs.scrollWidth > tabs.clientWidth) {
+      tabs.scrollLeft = currentTab.offsetLeft - (tabs.clientWidth - currentTab.offsetWidth) / 2;
+    }
+  };
+  if (currentTab) {
+    showCurrentTab();
+    window.addEventListener("resize", showCurrentTab);
+  }
+
   var openaiFields = document.getElementById("openai-fields");
   if (openaiFields) {
     var sync = function () {
@@ -67,7 +80,8 @@
         return r.json().then(function (data) {
           if (!r.ok) throw new Error((data.error && data.error.message) || "The preview could not start.");
           session = data.session_id;
-          if (data.greeting) line("assistant", data.greeting);
+          // The guest's first message is already shown: the greeting goes above it.
+          if (data.greeting) log.insertBefore(line("assistant", data.greeting), log.firstChild);
           return session;
         });
       });

@@ -37,8 +37,7 @@
       width: inline ? "100%" : "0", height: inline ? "100%" : "0", bottom: "0", left: left ? "0" : "auto", right: left ? "auto" : "0" });
     var root = host.attachShadow({ mode: "closed" });
     var side = left ? "left" : "right";
-    root.innerHTML = "<style>" +
-      ":host{all:initial}*{box-sizing:border-box}" +
+    var rules = ":host{all:initial}*{box-sizing:border-box}" +
       ".b{position:fixed;bottom:20px;" + side + ":20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
       "background:" + color + ";color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);display:grid;place-items:center;padding:0}" +
       ".b:focus-visible,.x:focus-visible{outline:3px solid #0969da;outline-offset:3px}.b svg{width:26px;height:26px}" +
@@ -46,10 +45,16 @@
       "border-radius:14px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.28);display:none}" +
       ".p.o{display:block}.i{position:static;width:100%;height:100%;border-radius:0;box-shadow:none;display:block}" +
       "iframe{border:0;width:100%;height:100%;display:block}" +
-      ".x{position:absolute;top:8px;" + (left ? "left" : "right") + ":8px;width:32px;height:32px;border-radius:50%;border:0;" +
+      ".x{position:absolute;top:8px;right:8px;width:32px;height:32px;border-radius:50%;border:0;" +
       "background:rgba(0,0,0,.06);color:#1b1f24;font:20px/32px system-ui,sans-serif;cursor:pointer;padding:0}" +
-      "@media (max-width:480px){.p{inset:0;width:100%;height:100%;border-radius:0;bottom:0}}" +
-      "</style>";
+      "@media (max-width:480px){.p{inset:0;width:100%;height:100%;border-radius:0;bottom:0}}";
+    // A constructed style sheet: a host page whose CSP has no 'unsafe-inline' in style-src blocks
+    // a <style> element, even in a shadow root, but not this.
+    try {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(rules);
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) { root.innerHTML = "<style>" + rules + "</style>"; }
     var panel = document.createElement("div");
     panel.className = inline ? "p i o" : "p";
     panel.setAttribute("role", "dialog");
