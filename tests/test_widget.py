@@ -69,3 +69,20 @@ def test_domain_entries_match_like_content_security_policy():
     assert all(allows(allowed, origin) for origin in yes)
     assert not any(allows(allowed, origin) for origin in no)
     assert allows([], None) and allows([], "https://anything.example")
+
+
+async def test_what_guests_download_is_compressed_and_the_dashboard_is_not(client, alice: Person):
+    assistant = await alice.new_assistant()
+    for path in ("/widget.js", f"/c/{assistant['public_id']}", "/static/chat.js"):
+        response = await client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert response.headers.get("content-encoding") == "gzip", path
+    page = await client.get("/dashboard/sign-in", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in page.headers
+
+
+async def test_an_offline_assistants_page_still_names_it(client, alice: Person):
+    assistant = await alice.new_assistant(live=False, name="Riverside Library")
+    page = await client.get(f"/c/{assistant['public_id']}")
+    assert page.status_code == 403 and "Riverside Library" in page.text and "offline right now" in page.text
+    missing = await client.get("/c/not-an-assistant")
+    assert missing.status_code == 404 and "Unavailable" in missing.text

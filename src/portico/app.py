@@ -30,7 +30,7 @@ from portico.metrics.retention import purge_forever
 from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
 from portico.web import assistant_views, auth_views, share_views
-from portico.web.pages import STATIC_DIR, CachedStatic, SecurityHeaders
+from portico.web.pages import STATIC_DIR, CachedStatic, CompressPublicAssets, SecurityHeaders
 from portico.widget.api import router as widget_router
 
 log = logging.getLogger("portico")
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(CompressPublicAssets)
 
     # Owner routes: authentication is required for the whole router, not route by route.
     owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_owner)])

@@ -40,7 +40,10 @@ async def public_chat(public_id: str, request: Request, db: SessionDep, embed: b
         context.update(title=facts.name, name=facts.name, description=facts.description)
     except gate.GateRefusal as refusal:
         status = refusal.status
-        context.update(title="Unavailable", name="Unavailable", refusal=refusal.message)
+        # Name the assistant when it exists (offline, not published); say nothing of one that does not.
+        facts = None if isinstance(refusal, gate.NoSuchAssistant) else await gate.load_assistant(db, public_id=public_id)
+        name = facts.name if facts else "Unavailable"
+        context.update(title=name, name=name, description=facts.description if facts else "", refusal=refusal.message)
     response = templates.TemplateResponse(request, "chat.html", context, status_code=status)
     if embed:
         # The widget's frame: framable only by the assistant's allowed domains (any site when

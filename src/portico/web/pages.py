@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,3 +97,21 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class CompressPublicAssets:
+    """Gzip for what guests download (the widget loader, the chat page and its files), never for
+    the dashboard or the API, whose pages hold secrets beside text a visitor controls (BREACH)."""
+
+    PREFIXES = ("/static/", "/widget.js", "/c/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=500, compresslevel=6)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith(self.PREFIXES) or path == "/c"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
