@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.assistants.schemas import SessionSettings
-from portico.chat.sessions import end_session, expiry
+from portico.chat.sessions import expiry
 from portico.models import AssistantVersion, ChatSession, utcnow
 
 log = logging.getLogger("portico.sweep")
@@ -20,9 +20,10 @@ SWEEP_SECONDS = 30
 
 async def end_expired_sessions(db: AsyncSession) -> int:
     # Open sessions are few (the partial index ix_chat_sessions_open holds only them), so the
-    # deadlines are computed here rather than in each database's own date arithmetic.
+    # deadlines are computed here rather than in each database's own date arithmetic; only the
+    # columns needed are read, and the ends are written in one batch.
     query = (
-        select(ChatSession, AssistantVersion.settings)
+        select(ChatSession.id, ChatSession.started_at, ChatSession.last_activity_at, AssistantVersion.settings)
         .outerjoin(
             AssistantVersion,
             (AssistantVersion.assistant_id == ChatSession.assistant_id)
@@ -31,15 +32,23 @@ async def end_expired_sessions(db: AsyncSession) -> int:
         .where(ChatSession.ended_at.is_(None))
     )
     now = utcnow()
-    ended = 0
     defaults = SessionSettings().model_dump()
-    for session, settings in (await db.execute(query)).all():
+    ends = []
+    for row in (await db.execute(query)).all():
         # Draft previews (version 0) have no version row: the default limits apply.
-        expired = expiry(session, settings or defaults, now)
+        expired = expiry(row, row.settings or defaults, now)
         if expired is not None:
-            await end_session(db, session=session, reason=expired[0], at=expired[1])
-            ended += 1
-    return ended
+            ends.append({"p_id": row.id, "p_reason": expired[0], "p_at": expired[1]})
+    if ends:
+        await (await db.connection()).execute(_END, ends)
+    return len(ends)
+
+
+_END = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_id"), ChatSession.ended_at.is_(None))
+    .values(ended_at=bindparam("p_at"), end_reason=bindparam("p_reason"))
+)
 
 
 async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = SWEEP_SECONDS) -> None:
