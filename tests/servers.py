@@ -25,11 +25,13 @@ def free_port() -> int:
 def portico_env(settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
     env.update(
-        PORTICO_DATABASE_URL=settings.resolved_database_url,
-        PORTICO_DATA_DIR=str(settings.data_dir),
-        PORTICO_SECRET_KEY=settings.secret_key,
-        PORTICO_BASE_URL=settings.base_url,
-        **extra,
+        {
+            "PORTICO_DATABASE_URL": settings.resolved_database_url,
+            "PORTICO_DATA_DIR": str(settings.data_dir),
+            "PORTICO_SECRET_KEY": settings.secret_key,
+            "PORTICO_BASE_URL": settings.base_url,
+            **extra,
+        }
     )
     return env
 

@@ -54,3 +54,17 @@ async def test_revoked_link_keeps_its_row_and_name(client, alice: Person):
     assert (await alice.request("GET", base)).json()["items"] == []
     everything = (await alice.request("GET", base, params={"include_revoked": "true"})).json()["items"]
     assert [(item["name"], item["revoked"]) for item in everything] == [("User 1", True)]
+
+
+async def test_switching_to_private_stops_guests_on_the_public_link_but_not_private_links(client, alice: Person):
+    assistant = await alice.new_assistant()
+    (link,) = await alice.new_links(assistant["id"], 0)
+    anonymous = (await start(client, public_id=assistant["public_id"])).json()
+    private = (await start(client, key=key_of(link))).json()
+    await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/share", json={"mode": "private"})
+    refused = await resume(client, anonymous)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "key_required")
+    assert (await resume(client, private)).json()["state"] == "active"
+    await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/share", json={"mode": "public"})
+    state = (await resume(client, anonymous)).json()
+    assert (state["state"], state["end_reason"]) == ("ended", "made_private")

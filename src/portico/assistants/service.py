@@ -238,6 +238,18 @@ async def set_share_mode(db: AsyncSession, *, assistant: Assistant, mode: str) -
     if mode != assistant.share_mode:
         assistant.share_mode = mode
         assistant.updated_at = utcnow()
+        if mode == "private":
+            # Guests on the public link must stop too, not only new ones; private links go on.
+            await db.execute(
+                update(ChatSession)
+                .where(
+                    ChatSession.assistant_id == assistant.id,
+                    ChatSession.ended_at.is_(None),
+                    ChatSession.link_id.is_(None),
+                    ChatSession.channel != "preview",
+                )
+                .values(ended_at=utcnow(), end_reason="made_private")
+            )
         await db.flush()
     return assistant
 

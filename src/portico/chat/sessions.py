@@ -104,6 +104,8 @@ def _live_refusal(opened: OpenedSession) -> gate.GateRefusal | None:
         return gate.AssistantOffline()
     if opened.link is not None and opened.link.revoked:
         return gate.LinkRevoked()
+    if opened.link is None and opened.assistant.share_mode != "public" and opened.session.channel != "preview":
+        return gate.KeyRequired()
     return None
 
 

@@ -38,7 +38,7 @@ def bar_chart(
     total = sum(values)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
-        'preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">',
+        'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{chart_id}-t">{escape(title)}</title>',
         f'<desc id="{chart_id}-d">{len(values)} bars, {total:g} in all, highest {max(values, default=0):g}.</desc>',
     ]
