@@ -73,6 +73,9 @@ async def start_session(body: SessionStart, db: SessionDep) -> SessionStarted:
     opened, token = await service.start_session(
         db, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
     )
+    # Commit at once rather than after the response is built: the link's row stays locked until
+    # the commit, and every other start on that link waits for it (bench/session_start.py).
+    await db.commit()
     assert opened.assistant is not None
     return SessionStarted(
         session_id=opened.session.id,
