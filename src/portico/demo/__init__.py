@@ -59,6 +59,7 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
     lines = [f"Portico is at {config.base_url}"]
     if demo is not None:
         lines.append(f"Chat with the demo assistant: {config.base_url}/c/{demo.public_id}")
+    lines.append(f"Dashboard (sign in with the demo owner below): {config.base_url}/dashboard")
     lines.append(f"API documentation: {config.base_url}/docs")
     if path.exists():
         values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
