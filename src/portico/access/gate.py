@@ -263,10 +263,29 @@ async def admit(db: AsyncSession, *, public_id: str | None, key: str | None) -> 
     return await take_use(db, admission)
 
 
+_COUNT_USE = (
+    update(PrivateLink)
+    .where(PrivateLink.id == bindparam("p_link_id"))
+    .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))
+)
+
+
+async def count_use(db: AsyncSession, *, link_id: int) -> None:
+    """Count a use of an unlimited link, in its own short transaction after the session's.
+
+    An unlimited link has no cap to enforce, so its counter need not be locked inside the
+    session's transaction; a busy link (a widget with a key on a popular page) would otherwise
+    queue every start on that one row. If the process dies between the two commits, the counter
+    is one short.
+    """
+    await (await db.connection()).execute(_COUNT_USE, {"p_link_id": link_id, "p_now": utcnow()})
+
+
 async def take_use(db: AsyncSession, admission: Admission) -> Admission:
     """Take one use of the admitted private link with one conditional UPDATE. Called last before
-    the commit, so that the link's row stays locked for as short a time as possible."""
-    if admission.link is None:
+    the commit, so that the link's row stays locked for as short a time as possible. Unlimited
+    links are counted after the commit instead (see `count_use`)."""
+    if admission.link is None or admission.link.max_sessions == 0:
         return admission
     link = admission.link
     taken = await (await db.connection()).execute(_TAKE_USE, {"p_link_id": link.id, "p_now": utcnow()})

@@ -69,13 +69,14 @@ async def lookup(body: Lookup, db: SessionDep) -> LookupOut:
 
 
 @router.post("/sessions", status_code=201)
-async def start_session(body: SessionStart, db: SessionDep) -> SessionStarted:
+async def start_session(body: SessionStart, db: SessionDep, request: Request) -> SessionStarted:
     opened, token = await service.start_session(
         db, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
     )
-    # Commit at once rather than after the response is built: the link's row stays locked until
-    # the commit, and every other start on that link waits for it (bench/session_start.py).
+    # Commit at once rather than after the response is built: a capped link's row stays locked
+    # until the commit, and every other start on that link waits for it (bench/session_start.py).
     await db.commit()
+    await service.count_unlimited_use(request.app.state.sessionmaker, opened)
     assert opened.assistant is not None
     return SessionStarted(
         session_id=opened.session.id,

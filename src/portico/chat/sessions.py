@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.access import gate
 from portico.errors import InvalidToken
@@ -35,6 +35,15 @@ class OpenedSession:
     link: gate.LinkFacts | None
     settings: dict[str, Any]
     greeting: str
+    # Set by start_session: an unlimited link whose use is counted once the session is committed.
+    uncounted_link_id: int | None = None
+
+
+async def count_unlimited_use(sessionmaker: async_sessionmaker[AsyncSession], opened: OpenedSession) -> None:
+    """Call after the session's commit (see gate.count_use)."""
+    if opened.uncounted_link_id is not None:
+        async with sessionmaker() as db, db.begin():
+            await gate.count_use(db, link_id=opened.uncounted_link_id)
 
 
 async def _version(db: AsyncSession, *, assistant_id: int, number: int) -> AssistantVersion:
@@ -78,7 +87,9 @@ async def start_session(
     # The link's use is taken last, just before the commit: its row is locked until then.
     admission = await gate.take_use(db, admission)
     session = ChatSession(id=session_id, ended_at=None, end_reason=None, **values)
-    return OpenedSession(session, assistant, admission.link, assistant.settings, assistant.greeting), token
+    link = admission.link
+    uncounted = link.id if link is not None and link.max_sessions == 0 else None
+    return OpenedSession(session, assistant, link, assistant.settings, assistant.greeting, uncounted), token
 
 
 async def published_greeting(db: AsyncSession, *, assistant: gate.AssistantFacts) -> str:

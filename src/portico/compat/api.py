@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse
 
 from portico.access import gate
 from portico.chat import messages as messages_service
-from portico.chat.sessions import end_session, start_session
+from portico.chat.sessions import count_unlimited_use, end_session, start_session
 from portico.db import SessionDep
 from portico.deps import VaultDep
 from portico.engines import Turn
@@ -106,6 +106,7 @@ async def chat_completions(body: CompletionRequest, request: Request, key: LinkK
         pending = await messages_service.prepare_reply(
             db, opened=opened, content=turns[-1].text(), history=history, vault=vault
         )
+    await count_unlimited_use(sessionmaker, opened)
     events = messages_service.stream_reply(pending, sessionmaker=sessionmaker, cutoffs=request.app.state.cutoffs)
     completion_id = f"chatcmpl-{pending.session_id}"
     created = int(time.time())
