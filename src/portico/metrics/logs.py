@@ -93,20 +93,27 @@ def user_label(*, channel: str, link_name: str | None, link_revoked: bool) -> st
     return f"{link_name} (deleted)" if link_revoked else link_name
 
 
-def _search(db: AsyncSession, q: str) -> Any:
+RARE_MATCHES = 2_000
+
+
+async def _search(db: AsyncSession, q: str) -> Any:
     words = q.split()
     if db.bind.dialect.name == "postgresql":
-        matching = select(Message.session_id).where(
-            func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(func.plainto_tsquery("simple", q))
-        )
-    else:
-        phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words)
-        rowids = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :fts").bindparams(fts=phrase)
-        matching = select(Message.session_id).where(Message.id.in_(rowids))
-    return ChatSession.id.in_(matching)
+        matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(func.plainto_tsquery("simple", q))
+        # A rare word: list its few sessions through the full-text index, then page them. A common
+        # one: walk sessions newest first, which finds a page of matches quickly. (The planner
+        # misjudges rare words and walks every session; bench/logs_metrics.py.)
+        few = select(Message.session_id).where(matches).limit(RARE_MATCHES + 1)
+        ids = list(await db.scalars(few))
+        if len(ids) <= RARE_MATCHES:
+            return ChatSession.id.in_(set(ids) or [-1])
+        return ChatSession.id.in_(select(Message.session_id).where(matches))
+    phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+    rowids = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :fts").bindparams(fts=phrase)
+    return ChatSession.id.in_(select(Message.session_id).where(Message.id.in_(rowids)))
 
 
-def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[Any]:
+async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[Any]:
     query = (
         select(ChatSession, PrivateLink.name.label("link_name"), PrivateLink.revoked_at.label("link_revoked_at"))
         .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
@@ -129,7 +136,7 @@ def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[A
     elif filters.end_reason:
         query = query.where(ChatSession.end_reason == filters.end_reason)
     if filters.q and filters.q.split():
-        query = query.where(_search(db, filters.q))
+        query = query.where(await _search(db, filters.q))
     return query
 
 
@@ -149,7 +156,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 async def list_sessions(
     db: AsyncSession, *, assistant_id: int, filters: LogFilters, cursor: str | None = None, limit: int = 50
 ) -> tuple[list[SessionRow], str | None]:
-    query = _query(db, assistant_id, filters)
+    query = await _query(db, assistant_id, filters)
     if cursor:
         moment, ident = decode_cursor(cursor)
         # Keyset: strictly older than the last row shown, so new sessions never shift a page.
@@ -180,7 +187,7 @@ def _row(result: Any) -> SessionRow:
 
 
 async def get_session(db: AsyncSession, *, assistant_id: int, session_id: int) -> tuple[SessionRow, list[Message]]:
-    query = _query(db, assistant_id, LogFilters()).where(ChatSession.id == session_id)
+    query = (await _query(db, assistant_id, LogFilters())).where(ChatSession.id == session_id)
     result = (await db.execute(query)).one_or_none()
     if result is None:
         raise NotFound("This assistant has no session with this id.")
