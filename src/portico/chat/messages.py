@@ -100,18 +100,23 @@ async def prepare_reply(
         .values(last_activity_at=now, message_count=ChatSession.message_count + 1)
     )
     await db.flush()
+    request = engine_request(config, prompt=content, history=history, vault=vault)
+    return PendingReply(session.id, session.assistant_id, session.link_id, request, store_text)
+
+
+def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], vault: Vault) -> EngineRequest:
+    """What an engine needs from a configuration (a published version's, or the draft's)."""
     engine = config["engine"]
     api_key = vault.decrypt(engine["api_key_encrypted"]) if "api_key_encrypted" in engine else None
-    request = EngineRequest(
+    return EngineRequest(
         version_key=config["digest"],
         instructions=config["instructions"],
         knowledge=config["knowledge"],
         engine=engine,
-        prompt=content,
+        prompt=prompt,
         history=history,
         api_key=api_key,
     )
-    return PendingReply(session.id, session.assistant_id, session.link_id, request, store_text)
 
 
 async def history_of(db: AsyncSession, *, session_id: int) -> list[Turn]:

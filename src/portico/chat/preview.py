@@ -10,9 +10,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portico.chat.messages import MessageTooLong, PendingReply, history_of, version_config
+from portico.chat.messages import MessageTooLong, PendingReply, engine_request, history_of, version_config
 from portico.chat.sessions import TOKEN_PREFIX
-from portico.engines import EngineRequest
 from portico.errors import InvalidRequest, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, ChatSession, Message, utcnow
@@ -78,16 +77,6 @@ async def accept_preview_message(
     session.last_activity_at = now
     session.message_count += 1
     await db.flush()
-    engine = config["engine"]
-    api_key = vault.decrypt(engine["api_key_encrypted"]) if "api_key_encrypted" in engine else None
-    request = EngineRequest(
-        version_key=config["digest"],
-        instructions=config["instructions"],
-        knowledge=config["knowledge"],
-        engine=engine,
-        prompt=content,
-        history=history,
-        api_key=api_key,
-    )
+    request = engine_request(config, prompt=content, history=history, vault=vault)
     # link_id None: a preview is cut only when the assistant is deleted, not when it goes offline.
     return PendingReply(session.id, assistant.id, None, request, assistant.store_transcripts)
