@@ -42,9 +42,16 @@ Every process is started by this script on a free 127.0.0.1 port and stopped by 
 folder, removed at the end (--keep keeps it). PostgreSQL (--postgres) uses its own database,
 default portico_bench_chat, dropped and recreated, and dropped at the end.
 
-    .venv/bin/python bench/chat.py                  # everything, ~5 minutes
-    .venv/bin/python bench/chat.py --quick          # 1 s + 2 s per level, 200 streams
-    .venv/bin/python bench/chat.py --streams 2000 --skip-replies
+    .venv/bin/python bench/chat.py                  # both parts on SQLite: ~8 min on a quiet machine
+    .venv/bin/python bench/chat.py --quick          # 1 s + 2 s per level, 200 streams, 3 s hold
+    .venv/bin/python bench/chat.py --databases postgresql --streams 0
+    .venv/bin/python bench/chat.py --skip-replies --stream-assistants 2 --stream-interval 5
+
+With one assistant, part 2 stops at 1,000 streams: the openai SDK's client allows 1,000
+connections (httpx Limits max_connections=1000) and Portico keeps one client per base_url, key
+and timeout; --stream-assistants 2 measures the process beyond that.
+
+The exit status is 1 when a message failed or Portico did not hold every stream asked for.
 """
 
 from __future__ import annotations

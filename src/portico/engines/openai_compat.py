@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import openai
 
 from portico.engines.base import EngineError, EngineRequest, Usage, count_tokens
@@ -34,6 +35,11 @@ class OpenAIEngine:
                 api_key=api_key or "no-key",
                 timeout=config["timeout"],
                 max_retries=0,
+                # The SDK's own pool stops at 1,000 connections: the 1,001st concurrent reply to one
+                # model server would wait and time out (bench/chat.py).
+                http_client=openai.DefaultAsyncHttpxClient(
+                    limits=httpx.Limits(max_connections=20_000, max_keepalive_connections=200)
+                ),
             )
             while len(self._clients) > self._cache_size:
                 self._clients.popitem(last=False)
