@@ -6,8 +6,8 @@ database work. It is what FastAPI + uvicorn cost on this machine with nothing el
 
     python bench/bare_app.py --port 8001
 
-runs it with the settings `portico serve` passes to uvicorn (1 worker, log level info, proxy
-headers). It imports nothing from Portico.
+runs it with the settings `portico serve` passes to uvicorn (1 worker, log level info, no access
+log, proxy headers, uvloop and httptools when installed). It imports nothing from Portico.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class SessionStarted(BaseModel):
     link: LinkBrief | None
 
 
-app = FastAPI(title="bare")
+# FastAPI settings as in portico.app (no per-request telemetry lookup).
+app = FastAPI(title="bare", telemetry={"tracing": False, "metrics": False, "logs": False})
 _ids = itertools.count(1)
 _ASSISTANT = AssistantBrief(
     public_id="bare0000bare0000",
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
     # The same settings as `portico serve` (src/portico/cli.py), so that only the app differs.
-    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info", proxy_headers=True)
+    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info", access_log=False, proxy_headers=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ like Portico's route. It imports nothing from Portico.
 
     python bench/bare_stream.py --port 8102 --upstream http://127.0.0.1:8101/v1 --model fake:chunks=20
 
-runs with the uvicorn settings `portico serve` passes (1 worker, log level info, proxy headers).
+runs with the uvicorn settings `portico serve` passes (1 worker, log level info, no access log,
+proxy headers).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class Config:
     client: httpx.AsyncClient | None = None
 
 
-app = FastAPI(title="bare stream")
+# FastAPI settings as in portico.app (no per-request telemetry lookup).
+app = FastAPI(title="bare stream", telemetry={"tracing": False, "metrics": False, "logs": False})
 _ids = itertools.count(1)
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
@@ -123,7 +125,7 @@ def main() -> None:
     limits = httpx.Limits(max_connections=10_000, max_keepalive_connections=1_000)
     Config.client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0))
     # The same settings as `portico serve` (src/portico/cli.py), so that only the app differs.
-    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info", proxy_headers=True)
+    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info", access_log=False, proxy_headers=True)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ def server_log(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(settings, server_log: Path, app) -> Iterator[str]:
     # `app` first: it creates (and for SQLite migrates) the database the server then opens.
-    with portico_server(settings, server_log) as url:
+    # The access log is on so that a key in a request line would show in the server's log.
+    with portico_server(settings, server_log, PORTICO_ACCESS_LOG="true") as url:
         yield url
 
 
@@ -525,6 +526,8 @@ async def test_the_page_is_locked_down_talks_only_to_portico_and_never_sends_the
         assert all(key not in value for value in headers.values())
     key_bodies = [r for r in requests if r.post_data and key in r.post_data]
     assert key_bodies, "the key should travel in request bodies"
-    assert key not in server_log.read_text()
+    logged = server_log.read_text()
+    assert "POST /api/v1/chat/sessions" in logged, "the access log was not captured"
+    assert key not in logged
     errors.assert_none()
     await context.close()

@@ -137,9 +137,8 @@ def test_logs_are_exported_from_the_cli(portico, tmp_path, settings):
         engine = make_engine(settings.resolved_database_url)
         async with make_sessionmaker(engine)() as db:
             public_id = await db.scalar(select(Assistant.public_id))
-            await start_session(db, public_id=public_id, key=None, channel="link")
-            await start_session(db, public_id=public_id, key=None, channel="api")
-            await db.commit()
+        await start_session(engine, public_id=public_id, key=None, channel="link")
+        await start_session(engine, public_id=public_id, key=None, channel="api")
         await engine.dispose()
 
     asyncio.run(two_sessions())

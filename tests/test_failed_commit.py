@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import Person
@@ -40,11 +41,42 @@ async def test_a_failed_commit_answers_500_and_keeps_nothing(client, alice: Pers
     assert (await alice.request("GET", path)).json()["name"] == "Helper"
 
 
-async def test_a_failed_commit_on_session_start_takes_no_use(client, alice: Person):
+REFUSE_SESSIONS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_sessions BEFORE INSERT ON chat_sessions BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_sessions() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_sessions BEFORE INSERT ON chat_sessions FOR EACH ROW EXECUTE FUNCTION refuse_sessions()",
+    ],
+}
+ALLOW_SESSIONS = {
+    "sqlite": ["DROP TRIGGER refuse_sessions"],
+    "postgresql": ["DROP TRIGGER refuse_sessions ON chat_sessions", "DROP FUNCTION refuse_sessions()"],
+}
+
+
+async def _run(app, statements: list[str]) -> None:  # type: ignore[no-untyped-def]
+    async with app.state.engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+
+
+@pytest.mark.parametrize("max_sessions", [1, 0])
+async def test_a_failed_session_write_answers_500_and_takes_no_use(app, client, alice: Person, max_sessions: int):
+    """The database refuses the session's row after the gate said yes: the link's use goes with it."""
     from tests.conftest import key_of, start
 
     assistant = await alice.new_assistant()
-    (link,) = await alice.new_links(assistant["id"], 1)
-    with commits_fail():
-        assert (await start(client, key=key_of(link))).status_code == 500
+    (link,) = await alice.new_links(assistant["id"], max_sessions)
+    dialect = app.state.engine.dialect.name
+    await _run(app, REFUSE_SESSIONS[dialect])
+    try:
+        response = await start(client, key=key_of(link))
+    finally:
+        await _run(app, ALLOW_SESSIONS[dialect])
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    listed = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/links")).json()["items"]
+    assert listed[0]["sessions_used"] == 0
     assert (await start(client, key=key_of(link))).status_code == 201

@@ -53,7 +53,7 @@ async def test_no_secret_reaches_the_logs_in_process(client, alice: Person, capl
 
 async def test_no_secret_reaches_a_real_servers_output(settings, tmp_path, app):
     log_path = tmp_path / "server.log"
-    with portico_server(settings, log_path, PORTICO_LOG_LEVEL="debug") as url:
+    with portico_server(settings, log_path, PORTICO_LOG_LEVEL="debug", PORTICO_ACCESS_LOG="true") as url:
         async with httpx.AsyncClient(base_url=url) as http:
             owner = await make_person(app, http, "carol@example.com")
             secrets = await scenario(http, owner)

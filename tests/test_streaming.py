@@ -76,3 +76,18 @@ async def test_a_streamed_reply_is_cut_within_a_second(server, client, alice: Pe
     assert sum(1 for a in arrivals if a[1] == "token") < 100
     state = await server.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))
     assert state.status_code == 403
+
+
+async def test_a_reply_still_waiting_for_its_first_token_is_cut_within_a_second(server, client, alice: Person, slow_upstream):
+    assistant = await alice.new_assistant(engine={"type": "openai", "base_url": slow_upstream, "model": "hang"})
+    session = (await start(server, public_id=assistant["public_id"])).json()
+    arrivals: list[tuple[float, str, str]] = []
+    reading = asyncio.create_task(read_stream(server, session, "Hello?", arrivals))
+    # The model never answers: give the request time to reach it.
+    await asyncio.sleep(0.5)
+    await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"})
+    acted = time.monotonic()
+    await asyncio.wait_for(reading, timeout=5)
+    last_time, last_event, last_data = arrivals[-1]
+    assert [a[1] for a in arrivals] == ["error"] and "assistant_offline" in last_data
+    assert last_time - acted < 1.0, f"cut after {last_time - acted:.2f} s"

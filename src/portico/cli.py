@@ -131,6 +131,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=config.log_level,
+        access_log=config.access_log,
         proxy_headers=True,
     )
 

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     max_private_links: int = Field(default=50, ge=1, le=10_000)
     log_level: str = "info"
+    access_log: bool = False
     open_signup: bool = False
     session_days: int = Field(default=14, ge=1, le=365)
 

@@ -6,12 +6,14 @@ returned and before the response is sent, so a failed commit answers 500, never 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql import Executable
 
 
 def async_url(url: str) -> str:
@@ -36,7 +38,7 @@ def make_engine(url: str, **kwargs: object) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_immediate_transactions(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(url, pool_pre_ping=False, **kwargs)
 
@@ -72,3 +74,39 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class HotStatement:
+    """A Core statement for the busiest paths (session starts), compiled once per dialect.
+
+    On PostgreSQL it runs on the asyncpg connection beneath SQLAlchemy's pooled one: SQLAlchemy's
+    work around each execution (execution context, result processing, greenlet hops) costs
+    several times the query itself (docs/benchmarks.md, "Session starts"). On SQLite it runs
+    through SQLAlchemy as usual. Either way the row comes back as a mapping. Parameters must be
+    what the driver takes (aware UTC datetimes); statements without SQLAlchemy-side type
+    processing only (JSON results are decoded by the driver on both).
+
+    Use it for reads, or on a connection of its own: on PostgreSQL it runs outside whatever
+    transaction SQLAlchemy would begin on that connection, so each statement commits by itself.
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._asyncpg: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
+
+    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        if self._asyncpg is None:
+            compiled = self.statement.compile(dialect=dialect)
+            assert compiled.positiontup is not None
+            # Values SQLAlchemy rendered as parameters itself (the 1 in `sessions_used + 1`).
+            fixed = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
+            self._asyncpg = (str(compiled), tuple(compiled.positiontup), fixed)
+        return self._asyncpg
+
+    async def one_or_none(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        if conn.dialect.name != "postgresql":
+            return (await conn.execute(self.statement, dict(params))).mappings().one_or_none()
+        sql, names, fixed = self._compiled(conn.dialect)
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        return await driver.fetchrow(sql, *[params[n] if n in params else fixed[n] for n in names])

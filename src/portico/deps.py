@@ -16,11 +16,13 @@ from portico.models import Assistant, Owner
 from portico.owners import service as owners
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Trivial dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a
+# hand-off that costs more than the function (bench/chat.py).
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_vault(request: Request) -> Vault:
+async def get_vault(request: Request) -> Vault:
     return request.app.state.vault
 
 
@@ -31,7 +33,7 @@ VaultDep = Annotated[Vault, Depends(get_vault)]
 _bearer = HTTPBearer(auto_error=False, description="An owner's API token (pto_...) or a session token (pts_...).")
 
 
-def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     if credentials is None or not credentials.credentials.strip():
         raise AuthRequired()
     return credentials.credentials.strip()

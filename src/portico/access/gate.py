@@ -1,21 +1,24 @@
 """The gate: who may start a session. See docs/design.md, "The gate".
 
-`decide` is a pure function over what the database says; `admit` loads those facts, asks
-`decide`, and takes a private link's use with one conditional UPDATE in the caller's
-transaction, so a link with N uses admits exactly N sessions under any concurrency.
+`decide` is a pure function over what the database says; `check` loads those facts in one query
+and asks `decide`. A private link's use is taken with one conditional UPDATE (`TAKE_USE`) in the
+same statement or transaction that inserts the session (chat.sessions.start_session), so a link
+with N uses admits exactly N sessions under any concurrency.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from portico.db import HotStatement
 from portico.errors import NotFound, PorticoError
 from portico.kit.crypto import digest, is_well_formed
-from portico.models import Assistant, AssistantVersion, PrivateLink, utcnow
+from portico.models import Assistant, AssistantVersion, PrivateLink
 
 KEY_PREFIX = "ptk_"
 
@@ -82,6 +85,7 @@ class AssistantFacts:
     # The published version's greeting and session settings, loaded in the same query.
     greeting: str = ""
     settings: dict[str, Any] | None = None
+    allowed_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ _ASSISTANT_COLUMNS = (
     Assistant.status,
     Assistant.share_mode,
     Assistant.store_transcripts,
+    Assistant.allowed_domains,
     AssistantVersion.greeting,
     AssistantVersion.settings,
 )
@@ -160,49 +165,52 @@ _PUBLISHED = and_(
 )
 
 
-def _assistant_facts(row: Any) -> AssistantFacts | None:
-    if row.id is None:
+def _assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
+    if row["id"] is None:
         return None
     return AssistantFacts(
-        id=row.id,
-        public_id=row.public_id,
-        name=row.name,
-        description=row.description,
-        published_version=row.published_version,
-        status=row.status,
-        share_mode=row.share_mode,
-        store_transcripts=row.store_transcripts,
-        greeting=row.greeting or "",
-        settings=row.settings,
+        id=row["id"],
+        public_id=row["public_id"],
+        name=row["name"],
+        description=row["description"],
+        published_version=row["published_version"],
+        status=row["status"],
+        share_mode=row["share_mode"],
+        store_transcripts=row["store_transcripts"],
+        greeting=row["greeting"] or "",
+        settings=row["settings"],
+        allowed_domains=tuple(row["allowed_domains"] or ()),
     )
 
 
-def _link_facts(row: Any) -> LinkFacts:
+def _link_facts(row: Mapping[str, Any]) -> LinkFacts:
     return LinkFacts(
-        id=row.link_id,
-        assistant_id=row.link_assistant_id,
-        name=row.link_name,
-        revoked=row.revoked_at is not None,
-        max_sessions=row.max_sessions,
-        sessions_used=row.sessions_used,
+        id=row["link_id"],
+        assistant_id=row["link_assistant_id"],
+        name=row["link_name"],
+        revoked=row["revoked_at"] is not None,
+        max_sessions=row["max_sessions"],
+        sessions_used=row["sessions_used"],
     )
 
 
-# The hot path's statements are built once: building a statement and its cache key costs more
-# than running it on a local database (bench/session_start.py).
-_BY_KEY = (
+# The hot path's statements are built and compiled once (db.HotStatement): building a statement
+# and its cache key costs more than running it on a local database (bench/session_start.py).
+_BY_KEY = HotStatement(
     select(*_LINK_COLUMNS, *_ASSISTANT_COLUMNS)
     .select_from(PrivateLink)
     .outerjoin(Assistant, and_(Assistant.id == PrivateLink.assistant_id, Assistant.deleted_at.is_(None)))
     .outerjoin(AssistantVersion, _PUBLISHED)
     .where(PrivateLink.key_digest == bindparam("p_digest"))
 )
-_BY_PUBLIC_ID = (
+_BY_PUBLIC_ID = HotStatement(
     select(*_ASSISTANT_COLUMNS)
     .outerjoin(AssistantVersion, _PUBLISHED)
     .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
 )
-_TAKE_USE = (
+# Takes one use of a link that is still active and has one left; the caller inserts the session
+# in the same statement (PostgreSQL) or transaction (SQLite).
+TAKE_USE = (
     update(PrivateLink)
     .where(
         PrivateLink.id == bindparam("p_link_id"),
@@ -210,37 +218,47 @@ _TAKE_USE = (
         or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
     )
     .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))
-    .returning(PrivateLink.sessions_used)
+    .returning(PrivateLink.id, PrivateLink.sessions_used)
 )
 
+_LINK_BY_ID = HotStatement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 
-async def load_link(db: AsyncSession, *, link_id: int) -> LinkFacts | None:
-    row = (await db.execute(select(*_LINK_COLUMNS).where(PrivateLink.id == link_id))).one_or_none()
+Db = AsyncSession | AsyncConnection
+
+
+async def _connection(db: Db) -> AsyncConnection:
+    # Core statements on the connection: the ORM session's execution path costs more than the query.
+    return db if isinstance(db, AsyncConnection) else await db.connection()
+
+
+async def load_link(db: Db, *, link_id: int) -> LinkFacts | None:
+    row = await _LINK_BY_ID.one_or_none(await _connection(db), {"p_link_id": link_id})
     return _link_facts(row) if row is not None else None
 
 
 async def load_assistant(
-    db: AsyncSession, *, public_id: str | None = None, assistant_id: int | None = None
+    db: Db, *, public_id: str | None = None, assistant_id: int | None = None
 ) -> AssistantFacts | None:
     if public_id is not None:
-        row = (await (await db.connection()).execute(_BY_PUBLIC_ID, {"p_public_id": public_id})).one_or_none()
+        row = await _BY_PUBLIC_ID.one_or_none(await _connection(db), {"p_public_id": public_id})
         return _assistant_facts(row) if row is not None else None
     query = select(*_ASSISTANT_COLUMNS).outerjoin(AssistantVersion, _PUBLISHED)
-    row = (await db.execute(query.where(Assistant.id == assistant_id, Assistant.deleted_at.is_(None)))).one_or_none()
+    query = query.where(Assistant.id == assistant_id, Assistant.deleted_at.is_(None))
+    row = (await (await _connection(db)).execute(query)).mappings().one_or_none()
     return _assistant_facts(row) if row is not None else None
 
 
-async def _load_by_key(db: AsyncSession, key: str) -> tuple[LinkFacts | None, AssistantFacts | None]:
+async def _load_by_key(db: Db, key: str) -> tuple[LinkFacts | None, AssistantFacts | None]:
     """A key's link and its assistant (with the published version) in one query."""
     if not is_well_formed(key, KEY_PREFIX):
         return None, None
-    row = (await (await db.connection()).execute(_BY_KEY, {"p_digest": digest(key)})).one_or_none()
+    row = await _BY_KEY.one_or_none(await _connection(db), {"p_digest": digest(key)})
     if row is None:
         return None, None
     return _link_facts(row), _assistant_facts(row)
 
 
-async def check(db: AsyncSession, *, public_id: str | None, key: str | None) -> Admission:
+async def check(db: Db, *, public_id: str | None, key: str | None) -> Admission:
     """Ask the gate without taking a use: what the chat page shows before Start."""
     link, assistant = await _load_by_key(db, key) if key is not None else (None, None)
     if public_id is not None and (assistant is None or assistant.public_id != public_id):
@@ -253,48 +271,17 @@ async def check(db: AsyncSession, *, public_id: str | None, key: str | None) -> 
     return decision
 
 
-async def admit(db: AsyncSession, *, public_id: str | None, key: str | None) -> Admission:
-    """Ask the gate and, for a private link, take one use in this transaction."""
-    try:
-        admission = await check(db, public_id=public_id, key=key)
-    except GateRefusal as refusal:
-        refusal.at_session_start = True
-        raise
-    return await take_use(db, admission)
+def with_use_taken(admission: Admission, sessions_used: int) -> Admission:
+    assert admission.link is not None
+    return Admission(admission.assistant, LinkFacts(**{**admission.link.__dict__, "sessions_used": sessions_used}))
 
 
-_COUNT_USE = (
-    update(PrivateLink)
-    .where(PrivateLink.id == bindparam("p_link_id"))
-    .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))
-)
-
-
-async def count_use(db: AsyncSession, *, link_id: int) -> None:
-    """Count a use of an unlimited link, in its own short transaction after the session's.
-
-    An unlimited link has no cap to enforce, so its counter need not be locked inside the
-    session's transaction; a busy link (a widget with a key on a popular page) would otherwise
-    queue every start on that one row. If the process dies between the two commits, the counter
-    is one short.
-    """
-    await (await db.connection()).execute(_COUNT_USE, {"p_link_id": link_id, "p_now": utcnow()})
-
-
-async def take_use(db: AsyncSession, admission: Admission) -> Admission:
-    """Take one use of the admitted private link with one conditional UPDATE. Called last before
-    the commit, so that the link's row stays locked for as short a time as possible. Unlimited
-    links are counted after the commit instead (see `count_use`)."""
-    if admission.link is None or admission.link.max_sessions == 0:
-        return admission
-    link = admission.link
-    taken = await (await db.connection()).execute(_TAKE_USE, {"p_link_id": link.id, "p_now": utcnow()})
-    used = taken.scalar_one_or_none()
-    if used is not None:
-        return Admission(admission.assistant, LinkFacts(**{**link.__dict__, "sessions_used": used}))
-    # Another session took the last use (or the owner revoked the link) since we looked.
-    fresh = await load_link(db, link_id=link.id)
+async def use_not_taken(db: Db, admission: Admission) -> GateRefusal:
+    """Why `TAKE_USE` changed nothing: another session took the last use, or the owner revoked
+    the link, since `check` looked."""
+    assert admission.link is not None
+    fresh = await load_link(db, link_id=admission.link.id)
     refusal = LinkRevoked() if fresh is None or fresh.revoked else LinkExhausted()
     refusal.assistant_id = admission.assistant.id
     refusal.at_session_start = True
-    raise refusal
+    return refusal

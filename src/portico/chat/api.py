@@ -64,19 +64,16 @@ async def _state(db: SessionDep, opened: service.OpenedSession) -> SessionState:
 async def lookup(body: Lookup, db: SessionDep) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
     admission = await gate.check(db, public_id=body.public_id, key=body.key)
-    greeting = await service.published_greeting(db, assistant=admission.assistant)
-    return LookupOut(assistant=assistant_brief(admission.assistant), link=link_brief(admission.link), greeting=greeting)
+    assistant = admission.assistant
+    return LookupOut(assistant=assistant_brief(assistant), link=link_brief(admission.link), greeting=assistant.greeting)
 
 
 @router.post("/sessions", status_code=201)
-async def start_session(body: SessionStart, db: SessionDep, request: Request) -> SessionStarted:
+async def start_session(body: SessionStart, request: Request) -> SessionStarted:
+    # Not the request's transaction: the start commits on its own (see service.start_session).
     opened, token = await service.start_session(
-        db, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
+        request.app.state.engine, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
     )
-    # Commit at once rather than after the response is built: a capped link's row stays locked
-    # until the commit, and every other start on that link waits for it (bench/session_start.py).
-    await db.commit()
-    await service.count_unlimited_use(request.app.state.sessionmaker, opened)
     assert opened.assistant is not None
     return SessionStarted(
         session_id=opened.session.id,

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.chat.cutoff import Cutoffs, guarded
 from portico.chat.sessions import OpenedSession, open_session
-from portico.engines import EngineError, EngineRequest, Turn, Usage, get_engine
+from portico.engines import ENGINES, EngineError, EngineRequest, Turn, Usage, get_engine
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
 from portico.models import AssistantVersion, ChatSession, Message, utcnow
@@ -49,12 +49,49 @@ CUT_MESSAGES = {
 # configurations, so any instance may keep them in memory and skip loading the knowledge text.
 _configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
+# The message path's statements are built once, and run as Core on the transaction's connection:
+# building a statement and its cache key, and the ORM's unit of work, cost more than running the
+# statement on a local database (see gate.py).
+_VERSION = and_(
+    AssistantVersion.assistant_id == bindparam("p_assistant_id"), AssistantVersion.number == bindparam("p_number")
+)
+_DIGEST = select(AssistantVersion.digest).where(_VERSION)
+_CONFIG = select(AssistantVersion.config).where(_VERSION)
+_HISTORY = (
+    select(Message.role, Message.content)
+    .where(Message.session_id == bindparam("p_session_id"), Message.content.is_not(None), Message.error_code.is_(None))
+    .order_by(Message.id.desc())
+    .limit(HISTORY_TURNS)
+)
+_INSERT_MESSAGE = insert(Message)
+_INSERT_REPLY = insert(Message).returning(Message.id)
+_TOUCH_SESSION = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"))
+    .values(last_activity_at=bindparam("p_now"), message_count=ChatSession.message_count + 1)
+)
+_COUNT_REPLY = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"))
+    .values(
+        last_activity_at=bindparam("p_now"),
+        message_count=ChatSession.message_count + 1,
+        tokens_in=ChatSession.tokens_in + bindparam("p_tokens_in"),
+        tokens_out=ChatSession.tokens_out + bindparam("p_tokens_out"),
+    )
+)
 
-async def version_config(db: AsyncSession, *, assistant_id: int, number: int) -> dict[str, Any]:
-    where = (AssistantVersion.assistant_id == assistant_id, AssistantVersion.number == number)
-    digest = (await db.execute(select(AssistantVersion.digest).where(*where))).scalar_one()
+
+async def version_config(
+    db: AsyncSession, *, assistant_id: int, number: int, digest: str | None = None
+) -> dict[str, Any]:
+    """A published version's configuration; give its `digest` when known, to skip a query."""
+    conn = await db.connection()
+    params = {"p_assistant_id": assistant_id, "p_number": number}
+    if digest is None:
+        digest = (await conn.execute(_DIGEST, params)).scalar_one()
     if digest not in _configs:
-        config = (await db.execute(select(AssistantVersion.config).where(*where))).scalar_one()
+        config = (await conn.execute(_CONFIG, params)).scalar_one()
         _configs[digest] = {**config, "digest": digest}
         while len(_configs) > 64:
             _configs.popitem(last=False)
@@ -76,30 +113,37 @@ async def accept_guest_message(
     db: AsyncSession, *, session_id: int, token: str, content: str, vault: Vault
 ) -> PendingReply:
     opened = await open_session(db, session_id=session_id, token=token)
-    history = await history_of(db, session_id=opened.session.id)
-    return await prepare_reply(db, opened=opened, content=content, history=history, vault=vault)
+    return await prepare_reply(db, opened=opened, content=content, history=None, vault=vault)
 
 
 async def prepare_reply(
-    db: AsyncSession, *, opened: OpenedSession, content: str, history: list[Turn], vault: Vault
+    db: AsyncSession, *, opened: OpenedSession, content: str, history: list[Turn] | None, vault: Vault
 ) -> PendingReply:
-    """Check and save the guest's message; return what the engine needs to answer it."""
+    """Check and save the guest's message; return what the engine needs to answer it.
+
+    With `history` None, the session's own is read, if the engine uses it.
+    """
     session = opened.session
     if session.ended_at is not None:
         raise SessionEnded()
     limit = opened.settings["max_message_length"]
     if len(content) > limit:
         raise MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
-    config = await version_config(db, assistant_id=session.assistant_id, number=session.version_number)
+    config = await version_config(
+        db, assistant_id=session.assistant_id, number=session.version_number, digest=opened.version_digest
+    )
+    if history is None:
+        engine = ENGINES.get(config["engine"]["type"])
+        reads_history = engine is None or engine.reads_history
+        history = await history_of(db, session_id=session.id) if reads_history else []
     now = utcnow()
     store_text = opened.assistant is None or opened.assistant.store_transcripts
-    db.add(Message(session_id=session.id, role="guest", content=content if store_text else None, created_at=now))
-    await db.execute(
-        update(ChatSession)
-        .where(ChatSession.id == session.id)
-        .values(last_activity_at=now, message_count=ChatSession.message_count + 1)
-    )
+    # Messages the caller added (the compat API's earlier turns) come first in the transcript.
     await db.flush()
+    conn = await db.connection()
+    message = {"session_id": session.id, "role": "guest", "content": content if store_text else None, "created_at": now}
+    await conn.execute(_INSERT_MESSAGE, message)
+    await conn.execute(_TOUCH_SESSION, {"p_session_id": session.id, "p_now": now})
     request = engine_request(config, prompt=content, history=history, vault=vault)
     return PendingReply(session.id, session.assistant_id, session.link_id, request, store_text)
 
@@ -120,13 +164,7 @@ def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], 
 
 
 async def history_of(db: AsyncSession, *, session_id: int) -> list[Turn]:
-    query = (
-        select(Message.role, Message.content)
-        .where(Message.session_id == session_id, Message.content.is_not(None), Message.error_code.is_(None))
-        .order_by(Message.id.desc())
-        .limit(HISTORY_TURNS)
-    )
-    rows = list(await db.execute(query))
+    rows = list(await (await db.connection()).execute(_HISTORY, {"p_session_id": session_id}))
     return [Turn("user" if r.role == "guest" else "assistant", r.content) for r in reversed(rows)]
 
 
@@ -185,29 +223,27 @@ async def _save_reply(
     error_code: str | None,
 ) -> int:
     finished = time.perf_counter()
-    message = Message(
-        session_id=pending.session_id,
-        role="assistant",
-        content="".join(parts) if pending.store_text else None,
-        first_token_ms=round((first_token - started) * 1000) if first_token else None,
-        duration_ms=round((finished - started) * 1000),
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        error_code=error_code,
-    )
+    reply = {
+        "session_id": pending.session_id,
+        "role": "assistant",
+        "content": "".join(parts) if pending.store_text else None,
+        "created_at": utcnow(),
+        "first_token_ms": round((first_token - started) * 1000) if first_token else None,
+        "duration_ms": round((finished - started) * 1000),
+        "tokens_in": usage.tokens_in,
+        "tokens_out": usage.tokens_out,
+        "error_code": error_code,
+    }
+    counts = {
+        "p_session_id": pending.session_id,
+        "p_now": reply["created_at"],
+        "p_tokens_in": usage.tokens_in,
+        "p_tokens_out": usage.tokens_out,
+    }
     async with sessionmaker() as db, db.begin():
-        db.add(message)
-        await db.execute(
-            update(ChatSession)
-            .where(ChatSession.id == pending.session_id)
-            .values(
-                last_activity_at=utcnow(),
-                message_count=ChatSession.message_count + 1,
-                tokens_in=ChatSession.tokens_in + usage.tokens_in,
-                tokens_out=ChatSession.tokens_out + usage.tokens_out,
-            )
-        )
-    return message.id
+        conn = await db.connection()
+        await conn.execute(_COUNT_REPLY, counts)
+        return (await conn.execute(_INSERT_REPLY, reply)).scalar_one()
 
 
 async def transcript(db: AsyncSession, *, session_id: int) -> list[Message]:

@@ -7,17 +7,22 @@ was deleted, its link was revoked, or its inactivity timeout or maximum duration
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Integer, String, and_, bindparam, insert, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
 
 from portico.access import gate
+from portico.db import HotStatement
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, new_token
-from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
+from portico.models import Assistant, AssistantVersion, ChatSession, PrivateLink, utcnow
+from portico.models.base import UTCDateTime
 from portico.widget.domains import allows
 
 TOKEN_PREFIX = "pts_"
@@ -35,68 +40,109 @@ class OpenedSession:
     link: gate.LinkFacts | None
     settings: dict[str, Any]
     greeting: str
-    # Set by start_session: an unlimited link whose use is counted once the session is committed.
-    uncounted_link_id: int | None = None
+    # The session's version's digest, when it was loaded with the session (open_session).
+    version_digest: str | None = None
 
 
-async def count_unlimited_use(sessionmaker: async_sessionmaker[AsyncSession], opened: OpenedSession) -> None:
-    """Call after the session's commit (see gate.count_use)."""
-    if opened.uncounted_link_id is not None:
-        async with sessionmaker() as db, db.begin():
-            await gate.count_use(db, link_id=opened.uncounted_link_id)
-
-
-async def _version(db: AsyncSession, *, assistant_id: int, number: int) -> AssistantVersion:
-    query = select(AssistantVersion).where(
-        AssistantVersion.assistant_id == assistant_id, AssistantVersion.number == number
+# The admission's statements are built once (db.HotStatement). A session with a private link is
+# inserted together with the use it takes: on PostgreSQL in one statement, which commits on its
+# own, so the link's row is locked only while that statement runs, however many guests start
+# sessions on the same link at once (bench/session_start.py); SQLite has no UPDATE in a WITH
+# clause, and runs the two statements in one transaction, which holds its one write lock anyway.
+_SESSION_VALUES = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "version_number": bindparam("p_version_number", type_=Integer),
+    "link_id": bindparam("p_link_id", type_=Integer),
+    "channel": bindparam("p_channel", type_=String),
+    "token_digest": bindparam("p_token_digest", type_=String),
+    "started_at": bindparam("p_now", type_=UTCDateTime),
+    "last_activity_at": bindparam("p_now", type_=UTCDateTime),
+}
+# The running totals take their server defaults (include_defaults=False).
+_INSERT_SESSION = HotStatement(
+    insert(ChatSession)
+    .from_select(list(_SESSION_VALUES), select(*_SESSION_VALUES.values()), include_defaults=False)
+    .returning(ChatSession.id)
+)
+_USED = gate.TAKE_USE.cte("used")
+_INSERTED = (
+    insert(ChatSession)
+    .from_select(
+        list(_SESSION_VALUES),
+        select(*[_USED.c.id if column == "link_id" else value for column, value in _SESSION_VALUES.items()]),
+        include_defaults=False,
     )
-    return (await db.scalars(query)).one()
+    .returning(ChatSession.id)
+    .cte("inserted")
+)
+_INSERT_SESSION_TAKING_USE = HotStatement(
+    select(_INSERTED.c.id, _USED.c.sessions_used).select_from(_INSERTED).join(_USED, true())
+)
 
 
-_INSERT_SESSION = insert(ChatSession).returning(ChatSession.id)
-_ALLOWED_DOMAINS = select(Assistant.allowed_domains).where(Assistant.id == bindparam("p_assistant_id"))
+@asynccontextmanager
+async def _admission_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:  # no transaction: each statement commits by itself
+            yield conn
+    else:
+        async with engine.begin() as conn:
+            yield conn
 
 
 async def start_session(
-    db: AsyncSession, *, public_id: str | None, key: str | None, channel: str, origin: str | None = None
+    engine: AsyncEngine, *, public_id: str | None, key: str | None, channel: str, origin: str | None = None
 ) -> tuple[OpenedSession, str]:
-    try:
-        admission = await gate.check(db, public_id=public_id, key=key)
-        assistant = admission.assistant
-        if channel == "widget":
-            allowed = (await (await db.connection()).execute(_ALLOWED_DOMAINS, {"p_assistant_id": assistant.id})).scalar()
-            if not allows(allowed or [], origin):
+    """Start a session through the gate, committed when this returns."""
+    async with _admission_connection(engine) as conn:
+        try:
+            admission = await gate.check(conn, public_id=public_id, key=key)
+            if channel == "widget" and not allows(admission.assistant.allowed_domains, origin):
                 refusal = gate.OriginNotAllowed()
-                refusal.assistant_id = assistant.id
+                refusal.assistant_id = admission.assistant.id
                 raise refusal
-    except gate.GateRefusal as refusal:
-        refusal.at_session_start = True
-        raise
-    assert assistant.published_version is not None and assistant.settings is not None
-    token = new_token(TOKEN_PREFIX)
-    values = {
-        "assistant_id": assistant.id,
-        "version_number": assistant.published_version,
-        "link_id": admission.link.id if admission.link else None,
-        "channel": channel,
-        "token_digest": digest(token),
-        "started_at": utcnow(),
-    }
-    values["last_activity_at"] = values["started_at"]
-    session_id = (await (await db.connection()).execute(_INSERT_SESSION, values)).scalar_one()
-    # The link's use is taken last, just before the commit: its row is locked until then.
-    admission = await gate.take_use(db, admission)
-    session = ChatSession(id=session_id, ended_at=None, end_reason=None, **values)
-    link = admission.link
-    uncounted = link.id if link is not None and link.max_sessions == 0 else None
-    return OpenedSession(session, assistant, link, assistant.settings, assistant.greeting, uncounted), token
-
-
-async def published_greeting(db: AsyncSession, *, assistant: gate.AssistantFacts) -> str:
-    query = select(AssistantVersion.greeting).where(
-        AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == assistant.published_version
+        except gate.GateRefusal as refusal:
+            refusal.at_session_start = True
+            raise
+        assistant = admission.assistant
+        assert assistant.published_version is not None and assistant.settings is not None
+        token = new_token(TOKEN_PREFIX)
+        now = utcnow()
+        params = {
+            "p_assistant_id": assistant.id,
+            "p_version_number": assistant.published_version,
+            "p_link_id": admission.link.id if admission.link else None,
+            "p_channel": channel,
+            "p_token_digest": digest(token),
+            "p_now": now,
+        }
+        if admission.link is None:
+            inserted = await _INSERT_SESSION.one_or_none(conn, params)
+        elif engine.dialect.name == "postgresql":
+            inserted = await _INSERT_SESSION_TAKING_USE.one_or_none(conn, params)
+            if inserted is None:
+                raise await gate.use_not_taken(conn, admission)
+            admission = gate.with_use_taken(admission, inserted["sessions_used"])
+        else:
+            taken = (await conn.execute(gate.TAKE_USE, params)).one_or_none()
+            if taken is None:
+                raise await gate.use_not_taken(conn, admission)
+            admission = gate.with_use_taken(admission, taken.sessions_used)
+            inserted = await _INSERT_SESSION.one_or_none(conn, params)
+        assert inserted is not None
+    session = ChatSession(
+        id=inserted["id"],
+        assistant_id=assistant.id,
+        version_number=assistant.published_version,
+        link_id=params["p_link_id"],
+        channel=channel,
+        token_digest=params["p_token_digest"],
+        started_at=now,
+        last_activity_at=now,
+        ended_at=None,
+        end_reason=None,
     )
-    return await db.scalar(query) or ""
+    return OpenedSession(session, assistant, admission.link, assistant.settings, assistant.greeting), token
 
 
 def expiry(session: ChatSession, settings: dict[str, Any], now: datetime) -> tuple[str, datetime] | None:
@@ -120,19 +166,55 @@ def _live_refusal(opened: OpenedSession) -> gate.GateRefusal | None:
     return None
 
 
+# A session with all that opening it needs, in one query: the gate's facts about its assistant
+# (none when deleted) and its link, and the settings and digest of the version it started on.
+_SessionVersion = aliased(AssistantVersion, name="session_version")
+_SESSION_FIELDS = tuple(column.key for column in ChatSession.__table__.columns)
+_OPEN = (
+    select(
+        *(getattr(ChatSession, name).label(f"session_{name}") for name in _SESSION_FIELDS),
+        _SessionVersion.settings.label("version_settings"),
+        _SessionVersion.greeting.label("version_greeting"),
+        _SessionVersion.digest.label("version_digest"),
+        *gate._ASSISTANT_COLUMNS,
+        *gate._LINK_COLUMNS,
+    )
+    .select_from(ChatSession)
+    .join(
+        _SessionVersion,
+        and_(
+            _SessionVersion.assistant_id == ChatSession.assistant_id,
+            _SessionVersion.number == ChatSession.version_number,
+        ),
+    )
+    .outerjoin(Assistant, and_(Assistant.id == ChatSession.assistant_id, Assistant.deleted_at.is_(None)))
+    .outerjoin(AssistantVersion, gate._PUBLISHED)
+    .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
+    .where(ChatSession.id == bindparam("p_session_id"))
+)
+_END = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
+    .values(ended_at=bindparam("p_at"), end_reason=bindparam("p_reason"))
+)
+
+
 async def open_session(db: AsyncSession, *, session_id: int, token: str) -> OpenedSession:
     """Find a session by id and token, and end it now if its time or its access has run out.
 
     Raises the gate's refusal when the assistant is offline or gone or the link revoked, as a
     new start would be refused.
     """
-    session = await db.get(ChatSession, session_id)
-    if session is None or not hmac.compare_digest(session.token_digest, digest(token)):
+    result = await (await db.connection()).execute(_OPEN, {"p_session_id": session_id})
+    row = result.mappings().one_or_none()
+    if row is None or not hmac.compare_digest(row["session_token_digest"], digest(token)):
         raise InvalidSessionToken()
-    assistant = await gate.load_assistant(db, assistant_id=session.assistant_id)
-    link = await gate.load_link(db, link_id=session.link_id) if session.link_id is not None else None
-    version = await _version(db, assistant_id=session.assistant_id, number=session.version_number)
-    opened = OpenedSession(session, assistant, link, version.settings, version.greeting)
+    session = ChatSession(**{name: row[f"session_{name}"] for name in _SESSION_FIELDS})
+    assistant = gate._assistant_facts(row)
+    link = gate._link_facts(row) if row["link_id"] is not None else None
+    opened = OpenedSession(
+        session, assistant, link, row["version_settings"], row["version_greeting"], row["version_digest"]
+    )
     # Going offline, deleting the assistant and revoking the link end its open sessions in
     # the same transaction (assistants.service.end_open_sessions), so a refusal here has
     # nothing left to end.
@@ -148,11 +230,6 @@ async def end_session(db: AsyncSession, *, session: ChatSession, reason: str, at
     if session.ended_at is not None:
         return
     at = at or utcnow()
-    await db.execute(
-        update(ChatSession)
-        .where(ChatSession.id == session.id, ChatSession.ended_at.is_(None))
-        .values(ended_at=at, end_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    await (await db.connection()).execute(_END, {"p_session_id": session.id, "p_at": at, "p_reason": reason})
     session.ended_at = at
     session.end_reason = reason

@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse
 
 from portico.access import gate
 from portico.chat import messages as messages_service
-from portico.chat.sessions import count_unlimited_use, end_session, start_session
+from portico.chat.sessions import end_session, start_session
 from portico.db import SessionDep
 from portico.deps import VaultDep
 from portico.engines import Turn
@@ -84,8 +84,8 @@ async def chat_completions(body: CompletionRequest, request: Request, key: LinkK
     if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
         raise InvalidRequest("messages: the last message must be a non-empty user message.")
     sessionmaker = request.app.state.sessionmaker
+    opened, _token = await start_session(request.app.state.engine, public_id=body.model, key=key, channel="api")
     async with sessionmaker() as db, db.begin():
-        opened, _token = await start_session(db, public_id=body.model, key=key, channel="api")
         # The conversation so far arrives with each request; keep it in the session's transcript.
         history = [Turn("user" if t.role == "user" else "assistant", t.text()) for t in turns[:-1]]
         store_text = opened.assistant is None or opened.assistant.store_transcripts
@@ -106,7 +106,6 @@ async def chat_completions(body: CompletionRequest, request: Request, key: LinkK
         pending = await messages_service.prepare_reply(
             db, opened=opened, content=turns[-1].text(), history=history, vault=vault
         )
-    await count_unlimited_use(sessionmaker, opened)
     events = messages_service.stream_reply(pending, sessionmaker=sessionmaker, cutoffs=request.app.state.cutoffs)
     completion_id = f"chatcmpl-{pending.session_id}"
     created = int(time.time())

@@ -47,6 +47,9 @@ class EngineError(Exception):
 
 class Engine(Protocol):
     name: str
+    # Whether the engine is given the conversation so far (`EngineRequest.history`); when not,
+    # the history is not read from the database.
+    reads_history: bool
 
     def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
         """Yield the reply's text piece by piece, then at most one `Usage`; raise `EngineError`."""

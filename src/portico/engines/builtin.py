@@ -109,6 +109,8 @@ def _quote(passage: Passage) -> str:
 
 class BuiltinEngine:
     name = "builtin"
+    # Each question is answered from the knowledge alone.
+    reads_history = False
 
     def __init__(self, cache_size: int = 64) -> None:
         self._indexes: OrderedDict[str, KnowledgeIndex] = OrderedDict()

@@ -19,6 +19,7 @@ CONTEXT_PASSAGES = 3
 
 class OpenAIEngine:
     name = "openai"
+    reads_history = True
 
     def __init__(self, retriever: BuiltinEngine, cache_size: int = 32) -> None:
         self._retriever = retriever
@@ -67,21 +68,27 @@ class OpenAIEngine:
         client = self._client(config, request.api_key)
         usage: Usage | None = None
         written: list[str] = []
+        body = {
+            "model": config["model"],
+            "messages": messages,
+            "temperature": config.get("temperature", 0.7),
+            "max_tokens": config.get("max_tokens", 512),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         try:
-            stream = await client.chat.completions.create(
-                model=config["model"],
-                messages=messages,  # type: ignore[arg-type]
-                temperature=config.get("temperature", 0.7),
-                max_tokens=config.get("max_tokens", 512),
-                stream=True,
-                stream_options={"include_usage": True},
+            # The SDK's client (its errors, retries, authentication), without its typed layer:
+            # checking the parameters cost 7 ms with 20 turns of history, and building a model
+            # of each chunk 0.1 ms, against 2.5 ms for the whole first token (bench/chat.py).
+            stream = await client.post(
+                "/chat/completions", cast_to=object, body=body, stream=True, stream_cls=openai.AsyncStream[Any]
             )
             async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    written.append(chunk.choices[0].delta.content)
-                    yield chunk.choices[0].delta.content
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                text = _text_of(chunk)
+                if text:
+                    written.append(text)
+                    yield text
+                usage = _usage_of(chunk) or usage
         except openai.APITimeoutError:
             raise EngineError("engine_timeout", f"no answer within {config['timeout']} s", retryable=True) from None
         except openai.APIConnectionError:
@@ -96,3 +103,21 @@ class OpenAIEngine:
                 "engine_error", f"unexpected answer from the model server ({type(exc).__name__})", retryable=False
             ) from None
         yield usage or Usage(count_tokens(" ".join(m["content"] for m in messages)), count_tokens("".join(written)))
+
+
+def _text_of(chunk: Any) -> str | None:
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    if not isinstance(choices[0].get("delta"), dict):
+        return None
+    content = choices[0]["delta"].get("content")
+    return content if isinstance(content, str) else None
+
+
+def _usage_of(chunk: Any) -> Usage | None:
+    usage = chunk.get("usage") if isinstance(chunk, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return Usage(prompt, completion) if isinstance(prompt, int) and isinstance(completion, int) else None
