@@ -38,8 +38,13 @@ def make_engine(url: str, **kwargs: object) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_immediate_transactions(engine)
         return engine
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    # Connections are held for a few milliseconds per request (never across an engine call), so
+    # 40 kept open serve many concurrent guests; connections beyond the kept ones are opened and
+    # closed per use, which costs PostgreSQL a process each time (bench/session_start.py at 64
+    # clients opened 150 in 5 s with 20 kept). 50 per process leaves room for two workers under
+    # PostgreSQL's default max_connections of 100.
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 10)
     return create_async_engine(url, pool_pre_ping=False, **kwargs)
 
 
