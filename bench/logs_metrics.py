@@ -42,8 +42,6 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,7 +57,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
-from seed_logs import COMMON_WORD, MEDIUM_WORD, RARE_WORD, portico_command  # noqa: E402
+from benchkit import Server, free_port, portico_command, process_cpu  # noqa: E402
+from seed_logs import COMMON_WORD, MEDIUM_WORD, RARE_WORD  # noqa: E402
 
 ASSISTANT = 1
 API = f"/api/v1/assistants/{ASSISTANT}"
@@ -68,56 +67,6 @@ GOALS_MS = {"postgresql": 300, "sqlite": 1000}
 
 
 # --- the server -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 120.0) -> None:
-        argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with code {self.proc.returncode}; see {self.log_path}")
-            try:
-                httpx.get(self.url + "/__bench_ready__", timeout=1.0)
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError(f"server did not answer within {timeout:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -138,12 +87,6 @@ def reset_peak(pid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def loadavg() -> float:
@@ -231,7 +174,7 @@ def export_csv(client: httpx.Client, pid: int, expected: int) -> dict[str, Any]:
             stop.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    cpu_before = cpu_seconds(pid)
+    cpu_before = process_cpu(pid)
     load_before = loadavg()
     sampler.start()
     started = time.perf_counter()
@@ -270,7 +213,7 @@ def export_csv(client: httpx.Client, pid: int, expected: int) -> dict[str, Any]:
         "seconds": round(elapsed, 1),
         "rows_per_second": round(rows / elapsed),
         "first_byte_ms": round((first_byte or 0) * 1000, 1),
-        "server_cpu_seconds": round(cpu_seconds(pid) - cpu_before, 1),
+        "server_cpu_seconds": round(process_cpu(pid) - cpu_before, 1),
         "rss_before_mib": round(rss_before / 2**20, 1),
         "rss_peak_sampled_mib": round(peak_sampled / 2**20, 1),
         "vmhwm_mib": round(status["VmHWM"] / 2**20, 1),
@@ -341,13 +284,15 @@ def main() -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
     env.update({"PORTICO_DATABASE_URL": seed["url"], "PORTICO_DATA_DIR": str(data_dir), "PORTICO_LOG_LEVEL": "warning"})
-    server = Server(env, data_dir / "server.log")
+    port = free_port()
+    argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = Server("portico", argv, env, port, data_dir / "server.log")
     print(
         f"Logs and Metrics on {args.db}: {seed['sessions']:,} sessions, {seed['messages']:,} messages "
         f"(seeded {seed['seeded_at']})",
         flush=True,
     )
-    server.start()
+    server.start(timeout=120.0)
     out: dict[str, Any] = {
         "db": args.db,
         "date": datetime.now(UTC).isoformat(),
@@ -358,7 +303,7 @@ def main() -> None:
     try:
         rss_start = proc_status(server.pid)["VmRSS"]
         headers = {"Authorization": f"Bearer {creds['api_token']}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=900.0) as client:
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=900.0) as client:
             bench = Bench(client, args.repeat)
 
             # Set-up, not timed: pick the user and the session to read.
@@ -419,7 +364,7 @@ def main() -> None:
             ):
                 bench.time(name, f"{API}/metrics", params)
 
-            with httpx.Client(base_url=server.url, timeout=900.0) as browser:
+            with httpx.Client(base_url=server.base_url, timeout=900.0) as browser:
                 pages: dict[str, Any] = {}
                 if sign_in(browser, creds["email"], creds["password"]):
                     dashboard = Bench(browser, args.repeat)

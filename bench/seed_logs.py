@@ -58,10 +58,8 @@ import os
 import queue
 import random
 import re
-import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +67,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from benchkit import portico_command
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -625,14 +625,6 @@ def chunks_in_background(gen: Generator, size: int, to: Any):  # type: ignore[no
 
 
 # --- the project's own commands -----------------------------------------------------------------
-
-
-def portico_command() -> str:
-    local = Path(sys.executable).parent / "portico"
-    found = str(local) if local.exists() else shutil.which("portico")
-    if not found:
-        sys.exit("error: the `portico` command was not found; run this with the project's .venv/bin/python")
-    return found
 
 
 def portico_env(url: str, data_dir: Path) -> dict[str, str]:

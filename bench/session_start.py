@@ -43,31 +43,38 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from benchkit import (
+    PROTECTED_DATABASES,
+    Server,
+    clean_env,
+    fmt,
+    free_port,
+    machine_cpu,
+    machine_line,
+    portico_command,
+    process_cpu,
+    recreate_database,
+    run_cli,
+    source_line,
+    wait_until_quiet,
+)
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 TARGETS = ("sqlite", "postgresql", "bare")
 QUIET = 0.10  # share of the machine other work may use before a level starts
-PROTECTED_DATABASES = {"test", "postgres", "template0", "template1", "root"}
 SESSION_PATH = "/api/v1/chat/sessions"
 BARE_PATH = "/start"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- measurements -------------------------------------------------------------------------
@@ -125,42 +132,6 @@ class Phase:
             other_cpu_cores=round(self.other_cpu, 2),
         )
         return data
-
-
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
-    with open("/proc/stat") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # without guest time, which is already counted in user
-    return total - idle, total
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process (its threads included), from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def background_load(seconds: float = 0.5) -> float:
-    """Share of the machine busy while this script does nothing: other work that skews figures."""
-    busy0, total0 = machine_cpu()
-    time.sleep(seconds)
-    busy1, total1 = machine_cpu()
-    return (busy1 - busy0) / max(total1 - total0, 1)
-
-
-def wait_until_quiet(limit: float, patience: float) -> float:
-    """Wait (at most `patience` seconds) for other work on the machine to go below `limit`."""
-    deadline = time.monotonic() + patience
-    load = background_load()
-    while load > limit and time.monotonic() < deadline:
-        load = background_load()
-    return load
 
 
 class DatabaseWatch:
@@ -240,111 +211,6 @@ class DatabaseWatch:
 
 
 # --- servers --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def portico_command() -> str:
-    local = Path(sys.executable).parent / "portico"
-    found = str(local) if local.exists() else shutil.which("portico")
-    if not found:
-        sys.exit("error: the `portico` command was not found; run this with the project's .venv/bin/python")
-    return found
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-    env.update(extra)
-    return env
-
-
-class Server:
-    """One server subprocess, started and stopped by its own PID."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.port = port
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 60.0) -> None:
-        # Logs go to a file, never to a pipe nobody reads (a full pipe would stall the server).
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                # Any HTTP answer (a 404 included) means the server is up.
-                httpx.get(self.base_url + "/__bench_ready__", timeout=1.0)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def run_cli(args: list[str], env: dict[str, str], log_path: Path) -> None:
-    with log_path.open("ab") as log:
-        log.write(f"$ portico {' '.join(args)}\n".encode())
-        log.flush()
-        done = subprocess.run(
-            [portico_command(), *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, timeout=120,
-        )
-    if done.returncode != 0:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        raise RuntimeError(f"`portico {' '.join(args)}` failed with code {done.returncode}:\n{tail}")
-
-
-async def recreate_database(url: str, *, drop_only: bool = False) -> None:
-    import asyncpg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or name in PROTECTED_DATABASES:
-        raise SystemExit(f"error: refusing to drop and recreate the database '{name}'; give a dedicated one")
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    conn = await asyncpg.connect(admin, timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -527,10 +393,6 @@ async def run_level(
 # --- report ---------------------------------------------------------------------------------
 
 
-def fmt(value: float, digits: int = 1) -> str:
-    return "-" if value != value else f"{value:,.{digits}f}"  # nan -> "-"
-
-
 def ratio_to_bare(phase: Phase, phases: list[Phase]) -> str:
     bare = next((p.rate for p in phases if p.target == "bare" and p.clients == phase.clients), 0.0)
     return f"{phase.rate / bare:.2f}" if bare else "-"
@@ -580,32 +442,6 @@ def goal_line(phases: list[Phase]) -> str | None:
         f"Goal: PostgreSQL at 16 clients >= 40% of the bare endpoint's throughput: "
         f"{pg.rate:,.0f} / {bare.rate:,.0f} = {ratio:.0%} -> {verdict}"
     )
-
-
-def machine_line() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}, {platform.platform()}"
-
-
-def source_line() -> str:
-    """The commit measured, and whether src/ had uncommitted changes."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    return f"{commit or 'unknown'}{' with uncommitted changes in src/' if dirty else ''}"
 
 
 # --- main -----------------------------------------------------------------------------------
