@@ -104,5 +104,7 @@ async def test_a_message_after_the_timeout_is_refused_as_ended(app, client, alic
     await _age(app, session["session_id"], last_activity_at=timedelta(seconds=61))
     response = await say(client, session, "Are you there?")
     assert (response.status_code, response.json()["error"]["code"]) == (409, "session_ended")
+    async with app.state.sessionmaker() as db:  # ended by the refused message itself
+        assert (await db.get(ChatSession, session["session_id"])).end_reason == "inactivity"
     state = (await client.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))).json()
     assert state["end_reason"] == "inactivity"

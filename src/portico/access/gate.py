@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from portico.db import HotStatement
+from portico.db import Db, HotStatement, connection_of
 from portico.errors import NotFound, PorticoError
 from portico.kit.crypto import digest, is_well_formed
 from portico.models import Assistant, AssistantVersion, PrivateLink
@@ -223,16 +222,9 @@ TAKE_USE = (
 
 _LINK_BY_ID = HotStatement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 
-Db = AsyncSession | AsyncConnection
-
-
-async def _connection(db: Db) -> AsyncConnection:
-    # Core statements on the connection: the ORM session's execution path costs more than the query.
-    return db if isinstance(db, AsyncConnection) else await db.connection()
-
 
 async def load_link(db: Db, *, link_id: int) -> LinkFacts | None:
-    row = await _LINK_BY_ID.one_or_none(await _connection(db), {"p_link_id": link_id})
+    row = await _LINK_BY_ID.one_or_none(await connection_of(db), {"p_link_id": link_id})
     return _link_facts(row) if row is not None else None
 
 
@@ -240,11 +232,11 @@ async def load_assistant(
     db: Db, *, public_id: str | None = None, assistant_id: int | None = None
 ) -> AssistantFacts | None:
     if public_id is not None:
-        row = await _BY_PUBLIC_ID.one_or_none(await _connection(db), {"p_public_id": public_id})
+        row = await _BY_PUBLIC_ID.one_or_none(await connection_of(db), {"p_public_id": public_id})
         return _assistant_facts(row) if row is not None else None
     query = select(*_ASSISTANT_COLUMNS).outerjoin(AssistantVersion, _PUBLISHED)
     query = query.where(Assistant.id == assistant_id, Assistant.deleted_at.is_(None))
-    row = (await (await _connection(db)).execute(query)).mappings().one_or_none()
+    row = (await (await connection_of(db)).execute(query)).mappings().one_or_none()
     return _assistant_facts(row) if row is not None else None
 
 
@@ -252,7 +244,7 @@ async def _load_by_key(db: Db, key: str) -> tuple[LinkFacts | None, AssistantFac
     """A key's link and its assistant (with the published version) in one query."""
     if not is_well_formed(key, KEY_PREFIX):
         return None, None
-    row = await _BY_KEY.one_or_none(await _connection(db), {"p_digest": digest(key)})
+    row = await _BY_KEY.one_or_none(await connection_of(db), {"p_digest": digest(key)})
     if row is None:
         return None, None
     return _link_facts(row), _assistant_facts(row)

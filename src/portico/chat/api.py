@@ -112,13 +112,12 @@ async def post_message(
 ):  # type: ignore[no-untyped-def]
     """Send a guest message. With `Accept: text/event-stream` the reply streams as events
     `token` (`{text}`), then `done` (`{message_id, tokens_in, tokens_out}`) or `error` (`{code, message}`)."""
-    sessionmaker = request.app.state.sessionmaker
-    # Not the request's transaction: this one must commit before the engine is called.
-    async with sessionmaker() as db, db.begin():
-        pending = await messages_service.accept_guest_message(
-            db, session_id=session_id, token=token, content=body.content, vault=vault
-        )
-    events = messages_service.stream_reply(pending, sessionmaker=sessionmaker, cutoffs=request.app.state.cutoffs)
+    engine = request.app.state.engine
+    # Not the request's transaction: the message must be committed before the engine is called.
+    pending = await messages_service.accept_guest_message(
+        engine, session_id=session_id, token=token, content=body.content, vault=vault
+    )
+    events = messages_service.stream_reply(pending, engine=engine, cutoffs=request.app.state.cutoffs)
     if "text/event-stream" in accept:
         return EventSourceResponse(
             ({"event": event.kind, "data": json.dumps(event.data)} async for event in events),

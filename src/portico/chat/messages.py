@@ -15,15 +15,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Integer, String, Text, and_, bindparam, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from portico.chat.cutoff import Cutoffs, guarded
 from portico.chat.sessions import OpenedSession, open_session
+from portico.db import Db, HotStatement, connection_of, hot_connection
 from portico.engines import ENGINES, EngineError, EngineRequest, Turn, Usage, get_engine
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
 from portico.models import AssistantVersion, ChatSession, Message, utcnow
+from portico.models.base import UTCDateTime
 
 HISTORY_TURNS = 20
 log = logging.getLogger("portico.chat")
@@ -49,49 +51,85 @@ CUT_MESSAGES = {
 # configurations, so any instance may keep them in memory and skip loading the knowledge text.
 _configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-# The message path's statements are built once, and run as Core on the transaction's connection:
-# building a statement and its cache key, and the ORM's unit of work, cost more than running the
-# statement on a local database (see gate.py).
+# The message path's statements are built once and run on the driver connection
+# (db.HotStatement): building a statement and its cache key, SQLAlchemy's execution and the ORM's
+# unit of work cost more than running the statement on a local database (see gate.py).
 _VERSION = and_(
     AssistantVersion.assistant_id == bindparam("p_assistant_id"), AssistantVersion.number == bindparam("p_number")
 )
-_DIGEST = select(AssistantVersion.digest).where(_VERSION)
-_CONFIG = select(AssistantVersion.config).where(_VERSION)
-_HISTORY = (
+_DIGEST = HotStatement(select(AssistantVersion.digest).where(_VERSION))
+_CONFIG = HotStatement(select(AssistantVersion.config).where(_VERSION))
+_HISTORY = HotStatement(
     select(Message.role, Message.content)
     .where(Message.session_id == bindparam("p_session_id"), Message.content.is_not(None), Message.error_code.is_(None))
     .order_by(Message.id.desc())
     .limit(HISTORY_TURNS)
 )
-_INSERT_MESSAGE = insert(Message)
-_INSERT_REPLY = insert(Message).returning(Message.id)
-_TOUCH_SESSION = (
+# A guest's message and its count are saved together, and only while the session is open: on
+# PostgreSQL in one statement, which commits by itself (db.hot_connection); SQLite has no UPDATE
+# in a WITH clause, and runs the two in one transaction.
+_TOUCH = (
     update(ChatSession)
-    .where(ChatSession.id == bindparam("p_session_id"))
+    .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
     .values(last_activity_at=bindparam("p_now"), message_count=ChatSession.message_count + 1)
+    .returning(ChatSession.id)
 )
-_COUNT_REPLY = (
+_GUEST_VALUES = {
+    "role": literal("guest", String),
+    "content": bindparam("p_content", type_=Text),
+    "created_at": bindparam("p_now", type_=UTCDateTime),
+}
+_TOUCHED = _TOUCH.cte("touched")
+_SAVE_MESSAGE = HotStatement(
+    insert(Message)
+    .from_select(["session_id", *_GUEST_VALUES], select(_TOUCHED.c.id, *_GUEST_VALUES.values()))
+    .returning(Message.id)
+)
+_TOUCH_SESSION = HotStatement(_TOUCH)
+_INSERT_MESSAGE = HotStatement(insert(Message).values(session_id=bindparam("p_session_id"), **_GUEST_VALUES))
+# A reply and the session's running totals, likewise.
+_COUNT = (
     update(ChatSession)
     .where(ChatSession.id == bindparam("p_session_id"))
     .values(
         last_activity_at=bindparam("p_now"),
         message_count=ChatSession.message_count + 1,
-        tokens_in=ChatSession.tokens_in + bindparam("p_tokens_in"),
-        tokens_out=ChatSession.tokens_out + bindparam("p_tokens_out"),
+        tokens_in=ChatSession.tokens_in + bindparam("p_tokens_in", type_=Integer),
+        tokens_out=ChatSession.tokens_out + bindparam("p_tokens_out", type_=Integer),
     )
 )
+_INSERT_REPLY = (
+    insert(Message)
+    .values(
+        session_id=bindparam("p_session_id"),
+        role="assistant",
+        content=bindparam("p_content"),
+        created_at=bindparam("p_now"),
+        first_token_ms=bindparam("p_first_token_ms"),
+        duration_ms=bindparam("p_duration_ms"),
+        tokens_in=bindparam("p_tokens_in"),
+        tokens_out=bindparam("p_tokens_out"),
+        error_code=bindparam("p_error_code"),
+    )
+    .returning(Message.id)
+)
+_SAVE_REPLY = HotStatement(_INSERT_REPLY.add_cte(_COUNT.cte("counted")))
+_COUNT_REPLY = HotStatement(_COUNT)
+_INSERT_REPLY_ALONE = HotStatement(_INSERT_REPLY)
 
 
-async def version_config(
-    db: AsyncSession, *, assistant_id: int, number: int, digest: str | None = None
-) -> dict[str, Any]:
+async def version_config(db: Db, *, assistant_id: int, number: int, digest: str | None = None) -> dict[str, Any]:
     """A published version's configuration; give its `digest` when known, to skip a query."""
-    conn = await db.connection()
+    conn = await connection_of(db)
     params = {"p_assistant_id": assistant_id, "p_number": number}
     if digest is None:
-        digest = (await conn.execute(_DIGEST, params)).scalar_one()
+        row = await _DIGEST.one_or_none(conn, params)
+        assert row is not None
+        digest = row["digest"]
     if digest not in _configs:
-        config = (await conn.execute(_CONFIG, params)).scalar_one()
+        row = await _CONFIG.one_or_none(conn, params)
+        assert row is not None
+        config = row["config"]
         _configs[digest] = {**config, "digest": digest}
         while len(_configs) > 64:
             _configs.popitem(last=False)
@@ -110,25 +148,38 @@ class PendingReply:
 
 
 async def accept_guest_message(
-    db: AsyncSession, *, session_id: int, token: str, content: str, vault: Vault
+    engine: AsyncEngine, *, session_id: int, token: str, content: str, vault: Vault
 ) -> PendingReply:
-    opened = await open_session(db, session_id=session_id, token=token)
-    return await prepare_reply(db, opened=opened, content=content, history=None, vault=vault)
+    """Save the guest's message, committed when this returns (before the engine is called)."""
+    async with hot_connection(engine) as conn:
+        opened = await open_session(conn, session_id=session_id, token=token)
+        # Refused after leaving the block: a session that opening just found expired stays ended.
+        refusal = _refusal(opened, content)
+        if refusal is None:
+            return await prepare_reply(conn, opened=opened, content=content, history=None, vault=vault)
+    raise refusal
+
+
+def _refusal(opened: OpenedSession, content: str) -> PorticoError | None:
+    if opened.session.ended_at is not None:
+        return SessionEnded()
+    limit = opened.settings["max_message_length"]
+    if len(content) > limit:
+        return MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
+    return None
 
 
 async def prepare_reply(
-    db: AsyncSession, *, opened: OpenedSession, content: str, history: list[Turn] | None, vault: Vault
+    db: Db, *, opened: OpenedSession, content: str, history: list[Turn] | None, vault: Vault
 ) -> PendingReply:
     """Check and save the guest's message; return what the engine needs to answer it.
 
     With `history` None, the session's own is read, if the engine uses it.
     """
     session = opened.session
-    if session.ended_at is not None:
-        raise SessionEnded()
-    limit = opened.settings["max_message_length"]
-    if len(content) > limit:
-        raise MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
+    refusal = _refusal(opened, content)
+    if refusal is not None:
+        raise refusal
     config = await version_config(
         db, assistant_id=session.assistant_id, number=session.version_number, digest=opened.version_digest
     )
@@ -136,14 +187,20 @@ async def prepare_reply(
         engine = ENGINES.get(config["engine"]["type"])
         reads_history = engine is None or engine.reads_history
         history = await history_of(db, session_id=session.id) if reads_history else []
-    now = utcnow()
     store_text = opened.assistant is None or opened.assistant.store_transcripts
-    # Messages the caller added (the compat API's earlier turns) come first in the transcript.
-    await db.flush()
-    conn = await db.connection()
-    message = {"session_id": session.id, "role": "guest", "content": content if store_text else None, "created_at": now}
-    await conn.execute(_INSERT_MESSAGE, message)
-    await conn.execute(_TOUCH_SESSION, {"p_session_id": session.id, "p_now": now})
+    if isinstance(db, AsyncSession):
+        # Messages the caller added (the compat API's earlier turns) come first in the transcript.
+        await db.flush()
+    conn = await connection_of(db)
+    message = {"p_session_id": session.id, "p_content": content if store_text else None, "p_now": utcnow()}
+    if conn.dialect.name == "postgresql":
+        saved = await _SAVE_MESSAGE.one_or_none(conn, message)
+    else:
+        saved = await _TOUCH_SESSION.one_or_none(conn, message)
+        if saved is not None:
+            await _INSERT_MESSAGE.all(conn, message)
+    if saved is None:  # ended since it was opened
+        raise SessionEnded()
     request = engine_request(config, prompt=content, history=history, vault=vault)
     return PendingReply(session.id, session.assistant_id, session.link_id, request, store_text)
 
@@ -163,9 +220,9 @@ def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], 
     )
 
 
-async def history_of(db: AsyncSession, *, session_id: int) -> list[Turn]:
-    rows = list(await (await db.connection()).execute(_HISTORY, {"p_session_id": session_id}))
-    return [Turn("user" if r.role == "guest" else "assistant", r.content) for r in reversed(rows)]
+async def history_of(db: Db, *, session_id: int) -> list[Turn]:
+    rows = await _HISTORY.all(await connection_of(db), {"p_session_id": session_id})
+    return [Turn("user" if r["role"] == "guest" else "assistant", r["content"]) for r in reversed(rows)]
 
 
 @dataclass
@@ -174,10 +231,8 @@ class ReplyEvent:
     data: dict[str, Any]
 
 
-async def stream_reply(
-    pending: PendingReply, *, sessionmaker: async_sessionmaker[AsyncSession], cutoffs: Cutoffs
-) -> AsyncIterator[ReplyEvent]:
-    engine = get_engine(pending.request.engine["type"])
+async def stream_reply(pending: PendingReply, *, engine: AsyncEngine, cutoffs: Cutoffs) -> AsyncIterator[ReplyEvent]:
+    chat_engine = get_engine(pending.request.engine["type"])
     started = time.perf_counter()
     first_token: float | None = None
     parts: list[str] = []
@@ -185,7 +240,7 @@ async def stream_reply(
     error: tuple[str, str] | None = None
     with cutoffs.watch(assistant_id=pending.assistant_id, link_id=pending.link_id) as watch:
         try:
-            async for item in guarded(engine.stream(pending.request), watch):
+            async for item in guarded(chat_engine.stream(pending.request), watch):
                 if isinstance(item, Usage):
                     usage = item
                     continue
@@ -202,9 +257,9 @@ async def stream_reply(
             error = ("engine_error", EngineError.guest_message)
         except asyncio.CancelledError:
             # The guest went away mid-reply: keep what was written, then stop.
-            await asyncio.shield(_save_reply(sessionmaker, pending, parts, usage, started, first_token, "disconnected"))
+            await asyncio.shield(_save_reply(engine, pending, parts, usage, started, first_token, "disconnected"))
             raise
-    message_id = await _save_reply(sessionmaker, pending, parts, usage, started, first_token, error and error[0])
+    message_id = await _save_reply(engine, pending, parts, usage, started, first_token, error and error[0])
     if error is not None:
         yield ReplyEvent("error", {"code": error[0], "message": error[1], "message_id": message_id})
     else:
@@ -214,7 +269,7 @@ async def stream_reply(
 
 
 async def _save_reply(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
     pending: PendingReply,
     parts: list[str],
     usage: Usage,
@@ -224,26 +279,23 @@ async def _save_reply(
 ) -> int:
     finished = time.perf_counter()
     reply = {
-        "session_id": pending.session_id,
-        "role": "assistant",
-        "content": "".join(parts) if pending.store_text else None,
-        "created_at": utcnow(),
-        "first_token_ms": round((first_token - started) * 1000) if first_token else None,
-        "duration_ms": round((finished - started) * 1000),
-        "tokens_in": usage.tokens_in,
-        "tokens_out": usage.tokens_out,
-        "error_code": error_code,
-    }
-    counts = {
         "p_session_id": pending.session_id,
-        "p_now": reply["created_at"],
+        "p_content": "".join(parts) if pending.store_text else None,
+        "p_now": utcnow(),
+        "p_first_token_ms": round((first_token - started) * 1000) if first_token else None,
+        "p_duration_ms": round((finished - started) * 1000),
         "p_tokens_in": usage.tokens_in,
         "p_tokens_out": usage.tokens_out,
+        "p_error_code": error_code,
     }
-    async with sessionmaker() as db, db.begin():
-        conn = await db.connection()
-        await conn.execute(_COUNT_REPLY, counts)
-        return (await conn.execute(_INSERT_REPLY, reply)).scalar_one()
+    async with hot_connection(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            saved = await _SAVE_REPLY.one_or_none(conn, reply)
+        else:
+            await _COUNT_REPLY.all(conn, reply)
+            saved = await _INSERT_REPLY_ALONE.one_or_none(conn, reply)
+    assert saved is not None
+    return saved["id"]
 
 
 async def transcript(db: AsyncSession, *, session_id: int) -> list[Message]:

@@ -7,18 +7,16 @@ was deleted, its link was revoked, or its inactivity timeout or maximum duration
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, bindparam, insert, select, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 
 from portico.access import gate
-from portico.db import HotStatement
+from portico.db import Db, HotStatement, connection_of, hot_connection
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, new_token
 from portico.models import Assistant, AssistantVersion, ChatSession, PrivateLink, utcnow
@@ -80,21 +78,11 @@ _INSERT_SESSION_TAKING_USE = HotStatement(
 )
 
 
-@asynccontextmanager
-async def _admission_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:  # no transaction: each statement commits by itself
-            yield conn
-    else:
-        async with engine.begin() as conn:
-            yield conn
-
-
 async def start_session(
     engine: AsyncEngine, *, public_id: str | None, key: str | None, channel: str, origin: str | None = None
 ) -> tuple[OpenedSession, str]:
     """Start a session through the gate, committed when this returns."""
-    async with _admission_connection(engine) as conn:
+    async with hot_connection(engine) as conn:
         try:
             admission = await gate.check(conn, public_id=public_id, key=key)
             if channel == "widget" and not allows(admission.assistant.allowed_domains, origin):
@@ -145,9 +133,12 @@ async def start_session(
     return OpenedSession(session, assistant, admission.link, assistant.settings, assistant.greeting), token
 
 
-def expiry(session: ChatSession, settings: dict[str, Any], now: datetime) -> tuple[str, datetime] | None:
-    idle_end = session.last_activity_at + timedelta(seconds=settings["inactivity_timeout"])
-    max_end = session.started_at + timedelta(seconds=settings["max_duration"])
+def expiry(
+    *, started_at: datetime, last_activity_at: datetime, settings: dict[str, Any], now: datetime
+) -> tuple[str, datetime] | None:
+    """Why and when a session ended by time, or None while it has time left."""
+    idle_end = last_activity_at + timedelta(seconds=settings["inactivity_timeout"])
+    max_end = started_at + timedelta(seconds=settings["max_duration"])
     if now >= min(idle_end, max_end):
         # Record the moment it really ended, not the moment we noticed.
         return ("max_duration", max_end) if max_end <= idle_end else ("inactivity", idle_end)
@@ -170,7 +161,7 @@ def _live_refusal(opened: OpenedSession) -> gate.GateRefusal | None:
 # (none when deleted) and its link, and the settings and digest of the version it started on.
 _SessionVersion = aliased(AssistantVersion, name="session_version")
 _SESSION_FIELDS = tuple(column.key for column in ChatSession.__table__.columns)
-_OPEN = (
+_OPEN = HotStatement(
     select(
         *(getattr(ChatSession, name).label(f"session_{name}") for name in _SESSION_FIELDS),
         _SessionVersion.settings.label("version_settings"),
@@ -199,14 +190,13 @@ _END = (
 )
 
 
-async def open_session(db: AsyncSession, *, session_id: int, token: str) -> OpenedSession:
+async def open_session(db: Db, *, session_id: int, token: str) -> OpenedSession:
     """Find a session by id and token, and end it now if its time or its access has run out.
 
     Raises the gate's refusal when the assistant is offline or gone or the link revoked, as a
     new start would be refused.
     """
-    result = await (await db.connection()).execute(_OPEN, {"p_session_id": session_id})
-    row = result.mappings().one_or_none()
+    row = await _OPEN.one_or_none(await connection_of(db), {"p_session_id": session_id})
     if row is None or not hmac.compare_digest(row["session_token_digest"], digest(token)):
         raise InvalidSessionToken()
     session = ChatSession(**{name: row[f"session_{name}"] for name in _SESSION_FIELDS})
@@ -221,15 +211,18 @@ async def open_session(db: AsyncSession, *, session_id: int, token: str) -> Open
     refusal = _live_refusal(opened)
     if refusal is not None:
         raise refusal
-    if session.ended_at is None and (expired := expiry(session, opened.settings, utcnow())) is not None:
-        await end_session(db, session=session, reason=expired[0], at=expired[1])
+    if session.ended_at is None:
+        times = {"started_at": session.started_at, "last_activity_at": session.last_activity_at}
+        if (expired := expiry(**times, settings=opened.settings, now=utcnow())) is not None:
+            await end_session(db, session=session, reason=expired[0], at=expired[1])
     return opened
 
 
-async def end_session(db: AsyncSession, *, session: ChatSession, reason: str, at: datetime | None = None) -> None:
+async def end_session(db: Db, *, session: ChatSession, reason: str, at: datetime | None = None) -> None:
     if session.ended_at is not None:
         return
     at = at or utcnow()
-    await (await db.connection()).execute(_END, {"p_session_id": session.id, "p_at": at, "p_reason": reason})
+    # Through SQLAlchemy, in the caller's transaction (a hot statement would commit by itself).
+    await (await connection_of(db)).execute(_END, {"p_session_id": session.id, "p_at": at, "p_reason": reason})
     session.ended_at = at
     session.end_reason = reason

@@ -36,7 +36,12 @@ async def end_expired_sessions(db: AsyncSession) -> int:
     ends = []
     for row in (await db.execute(query)).all():
         # Draft previews (version 0) have no version row: the default limits apply.
-        expired = expiry(row, row.settings or defaults, now)
+        expired = expiry(
+            started_at=row.started_at,
+            last_activity_at=row.last_activity_at,
+            settings=row.settings or defaults,
+            now=now,
+        )
         if expired is not None:
             ends.append({"p_id": row.id, "p_reason": expired[0], "p_at": expired[1]})
     if ends:

@@ -106,7 +106,9 @@ async def chat_completions(body: CompletionRequest, request: Request, key: LinkK
         pending = await messages_service.prepare_reply(
             db, opened=opened, content=turns[-1].text(), history=history, vault=vault
         )
-    events = messages_service.stream_reply(pending, sessionmaker=sessionmaker, cutoffs=request.app.state.cutoffs)
+    events = messages_service.stream_reply(
+        pending, engine=request.app.state.engine, cutoffs=request.app.state.cutoffs
+    )
     completion_id = f"chatcmpl-{pending.session_id}"
     created = int(time.time())
 

@@ -293,6 +293,6 @@ async def preview_message(request: Request, db: SessionDep, assistant: Dashboard
     # The guest's message must be committed before the engine runs, as for guests.
     await db.commit()
     events = messages_service.stream_reply(
-        pending, sessionmaker=request.app.state.sessionmaker, cutoffs=request.app.state.cutoffs
+        pending, engine=request.app.state.engine, cutoffs=request.app.state.cutoffs
     )
     return EventSourceResponse(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), ping=15)
