@@ -61,28 +61,40 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
-import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
+from benchkit import (
+    ROOT,
+    Server,
+    clean_env,
+    fd_count,
+    fmt,
+    free_port,
+    machine_cpu,
+    machine_line,
+    portico_command,
+    proc_status,
+    process_cpu,
+    raise_fd_limit,
+    recreate_database,
+    run_cli,
+    source_line,
+    wait_until_quiet,
+)
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 QUIET = 0.15  # share of the machine other work may use before a level starts
 PROTECTED_DATABASES = {"test", "postgres", "template0", "template1", "root", "portico_bench"}
 QUESTION = "How long does a session last?"
@@ -91,172 +103,6 @@ SSL_CONTEXT = ssl.create_default_context()  # shared by every client: plain http
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def portico_command() -> str:
-    local = Path(sys.executable).parent / "portico"
-    found = str(local) if local.exists() else shutil.which("portico")
-    if not found:
-        sys.exit("error: the `portico` command was not found; run this with the project's .venv/bin/python")
-    return found
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-    env.update(extra)
-    return env
-
-
-def raise_fd_limit(want: int = 65_536) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process (its threads included), from /proc/PID/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (kB) and Threads from /proc/PID/status."""
-    out: dict[str, int] = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "Threads"):
-                out[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return out
-
-
-def fd_count(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
-    with open("/proc/stat") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
-
-
-def background_load(seconds: float = 0.5) -> float:
-    busy0, total0 = machine_cpu()
-    time.sleep(seconds)
-    busy1, total1 = machine_cpu()
-    return (busy1 - busy0) / max(total1 - total0, 1)
-
-
-def wait_until_quiet(limit: float, patience: float) -> float:
-    deadline = time.monotonic() + patience
-    load = background_load()
-    while load > limit and time.monotonic() < deadline:
-        load = background_load()
-    return load
-
-
-class Server:
-    """One server subprocess, started and stopped by its own PID."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.port = port
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 60.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=raise_fd_limit,  # thousands of sockets: clients in, model server out
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                httpx.get(self.base_url + "/__bench_ready__", timeout=1.0)  # any answer, a 404 too
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        # uvicorn re-raises SIGTERM after its graceful shutdown, which would end a cProfile run
-        # before it writes its file; SIGINT ends as KeyboardInterrupt, and cProfile still writes.
-        self.proc.send_signal(signal.SIGINT if "cProfile" in self.argv else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def run_cli(args: list[str], env: dict[str, str], log_path: Path) -> str:
-    done = subprocess.run(
-        [portico_command(), *args], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
-    )
-    with log_path.open("ab") as log:
-        log.write(f"$ portico {' '.join(args)}\n".encode() + done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"`portico {' '.join(args)}` failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    return done.stdout.decode()
-
-
-async def recreate_database(url: str, *, drop_only: bool = False) -> None:
-    import asyncpg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or name in PROTECTED_DATABASES:
-        raise SystemExit(f"error: refusing to drop and recreate the database '{name}'; give a dedicated one")
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    conn = await asyncpg.connect(admin, timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -280,7 +126,7 @@ def start_portico(
     url = database_url or f"sqlite:///{data_dir / 'portico.db'}"
     env = clean_env({"PORTICO_DATA_DIR": str(data_dir), "PORTICO_DATABASE_URL": url, "PORTICO_BASE_URL": base_url})
     if database_url:
-        asyncio.run(recreate_database(database_url))
+        asyncio.run(recreate_database(database_url, protected=PROTECTED_DATABASES))
         run_cli(["db", "upgrade"], env, log_path)
     printed = run_cli(["demo"], env, log_path)
     match = re.search(r"Chat with the demo assistant: \S+/c/(\S+)", printed)
@@ -289,7 +135,7 @@ def start_portico(
     argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     if profile_dir is not None:
         argv = [sys.executable, "-m", "cProfile", "-o", str(profile_dir / f"{label}.prof"), *argv]
-    server = Server(label, argv, env, port, log_path)
+    server = Server(label, argv, env, port, log_path, many_sockets=True)
     server.start()
     values = dict(
         line.split("=", 1) for line in (data_dir / "demo-credentials.txt").read_text().splitlines() if "=" in line
@@ -325,7 +171,7 @@ def create_openai_assistant(portico: Portico, label: str, base_url: str, model: 
 def start_fake_model(workdir: Path, label: str = "fake-model") -> Server:
     port = free_port()
     argv = [sys.executable, str(HERE / "fake_model.py"), "--host", "127.0.0.1", "--port", str(port)]
-    server = Server(label, argv, clean_env({}), port, workdir / f"{label}.log")
+    server = Server(label, argv, clean_env({}), port, workdir / f"{label}.log", many_sockets=True)
     server.start()
     return server
 
@@ -338,7 +184,7 @@ def start_bare(workdir: Path, label: str, upstream: str, model: str, reply_file:
     ]
     if reply_file is not None:
         argv += ["--reply-file", str(reply_file)]
-    server = Server(label, argv, clean_env({}), port, workdir / f"{label}.log")
+    server = Server(label, argv, clean_env({}), port, workdir / f"{label}.log", many_sockets=True)
     server.start()
     return server
 
@@ -923,10 +769,6 @@ def streams_part(
 # --- report ---------------------------------------------------------------------------------
 
 
-def fmt(value: float, digits: int = 1) -> str:
-    return "-" if value != value else f"{value:,.{digits}f}"
-
-
 def bare_of(phase: Phase, phases: list[Phase]) -> Phase | None:
     return next(
         (p for p in phases if p.engine == phase.engine and p.clients == phase.clients and p.target.startswith("bare")),
@@ -1024,25 +866,6 @@ def goal_lines(phases: list[Phase], runs: list[StreamRun]) -> list[str]:
                 f"{r.rss_top_mib:.0f} MiB -> {'met' if ok else 'NOT met'} (2,000)"
             )
     return out
-
-
-def machine_line() -> str:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({model or platform.processor()}), Python {platform.python_version()}, {platform.platform()}"
-
-
-def source_line() -> str:
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    return f"{commit or 'unknown'}{' with uncommitted changes in src/' if dirty else ''}"
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -1232,7 +1055,7 @@ def main() -> int:
             server.stop()
         if "postgresql" in args.databases and not args.keep:
             with contextlib.suppress(Exception):
-                asyncio.run(recreate_database(args.postgres_url, drop_only=True))
+                asyncio.run(recreate_database(args.postgres_url, drop_only=True, protected=PROTECTED_DATABASES))
         if not args.keep and status == 0:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
