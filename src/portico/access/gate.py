@@ -138,7 +138,7 @@ def decide(
     return Admission(assistant, None)
 
 
-_ASSISTANT_COLUMNS = (
+ASSISTANT_COLUMNS = (
     Assistant.id,
     Assistant.public_id,
     Assistant.name,
@@ -151,7 +151,7 @@ _ASSISTANT_COLUMNS = (
     AssistantVersion.greeting,
     AssistantVersion.settings,
 )
-_LINK_COLUMNS = (
+LINK_COLUMNS = (
     PrivateLink.id.label("link_id"),
     PrivateLink.assistant_id.label("link_assistant_id"),
     PrivateLink.name.label("link_name"),
@@ -159,12 +159,12 @@ _LINK_COLUMNS = (
     PrivateLink.max_sessions,
     PrivateLink.sessions_used,
 )
-_PUBLISHED = and_(
+PUBLISHED = and_(
     AssistantVersion.assistant_id == Assistant.id, AssistantVersion.number == Assistant.published_version
 )
 
 
-def _assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
+def assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
     if row["id"] is None:
         return None
     return AssistantFacts(
@@ -182,7 +182,7 @@ def _assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
     )
 
 
-def _link_facts(row: Mapping[str, Any]) -> LinkFacts:
+def link_facts(row: Mapping[str, Any]) -> LinkFacts:
     return LinkFacts(
         id=row["link_id"],
         assistant_id=row["link_assistant_id"],
@@ -196,15 +196,15 @@ def _link_facts(row: Mapping[str, Any]) -> LinkFacts:
 # The hot path's statements are built and compiled once (db.HotStatement): building a statement
 # and its cache key costs more than running it on a local database (bench/session_start.py).
 _BY_KEY = HotStatement(
-    select(*_LINK_COLUMNS, *_ASSISTANT_COLUMNS)
+    select(*LINK_COLUMNS, *ASSISTANT_COLUMNS)
     .select_from(PrivateLink)
     .outerjoin(Assistant, and_(Assistant.id == PrivateLink.assistant_id, Assistant.deleted_at.is_(None)))
-    .outerjoin(AssistantVersion, _PUBLISHED)
+    .outerjoin(AssistantVersion, PUBLISHED)
     .where(PrivateLink.key_digest == bindparam("p_digest"))
 )
 _BY_PUBLIC_ID = HotStatement(
-    select(*_ASSISTANT_COLUMNS)
-    .outerjoin(AssistantVersion, _PUBLISHED)
+    select(*ASSISTANT_COLUMNS)
+    .outerjoin(AssistantVersion, PUBLISHED)
     .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
 )
 # Takes one use of a link that is still active and has one left; the caller inserts the session
@@ -220,12 +220,12 @@ TAKE_USE = (
     .returning(PrivateLink.id, PrivateLink.sessions_used)
 )
 
-_LINK_BY_ID = HotStatement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
+_LINK_BY_ID = HotStatement(select(*LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 
 
 async def load_link(db: Db, *, link_id: int) -> LinkFacts | None:
     row = await _LINK_BY_ID.one_or_none(await connection_of(db), {"p_link_id": link_id})
-    return _link_facts(row) if row is not None else None
+    return link_facts(row) if row is not None else None
 
 
 async def load_assistant(
@@ -233,11 +233,11 @@ async def load_assistant(
 ) -> AssistantFacts | None:
     if public_id is not None:
         row = await _BY_PUBLIC_ID.one_or_none(await connection_of(db), {"p_public_id": public_id})
-        return _assistant_facts(row) if row is not None else None
-    query = select(*_ASSISTANT_COLUMNS).outerjoin(AssistantVersion, _PUBLISHED)
+        return assistant_facts(row) if row is not None else None
+    query = select(*ASSISTANT_COLUMNS).outerjoin(AssistantVersion, PUBLISHED)
     query = query.where(Assistant.id == assistant_id, Assistant.deleted_at.is_(None))
     row = (await (await connection_of(db)).execute(query)).mappings().one_or_none()
-    return _assistant_facts(row) if row is not None else None
+    return assistant_facts(row) if row is not None else None
 
 
 async def _load_by_key(db: Db, key: str) -> tuple[LinkFacts | None, AssistantFacts | None]:
@@ -247,7 +247,7 @@ async def _load_by_key(db: Db, key: str) -> tuple[LinkFacts | None, AssistantFac
     row = await _BY_KEY.one_or_none(await connection_of(db), {"p_digest": digest(key)})
     if row is None:
         return None, None
-    return _link_facts(row), _assistant_facts(row)
+    return link_facts(row), assistant_facts(row)
 
 
 async def check(db: Db, *, public_id: str | None, key: str | None) -> Admission:

@@ -62,6 +62,7 @@ _INSERT_SESSION = HotStatement(
     .from_select(list(_SESSION_VALUES), select(*_SESSION_VALUES.values()), include_defaults=False)
     .returning(ChatSession.id)
 )
+_TAKE_USE = HotStatement(gate.TAKE_USE)  # SQLite: before the INSERT, in its transaction
 _USED = gate.TAKE_USE.cte("used")
 _INSERTED = (
     insert(ChatSession)
@@ -112,10 +113,10 @@ async def start_session(
                 raise await gate.use_not_taken(conn, admission)
             admission = gate.with_use_taken(admission, inserted["sessions_used"])
         else:
-            taken = (await conn.execute(gate.TAKE_USE, params)).one_or_none()
+            taken = await _TAKE_USE.one_or_none(conn, params)
             if taken is None:
                 raise await gate.use_not_taken(conn, admission)
-            admission = gate.with_use_taken(admission, taken.sessions_used)
+            admission = gate.with_use_taken(admission, taken["sessions_used"])
             inserted = await _INSERT_SESSION.one_or_none(conn, params)
         assert inserted is not None
     session = ChatSession(
@@ -167,8 +168,8 @@ _OPEN = HotStatement(
         _SessionVersion.settings.label("version_settings"),
         _SessionVersion.greeting.label("version_greeting"),
         _SessionVersion.digest.label("version_digest"),
-        *gate._ASSISTANT_COLUMNS,
-        *gate._LINK_COLUMNS,
+        *gate.ASSISTANT_COLUMNS,
+        *gate.LINK_COLUMNS,
     )
     .select_from(ChatSession)
     .join(
@@ -179,7 +180,7 @@ _OPEN = HotStatement(
         ),
     )
     .outerjoin(Assistant, and_(Assistant.id == ChatSession.assistant_id, Assistant.deleted_at.is_(None)))
-    .outerjoin(AssistantVersion, gate._PUBLISHED)
+    .outerjoin(AssistantVersion, gate.PUBLISHED)
     .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
     .where(ChatSession.id == bindparam("p_session_id"))
 )
@@ -200,8 +201,8 @@ async def open_session(db: Db, *, session_id: int, token: str) -> OpenedSession:
     if row is None or not hmac.compare_digest(row["session_token_digest"], digest(token)):
         raise InvalidSessionToken()
     session = ChatSession(**{name: row[f"session_{name}"] for name in _SESSION_FIELDS})
-    assistant = gate._assistant_facts(row)
-    link = gate._link_facts(row) if row["link_id"] is not None else None
+    assistant = gate.assistant_facts(row)
+    link = gate.link_facts(row) if row["link_id"] is not None else None
     opened = OpenedSession(
         session, assistant, link, row["version_settings"], row["version_greeting"], row["version_digest"]
     )
