@@ -1,0 +1,145 @@
+"""The product's words as code: every status, share mode, channel, end reason and refusal code.
+
+Models, schemas, services, views, Metrics and the guest pages use these and nothing else; the
+schema holds the same values as CHECK constraints (migration 0005). Every sentence a guest reads
+about a refusal or an ending comes from here (the chat page and the widget show the server's
+`message`, never one of their own).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    LIVE = "live"
+    OFFLINE = "offline"
+
+
+class ShareMode(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class Channel(StrEnum):
+    LINK = "link"
+    WIDGET = "widget"
+    API = "api"
+    PREVIEW = "preview"
+
+
+# The channels a guest can start a session on (preview is the owner's own).
+GUEST_CHANNELS = (Channel.LINK, Channel.WIDGET, Channel.API)
+
+
+class Role(StrEnum):
+    GUEST = "guest"
+    ASSISTANT = "assistant"
+
+
+class EndReason(StrEnum):
+    GUEST = "guest"
+    INACTIVITY = "inactivity"
+    MAX_DURATION = "max_duration"
+    ASSISTANT_OFFLINE = "assistant_offline"
+    ASSISTANT_DELETED = "assistant_deleted"
+    LINK_REVOKED = "link_revoked"
+    MADE_PRIVATE = "made_private"
+    # An OpenAI-compatible request: one session per completion, ended when it is answered.
+    COMPLETED = "completed"
+    # The instance that was streaming the session's reply stopped (issue: many instances).
+    INTERRUPTED = "interrupted"
+
+
+class Refusal(StrEnum):
+    """Why the gate (or a limit after it) said no. The order is the gate's, docs/design.md."""
+
+    NOT_FOUND = "not_found"
+    NOT_PUBLISHED = "not_published"
+    ASSISTANT_OFFLINE = "assistant_offline"
+    LINK_INVALID = "link_invalid"
+    LINK_REVOKED = "link_revoked"
+    LINK_PAUSED = "link_paused"
+    LINK_EXPIRED = "link_expired"
+    LINK_EXHAUSTED = "link_exhausted"
+    KEY_REQUIRED = "key_required"
+    ACCESS_CODE_REQUIRED = "access_code_required"
+    ACCESS_CODE_INVALID = "access_code_invalid"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    DAILY_LIMIT_REACHED = "daily_limit_reached"
+    RATE_LIMITED = "rate_limited"
+
+
+REFUSAL_STATUS: dict[Refusal, int] = {Refusal.NOT_FOUND: 404, Refusal.DAILY_LIMIT_REACHED: 429, Refusal.RATE_LIMITED: 429}
+
+REFUSAL_MESSAGES: dict[Refusal, str] = {
+    Refusal.NOT_FOUND: "This assistant does not exist. The link may have been changed or removed.",
+    Refusal.NOT_PUBLISHED: "This assistant is not ready yet. Please try again later.",
+    Refusal.ASSISTANT_OFFLINE: "This assistant is offline right now. Please try again later.",
+    Refusal.LINK_INVALID: "This link is not valid. Check that you copied all of it.",
+    Refusal.LINK_REVOKED: "This link has been turned off by the assistant's owner.",
+    Refusal.LINK_PAUSED: "This link is paused by the assistant's owner. Please try again later.",
+    Refusal.LINK_EXPIRED: "This link has expired. Ask the person who shared it for a new one.",
+    Refusal.LINK_EXHAUSTED: "This link has no sessions left. Ask the person who shared it for more.",
+    Refusal.KEY_REQUIRED: "This assistant is private. Open it with the personal link you were given.",
+    Refusal.ACCESS_CODE_REQUIRED: "This assistant needs an access code. Ask the person who shared it.",
+    Refusal.ACCESS_CODE_INVALID: "That access code is not right. Check it and try again.",
+    Refusal.ORIGIN_NOT_ALLOWED: "This assistant cannot be used on this website.",
+    Refusal.DAILY_LIMIT_REACHED: "This assistant has had all the conversations it can have today. Try again tomorrow.",
+    Refusal.RATE_LIMITED: "Too many requests at once. Please wait a moment and try again.",
+}
+
+# Owners read these in Metrics ("Refusals at the gate").
+REFUSAL_LABELS: dict[Refusal, str] = {
+    Refusal.NOT_FOUND: "Unknown assistant",
+    Refusal.NOT_PUBLISHED: "Not published",
+    Refusal.ASSISTANT_OFFLINE: "Offline",
+    Refusal.LINK_INVALID: "Invalid",
+    Refusal.LINK_REVOKED: "Revoked",
+    Refusal.LINK_PAUSED: "Paused",
+    Refusal.LINK_EXPIRED: "Expired",
+    Refusal.LINK_EXHAUSTED: "Exhausted",
+    Refusal.KEY_REQUIRED: "Key required",
+    Refusal.ACCESS_CODE_REQUIRED: "Access code missing",
+    Refusal.ACCESS_CODE_INVALID: "Wrong access code",
+    Refusal.ORIGIN_NOT_ALLOWED: "Other site",
+    Refusal.DAILY_LIMIT_REACHED: "Daily limit",
+    Refusal.RATE_LIMITED: "Rate limited",
+}
+
+# What a guest reads when a conversation has ended, by its end reason.
+END_MESSAGES: dict[EndReason, str] = {
+    EndReason.GUEST: "You ended this conversation.",
+    EndReason.INACTIVITY: "This conversation ended after a period without messages.",
+    EndReason.MAX_DURATION: "This conversation reached its time limit.",
+    EndReason.ASSISTANT_OFFLINE: "The assistant went offline, so this conversation has ended.",
+    EndReason.ASSISTANT_DELETED: "This assistant was removed, so this conversation has ended.",
+    EndReason.LINK_REVOKED: "Your link was turned off by the assistant's owner, so this conversation has ended.",
+    EndReason.MADE_PRIVATE: "This assistant is now private, so this conversation has ended.",
+    EndReason.COMPLETED: "This conversation has ended.",
+    EndReason.INTERRUPTED: "This conversation was interrupted. Start a new one to keep talking.",
+}
+
+END_LABELS: dict[EndReason, str] = {
+    EndReason.GUEST: "Ended by guest",
+    EndReason.INACTIVITY: "Inactivity",
+    EndReason.MAX_DURATION: "Time limit",
+    EndReason.ASSISTANT_OFFLINE: "Went offline",
+    EndReason.ASSISTANT_DELETED: "Assistant deleted",
+    EndReason.LINK_REVOKED: "Link deleted",
+    EndReason.MADE_PRIVATE: "Made private",
+    EndReason.COMPLETED: "Completed (API)",
+    EndReason.INTERRUPTED: "Interrupted",
+}
+
+CHANNEL_LABELS: dict[Channel, str] = {
+    Channel.LINK: "Link",
+    Channel.WIDGET: "Widget",
+    Channel.API: "API",
+    Channel.PREVIEW: "Preview",
+}
+
+
+def sql_in(enum: type[StrEnum]) -> str:
+    """The values of `enum` as an SQL list, for CHECK constraints: `('live', 'offline')`."""
+    return "(" + ", ".join(f"'{member.value}'" for member in enum) + ")"
