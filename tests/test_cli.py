@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from portico import cli
 from portico.chat.sessions import start_session
+from portico.chat.store import GuestStore
 from portico.db import make_engine, make_sessionmaker
 from portico.models import Assistant
+from portico.vocabulary import Channel
 from tests.servers import PORTICO, portico_env
 
 
@@ -137,8 +139,9 @@ def test_logs_are_exported_from_the_cli(portico, tmp_path, settings):
         engine = make_engine(settings.resolved_database_url)
         async with make_sessionmaker(engine)() as db:
             public_id = await db.scalar(select(Assistant.public_id))
-        await start_session(engine, public_id=public_id, key=None, channel="link")
-        await start_session(engine, public_id=public_id, key=None, channel="api")
+        store = GuestStore(engine)
+        await start_session(store, public_id=public_id, key=None, channel=Channel.LINK)
+        await start_session(store, public_id=public_id, key=None, channel=Channel.API)
         await engine.dispose()
 
     asyncio.run(two_sessions())

@@ -17,6 +17,7 @@ from portico.access.api import router as links_router
 from portico.assistants.api import router as assistants_router
 from portico.chat.api import router as chat_router
 from portico.chat.cutoff import Cutoffs
+from portico.chat.store import GuestStore
 from portico.chat.sweep import sweep_forever
 from portico.chat.views import router as chat_views
 from portico.compat.api import router as compat_router
@@ -52,8 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await conn.run_sync(upgrade_connection)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.store = GuestStore(engine)
         app.state.cutoffs = Cutoffs()
-        await app.state.cutoffs.start(engine)
+        await app.state.cutoffs.start(engine, app.state.store)
         chores = [
             asyncio.create_task(chore(app.state.sessionmaker), name=f"portico-{chore.__name__}")
             for chore in (sweep_forever, rollup_forever, purge_forever)

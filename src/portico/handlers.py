@@ -3,7 +3,6 @@ written for a person for the dashboard and the chat page."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -14,9 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portico.access.gate import GateRefusal
 from portico.errors import PorticoError
-from portico.metrics.rollup import count_refusal
 from portico.schemas import ErrorResponse
 
 log = logging.getLogger("portico")
@@ -85,11 +82,6 @@ def _error_page(request: Request, status: int, message: str) -> Response:
 
 
 async def _portico_error(request: Request, exc: PorticoError) -> Response:
-    if isinstance(exc, GateRefusal) and exc.at_session_start and exc.assistant_id is not None:
-        # Counted here, once the refused request's transaction has rolled back, in a new one:
-        # by code and hour only, nothing about who was refused.
-        with contextlib.suppress(Exception):
-            await count_refusal(request.app.state.sessionmaker, assistant_id=exc.assistant_id, code=exc.code)
     if _wants_page(request):
         return _error_page(request, exc.status, exc.message)
     return error_response(exc.status, exc.code, exc.message, exc.details)

@@ -70,7 +70,11 @@ class Refusal(StrEnum):
     RATE_LIMITED = "rate_limited"
 
 
-REFUSAL_STATUS: dict[Refusal, int] = {Refusal.NOT_FOUND: 404, Refusal.DAILY_LIMIT_REACHED: 429, Refusal.RATE_LIMITED: 429}
+REFUSAL_STATUS: dict[Refusal, int] = {
+    Refusal.NOT_FOUND: 404,
+    Refusal.DAILY_LIMIT_REACHED: 429,
+    Refusal.RATE_LIMITED: 429,
+}
 
 REFUSAL_MESSAGES: dict[Refusal, str] = {
     Refusal.NOT_FOUND: "This assistant does not exist. The link may have been changed or removed.",

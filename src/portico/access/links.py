@@ -7,8 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.access.gate import KEY_PREFIX
 from portico.access.schemas import LinkIn, LinkOut
-from portico.assistants.service import end_open_sessions
-from portico.chat import cutoff
+from portico.chat import lifecycle
 from portico.errors import Conflict, LimitReached, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, PrivateLink, utcnow
@@ -117,8 +116,7 @@ async def delete_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -
     )
     if revoked.rowcount == 0:
         raise LinkAlreadyRevoked("This private link was already deleted.")
-    await end_open_sessions(db, reason="link_revoked", assistant_id=assistant.id, link_id=link_id)
-    await cutoff.announce(db, code="link_revoked", assistant_id=assistant.id, link_id=link_id)
+    await lifecycle.link_revoked(db, assistant_id=assistant.id, link_id=link_id)
 
 
 async def reissue_link(db: AsyncSession, *, assistant: Assistant, link_id: int, vault: Vault) -> PrivateLink:

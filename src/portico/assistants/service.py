@@ -4,16 +4,17 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, EngineConfig, SessionSettings
-from portico.chat import cutoff
+from portico.chat import lifecycle
 from portico.errors import NotFound
 from portico.kit.crypto import Vault, new_public_id
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
+from portico.vocabulary import Channel, ShareMode, Status
 
 
 def default_draft() -> dict[str, Any]:
@@ -208,28 +209,19 @@ async def sessions_today(db: AsyncSession, *, assistant_ids: list[int]) -> dict[
         .where(
             ChatSession.assistant_id.in_(assistant_ids),
             ChatSession.started_at >= midnight,
-            ChatSession.channel != "preview",
+            ChatSession.channel != Channel.PREVIEW,
         )
         .group_by(ChatSession.assistant_id)
     )
     return {assistant_id: count for assistant_id, count in (await db.execute(query)).all()}
 
 
-async def end_open_sessions(db: AsyncSession, *, reason: str, assistant_id: int, link_id: int | None = None) -> None:
-    """End every running session of an assistant (or of one of its links) now."""
-    query = update(ChatSession).where(ChatSession.assistant_id == assistant_id, ChatSession.ended_at.is_(None))
-    if link_id is not None:
-        query = query.where(ChatSession.link_id == link_id)
-    await db.execute(query.values(ended_at=utcnow(), end_reason=reason))
-
-
 async def set_status(db: AsyncSession, *, assistant: Assistant, status: str) -> Assistant:
     if status != assistant.status:
         assistant.status = status
         assistant.updated_at = utcnow()
-        if status == "offline":
-            await end_open_sessions(db, reason="assistant_offline", assistant_id=assistant.id)
-            await cutoff.announce(db, code="assistant_offline", assistant_id=assistant.id)
+        if status == Status.OFFLINE:
+            await lifecycle.assistant_offline(db, assistant_id=assistant.id)
         await db.flush()
     return assistant
 
@@ -238,18 +230,8 @@ async def set_share_mode(db: AsyncSession, *, assistant: Assistant, mode: str) -
     if mode != assistant.share_mode:
         assistant.share_mode = mode
         assistant.updated_at = utcnow()
-        if mode == "private":
-            # Guests on the public link must stop too, not only new ones; private links go on.
-            await db.execute(
-                update(ChatSession)
-                .where(
-                    ChatSession.assistant_id == assistant.id,
-                    ChatSession.ended_at.is_(None),
-                    ChatSession.link_id.is_(None),
-                    ChatSession.channel != "preview",
-                )
-                .values(ended_at=utcnow(), end_reason="made_private")
-            )
+        if mode == ShareMode.PRIVATE:
+            await lifecycle.made_private(db, assistant_id=assistant.id)
         await db.flush()
     return assistant
 
@@ -264,6 +246,5 @@ async def rotate_public_link(db: AsyncSession, *, assistant: Assistant) -> Assis
 async def delete_assistant(db: AsyncSession, *, assistant: Assistant) -> None:
     # Soft delete: the gate answers 404 at once, and Logs keep their rows for a later purge.
     assistant.deleted_at = utcnow()
-    await end_open_sessions(db, reason="assistant_deleted", assistant_id=assistant.id)
-    await cutoff.announce(db, code="assistant_deleted", assistant_id=assistant.id)
+    await lifecycle.assistant_deleted(db, assistant_id=assistant.id)
     await db.flush()

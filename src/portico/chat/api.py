@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
-from portico.access import gate
+from portico.access.gate import AssistantFacts, LinkFacts
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
+from portico.chat.cutoff import Cutoffs
 from portico.chat.schemas import (
     AssistantBrief,
     LinkBrief,
@@ -24,55 +25,69 @@ from portico.chat.schemas import (
     SessionStarted,
     SessionState,
 )
-from portico.db import SessionDep
+from portico.chat.store import GuestStore
 from portico.deps import BearerToken, VaultDep
 from portico.handlers import error_response
+from portico.vocabulary import END_MESSAGES, EndReason, Role
 
 router = APIRouter(prefix="/chat", tags=["guest chat"])
 
 
-def assistant_brief(facts: gate.AssistantFacts) -> AssistantBrief:
+async def get_store(request: Request) -> GuestStore:
+    return request.app.state.store  # type: ignore[no-any-return]  # app.state is untyped
+
+
+async def get_cutoffs(request: Request) -> Cutoffs:
+    return request.app.state.cutoffs  # type: ignore[no-any-return]  # app.state is untyped
+
+
+StoreDep = Annotated[GuestStore, Depends(get_store)]
+CutoffsDep = Annotated[Cutoffs, Depends(get_cutoffs)]
+
+
+def assistant_brief(facts: AssistantFacts) -> AssistantBrief:
     return AssistantBrief(public_id=facts.public_id, name=facts.name, description=facts.description)
 
 
-def link_brief(facts: gate.LinkFacts | None) -> LinkBrief | None:
+def link_brief(facts: LinkFacts | None) -> LinkBrief | None:
     return LinkBrief(name=facts.name, sessions_left=facts.sessions_left) if facts else None
 
 
-async def _state(db: SessionDep, opened: service.OpenedSession) -> SessionState:
+async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionState:
     session = opened.session
     assert opened.assistant is not None
-    messages = await messages_service.transcript(db, session_id=session.id)
+    messages = await store.transcript(session.id)
+    end_reason = EndReason(session.end_reason) if session.end_reason else None
     return SessionState(
         session_id=session.id,
         state="ended" if session.ended_at else "active",
-        end_reason=session.end_reason,
-        channel=session.channel,
+        end_reason=end_reason,
+        end_message=END_MESSAGES[end_reason] if end_reason else None,
+        channel=session.channel,  # type: ignore[arg-type]  # validated by pydantic against Channel
         started_at=session.started_at,
         ended_at=session.ended_at,
         greeting=opened.greeting,
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link),
         messages=[
-            MessageOut(id=m.id, role=m.role, content=m.content, created_at=m.created_at, error_code=m.error_code)  # type: ignore[arg-type]
+            MessageOut(id=m.id, role=Role(m.role), content=m.content, created_at=m.created_at, error_code=m.error_code)
             for m in messages
         ],
     )
 
 
 @router.post("/lookup")
-async def lookup(body: Lookup, db: SessionDep) -> LookupOut:
+async def lookup(body: Lookup, store: StoreDep) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
-    admission = await gate.check(db, public_id=body.public_id, key=body.key)
+    admission = await service.ask_gate(store, public_id=body.public_id, key=body.key, count_refusal=body.count)
     assistant = admission.assistant
     return LookupOut(assistant=assistant_brief(assistant), link=link_brief(admission.link), greeting=assistant.greeting)
 
 
 @router.post("/sessions", status_code=201)
-async def start_session(body: SessionStart, request: Request) -> SessionStarted:
-    # Not the request's transaction: the start commits on its own (see service.start_session).
+async def start_session(body: SessionStart, store: StoreDep) -> SessionStarted:
     opened, token = await service.start_session(
-        request.app.state.engine, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
+        store, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
     )
     assert opened.assistant is not None
     return SessionStarted(
@@ -85,16 +100,16 @@ async def start_session(body: SessionStart, request: Request) -> SessionStarted:
 
 
 @router.get("/sessions/{session_id}")
-async def resume_session(session_id: int, token: BearerToken, db: SessionDep) -> SessionState:
-    opened = await service.open_session(db, session_id=session_id, token=token)
-    return await _state(db, opened)
+async def resume_session(session_id: int, token: BearerToken, store: StoreDep) -> SessionState:
+    opened = await service.open_session(store, session_id=session_id, token=token)
+    return await _state(store, opened)
 
 
 @router.post("/sessions/{session_id}/end")
-async def end_session(session_id: int, token: BearerToken, db: SessionDep) -> SessionState:
-    opened = await service.open_session(db, session_id=session_id, token=token)
-    await service.end_session(db, session=opened.session, reason="guest")
-    return await _state(db, opened)
+async def end_session(session_id: int, token: BearerToken, store: StoreDep) -> SessionState:
+    opened = await service.open_session(store, session_id=session_id, token=token)
+    opened = await service.end_session(store, opened=opened, reason=EndReason.GUEST)
+    return await _state(store, opened)
 
 
 @router.post(
@@ -106,18 +121,18 @@ async def post_message(
     session_id: int,
     body: MessageIn,
     token: BearerToken,
-    request: Request,
+    store: StoreDep,
+    cutoffs: CutoffsDep,
     vault: VaultDep,
     accept: Annotated[str, Header()] = "application/json",
-):  # type: ignore[no-untyped-def]
+) -> Response:
     """Send a guest message. With `Accept: text/event-stream` the reply streams as events
     `token` (`{text}`), then `done` (`{message_id, tokens_in, tokens_out}`) or `error` (`{code, message}`)."""
-    engine = request.app.state.engine
-    # Not the request's transaction: the message must be committed before the engine is called.
+    # Committed before the engine is called (the store's own transaction).
     pending = await messages_service.accept_guest_message(
-        engine, session_id=session_id, token=token, content=body.content, vault=vault
+        store, session_id=session_id, token=token, content=body.content, vault=vault
     )
-    events = messages_service.stream_reply(pending, engine=engine, cutoffs=request.app.state.cutoffs)
+    events = messages_service.stream_reply(pending, store=store, cutoffs=cutoffs)
     if "text/event-stream" in accept:
         return EventSourceResponse(
             ({"event": event.kind, "data": json.dumps(event.data)} async for event in events),
@@ -129,9 +144,12 @@ async def post_message(
         if event.kind == "token":
             parts.append(event.data["text"])
         elif event.kind == "error":
-            status = 502 if event.data["code"].startswith("engine_") else 403
-            return error_response(status, event.data["code"], event.data["message"])
+            return error_response(_reply_error_status(event.data), event.data["code"], event.data["message"])
         else:
             reply = ReplyOut(content="".join(parts), **event.data)
             return JSONResponse(reply.model_dump())
     raise AssertionError("a reply always ends with done or error")
+
+
+def _reply_error_status(error: dict[str, Any]) -> int:
+    return 502 if str(error["code"]).startswith("engine_") else 403

@@ -1,4 +1,8 @@
-"""Cutting replies that are being streamed when their assistant goes offline or their link is revoked.
+"""Cutting replies that are being streamed when their assistant goes offline or is deleted, or
+their link is revoked, or the assistant is made private (replies on the public link).
+
+A preview (the owner's own test chat) is cut only when its assistant is deleted: a new
+assistant is Offline, and its owner previews it all the same.
 
 Each process keeps a table of the streams it is running, by assistant and by link. How it learns
 of a change, within a second, on every instance:
@@ -18,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from portico.models import Assistant, PrivateLink
+from portico.chat.store import GuestStore
+from portico.vocabulary import EndReason, ShareMode, Status
 
 log = logging.getLogger("portico.cutoff")
 CHANNEL = "portico_cutoff"
@@ -32,12 +37,15 @@ POLL_SECONDS = 0.25
 class Watch:
     assistant_id: int
     link_id: int | None
+    preview: bool = False
     code: str | None = None
     # The task that waits for the stream's next item, while it waits (see `guarded`).
     waiting: asyncio.Task[Any] | None = field(default=None, repr=False)
     interrupted: bool = False
 
     def cut(self, code: str) -> None:
+        if self.preview and code != EndReason.ASSISTANT_DELETED:
+            return
         if self.code is None:
             self.code = code
             if self.waiting is not None:
@@ -45,10 +53,17 @@ class Watch:
                 self.waiting.cancel()
 
 
-async def announce(db: AsyncSession, *, code: str, assistant_id: int, link_id: int | None = None) -> None:
-    """Tell every instance, once this transaction commits, to cut matching streams."""
+async def announce(db: AsyncSession, *, code: EndReason, assistant_id: int, link_id: int | None = None) -> None:
+    """Tell every instance, once this transaction commits, to cut matching streams.
+
+    `made_private` cuts the assistant's replies on its public link (no private link)."""
     if db.bind.dialect.name == "postgresql":
-        target = f"link:{link_id}" if link_id is not None else f"assistant:{assistant_id}"
+        if link_id is not None:
+            target = f"link:{link_id}"
+        elif code == EndReason.MADE_PRIVATE:
+            target = f"public:{assistant_id}"
+        else:
+            target = f"assistant:{assistant_id}"
         await db.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"{target}:{code}"}
         )
@@ -61,8 +76,8 @@ class Cutoffs:
         self._wake = asyncio.Event()
 
     @contextlib.contextmanager
-    def watch(self, *, assistant_id: int, link_id: int | None) -> Iterator[Watch]:
-        watch = Watch(assistant_id, link_id)
+    def watch(self, *, assistant_id: int, link_id: int | None, preview: bool = False) -> Iterator[Watch]:
+        watch = Watch(assistant_id, link_id, preview)
         self._watches.add(watch)
         self._wake.set()
         try:
@@ -73,14 +88,18 @@ class Cutoffs:
     def cut(self, target: str, code: str) -> None:
         kind, _, ident = target.partition(":")
         for watch in list(self._watches):
-            if (kind == "assistant" and watch.assistant_id == int(ident)) or (
-                kind == "link" and watch.link_id == int(ident)
+            if (
+                (kind == "assistant" and watch.assistant_id == int(ident))
+                or (kind == "link" and watch.link_id == int(ident))
+                or (kind == "public" and watch.assistant_id == int(ident) and watch.link_id is None)
             ):
                 watch.cut(code)
 
-    async def start(self, engine: AsyncEngine) -> None:
-        runner = self._listen if engine.dialect.name == "postgresql" else self._poll
-        self._task = asyncio.create_task(runner(engine), name="portico-cutoffs")
+    async def start(self, engine: AsyncEngine, store: GuestStore) -> None:
+        if engine.dialect.name == "postgresql":
+            self._task = asyncio.create_task(self._listen(engine), name="portico-cutoffs")
+        else:
+            self._task = asyncio.create_task(self._poll(store), name="portico-cutoffs")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -108,36 +127,32 @@ class Cutoffs:
                 log.warning("cutoff listener lost its connection (%s); reconnecting", type(exc).__name__)
                 await asyncio.sleep(1)
 
-    async def _poll(self, engine: AsyncEngine) -> None:
+    async def _poll(self, store: GuestStore) -> None:
         while True:
             if not self._watches:
                 self._wake.clear()
                 await self._wake.wait()
             await asyncio.sleep(POLL_SECONDS)
-            with contextlib.suppress(Exception):
-                await self._check(engine)
+            try:
+                await self._check(store)
+            except Exception:
+                log.exception("cutoff check failed; trying again in %s s", POLL_SECONDS)
 
-    async def _check(self, engine: AsyncEngine) -> None:
+    async def _check(self, store: GuestStore) -> None:
         watches = list(self._watches)
         assistant_ids = {w.assistant_id for w in watches}
         link_ids = {w.link_id for w in watches if w.link_id is not None}
-        async with AsyncSession(engine) as db:
-            stopped = {
-                row.id: ("assistant_deleted" if row.deleted_at else "assistant_offline")
-                for row in await db.execute(
-                    select(Assistant.id, Assistant.status, Assistant.deleted_at).where(Assistant.id.in_(assistant_ids))
-                )
-                if row.status != "live" or row.deleted_at is not None
-            }
-            revoked = set()
-            if link_ids:
-                query = select(PrivateLink.id).where(PrivateLink.id.in_(link_ids), PrivateLink.revoked_at.is_not(None))
-                revoked = set(await db.scalars(query))
+        assistants, revoked = await store.stopped(assistant_ids=assistant_ids, link_ids=link_ids)
         for watch in watches:
-            if watch.assistant_id in stopped:
-                watch.cut(stopped[watch.assistant_id])
+            status, share_mode, deleted_at = assistants.get(watch.assistant_id, (Status.LIVE, ShareMode.PUBLIC, None))
+            if deleted_at is not None:
+                watch.cut(EndReason.ASSISTANT_DELETED)
+            elif status != Status.LIVE:
+                watch.cut(EndReason.ASSISTANT_OFFLINE)
             elif watch.link_id in revoked:
-                watch.cut("link_revoked")
+                watch.cut(EndReason.LINK_REVOKED)
+            elif watch.link_id is None and share_mode != ShareMode.PUBLIC:
+                watch.cut(EndReason.MADE_PRIVATE)
 
 
 async def guarded(stream: AsyncIterator[object], watch: Watch) -> AsyncIterator[object]:

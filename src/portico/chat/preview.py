@@ -1,20 +1,28 @@
 """The owner's preview: chatting with the draft (or the published version) inside the dashboard.
 
-Preview sessions have channel `preview`; they skip the gate (the owner may preview an offline,
-unpublished assistant), take no use of any link and never count as guest sessions. A
-`version_number` of 0 means the draft, read afresh at each message so edits show at once.
+A preview is the owner's own path, not a guest's: it runs in the owner's request (the
+dashboard's sign-in, no session token), skips the gate (an owner may preview an Offline,
+unpublished assistant), takes no use of any link, never counts as a guest session, and is cut
+only when its assistant is deleted. Its sessions are kept with channel `preview`, so Logs show
+them as the owner's; a preview of the draft has version number 0 (`DRAFT`), and reads the draft
+afresh at each message so edits show at once.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
-from portico.chat.messages import MessageTooLong, PendingReply, engine_request, history_of, version_config
+from portico.chat.messages import HISTORY_TURNS, PendingReply, check_length, engine_request
 from portico.chat.sessions import TOKEN_PREFIX
+from portico.engines import Turn
 from portico.errors import InvalidRequest, NotFound
 from portico.kit.crypto import Vault, digest, new_token
-from portico.models import Assistant, ChatSession, Message, utcnow
+from portico.models import Assistant, AssistantVersion, ChatSession, Message, utcnow
+from portico.vocabulary import Channel, Role
 
 DRAFT = 0
 
@@ -25,8 +33,8 @@ async def start_preview(db: AsyncSession, *, assistant: Assistant, use_published
     session = ChatSession(
         assistant_id=assistant.id,
         version_number=assistant.published_version if use_published else DRAFT,
-        channel="preview",
-        # Preview sessions are reached through the owner's dashboard sign-in, not a token.
+        channel=Channel.PREVIEW,
+        # Reached through the owner's dashboard sign-in; this token is never handed out.
         token_digest=digest(new_token(TOKEN_PREFIX)),
     )
     db.add(session)
@@ -36,19 +44,27 @@ async def start_preview(db: AsyncSession, *, assistant: Assistant, use_published
 
 async def preview_greeting(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> str:
     config = await _config(db, assistant=assistant, session=session)
-    return config["greeting"] if config.get("greeting_enabled", True) else ""
+    return str(config["greeting"]) if config.get("greeting_enabled", True) else ""
 
 
-async def _config(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> dict:
+async def _config(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> dict[str, Any]:
     if session.version_number == DRAFT:
         return {**assistant.draft, "digest": assistant.draft_digest}
-    return await version_config(db, assistant_id=assistant.id, number=session.version_number)
+    version = await db.scalar(
+        select(AssistantVersion)
+        .options(undefer(AssistantVersion.config))
+        .where(AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == session.version_number)
+    )
+    assert version is not None  # versions are never deleted
+    return {**version.config, "digest": version.digest}
 
 
 async def get_preview_session(db: AsyncSession, *, assistant: Assistant, session_id: int) -> ChatSession:
     session = await db.scalar(
         select(ChatSession).where(
-            ChatSession.id == session_id, ChatSession.assistant_id == assistant.id, ChatSession.channel == "preview"
+            ChatSession.id == session_id,
+            ChatSession.assistant_id == assistant.id,
+            ChatSession.channel == Channel.PREVIEW,
         )
     )
     if session is None:
@@ -59,17 +75,16 @@ async def get_preview_session(db: AsyncSession, *, assistant: Assistant, session
 async def accept_preview_message(
     db: AsyncSession, *, assistant: Assistant, session_id: int, content: str, vault: Vault
 ) -> PendingReply:
+    """Save the owner's message in the request's transaction (the caller commits before the engine)."""
     session = await get_preview_session(db, assistant=assistant, session_id=session_id)
     config = await _config(db, assistant=assistant, session=session)
-    limit = config["settings"]["max_message_length"]
-    if len(content) > limit:
-        raise MessageTooLong(f"This message is too long: at most {limit:,} characters, please.")
-    history = await history_of(db, session_id=session.id)
+    check_length(content, config["settings"])
+    history = await _history(db, session_id=session.id)
     now = utcnow()
     db.add(
         Message(
             session_id=session.id,
-            role="guest",
+            role=Role.GUEST,
             content=content if assistant.store_transcripts else None,
             created_at=now,
         )
@@ -78,5 +93,15 @@ async def accept_preview_message(
     session.message_count += 1
     await db.flush()
     request = engine_request(config, prompt=content, history=history, vault=vault)
-    # link_id None: a preview is cut only when the assistant is deleted, not when it goes offline.
-    return PendingReply(session.id, assistant.id, None, request, assistant.store_transcripts)
+    return PendingReply(session.id, assistant.id, None, request, assistant.store_transcripts, preview=True)
+
+
+async def _history(db: AsyncSession, *, session_id: int) -> list[Turn]:
+    query = (
+        select(Message.role, Message.content)
+        .where(Message.session_id == session_id, Message.content.is_not(None), Message.error_code.is_(None))
+        .order_by(Message.id.desc())
+        .limit(HISTORY_TURNS)
+    )
+    rows = list(await db.execute(query))
+    return [Turn("user" if role == Role.GUEST else "assistant", content) for role, content in reversed(rows)]

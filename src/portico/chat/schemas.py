@@ -6,12 +6,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from portico.schemas import Strict
+from portico.vocabulary import Channel, EndReason, Role
 
 
 class SessionStart(Strict):
     public_id: str | None = Field(default=None, max_length=200)
     key: str | None = Field(default=None, max_length=1_000)
-    channel: Literal["link", "widget", "api"] = "link"
+    channel: Literal[Channel.LINK, Channel.WIDGET, Channel.API] = Channel.LINK
     origin: str | None = Field(default=None, max_length=300, description="The embedding page's origin (widget).")
 
     @model_validator(mode="after")
@@ -52,7 +53,7 @@ class MessageIn(Strict):
 
 class MessageOut(BaseModel):
     id: int
-    role: Literal["guest", "assistant"]
+    role: Role
     content: str | None
     created_at: datetime
     error_code: str | None
@@ -68,6 +69,10 @@ class ReplyOut(BaseModel):
 class Lookup(Strict):
     public_id: str | None = Field(default=None, max_length=200)
     key: str | None = Field(default=None, max_length=1_000)
+    count: bool = Field(
+        default=False,
+        description="Count a refusal in the owner's Metrics: the chat page asks so on its first lookup of a page load.",
+    )
 
     @model_validator(mode="after")
     def _public_id_or_key(self) -> Lookup:
@@ -85,8 +90,9 @@ class LookupOut(BaseModel):
 class SessionState(BaseModel):
     session_id: int
     state: Literal["active", "ended"]
-    end_reason: str | None
-    channel: str
+    end_reason: EndReason | None
+    end_message: str | None = Field(description="What the guest reads about the ending, when the session has ended.")
+    channel: Channel
     started_at: datetime
     ended_at: datetime | None
     greeting: str

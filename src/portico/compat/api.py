@@ -12,22 +12,21 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
 from sse_starlette import EventSourceResponse
 
-from portico.access import gate
+from portico.access.gate import KEY_PREFIX
 from portico.chat import messages as messages_service
-from portico.chat.sessions import end_session, start_session
-from portico.db import SessionDep
+from portico.chat import sessions
+from portico.chat.api import CutoffsDep, StoreDep
 from portico.deps import VaultDep
 from portico.engines import Turn
 from portico.errors import InvalidRequest
 from portico.handlers import error_response
-from portico.models import ChatSession, Message
+from portico.vocabulary import Channel, EndReason
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 _bearer = HTTPBearer(
@@ -37,7 +36,7 @@ _bearer = HTTPBearer(
 
 def link_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
     value = credentials.credentials.strip() if credentials else ""
-    return value if value.startswith(gate.KEY_PREFIX) else None
+    return value if value.startswith(KEY_PREFIX) else None
 
 
 LinkKey = Annotated[str | None, Depends(link_key)]
@@ -69,54 +68,34 @@ class CompletionRequest(BaseModel):
 
 
 @router.get("/models")
-async def list_models(db: SessionDep, key: LinkKey) -> dict[str, Any]:
+async def list_models(store: StoreDep, key: LinkKey) -> dict[str, Any]:
     """The assistant a private key opens. Public assistants are not listed: their ids are unguessable."""
     if key is None:
         return {"object": "list", "data": []}
-    admission = await gate.check(db, public_id=None, key=key)
+    admission = await sessions.ask_gate(store, public_id=None, key=key)
     model = {"id": admission.assistant.public_id, "object": "model", "created": 0, "owned_by": "portico"}
     return {"object": "list", "data": [model]}
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: CompletionRequest, request: Request, key: LinkKey, vault: VaultDep):  # type: ignore[no-untyped-def]
+async def chat_completions(
+    body: CompletionRequest, key: LinkKey, store: StoreDep, cutoffs: CutoffsDep, vault: VaultDep
+) -> Response:
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
         raise InvalidRequest("messages: the last message must be a non-empty user message.")
-    sessionmaker = request.app.state.sessionmaker
-    opened, _token = await start_session(request.app.state.engine, public_id=body.model, key=key, channel="api")
-    async with sessionmaker() as db, db.begin():
-        # The conversation so far arrives with each request; keep it in the session's transcript.
-        history = [Turn("user" if t.role == "user" else "assistant", t.text()) for t in turns[:-1]]
-        store_text = opened.assistant is None or opened.assistant.store_transcripts
-        for turn in history:
-            db.add(
-                Message(
-                    session_id=opened.session.id,
-                    role="guest" if turn.role == "user" else "assistant",
-                    content=turn.content if store_text else None,
-                )
-            )
-        if history:
-            await db.execute(
-                update(ChatSession)
-                .where(ChatSession.id == opened.session.id)
-                .values(message_count=ChatSession.message_count + len(history))
-            )
-        pending = await messages_service.prepare_reply(
-            db, opened=opened, content=turns[-1].text(), history=history, vault=vault
-        )
-    events = messages_service.stream_reply(
-        pending, engine=request.app.state.engine, cutoffs=request.app.state.cutoffs
+    opened, _token = await sessions.start_session(store, public_id=body.model, key=key, channel=Channel.API)
+    # The conversation so far arrives with each request; keep it in the session's transcript.
+    earlier = [Turn("user" if t.role == "user" else "assistant", t.text()) for t in turns[:-1]]
+    pending = await messages_service.accept_conversation(
+        store, opened=opened, earlier=earlier, content=turns[-1].text(), vault=vault
     )
+    events = messages_service.stream_reply(pending, store=store, cutoffs=cutoffs)
     completion_id = f"chatcmpl-{pending.session_id}"
     created = int(time.time())
 
     async def finish() -> None:
-        async with sessionmaker() as db, db.begin():
-            session = await db.get(ChatSession, pending.session_id)
-            assert session is not None
-            await end_session(db, session=session, reason="completed")
+        await sessions.end_session(store, opened=opened, reason=EndReason.COMPLETED)
 
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -1,0 +1,666 @@
+"""The guest path's one way to the database: every statement of session start, resume, end,
+messages, replies, the OpenAI-compatible endpoint and refusal counts.
+
+Services call these functions with plain values and get plain values back (the gate's facts,
+`SessionRecord`, `MessageRecord`); no SQLAlchemy object or driver type leaves this module.
+
+One transaction rule, the same on SQLite and PostgreSQL: **each public method is one
+transaction**, committed when it returns, rolled back if it raises.
+- PostgreSQL: a method of one statement runs it as its own transaction (no BEGIN and COMMIT
+  round trips); so where two writes must be saved together they are written as one statement
+  (a data-modifying WITH: taking a link's use and inserting the session, a message and its
+  session's counters). Methods of several statements run between BEGIN and COMMIT.
+- SQLite: a write takes this process's writer queue (`db.writer_lock`, a FIFO), then BEGIN
+  IMMEDIATE ... COMMIT, so writers wait in order instead of polling SQLite's busy handler (the
+  tail of session starts, docs/benchmarks.md). Reads take no lock: in WAL mode they never wait
+  for a writer.
+
+Speed: the statements are built and compiled once per dialect and run on the driver connection
+beneath SQLAlchemy's pooled one, with the compiled statement's own type conversions. SQLAlchemy's
+work around each execution (execution context, result processing, greenlet hops) costs several
+times the query itself on a local database, and on SQLite a statement through its cursor takes
+three or four hand-offs to aiosqlite's thread where `execute_fetchall` takes one
+(docs/benchmarks.md, "Session starts" and "Chat").
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, Text, and_, bindparam, insert, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import Executable
+
+from portico.access.gate import AssistantFacts, LinkFacts
+from portico.db import writer_lock
+from portico.metrics.rollup import hour_of
+from portico.models import Assistant, AssistantVersion, ChatSession, Message, PrivateLink, RefusalHourly
+from portico.models.base import UTCDateTime
+from portico.vocabulary import EndReason, Role
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: int
+    assistant_id: int
+    version_number: int
+    link_id: int | None
+    channel: str
+    token_digest: str
+    started_at: datetime
+    last_activity_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    """A session with what opening it needs: its assistant now (None when deleted), its link,
+    and the settings, greeting and digest of the version it started on."""
+
+    session: SessionRecord
+    assistant: AssistantFacts | None
+    link: LinkFacts | None
+    settings: dict[str, Any]
+    greeting: str
+    version_digest: str
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    role: str
+    content: str | None
+    created_at: datetime
+    error_code: str | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    session_id: int
+    content: str | None
+    first_token_ms: int | None
+    duration_ms: int
+    tokens_in: int
+    tokens_out: int
+    error_code: str | None
+
+
+class GuestStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect
+        self._postgres = engine.dialect.name == "postgresql"
+        # Configurations by content digest: a version never changes, and equal digests mean equal
+        # configurations, so any instance may keep them in memory and skip the knowledge text.
+        self._configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    # -- the gate's facts -------------------------------------------------------------------
+
+    async def facts_by_key(self, key_digest: str) -> tuple[LinkFacts, AssistantFacts | None] | None:
+        """A private link by its key's digest, with its assistant and published version."""
+        async with self._read() as tx:
+            row = await tx.one(_BY_KEY, {"p_digest": key_digest})
+        return None if row is None else (_link_facts(row), _assistant_facts(row))
+
+    async def facts_by_public_id(self, public_id: str) -> AssistantFacts | None:
+        async with self._read() as tx:
+            row = await tx.one(_BY_PUBLIC_ID, {"p_public_id": public_id})
+        return None if row is None else _assistant_facts(row)
+
+    async def link(self, link_id: int) -> LinkFacts | None:
+        async with self._read() as tx:
+            row = await tx.one(_LINK_BY_ID, {"p_link_id": link_id})
+        return None if row is None else _link_facts(row)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def start_session(
+        self, *, assistant_id: int, version: int, channel: str, token_digest: str, now: datetime
+    ) -> int:
+        """Insert an anonymous session (no link); its id."""
+        params = _session_params(assistant_id, version, None, channel, token_digest, now)
+        async with self._write() as tx:
+            row = await tx.one(_INSERT_SESSION, params)
+        assert row is not None
+        return int(row["id"])
+
+    async def start_session_taking_use(
+        self, *, assistant_id: int, version: int, link_id: int, channel: str, token_digest: str, now: datetime
+    ) -> tuple[int, int] | None:
+        """Take one use of a link still active with one left, and insert its session, together.
+
+        Returns the session's id and the link's uses now taken, or None when no use was left
+        (or the link was revoked) by the time the statement ran.
+        """
+        params = _session_params(assistant_id, version, link_id, channel, token_digest, now)
+        async with self._write() as tx:
+            if self._postgres:
+                row = await tx.one(_INSERT_SESSION_TAKING_USE, params)
+                return None if row is None else (row["id"], row["sessions_used"])
+            taken = await tx.one(_TAKE_USE, params)
+            if taken is None:
+                return None
+            row = await tx.one(_INSERT_SESSION, params)
+        assert row is not None
+        return row["id"], taken["sessions_used"]
+
+    async def open_session(self, session_id: int) -> OpenSession | None:
+        async with self._read() as tx:
+            row = await tx.one(_OPEN, {"p_session_id": session_id})
+        if row is None:
+            return None
+        session = SessionRecord(**{name: row[f"session_{name}"] for name in _SESSION_RECORD_FIELDS})
+        link = _link_facts(row) if row["link_id"] is not None else None
+        return OpenSession(
+            session,
+            _assistant_facts(row),
+            link,
+            row["version_settings"],
+            row["version_greeting"] or "",
+            row["version_digest"],
+        )
+
+    async def end_session(self, session_id: int, *, reason: EndReason, at: datetime) -> bool:
+        """End a session still open; False when it had already ended."""
+        async with self._write() as tx:
+            row = await tx.one(_END, {"p_session_id": session_id, "p_at": at, "p_reason": reason.value})
+        return row is not None
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def version_config(self, *, assistant_id: int, number: int, digest: str) -> dict[str, Any]:
+        """A published version's configuration (cached by its digest), with the digest in it."""
+        config = self._configs.get(digest)
+        if config is None:
+            async with self._read() as tx:
+                row = await tx.one(_CONFIG, {"p_assistant_id": assistant_id, "p_number": number})
+            assert row is not None
+            config = self._configs[digest] = {**row["config"], "digest": digest}
+            while len(self._configs) > 64:
+                self._configs.popitem(last=False)
+        self._configs.move_to_end(digest)
+        return config
+
+    async def history(self, session_id: int, *, turns: int) -> list[tuple[str, str]]:
+        """The session's last `turns` stored messages, oldest first, as (role, content)."""
+        async with self._read() as tx:
+            rows = await tx.all(_HISTORY, {"p_session_id": session_id, "p_limit": turns})
+        return [(row["role"], row["content"]) for row in reversed(rows)]
+
+    async def save_guest_message(self, session_id: int, *, content: str | None, now: datetime) -> bool:
+        """Save a guest's message and count it, only while the session is open; False if it ended."""
+        params = {"p_session_id": session_id, "p_content": content, "p_now": now}
+        async with self._write() as tx:
+            if self._postgres:
+                return await tx.one(_SAVE_MESSAGE, params) is not None
+            if await tx.one(_TOUCH_SESSION, params) is None:
+                return False
+            await tx.all(_INSERT_MESSAGE, params)
+        return True
+
+    async def save_conversation(
+        self, session_id: int, *, earlier: Iterable[tuple[str, str | None]], content: str | None, now: datetime
+    ) -> bool:
+        """An API request's earlier turns, then its guest message, in the session's transcript."""
+        rows = [{"p_session_id": session_id, "p_role": role, "p_content": text, "p_now": now} for role, text in earlier]
+        params = {"p_session_id": session_id, "p_content": content, "p_now": now}
+        async with self._write(statements=3) as tx:
+            for row in rows:
+                await tx.all(_INSERT_TURN, row)
+            if rows:
+                await tx.all(_COUNT_TURNS, {"p_session_id": session_id, "p_count": len(rows)})
+            if await tx.one(_TOUCH_SESSION, params) is None:
+                return False
+            await tx.all(_INSERT_MESSAGE, params)
+        return True
+
+    async def save_reply(self, reply: Reply, *, now: datetime) -> int:
+        """Save a reply and add it to its session's totals; the reply's id."""
+        params = {
+            "p_session_id": reply.session_id,
+            "p_content": reply.content,
+            "p_now": now,
+            "p_first_token_ms": reply.first_token_ms,
+            "p_duration_ms": reply.duration_ms,
+            "p_tokens_in": reply.tokens_in,
+            "p_tokens_out": reply.tokens_out,
+            "p_error_code": reply.error_code,
+        }
+        async with self._write() as tx:
+            if self._postgres:
+                row = await tx.one(_SAVE_REPLY, params)
+            else:
+                await tx.all(_COUNT_REPLY, params)
+                row = await tx.one(_INSERT_REPLY, params)
+        assert row is not None
+        return int(row["id"])
+
+    async def transcript(self, session_id: int) -> list[MessageRecord]:
+        async with self._read() as tx:
+            rows = await tx.all(_TRANSCRIPT, {"p_session_id": session_id})
+        return [MessageRecord(**row) for row in rows]
+
+    # -- refusals and cut-offs --------------------------------------------------------------
+
+    async def count_refusal(self, *, assistant_id: int, code: str, now: datetime) -> None:
+        """One refusal in the hour's count, by code only: nothing about who was refused."""
+        statement = _COUNT_REFUSAL_PG if self._postgres else _COUNT_REFUSAL_SQLITE
+        async with self._write() as tx:
+            await tx.all(statement, {"p_assistant_id": assistant_id, "p_hour": hour_of(now), "p_code": code})
+
+    async def stopped(
+        self, *, assistant_ids: set[int], link_ids: set[int]
+    ) -> tuple[dict[int, tuple[str, str, datetime | None]], set[int]]:
+        """These assistants' (status, share mode, deleted_at), and which of these links are revoked."""
+        # Asked a few times a second while streams run (cutoff.py), with ids that change: built
+        # per call, the ids written into the SQL (integers only).
+        find_assistants = select(Assistant.id, Assistant.status, Assistant.share_mode, Assistant.deleted_at).where(
+            Assistant.id.in_(sorted(int(i) for i in assistant_ids))
+        )
+        find_links = select(PrivateLink.id).where(
+            PrivateLink.id.in_(sorted(int(i) for i in link_ids)), PrivateLink.revoked_at.is_not(None)
+        )
+        async with self._read(statements=2) as tx:
+            assistants = await tx.all(_Statement(find_assistants, literal=True), {})
+            links = await tx.all(_Statement(find_links, literal=True), {}) if link_ids else []
+        stopped = {row["id"]: (row["status"], row["share_mode"], row["deleted_at"]) for row in assistants}
+        return stopped, {row["id"] for row in links}
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _read(self, *, statements: int = 1) -> AsyncIterator[_Tx]:
+        async with self._engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            tx = _Tx(driver, self._dialect)
+            if statements == 1:
+                yield tx
+            else:
+                async with tx.transaction(immediate=False):
+                    yield tx
+
+    @asynccontextmanager
+    async def _write(self, *, statements: int = 1) -> AsyncIterator[_Tx]:
+        async with writer_lock(self._engine), self._engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            tx = _Tx(driver, self._dialect)
+            if self._postgres and statements == 1:
+                yield tx
+            else:
+                async with tx.transaction(immediate=True):
+                    yield tx
+
+
+class _Tx:
+    """Statements on a driver connection, inside the store only."""
+
+    def __init__(self, driver: Any, dialect: Dialect) -> None:
+        self._driver = driver
+        self._dialect = dialect
+        self._postgres = dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self, *, immediate: bool) -> AsyncIterator[None]:
+        if self._postgres:
+            async with self._driver.transaction():
+                yield
+            return
+        await self._driver.execute_fetchall("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            await self._driver.execute_fetchall("ROLLBACK")
+            raise
+        await self._driver.execute_fetchall("COMMIT")
+
+    async def all(self, statement: _Statement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        compiled = statement.compiled(self._dialect)
+        args = compiled.arguments(params)
+        if self._postgres:
+            rows = await self._driver.fetch(compiled.sql, *args)
+        else:
+            rows = await self._driver.execute_fetchall(compiled.sql, args)
+        return compiled.records(rows)
+
+    async def one(self, statement: _Statement, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        rows = await self.all(statement, params)
+        assert len(rows) <= 1
+        return rows[0] if rows else None
+
+
+class _Statement:
+    """A Core statement compiled once per dialect, run with its own type conversions."""
+
+    def __init__(self, statement: Executable, *, literal: bool = False) -> None:
+        self.statement = statement
+        # Values written into the SQL itself: only for integers, and statements made per call.
+        self.literal = literal
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = _Compiled.of(self.statement, dialect, self.literal)
+        return compiled
+
+
+_GIVEN = object()
+_Convert = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Each positional parameter: its name, the value SQLAlchemy fixed (or _GIVEN), its converter.
+    binds: tuple[tuple[str, Any, _Convert | None], ...]
+    keys: tuple[str, ...]
+    results: tuple[_Convert | None, ...] | None
+
+    @staticmethod
+    def of(statement: Executable, dialect: Dialect, literal: bool) -> _Compiled:
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": literal})
+        binds = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            # Values SQLAlchemy rendered as parameters itself (the 1 in `message_count + 1`).
+            fixed = bind.value if bind.value is not None else _GIVEN
+            binds.append((name, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        columns = list(statement.exported_columns.items())  # type: ignore[attr-defined]
+        keys = tuple(key for key, _ in columns)
+        assert len(set(keys)) == len(keys), "store statements name each result column once"
+        results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for _, column in columns)
+        return _Compiled(str(compiled), tuple(binds), keys, results if any(results) else None)
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        args = []
+        for name, fixed, process in self.binds:
+            value = params[name] if fixed is _GIVEN else params.get(name, fixed)
+            args.append(process(value) if process is not None else value)
+        return args
+
+    def records(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        if self.results is None:
+            return [dict(zip(self.keys, row, strict=True)) for row in rows]
+        return [
+            {
+                key: process(value) if process is not None else value
+                for key, value, process in zip(self.keys, row, self.results, strict=True)
+            }
+            for row in rows
+        ]
+
+
+# -- the statements -------------------------------------------------------------------------
+
+_ASSISTANT_COLUMNS = (
+    Assistant.id,
+    Assistant.public_id,
+    Assistant.name,
+    Assistant.description,
+    Assistant.published_version,
+    Assistant.status,
+    Assistant.share_mode,
+    Assistant.store_transcripts,
+    Assistant.allowed_domains,
+    AssistantVersion.greeting,
+    AssistantVersion.settings,
+    AssistantVersion.digest.label("published_digest"),
+)
+_LINK_COLUMNS = (
+    PrivateLink.id.label("link_id"),
+    PrivateLink.assistant_id.label("link_assistant_id"),
+    PrivateLink.name.label("link_name"),
+    PrivateLink.revoked_at,
+    PrivateLink.max_sessions,
+    PrivateLink.sessions_used,
+)
+_PUBLISHED = and_(AssistantVersion.assistant_id == Assistant.id, AssistantVersion.number == Assistant.published_version)
+
+
+def _assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
+    if row["id"] is None:
+        return None
+    return AssistantFacts(
+        id=row["id"],
+        public_id=row["public_id"],
+        name=row["name"],
+        description=row["description"],
+        published_version=row["published_version"],
+        status=row["status"],
+        share_mode=row["share_mode"],
+        store_transcripts=row["store_transcripts"],
+        greeting=row["greeting"] or "",
+        settings=row["settings"],
+        allowed_domains=tuple(row["allowed_domains"] or ()),
+        published_digest=row["published_digest"] or "",
+    )
+
+
+def _link_facts(row: Mapping[str, Any]) -> LinkFacts:
+    return LinkFacts(
+        id=row["link_id"],
+        assistant_id=row["link_assistant_id"],
+        name=row["link_name"],
+        revoked=row["revoked_at"] is not None,
+        max_sessions=row["max_sessions"],
+        sessions_used=row["sessions_used"],
+    )
+
+
+_BY_KEY = _Statement(
+    select(*_LINK_COLUMNS, *_ASSISTANT_COLUMNS)
+    .select_from(PrivateLink)
+    .outerjoin(Assistant, and_(Assistant.id == PrivateLink.assistant_id, Assistant.deleted_at.is_(None)))
+    .outerjoin(AssistantVersion, _PUBLISHED)
+    .where(PrivateLink.key_digest == bindparam("p_digest"))
+)
+_BY_PUBLIC_ID = _Statement(
+    select(*_ASSISTANT_COLUMNS)
+    .outerjoin(AssistantVersion, _PUBLISHED)
+    .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
+)
+_LINK_BY_ID = _Statement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
+
+# A session's values; its running totals take their server defaults (include_defaults=False).
+_SESSION_VALUES = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "version_number": bindparam("p_version_number", type_=Integer),
+    "link_id": bindparam("p_link_id", type_=Integer),
+    "channel": bindparam("p_channel", type_=String),
+    "token_digest": bindparam("p_token_digest", type_=String),
+    "started_at": bindparam("p_now", type_=UTCDateTime),
+    "last_activity_at": bindparam("p_now", type_=UTCDateTime),
+}
+
+
+def _session_params(
+    assistant_id: int, version: int, link_id: int | None, channel: str, token_digest: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "p_assistant_id": assistant_id,
+        "p_version_number": version,
+        "p_link_id": link_id,
+        "p_channel": channel,
+        "p_token_digest": token_digest,
+        "p_now": now,
+    }
+
+
+_INSERT_SESSION = _Statement(
+    insert(ChatSession)
+    .from_select(list(_SESSION_VALUES), select(*_SESSION_VALUES.values()), include_defaults=False)
+    .returning(ChatSession.id)
+)
+# Takes one use of a link that is still active and has one left (docs/design.md, "The gate").
+_TAKE_USE_UPDATE = (
+    update(PrivateLink)
+    .where(
+        PrivateLink.id == bindparam("p_link_id"),
+        PrivateLink.revoked_at.is_(None),
+        or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
+    )
+    .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))
+    .returning(PrivateLink.id, PrivateLink.sessions_used)
+)
+# SQLite has no UPDATE inside WITH: it runs these two in one transaction, which holds its one
+# write lock anyway. On PostgreSQL one statement, so the link's row is locked only while it runs,
+# however many guests start sessions on the same link at once (bench/session_start.py).
+_TAKE_USE = _Statement(_TAKE_USE_UPDATE)
+_USED = _TAKE_USE_UPDATE.cte("used")
+_INSERTED = (
+    insert(ChatSession)
+    .from_select(
+        list(_SESSION_VALUES),
+        select(*[_USED.c.id if column == "link_id" else value for column, value in _SESSION_VALUES.items()]),
+        include_defaults=False,
+    )
+    .returning(ChatSession.id)
+    .cte("inserted")
+)
+_INSERT_SESSION_TAKING_USE = _Statement(
+    select(_INSERTED.c.id, _USED.c.sessions_used).select_from(_INSERTED).join(_USED, true())
+)
+
+# A session with all that opening it needs, in one query: the gate's facts about its assistant
+# (none when deleted) and its link, and the settings and digest of the version it started on.
+_SessionVersion = aliased(AssistantVersion, name="session_version")
+_SESSION_RECORD_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+_OPEN = _Statement(
+    select(
+        *(getattr(ChatSession, name).label(f"session_{name}") for name in _SESSION_RECORD_FIELDS),
+        _SessionVersion.settings.label("version_settings"),
+        _SessionVersion.greeting.label("version_greeting"),
+        _SessionVersion.digest.label("version_digest"),
+        *_ASSISTANT_COLUMNS,
+        *_LINK_COLUMNS,
+    )
+    .select_from(ChatSession)
+    .join(
+        _SessionVersion,
+        and_(
+            _SessionVersion.assistant_id == ChatSession.assistant_id,
+            _SessionVersion.number == ChatSession.version_number,
+        ),
+    )
+    .outerjoin(Assistant, and_(Assistant.id == ChatSession.assistant_id, Assistant.deleted_at.is_(None)))
+    .outerjoin(AssistantVersion, _PUBLISHED)
+    .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
+    .where(ChatSession.id == bindparam("p_session_id"))
+)
+_END = _Statement(
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
+    .values(ended_at=bindparam("p_at"), end_reason=bindparam("p_reason"))
+    .returning(ChatSession.id)
+)
+
+_CONFIG = _Statement(
+    select(AssistantVersion.config).where(
+        AssistantVersion.assistant_id == bindparam("p_assistant_id"),
+        AssistantVersion.number == bindparam("p_number"),
+    )
+)
+_HISTORY = _Statement(
+    select(Message.role, Message.content)
+    .where(Message.session_id == bindparam("p_session_id"), Message.content.is_not(None), Message.error_code.is_(None))
+    .order_by(Message.id.desc())
+    .limit(bindparam("p_limit", type_=Integer))
+)
+# A guest's message and its count are saved together, and only while the session is open.
+_TOUCH = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
+    .values(last_activity_at=bindparam("p_now"), message_count=ChatSession.message_count + 1)
+    .returning(ChatSession.id)
+)
+_GUEST_VALUES = {
+    "role": literal(Role.GUEST.value, String),
+    "content": bindparam("p_content", type_=Text),
+    "created_at": bindparam("p_now", type_=UTCDateTime),
+}
+_TOUCHED = _TOUCH.cte("touched")
+_SAVE_MESSAGE = _Statement(
+    insert(Message)
+    .from_select(["session_id", *_GUEST_VALUES], select(_TOUCHED.c.id, *_GUEST_VALUES.values()))
+    .returning(Message.id)
+)
+_TOUCH_SESSION = _Statement(_TOUCH)
+# Every INSERT says what it returns: PostgreSQL's compiler would otherwise add the primary key.
+_INSERT_MESSAGE = _Statement(
+    insert(Message).values(session_id=bindparam("p_session_id"), **_GUEST_VALUES).returning(Message.id)
+)
+_INSERT_TURN = _Statement(
+    insert(Message).values(
+        session_id=bindparam("p_session_id"),
+        role=bindparam("p_role", type_=String),
+        content=bindparam("p_content", type_=Text),
+        created_at=bindparam("p_now", type_=UTCDateTime),
+    )
+    .returning(Message.id)
+)
+_COUNT_TURNS = _Statement(
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"))
+    .values(message_count=ChatSession.message_count + bindparam("p_count", type_=Integer))
+)
+# A reply and the session's running totals, likewise.
+_COUNT = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"))
+    .values(
+        last_activity_at=bindparam("p_now"),
+        message_count=ChatSession.message_count + 1,
+        tokens_in=ChatSession.tokens_in + bindparam("p_tokens_in", type_=Integer),
+        tokens_out=ChatSession.tokens_out + bindparam("p_tokens_out", type_=Integer),
+    )
+)
+_REPLY = (
+    insert(Message)
+    .values(
+        session_id=bindparam("p_session_id"),
+        role=Role.ASSISTANT.value,
+        content=bindparam("p_content"),
+        created_at=bindparam("p_now"),
+        first_token_ms=bindparam("p_first_token_ms"),
+        duration_ms=bindparam("p_duration_ms"),
+        tokens_in=bindparam("p_tokens_in"),
+        tokens_out=bindparam("p_tokens_out"),
+        error_code=bindparam("p_error_code"),
+    )
+    .returning(Message.id)
+)
+_SAVE_REPLY = _Statement(_REPLY.add_cte(_COUNT.cte("counted")))
+_COUNT_REPLY = _Statement(_COUNT)
+_INSERT_REPLY = _Statement(_REPLY)
+_TRANSCRIPT = _Statement(
+    select(Message.id, Message.role, Message.content, Message.created_at, Message.error_code)
+    .where(Message.session_id == bindparam("p_session_id"))
+    .order_by(Message.id)
+)
+
+_REFUSAL_ROW = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "hour": bindparam("p_hour", type_=UTCDateTime),
+    "code": bindparam("p_code", type_=String),
+    "count": 1,
+}
+_COUNT_REFUSAL_PG = _Statement(
+    pg_insert(RefusalHourly)
+    .values(_REFUSAL_ROW)
+    .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
+)
+_COUNT_REFUSAL_SQLITE = _Statement(
+    sqlite_insert(RefusalHourly)
+    .values(_REFUSAL_ROW)
+    .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
+)
