@@ -57,7 +57,7 @@ async def announce(db: AsyncSession, *, code: EndReason, assistant_id: int, link
     """Tell every instance, once this transaction commits, to cut matching streams.
 
     `made_private` cuts the assistant's replies on its public link (no private link)."""
-    if db.bind.dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         if link_id is not None:
             target = f"link:{link_id}"
         elif code == EndReason.MADE_PRIVATE:

@@ -104,4 +104,4 @@ async def _history(db: AsyncSession, *, session_id: int) -> list[Turn]:
         .limit(HISTORY_TURNS)
     )
     rows = list(await db.execute(query))
-    return [Turn("user" if role == Role.GUEST else "assistant", content) for role, content in reversed(rows)]
+    return [Turn("user" if role == Role.GUEST else "assistant", str(content)) for role, content in reversed(rows)]

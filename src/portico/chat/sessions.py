@@ -90,7 +90,7 @@ async def start_session(
     """Start a session through the gate, committed when this returns; refusals are counted."""
     decision = await _decide(store, public_id=public_id, key=key)
     if isinstance(decision, Admission) and channel == Channel.WIDGET:
-        if not allows(decision.assistant.allowed_domains, origin):
+        if not allows(list(decision.assistant.allowed_domains), origin):
             decision = GateRefusal(Refusal.ORIGIN_NOT_ALLOWED, decision.assistant.id)
     if isinstance(decision, GateRefusal):
         await _count(store, decision)

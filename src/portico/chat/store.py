@@ -38,7 +38,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, ColumnElement
 
 from portico.access.gate import AssistantFacts, LinkFacts
 from portico.db import writer_lock
@@ -341,7 +342,7 @@ class _Tx:
 class _Statement:
     """A Core statement compiled once per dialect, run with its own type conversions."""
 
-    def __init__(self, statement: Executable, *, literal: bool = False) -> None:
+    def __init__(self, statement: ClauseElement, *, literal: bool = False) -> None:
         self.statement = statement
         # Values written into the SQL itself: only for integers, and statements made per call.
         self.literal = literal
@@ -367,15 +368,18 @@ class _Compiled:
     results: tuple[_Convert | None, ...] | None
 
     @staticmethod
-    def of(statement: Executable, dialect: Dialect, literal: bool) -> _Compiled:
+    def of(statement: ClauseElement, dialect: Dialect, literal: bool) -> _Compiled:
         compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": literal})
+        assert isinstance(compiled, SQLCompiler)
         binds = []
         for name in compiled.positiontup or ():
             bind = compiled.binds[name]
             # Values SQLAlchemy rendered as parameters itself (the 1 in `message_count + 1`).
             fixed = bind.value if bind.value is not None else _GIVEN
             binds.append((name, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        columns = list(statement.exported_columns.items())  # type: ignore[attr-defined]
+        # What the statement returns (none for an UPDATE without RETURNING).
+        exported = getattr(statement, "exported_columns", None)
+        columns = list(exported.items()) if exported is not None else []
         keys = tuple(key for key, _ in columns)
         assert len(set(keys)) == len(keys), "store statements name each result column once"
         results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for _, column in columns)
@@ -472,7 +476,7 @@ _BY_PUBLIC_ID = _Statement(
 _LINK_BY_ID = _Statement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 
 # A session's values; its running totals take their server defaults (include_defaults=False).
-_SESSION_VALUES = {
+_SESSION_VALUES: dict[str, ColumnElement[Any]] = {
     "assistant_id": bindparam("p_assistant_id", type_=Integer),
     "version_number": bindparam("p_version_number", type_=Integer),
     "link_id": bindparam("p_link_id", type_=Integer),
@@ -600,7 +604,8 @@ _INSERT_MESSAGE = _Statement(
     insert(Message).values(session_id=bindparam("p_session_id"), **_GUEST_VALUES).returning(Message.id)
 )
 _INSERT_TURN = _Statement(
-    insert(Message).values(
+    insert(Message)
+    .values(
         session_id=bindparam("p_session_id"),
         role=bindparam("p_role", type_=String),
         content=bindparam("p_content", type_=Text),

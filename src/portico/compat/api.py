@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -22,6 +22,7 @@ from portico.access.gate import KEY_PREFIX
 from portico.chat import messages as messages_service
 from portico.chat import sessions
 from portico.chat.api import CutoffsDep, StoreDep
+from portico.chat.messages import ReplyEvent
 from portico.deps import VaultDep
 from portico.engines import Turn
 from portico.errors import InvalidRequest
@@ -139,8 +140,13 @@ def _usage(done: dict[str, Any]) -> dict[str, int]:
 
 
 async def _chunks(
-    events, finish, completion_id: str, created: int, model: str, include_usage: bool
-) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    events: AsyncIterator[ReplyEvent],
+    finish: Callable[[], Awaitable[None]],
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+) -> AsyncIterator[dict[str, str]]:
     def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> dict[str, str]:
         body = {
             "id": completion_id,
