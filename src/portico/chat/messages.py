@@ -68,7 +68,9 @@ async def accept_guest_message(
 async def accept_conversation(
     store: GuestStore, *, opened: OpenedSession, earlier: list[Turn], content: str, vault: Vault
 ) -> PendingReply:
-    """An OpenAI-style request: the conversation so far arrives with it and is kept in the transcript."""
+    """An OpenAI-style request: the conversation so far arrives with it. The engine reads it; the
+    transcript keeps only the guest's last turn and the reply, since earlier turns are the client's
+    word for what was said (docs/design.md)."""
     return await _accept(store, opened=opened, content=content, earlier=earlier, vault=vault)
 
 
@@ -84,18 +86,11 @@ async def _accept(
     )
     stored = content if opened.store_text else None
     now = utcnow()
-    if earlier is None:
+    history = earlier
+    if history is None:
         chat_engine = ENGINES.get(config["engine"]["type"])
         history = await history_of(store, session.id) if chat_engine is None or chat_engine.reads_history else []
-        saved = await store.save_guest_message(session.id, content=stored, now=now)
-    else:
-        history = earlier
-        turns = [
-            (Role.GUEST if t.role == "user" else Role.ASSISTANT, t.content if opened.store_text else None)
-            for t in earlier
-        ]
-        saved = await store.save_conversation(session.id, earlier=turns, content=stored, now=now)
-    if not saved:  # ended since it was opened
+    if not await store.save_guest_message(session.id, content=stored, now=now):  # ended since it was opened
         raise SessionEnded()
     request = engine_request(config, prompt=content, history=history, vault=vault)
     return PendingReply(session.id, session.assistant_id, session.link_id, request, opened.store_text)

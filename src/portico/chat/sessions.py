@@ -8,6 +8,7 @@ sessions at once (chat/lifecycle.py).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,9 +86,19 @@ async def _count(store: GuestStore, refusal: GateRefusal) -> None:
 
 
 async def start_session(
-    store: GuestStore, *, public_id: str | None, key: str | None, channel: Channel, origin: str | None = None
+    store: GuestStore,
+    *,
+    public_id: str | None,
+    key: str | None,
+    channel: Channel,
+    origin: str | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[OpenedSession, str]:
-    """Start a session through the gate, committed when this returns; refusals are counted."""
+    """Start a session through the gate, committed when this returns; refusals are counted.
+
+    `check` sees the admitted version's session settings before any use is taken, and may
+    refuse the request by raising (the OpenAI-compatible endpoint checks its whole request).
+    """
     decision = await _decide(store, public_id=public_id, key=key)
     if isinstance(decision, Admission) and channel == Channel.WIDGET:
         if not allows(list(decision.assistant.allowed_domains), origin):
@@ -97,6 +108,8 @@ async def start_session(
         raise Refused(decision)
     assistant = decision.assistant
     assert assistant.published_version is not None and assistant.settings is not None
+    if check is not None:
+        check(assistant.settings)
     token = new_token(TOKEN_PREFIX)
     now = utcnow()
     values: dict[str, Any] = {

@@ -209,22 +209,6 @@ class GuestStore:
             await tx.all(_INSERT_MESSAGE, params)
         return True
 
-    async def save_conversation(
-        self, session_id: int, *, earlier: Iterable[tuple[str, str | None]], content: str | None, now: datetime
-    ) -> bool:
-        """An API request's earlier turns, then its guest message, in the session's transcript."""
-        rows = [{"p_session_id": session_id, "p_role": role, "p_content": text, "p_now": now} for role, text in earlier]
-        params = {"p_session_id": session_id, "p_content": content, "p_now": now}
-        async with self._write(statements=3) as tx:
-            for row in rows:
-                await tx.all(_INSERT_TURN, row)
-            if rows:
-                await tx.all(_COUNT_TURNS, {"p_session_id": session_id, "p_count": len(rows)})
-            if await tx.one(_TOUCH_SESSION, params) is None:
-                return False
-            await tx.all(_INSERT_MESSAGE, params)
-        return True
-
     async def save_reply(self, reply: Reply, *, now: datetime) -> int:
         """Save a reply and add it to its session's totals; the reply's id."""
         params = {
@@ -602,21 +586,6 @@ _TOUCH_SESSION = _Statement(_TOUCH)
 # Every INSERT says what it returns: PostgreSQL's compiler would otherwise add the primary key.
 _INSERT_MESSAGE = _Statement(
     insert(Message).values(session_id=bindparam("p_session_id"), **_GUEST_VALUES).returning(Message.id)
-)
-_INSERT_TURN = _Statement(
-    insert(Message)
-    .values(
-        session_id=bindparam("p_session_id"),
-        role=bindparam("p_role", type_=String),
-        content=bindparam("p_content", type_=Text),
-        created_at=bindparam("p_now", type_=UTCDateTime),
-    )
-    .returning(Message.id)
-)
-_COUNT_TURNS = _Statement(
-    update(ChatSession)
-    .where(ChatSession.id == bindparam("p_session_id"))
-    .values(message_count=ChatSession.message_count + bindparam("p_count", type_=Integer))
 )
 # A reply and the session's running totals, likewise.
 _COUNT = (

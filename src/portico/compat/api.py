@@ -22,10 +22,10 @@ from portico.access.gate import KEY_PREFIX
 from portico.chat import messages as messages_service
 from portico.chat import sessions
 from portico.chat.api import CutoffsDep, StoreDep
-from portico.chat.messages import ReplyEvent
+from portico.chat.messages import ReplyEvent, check_length
 from portico.deps import VaultDep
 from portico.engines import Turn
-from portico.errors import InvalidRequest
+from portico.errors import InvalidRequest, PorticoError
 from portico.handlers import error_response
 from portico.vocabulary import Channel, EndReason
 
@@ -43,15 +43,50 @@ def link_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends
 LinkKey = Annotated[str | None, Depends(link_key)]
 
 
+class TextPart(BaseModel):
+    """A content part. Assistants answer text: an image or audio part is refused, not dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text"]
+    text: str
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[TextPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return "".join(part.text for part in self.content)
         return self.content or ""
+
+
+MAX_TURNS = 100
+# The whole conversation a client sends may be this many times the assistant's maximum message length.
+HISTORY_FACTOR = 10
+
+
+class HistoryTooLong(PorticoError):
+    status = 413
+    code = "history_too_long"
+
+
+def whole_request_check(turns: list[ChatMessage]) -> Callable[[dict[str, Any]], None]:
+    """The request's size against the assistant's settings, before a session or a use is taken."""
+
+    def check(settings: dict[str, Any]) -> None:
+        limit = settings["max_message_length"]
+        if len(turns) > MAX_TURNS:
+            raise HistoryTooLong(f"A conversation may have at most {MAX_TURNS} turns; this one has {len(turns)}.")
+        total = sum(len(turn.text()) for turn in turns)
+        if total > HISTORY_FACTOR * limit:
+            raise HistoryTooLong(
+                f"The conversation is too long: at most {HISTORY_FACTOR * limit:,} characters in all, please."
+            )
+        check_length(turns[-1].text(), settings)
+
+    return check
 
 
 class StreamOptions(BaseModel):
@@ -63,7 +98,8 @@ class CompletionRequest(BaseModel):
     # OpenAI clients send many optional fields; the assistant's own settings decide the reply.
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, max_length=200)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=1_000)
+    # Bounded by the body's size (1 MiB); the turns are counted against the assistant's settings.
+    messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -85,7 +121,9 @@ async def chat_completions(
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
         raise InvalidRequest("messages: the last message must be a non-empty user message.")
-    opened, _token = await sessions.start_session(store, public_id=body.model, key=key, channel=Channel.API)
+    opened, _token = await sessions.start_session(
+        store, public_id=body.model, key=key, channel=Channel.API, check=whole_request_check(turns)
+    )
     # The conversation so far arrives with each request; keep it in the session's transcript.
     earlier = [Turn("user" if t.role == "user" else "assistant", t.text()) for t in turns[:-1]]
     pending = await messages_service.accept_conversation(
