@@ -9,9 +9,11 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portico.access import views as access_views
+from portico.assistants import views as assistants_views
 from portico.metrics import views as metrics_views
 from portico.models import ChatSession
-from portico.web import assistant_views, auth_views, share_views
+from portico.owners import views as owners_views
 from tests.chat_helpers import parse_events
 from tests.conftest import Person, key_of, make_person, start
 from tests.dashboard_helpers import Dashboard, dashboard_client
@@ -202,7 +204,7 @@ async def test_dashboard_pages_carry_strict_security_headers(web):
 
 def _dashboard_routes() -> list[tuple[str, str]]:
     routes = []
-    for router in (auth_views.router, assistant_views.router, share_views.router, metrics_views.router):
+    for router in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.append((method, route.path))

@@ -10,11 +10,11 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from portico.access import links as links_service
 from portico.assistants.schemas import AssistantUpdate
 from portico.assistants.service import update_assistant
+from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, PorticoError
 from portico.metrics import export, logs, params, service
 from portico.metrics.charts import bar_chart
-from portico.web.assistant_views import assistant_page
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import check_csrf, redirect
 

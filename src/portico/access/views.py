@@ -16,10 +16,10 @@ from portico.access.csv_import import parse_link_rows
 from portico.access.schemas import LinkIn
 from portico.assistants import service
 from portico.assistants.schemas import AssistantUpdate
+from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.models import Assistant
-from portico.web.assistant_views import assistant_page
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import check_csrf, redirect
 from portico.widget.domains import normalise_all
