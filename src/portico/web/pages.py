@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,7 +66,7 @@ templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_
 
 
 class CachedStatic(StaticFiles):
-    async def get_response(self, path: str, scope: Scope):  # type: ignore[no-untyped-def]
+    async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         if b"v=" in scope.get("query_string", b""):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
