@@ -13,6 +13,8 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portico.vocabulary import Channel, ShareMode, Status
+
 HERE = Path(__file__).parent.parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -61,7 +63,7 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-templates.env.globals["static"] = static_url
+templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 
