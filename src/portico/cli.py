@@ -383,7 +383,9 @@ def links_reissue(assistant: str, link_id: int) -> None:
 @logs_app.command("export")
 def logs_export(
     assistant: str,
-    format: Annotated[str, typer.Option("--format", help="csv or jsonl (a session with its messages per line).")] = "csv",
+    format: Annotated[
+        str, typer.Option("--format", help="csv or jsonl (a session with its messages per line).")
+    ] = "csv",
     output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
     user: Annotated[str | None, typer.Option(help="A private link's id, 'anonymous' or 'preview'.")] = None,
     channel: Annotated[Channel | None, typer.Option(help="Only sessions that came in this way.")] = None,

@@ -254,7 +254,5 @@ async def preview_message(request: Request, db: SessionDep, assistant: Dashboard
     )
     # The guest's message must be committed before the engine runs, as for guests.
     await db.commit()
-    events = messages_service.stream_reply(
-        pending, engine=request.app.state.engine, cutoffs=request.app.state.cutoffs
-    )
+    events = messages_service.stream_reply(pending, engine=request.app.state.engine, cutoffs=request.app.state.cutoffs)
     return EventSourceResponse(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), ping=15)

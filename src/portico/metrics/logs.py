@@ -93,7 +93,9 @@ RARE_MATCHES = 2_000
 async def _search(db: AsyncSession, q: str) -> Any:
     words = q.split()
     if db.get_bind().dialect.name == "postgresql":
-        matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(func.plainto_tsquery("simple", q))
+        matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(
+            func.plainto_tsquery("simple", q)
+        )
         # A rare word: list its few sessions through the full-text index, then page them. A common
         # one: walk sessions newest first, which finds a page of matches quickly. (The planner
         # misjudges rare words and walks every session; bench/logs_metrics.py.)
