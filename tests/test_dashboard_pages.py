@@ -9,9 +9,11 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portico.access import views as access_views
+from portico.assistants import views as assistants_views
 from portico.metrics import views as metrics_views
 from portico.models import ChatSession
-from portico.web import assistant_views, auth_views, share_views
+from portico.owners import views as owners_views
 from tests.chat_helpers import parse_events
 from tests.conftest import Person, key_of, make_person, start
 from tests.dashboard_helpers import Dashboard, dashboard_client
@@ -222,7 +224,7 @@ async def test_dashboard_pages_carry_strict_security_headers(web):
 
 def _dashboard_routes() -> list[tuple[str, str]]:
     routes = []
-    for router in (auth_views.router, assistant_views.router, share_views.router, metrics_views.router):
+    for router in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.append((method, route.path))
@@ -282,3 +284,17 @@ async def test_logs_transcript_and_metrics_pages_show_what_happened(web, client,
     assert saved.headers["location"].endswith("done=settings")
     stored = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).json()
     assert (stored["retention_days"], stored["store_transcripts"]) == (30, False)
+
+
+async def test_logs_filters_name_every_channel_and_end_reason_in_the_owner_s_words(web, alice):
+    assistant = await alice.new_assistant()
+    base = f"/dashboard/assistants/{assistant['id']}"
+    page = await web.get(f"{base}/logs", params={"channel": "api", "end_reason": "made_private"})
+    assert page.status_code == 200
+    options = dict(re.findall(r'<option value="([a-z_]+)" (?:selected)?>([^<]+)</option>', page.text))
+    assert options["api"] == "API" and options["widget"] == "Widget"
+    assert options["made_private"] == "Made private" and options["interrupted"] == "Interrupted"
+    assert options["open"] == "Still open" and "disconnected" not in options
+    assert '<option value="api" selected>API</option>' in page.text
+    metrics = await web.get(f"{base}/metrics")
+    assert "No guest was refused in this period." in metrics.text

@@ -13,7 +13,9 @@ from fastapi.telemetry import TelemetryConfig
 from swagger_ui_bundle import swagger_ui_path
 
 from portico import __version__
+from portico.access import views as access_views
 from portico.access.api import router as links_router
+from portico.assistants import views as assistants_views
 from portico.assistants.api import router as assistants_router
 from portico.chat.api import router as chat_router
 from portico.chat.cutoff import Cutoffs
@@ -31,7 +33,7 @@ from portico.metrics.api import router as metrics_router
 from portico.metrics.retention import purge_forever
 from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
-from portico.web import assistant_views, auth_views, share_views
+from portico.owners import views as owners_views
 from portico.web.pages import STATIC_DIR, CachedStatic, CompressPublicAssets, SecurityHeaders
 from portico.widget.api import router as widget_router
 
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     owner_api.include_router(links_router)
     owner_api.include_router(metrics_router)
     app.include_router(owner_api)
-    for dashboard in (auth_views.router, assistant_views.router, share_views.router, metrics_views.router):
+    for dashboard in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
         app.include_router(dashboard)
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")

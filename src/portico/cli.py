@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
@@ -26,6 +27,7 @@ from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
 from portico.owners import service as owners_service
+from portico.vocabulary import Channel, ShareMode, Status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
 db_app = typer.Typer(no_args_is_help=True, help="The database.")
@@ -226,14 +228,14 @@ def assistants_create(
 ) -> None:
     """Create an assistant (unpublished, offline, public); prints its id and public id."""
     try:
+        knowledge = knowledge_file.read_text(encoding="utf-8") if knowledge_file else None
+    except UnicodeDecodeError:
+        raise fail(f"{knowledge_file} is not UTF-8 text; save it as plain text (UTF-8).") from None
+    try:
         data = AssistantCreate(
-            name=name,
-            description=description,
-            instructions=instructions,
-            greeting=greeting,
-            knowledge=knowledge_file.read_text() if knowledge_file else None,
+            name=name, description=description, instructions=instructions, greeting=greeting, knowledge=knowledge
         )
-    except ValueError as exc:
+    except ValidationError as exc:
         raise fail(_first_error(exc)) from None
 
     async def work(db: AsyncSession, config: Settings) -> Assistant:
@@ -244,13 +246,10 @@ def assistants_create(
     typer.echo(f"{assistant.id},{assistant.public_id}")
 
 
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", lambda: [])()
-    if errors:
-        error = errors[0]
-        where = ".".join(str(p) for p in error["loc"])
-        return f"{where}: {error['msg']}" if where else error["msg"]
-    return str(exc)
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
 
 
 @assistants_app.command("publish")
@@ -276,29 +275,25 @@ def assistants_delete(assistant: str) -> None:
 
 
 @app.command()
-def status(assistant: str, value: Annotated[str, typer.Argument(metavar="live|offline")]) -> None:
+def status(assistant: str, value: Status) -> None:
     """Switch an assistant live or offline."""
-    if value not in ("live", "offline"):
-        raise fail(f"status must be 'live' or 'offline', not '{value}'.")
 
     async def work(db: AsyncSession, _config: Settings) -> None:
         await assistants_service.set_status(db, assistant=await find_assistant(db, assistant), status=value)
 
     run(work)
-    typer.echo(f"Assistant is {value}.")
+    typer.echo(f"Assistant is {value.value}.")
 
 
 @app.command()
-def share(assistant: str, mode: Annotated[str, typer.Argument(metavar="public|private")]) -> None:
+def share(assistant: str, mode: ShareMode) -> None:
     """Switch an assistant's share mode."""
-    if mode not in ("public", "private"):
-        raise fail(f"share mode must be 'public' or 'private', not '{mode}'.")
 
     async def work(db: AsyncSession, _config: Settings) -> None:
         await assistants_service.set_share_mode(db, assistant=await find_assistant(db, assistant), mode=mode)
 
     run(work)
-    typer.echo(f"Share mode is {mode}.")
+    typer.echo(f"Share mode is {mode.value}.")
 
 
 def _read_link_file(path: Path) -> list[LinkIn]:
@@ -317,17 +312,17 @@ def links_create(
     from_file: Annotated[Path | None, typer.Option(help="Names, one per line, or CSV name,max_sessions.")] = None,
 ) -> None:
     """Create private links; prints CSV name,url."""
-    if (name is None) == (from_file is None):
-        raise fail("give either --name or --from-file.")
-    if from_file is not None:
+    if name is not None and from_file is None:
+        try:
+            items = [LinkIn(name=name, max_sessions=max_sessions)]
+        except ValidationError as exc:
+            raise fail(_first_error(exc)) from None
+    elif from_file is not None and name is None:
         if not from_file.is_file():
             raise fail(f"{from_file} is not a file.")
         items = _read_link_file(from_file)
     else:
-        try:
-            items = [LinkIn(name=name, max_sessions=max_sessions)]
-        except ValueError as exc:
-            raise fail(_first_error(exc)) from None
+        raise fail("give either --name or --from-file.")
 
     async def work(db: AsyncSession, config: Settings) -> list[tuple[str, str]]:
         found = await find_assistant(db, assistant)
@@ -393,7 +388,7 @@ def logs_export(
     ] = "csv",
     output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
     user: Annotated[str | None, typer.Option(help="A private link's id, 'anonymous' or 'preview'.")] = None,
-    channel: Annotated[str | None, typer.Option(help="link, widget, api or preview.")] = None,
+    channel: Annotated[Channel | None, typer.Option(help="Only sessions that came in this way.")] = None,
     start: Annotated[str | None, typer.Option("--from", help="First day, like 2026-11-01.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day (inclusive).")] = None,
 ) -> None:

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
 from portico.schemas import Name, Strict
 
 MAX_SESSIONS_CAP = 1_000_000
+MaxSessions = Annotated[int, Field(ge=0, le=MAX_SESSIONS_CAP, description="0 means unlimited.")]
 
 
 class LinkIn(Strict):
     name: Name
-    max_sessions: int = Field(default=0, ge=0, le=MAX_SESSIONS_CAP, description="0 means unlimited.")
+    max_sessions: MaxSessions = 0
 
 
 class LinksCreate(Strict):
@@ -20,7 +22,7 @@ class LinksCreate(Strict):
 
 class LinkUpdate(Strict):
     name: Name | None = None
-    max_sessions: int | None = Field(default=None, ge=0, le=MAX_SESSIONS_CAP)
+    max_sessions: MaxSessions | None = None
 
     @model_validator(mode="after")
     def _something(self) -> LinkUpdate:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from portico.schemas import Name, Strict
+from portico.vocabulary import ShareMode, Status
 from portico.widget.domains import normalise_all
 
 KNOWLEDGE_MAX = 1_000_000
@@ -98,8 +99,8 @@ class AssistantOut(BaseModel):
     public_id: str
     name: str
     description: str
-    status: Literal["live", "offline"]
-    share_mode: Literal["public", "private"]
+    status: Status
+    share_mode: ShareMode
     published_version: int | None
     has_unpublished_changes: bool
     public_url: str
@@ -130,9 +131,14 @@ class VersionList(BaseModel):
     items: list[VersionOut]
 
 
+# A strict body still takes an enum by its value ("live"), as JSON and forms send it.
+StatusValue = Annotated[Status, Field(strict=False)]
+ShareModeValue = Annotated[ShareMode, Field(strict=False)]
+
+
 class StatusIn(Strict):
-    status: Literal["live", "offline"]
+    status: StatusValue
 
 
 class ShareIn(Strict):
-    mode: Literal["public", "private"]
+    mode: ShareModeValue

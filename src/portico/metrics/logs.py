@@ -13,18 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.errors import InvalidRequest, NotFound
 from portico.models import ChatSession, Message, PrivateLink
+from portico.vocabulary import Channel, EndReason
 
-CHANNELS = ("link", "widget", "api", "preview")
-END_REASONS = (
-    "guest",
-    "inactivity",
-    "max_duration",
-    "assistant_offline",
-    "link_revoked",
-    "assistant_deleted",
-    "completed",
-    "open",
-)
+CHANNELS = tuple(channel.value for channel in Channel)
+# Not an end reason: the filter's word for sessions still running.
+OPEN = "open"
+END_REASONS = (*(reason.value for reason in EndReason), OPEN)
 
 
 @dataclass(frozen=True)
@@ -41,7 +35,7 @@ class LogFilters:
             raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.")
         if self.end_reason is not None and self.end_reason not in END_REASONS:
             raise InvalidRequest(f"end_reason must be one of {', '.join(END_REASONS)}.")
-        if self.user is not None and self.user not in ("anonymous", "preview") and not self.user.isdigit():
+        if self.user is not None and self.user not in ("anonymous", Channel.PREVIEW) and not self.user.isdigit():
             raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.")
         if self.start and self.end and self.start >= self.end:
             raise InvalidRequest("The start of the date range must be before its end.")
@@ -86,7 +80,7 @@ class SessionRow:
 
 
 def user_label(*, channel: str, link_name: str | None, link_revoked: bool) -> str:
-    if channel == "preview":
+    if channel == Channel.PREVIEW:
         return "Owner preview"
     if link_name is None:
         return "Anonymous"
@@ -98,7 +92,7 @@ RARE_MATCHES = 2_000
 
 async def _search(db: AsyncSession, q: str) -> Any:
     words = q.split()
-    if db.bind.dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(
             func.plainto_tsquery("simple", q)
         )
@@ -115,16 +109,20 @@ async def _search(db: AsyncSession, q: str) -> Any:
     return ChatSession.id.in_(select(Message.session_id).where(Message.id.in_(rowids)))
 
 
-async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[Any]:
+# A session with its private link's name and revocation time (None when it came in without one).
+SessionQuery = Select[ChatSession, str, datetime | None]
+
+
+async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> SessionQuery:
     query = (
         select(ChatSession, PrivateLink.name.label("link_name"), PrivateLink.revoked_at.label("link_revoked_at"))
         .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
         .where(ChatSession.assistant_id == assistant_id)
     )
     if filters.user == "anonymous":
-        query = query.where(ChatSession.link_id.is_(None), ChatSession.channel != "preview")
-    elif filters.user == "preview":
-        query = query.where(ChatSession.channel == "preview")
+        query = query.where(ChatSession.link_id.is_(None), ChatSession.channel != Channel.PREVIEW)
+    elif filters.user == Channel.PREVIEW:
+        query = query.where(ChatSession.channel == Channel.PREVIEW)
     elif filters.user is not None:
         query = query.where(ChatSession.link_id == int(filters.user))
     if filters.channel:
@@ -133,7 +131,7 @@ async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Se
         query = query.where(ChatSession.started_at >= filters.start)
     if filters.end:
         query = query.where(ChatSession.started_at < filters.end)
-    if filters.end_reason == "open":
+    if filters.end_reason == OPEN:
         query = query.where(ChatSession.ended_at.is_(None))
     elif filters.end_reason:
         query = query.where(ChatSession.end_reason == filters.end_reason)

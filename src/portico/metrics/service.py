@@ -13,16 +13,11 @@ from portico.errors import InvalidRequest
 from portico.metrics.histogram import merge, percentile
 from portico.metrics.rollup import hour_of, recompute
 from portico.models import PrivateLink, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
+from portico.vocabulary import Refusal
 
-REFUSAL_CODES = (
-    "assistant_offline",
-    "link_exhausted",
-    "link_revoked",
-    "link_invalid",
-    "key_required",
-    "not_published",
-    "origin_not_allowed",
-)
+# Every refusal that can be counted against an assistant: an unknown one has no assistant to count
+# against, and rate limits are counted in memory or Redis, never in the database.
+REFUSAL_CODES = tuple(code for code in Refusal if code not in (Refusal.NOT_FOUND, Refusal.RATE_LIMITED))
 MAX_BUCKETS = 24 * 93
 
 
@@ -93,7 +88,7 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
         buckets[moment] = Bucket(moment)
         moment += step
     in_range = (UsageHourly.assistant_id == assistant_id, UsageHourly.hour >= hour_of(start), UsageHourly.hour < end)
-    totals = {
+    totals: dict[str, Any] = {
         "sessions": 0,
         "messages": 0,
         "guest_messages": 0,
@@ -130,15 +125,15 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
         first_token_bins = merge(first_token_bins, row.first_token_bins)
     totals["messages"] = totals["guest_messages"] + totals["replies"]
 
-    refusals = dict.fromkeys(REFUSAL_CODES, 0)
+    refusals: dict[str, int] = {code.value: 0 for code in REFUSAL_CODES}
     refused = select(RefusalHourly.hour, RefusalHourly.code, RefusalHourly.count).where(
         RefusalHourly.assistant_id == assistant_id, RefusalHourly.hour >= hour_of(start), RefusalHourly.hour < end
     )
-    for row in await db.execute(refused):
-        refusals[row.code] = refusals.get(row.code, 0) + row.count
-        target = buckets.get(bucket_start(row.hour, bucket))
+    for hour, code, count in await db.execute(refused):
+        refusals[code] = refusals.get(code, 0) + count
+        target = buckets.get(bucket_start(hour, bucket))
         if target is not None:
-            target.refusals += row.count
+            target.refusals += count
 
     unique = select(func.count(func.distinct(UsageUserHourly.link_id))).where(
         UsageUserHourly.assistant_id == assistant_id, UsageUserHourly.hour >= hour_of(start), UsageUserHourly.hour < end

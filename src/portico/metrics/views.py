@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -10,39 +11,23 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from portico.access import links as links_service
 from portico.assistants.schemas import AssistantUpdate
 from portico.assistants.service import update_assistant
+from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, PorticoError
 from portico.metrics import export, logs, params, service
 from portico.metrics.charts import bar_chart
-from portico.web.assistant_views import assistant_page
+from portico.models import Assistant
+from portico.vocabulary import CHANNEL_LABELS, END_LABELS, REFUSAL_LABELS
 from portico.web.deps import DashboardAssistant
-from portico.web.forms import check_csrf, redirect
+from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
 
 FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q")
-REFUSAL_LABELS = {
-    "assistant_offline": "Offline",
-    "link_exhausted": "Exhausted",
-    "link_revoked": "Revoked",
-    "link_invalid": "Invalid",
-    "key_required": "Key required",
-    "not_published": "Not published",
-    "origin_not_allowed": "Other site",
-}
-END_LABELS = {
-    "guest": "Ended by guest",
-    "inactivity": "Inactivity",
-    "max_duration": "Time limit",
-    "assistant_offline": "Went offline",
-    "link_revoked": "Link deleted",
-    "assistant_deleted": "Assistant deleted",
-    "completed": "Completed (API)",
-    "disconnected": "Disconnected",
-    "open": "Still open",
-}
+# The Logs filter offers every end reason, and sessions still running.
+END_FILTER_LABELS = {reason.value: label for reason, label in END_LABELS.items()} | {logs.OPEN: "Still open"}
 
 
 def _filter_args(request: Request) -> dict[str, str]:
@@ -50,8 +35,6 @@ def _filter_args(request: Request) -> dict[str, str]:
 
 
 def _query_string(values: dict[str, str], **extra: str) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in {**values, **extra}.items() if v})
 
 
@@ -64,7 +47,8 @@ async def logs_page(
     context: dict[str, Any] = {
         "values": values,
         "links": links,
-        "end_labels": END_LABELS,
+        "end_labels": END_FILTER_LABELS,
+        "channel_labels": CHANNEL_LABELS,
         "rows": [],
         "next_cursor": None,
         "notice": "Logs settings saved." if done == "settings" else None,
@@ -96,15 +80,18 @@ async def logs_page(
 @router.post("/logs/settings")
 async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    days = str(form.get("retention_days", "0")).strip() or "0"
-    if not days.isdigit() or int(days) > 3650:
-        raise InvalidRequest("Keep sessions for a whole number of days from 0 (forever) to 3,650.")
-    data = AssistantUpdate(retention_days=int(days), store_transcripts=form.get("store_transcripts") == "1")
+    days = str(form.get("retention_days", "")).strip() or "0"
+    try:
+        data = parse_form(
+            AssistantUpdate, {"retention_days": days, "store_transcripts": form.get("store_transcripts") == "1"}
+        )
+    except FormInvalid:
+        raise InvalidRequest("Keep sessions for a whole number of days from 0 (forever) to 3,650.") from None
     await update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/logs?done=settings")
 
 
-def _export(request: Request, assistant: Any, kind: str) -> StreamingResponse:
+def _export(request: Request, assistant: Assistant, kind: str) -> StreamingResponse:
     values = _filter_args(request)
     filters = params.log_filters(
         user=values["user"],
@@ -146,6 +133,7 @@ async def transcript_page(request: Request, db: SessionDep, assistant: Dashboard
         row=row,
         messages=messages,
         end_labels=END_LABELS,
+        channel_labels=CHANNEL_LABELS,
         back=request.query_params.get("back", ""),
     )
 
@@ -177,7 +165,8 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
         )
     fmt = "%H:00" if bucket == "hour" else "%b %d"
     labels = [b.start.strftime(fmt) for b in result.buckets]
-    refusal_codes = [code for code in REFUSAL_LABELS if code in result.refusals]
+    # Only the reasons guests met in this period, in the gate's order.
+    refusal_codes = [code for code in REFUSAL_LABELS if result.refusals.get(code)]
     charts = {
         "sessions": bar_chart("chart-sessions", "Sessions per " + bucket, labels, [b.sessions for b in result.buckets]),
         "messages": bar_chart(

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portico.vocabulary import Channel, ShareMode, Status
 
 HERE = Path(__file__).parent.parent
 STATIC_DIR = HERE / "static"
@@ -60,12 +63,12 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-templates.env.globals["static"] = static_url
+templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 
 class CachedStatic(StaticFiles):
-    async def get_response(self, path: str, scope: Scope):  # type: ignore[no-untyped-def]
+    async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         if b"v=" in scope.get("query_string", b""):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"

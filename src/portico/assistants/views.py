@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from portico.assistants import service
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate
@@ -19,19 +18,16 @@ from portico.db import SessionDep
 from portico.errors import InvalidRequest
 from portico.models import Assistant
 from portico.web.deps import DashboardAssistant, DashboardOwner
-from portico.web.forms import check_csrf, redirect, render
+from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 KNOWLEDGE_UPLOAD_MAX = 1024 * 1024
-NUMBER_FIELDS = {
-    "temperature": float,
-    "max_tokens": int,
-    "timeout": float,
-    "inactivity_timeout": int,
-    "max_duration": int,
-    "max_message_length": int,
-}
+TEXT_FIELDS = ("name", "description", "greeting", "instructions")
+ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
+SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length")
+NAME_SENTENCE = "Give the assistant a name of 1 to 200 characters."
+BEHAVIOR_SENTENCES = {"name": NAME_SENTENCE, "engine_type": "Choose the built-in engine or an OpenAI-compatible one."}
 
 
 async def _unpublished(db: SessionDep, assistant: Assistant) -> bool:
@@ -66,14 +62,12 @@ async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwne
 
 @router.post("/assistants")
 async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
-    form = await request.form()
-    name = str(form.get("name", ""))
+    name = str((await request.form()).get("name", ""))
     try:
-        data = AssistantCreate(name=name)
-    except ValidationError:
+        data = parse_form(AssistantCreate, {"name": name}, sentences={"name": NAME_SENTENCE})
+    except FormInvalid as invalid:
         assistants = await service.list_owned(db, owner_id=owner.id)
         today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
-        errors = {"name": "Give the assistant a name of 1 to 200 characters."}
         return render(
             request,
             "assistants.html",
@@ -82,7 +76,7 @@ async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwn
                 "section": "assistants",
                 "assistants": assistants,
                 "today": today,
-                "errors": errors,
+                "errors": invalid.errors,
                 "name": name,
             },
             status=422,
@@ -149,69 +143,46 @@ async def _read_upload(upload: UploadFile | None) -> str | None:
         ) from None
 
 
+def _behavior_data(form: FormData, knowledge: str) -> dict[str, Any]:
+    """The form as the API's AssistantUpdate body; the model does every check."""
+    text = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
+    engine: dict[str, Any] = {"type": text["engine_type"] or "builtin"}
+    if engine["type"] != "builtin":
+        # The engine's fields are read only for the engine that uses them (they are hidden otherwise).
+        engine.update({key: text[key].strip() for key in ENGINE_FIELDS if key != "engine_type"})
+        if form.get("clear_api_key") == "1":
+            engine["api_key"] = ""  # an empty key clears the saved one
+        elif form.get("api_key"):
+            engine["api_key"] = str(form.get("api_key"))
+    return {
+        **{key: text[key] for key in TEXT_FIELDS},
+        "greeting_enabled": form.get("greeting_enabled") == "1",
+        "knowledge": knowledge.replace("\r\n", "\n"),
+        "engine": engine,
+        "settings": {key: text[key].strip() for key in SETTINGS_FIELDS},
+    }
+
+
 @router.post("/assistants/{assistant_id}/behavior")
 async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    values = {
-        key: str(form.get(key, ""))
-        for key in (
-            "name",
-            "description",
-            "greeting",
-            "instructions",
-            "knowledge",
-            "engine_type",
-            "base_url",
-            "model",
-            *NUMBER_FIELDS,
-        )
-    }
-    values["greeting_enabled"] = form.get("greeting_enabled") == "1"
     errors: dict[str, str] = {}
-    current = _behavior_form(assistant)
-    numbers: dict[str, Any] = {}
-    for field, kind in NUMBER_FIELDS.items():
-        try:
-            numbers[field] = kind(values[field].strip())
-        except ValueError:
-            errors[field] = "Enter a number." if kind is float else "Enter a whole number."
-            # Validate the rest of the form with the saved value, so every problem shows at once.
-            numbers[field] = current[field]
     upload = form.get("knowledge_file")
+    uploaded = None
     try:
         uploaded = await _read_upload(upload if isinstance(upload, UploadFile) else None)
     except InvalidRequest as exc:
-        errors["knowledge_file"], uploaded = exc.message, None
-    knowledge = uploaded if uploaded is not None else values["knowledge"]
-    engine: dict[str, Any] = {"type": "builtin"}
-    if values["engine_type"] == "openai":
-        engine = {"type": "openai", "base_url": values["base_url"].strip(), "model": values["model"].strip()}
-        engine.update({k: numbers[k] for k in ("temperature", "max_tokens", "timeout") if k in numbers})
-        api_key = str(form.get("api_key", ""))
-        if form.get("clear_api_key") == "1":
-            engine["api_key"] = ""
-        elif api_key:
-            engine["api_key"] = api_key
-    data = None
+        errors["knowledge_file"] = exc.message
+    knowledge = uploaded if uploaded is not None else str(form.get("knowledge", ""))
+    data = _behavior_data(form, knowledge)
     try:
-        data = AssistantUpdate(
-            name=values["name"],
-            description=values["description"],
-            greeting=values["greeting"],
-            greeting_enabled=values["greeting_enabled"],
-            instructions=values["instructions"],
-            knowledge=knowledge.replace("\r\n", "\n"),
-            engine=engine,
-            settings={k: numbers[k] for k in ("inactivity_timeout", "max_duration", "max_message_length")},
-        )
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][-1]) if error["loc"] else "name"
-            if field == "type":
-                field = "base_url"
-            errors.setdefault(field, _sentence(error))
-    if errors or data is None:
-        form_values = {**current, **values, **{k: values[k] for k in NUMBER_FIELDS}, "knowledge": knowledge}
+        update = parse_form(AssistantUpdate, data, rename={"engine": "engine_type"}, sentences=BEHAVIOR_SENTENCES)
+    except FormInvalid as invalid:
+        errors = {**invalid.errors, **errors}
+    if errors:
+        # Show what was typed, not what is saved, so nothing has to be typed twice.
+        typed = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
+        form_values = {**typed, "greeting_enabled": data["greeting_enabled"], "knowledge": knowledge}
         return await assistant_page(
             request,
             db,
@@ -223,17 +194,8 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
             errors=errors,
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
-    await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
+    await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=saved")
-
-
-def _sentence(error: dict[str, Any]) -> str:
-    message = str(error["msg"])
-    if error["type"] in ("string_too_short", "missing"):
-        return "This cannot be empty."
-    if error["type"] == "url_parsing" or "URL" in message:
-        return "Enter a full address starting with http:// or https://."
-    return message[0].upper() + message[1:] + "."
 
 
 @router.get("/assistants/{assistant_id}/publish", response_class=HTMLResponse)

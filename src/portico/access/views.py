@@ -8,26 +8,31 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from portico.access import links as links_service
 from portico.access.csv_import import parse_link_rows
-from portico.access.schemas import LinkIn
+from portico.access.schemas import MAX_SESSIONS_CAP, LinkIn, MaxSessions
 from portico.assistants import service
-from portico.assistants.schemas import AssistantUpdate
+from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
+from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.models import Assistant
-from portico.web.assistant_views import assistant_page
+from portico.vocabulary import Status
 from portico.web.deps import DashboardAssistant
-from portico.web.forms import check_csrf, redirect
-from portico.widget.domains import normalise_all
+from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
 NAMES_UPLOAD_MAX = 256 * 1024
+CAP = TypeAdapter(MaxSessions)
+WHOLE_CAP = f"a whole number from 0 (unlimited) to {MAX_SESSIONS_CAP:,}"
+CAP_SENTENCE = f"Enter {WHOLE_CAP}."
+USER_SENTENCES = {"name": "Give the user or group a name of 1 to 200 characters.", "max_sessions": CAP_SENTENCE}
+MODE_SENTENCE = "Choose Anyone with the link or Private."
 
 
 def _share_url(assistant: Assistant, suffix: str = "") -> str:
@@ -42,11 +47,11 @@ async def share_page(
     links = await links_service.list_links(db, assistant=assistant)
     outs = [links_service.link_out(link, vault=vault, base_url=settings.base_url) for link in links]
     warnings = []
-    if assistant.status == "live" and assistant.published_version is None:
+    if assistant.status == Status.LIVE and assistant.published_version is None:
         warnings.append(
             "This assistant is Live but has never been published, so guests are told it is not ready. Publish it first."
         )
-    if assistant.status != "live" and outs:
+    if assistant.status != Status.LIVE and outs:
         warnings.append(
             f"This assistant is Offline: none of its {len(outs)} private link{'s' if len(outs) != 1 else ''} work until you switch it Live."
         )
@@ -83,21 +88,29 @@ async def share(request: Request, db: SessionDep, assistant: DashboardAssistant,
     return await share_page(request, db, assistant, notice=notices.get(done or ""))
 
 
+def _only(invalid: FormInvalid) -> str:
+    return next(iter(invalid.errors.values()))
+
+
 @router.post("/status")
 async def set_status(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    value = str((await request.form()).get("status", ""))
-    if value not in ("live", "offline"):
-        raise InvalidRequest("Choose Live or Offline.")
-    await service.set_status(db, assistant=assistant, status=value)
+    form = await request.form()
+    try:
+        body = parse_form(StatusIn, {"status": form.get("status", "")}, sentences={"status": "Choose Live or Offline."})
+    except FormInvalid as invalid:
+        raise InvalidRequest(_only(invalid)) from None
+    await service.set_status(db, assistant=assistant, status=body.status)
     return redirect(_share_url(assistant, "?done=status"))
 
 
 @router.post("/share-mode")
 async def set_mode(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    value = str((await request.form()).get("mode", ""))
-    if value not in ("public", "private"):
-        raise InvalidRequest("Choose Anyone with the link or Private.")
-    await service.set_share_mode(db, assistant=assistant, mode=value)
+    form = await request.form()
+    try:
+        body = parse_form(ShareIn, {"mode": form.get("mode", "")}, sentences={"mode": MODE_SENTENCE})
+    except FormInvalid as invalid:
+        raise InvalidRequest(_only(invalid)) from None
+    await service.set_share_mode(db, assistant=assistant, mode=body.mode)
     return redirect(_share_url(assistant, "?done=mode"))
 
 
@@ -105,13 +118,9 @@ async def set_mode(request: Request, db: SessionDep, assistant: DashboardAssista
 async def set_domains(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     text = str((await request.form()).get("allowed_domains", ""))
     try:
-        domains = normalise_all(text.splitlines())
-    except ValueError as exc:
-        message = str(exc)[0].upper() + str(exc)[1:] + "."
-        return await share_page(
-            request, db, assistant, status=422, errors={"allowed_domains": message}, domains_text=text
-        )
-    data = AssistantUpdate(allowed_domains=domains)
+        data = parse_form(AssistantUpdate, {"allowed_domains": text.splitlines()})
+    except FormInvalid as invalid:
+        return await share_page(request, db, assistant, status=422, errors=invalid.errors, domains_text=text)
     await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(_share_url(assistant, "?done=domains"))
 
@@ -123,8 +132,12 @@ async def rotate(db: SessionDep, assistant: DashboardAssistant) -> Response:
 
 
 def _cap(value: str) -> int | None:
-    value = value.strip() or "0"
-    return int(value) if value.isdigit() and int(value) <= 1_000_000 else None
+    """A cap typed in a form, by LinkIn's rule: empty is 0 (unlimited); None when it is not a cap."""
+    try:
+        cap: int = CAP.validate_python(value.strip() or "0", strict=False)
+    except ValidationError:
+        return None
+    return cap
 
 
 async def _create(request: Request, db: SessionDep, assistant: Assistant, items: list[LinkIn]) -> Response:
@@ -141,28 +154,23 @@ async def _create(request: Request, db: SessionDep, assistant: Assistant, items:
 @router.post("/users")
 async def create_user(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    cap = _cap(str(form.get("max_sessions", "0")))
-    errors = {}
-    if cap is None:
-        errors["max_sessions"] = "Enter a whole number from 0 (unlimited) to 1,000,000."
+    data = {"name": form.get("name", ""), "max_sessions": str(form.get("max_sessions", "")).strip() or "0"}
     try:
-        item = LinkIn(name=str(form.get("name", "")), max_sessions=cap or 0)
-    except ValidationError:
-        errors["name"] = "Give the user or group a name of 1 to 200 characters."
-    if errors:
-        return await share_page(request, db, assistant, status=422, errors=errors, open_create=True)
+        item = parse_form(LinkIn, data, sentences=USER_SENTENCES)
+    except FormInvalid as invalid:
+        return await share_page(request, db, assistant, status=422, errors=invalid.errors, open_create=True)
     return await _create(request, db, assistant, [item])
 
 
 @router.post("/users/batch")
 async def create_users(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    cap = _cap(str(form.get("max_sessions", "0")))
     text = str(form.get("names", ""))
     upload = form.get("names_file")
+    cap = _cap(str(form.get("max_sessions", "")))
     try:
         if cap is None:
-            raise InvalidRequest("The maximum sessions must be a whole number from 0 (unlimited) to 1,000,000.")
+            raise InvalidRequest(f"The maximum sessions must be {WHOLE_CAP}.")
         if isinstance(upload, UploadFile) and upload.filename:
             data = await upload.read(NAMES_UPLOAD_MAX + 1)
             if len(data) > NAMES_UPLOAD_MAX:
@@ -199,13 +207,7 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
 async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
     cap = _cap(str((await request.form()).get("max_sessions", "")))
     if cap is None:
-        return await share_page(
-            request,
-            db,
-            assistant,
-            status=422,
-            form_error="The cap must be a whole number from 0 (unlimited) to 1,000,000.",
-        )
+        return await share_page(request, db, assistant, status=422, form_error=f"The cap must be {WHOLE_CAP}.")
     await links_service.update_link(db, assistant=assistant, link_id=link_id, name=None, max_sessions=cap)
     return redirect(_share_url(assistant, "?done=cap#users"))
 
