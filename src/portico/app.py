@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.store = GuestStore(engine)
-        app.state.cutoffs = Cutoffs()
+        app.state.cutoffs = Cutoffs(reply_timeout=settings.reply_timeout)
         await app.state.cutoffs.start(engine, app.state.store)
         chores = [
             asyncio.create_task(chore(app.state.sessionmaker), name=f"portico-{chore.__name__}")

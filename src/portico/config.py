@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     open_signup: bool = False
     session_days: int = Field(default=14, ge=1, le=365)
+    reply_timeout: float = Field(default=120, ge=1, le=3600)
+    send_timeout: float = Field(default=30, ge=1, le=600)
 
     @field_validator("database_url")
     @classmethod

@@ -54,3 +54,7 @@ class LimitReached(PorticoError):
     status = 409
     code = "limit_reached"
     message = "A limit was reached."
+
+
+class ClientDisconnected(Exception):
+    """The client left before its answer was ready: nobody is there to read a response."""

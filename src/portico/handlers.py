@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portico.errors import PorticoError
+from portico.errors import ClientDisconnected, PorticoError
 from portico.schemas import ErrorResponse
 
 log = logging.getLogger("portico")
@@ -108,7 +108,13 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", message)
 
 
+async def _client_gone(request: Request, exc: ClientDisconnected) -> Response:
+    # Not an error of ours: the reply was stopped and saved as `disconnected`. Nobody reads this.
+    return Response(status_code=499)
+
+
 def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnected, _client_gone)  # type: ignore[arg-type]  # Starlette types handlers loosely
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(PorticoError, _portico_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

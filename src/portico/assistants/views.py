@@ -7,14 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sse_starlette import EventSourceResponse
 from starlette.datastructures import FormData, UploadFile
 
 from portico.assistants import service
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
 from portico.chat import preview as preview_service
+from portico.chat.api import event_stream
 from portico.db import SessionDep
+from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
 from portico.models import Assistant
 from portico.web.deps import DashboardAssistant, DashboardOwner
@@ -244,7 +245,9 @@ async def start_preview(request: Request, db: SessionDep, assistant: DashboardAs
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages")
-async def preview_message(request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: int) -> Response:
+async def preview_message(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, settings: SettingsDep, session_id: int
+) -> Response:
     form = await request.form()
     content = str(form.get("content", ""))
     if not content.strip():
@@ -255,4 +258,4 @@ async def preview_message(request: Request, db: SessionDep, assistant: Dashboard
     # The guest's message must be committed before the engine runs, as for guests.
     await db.commit()
     events = messages_service.stream_reply(pending, store=request.app.state.store, cutoffs=request.app.state.cutoffs)
-    return EventSourceResponse(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), ping=15)
+    return event_stream(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), settings)

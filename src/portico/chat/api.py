@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -26,11 +29,14 @@ from portico.chat.schemas import (
     SessionState,
 )
 from portico.chat.store import GuestStore
-from portico.deps import BearerToken, VaultDep
+from portico.config import Settings
+from portico.deps import BearerToken, SettingsDep, VaultDep
+from portico.errors import ClientDisconnected
 from portico.handlers import error_response
 from portico.vocabulary import END_MESSAGES, EndReason, Role
 
 router = APIRouter(prefix="/chat", tags=["guest chat"])
+T = TypeVar("T")
 
 
 async def get_store(request: Request) -> GuestStore:
@@ -124,6 +130,8 @@ async def post_message(
     store: StoreDep,
     cutoffs: CutoffsDep,
     vault: VaultDep,
+    settings: SettingsDep,
+    request: Request,
     accept: Annotated[str, Header()] = "application/json",
 ) -> Response:
     """Send a guest message. With `Accept: text/event-stream` the reply streams as events
@@ -134,22 +142,58 @@ async def post_message(
     )
     events = messages_service.stream_reply(pending, store=store, cutoffs=cutoffs)
     if "text/event-stream" in accept:
-        return EventSourceResponse(
-            ({"event": event.kind, "data": json.dumps(event.data)} async for event in events),
-            ping=15,
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(({"event": event.kind, "data": json.dumps(event.data)} async for event in events), settings)
     parts: list[str] = []
-    async for event in events:
+    async for event in until_disconnected(request, events):
         if event.kind == "token":
             parts.append(event.data["text"])
         elif event.kind == "error":
-            return error_response(_reply_error_status(event.data), event.data["code"], event.data["message"])
+            return error_response(reply_error_status(event.data), event.data["code"], event.data["message"])
         else:
             reply = ReplyOut(content="".join(parts), **event.data)
             return JSONResponse(reply.model_dump())
     raise AssertionError("a reply always ends with done or error")
 
 
-def _reply_error_status(error: dict[str, Any]) -> int:
+def reply_error_status(error: dict[str, Any]) -> int:
     return 502 if str(error["code"]).startswith("engine_") else 403
+
+
+def event_stream(events: AsyncIterator[dict[str, str]], settings: Settings) -> EventSourceResponse:
+    """A reply as server-sent events; a guest who stops reading is dropped after the send timeout,
+    which stops the engine (the reply is saved as `disconnected`)."""
+    return EventSourceResponse(
+        events,
+        ping=15,
+        send_timeout=settings.send_timeout,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def until_disconnected(request: Request, events: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`events` while the client is still there. Without this a JSON reply whose client went away
+    would run the engine to its end; with it the engine is stopped and the reply saved as
+    `disconnected` (messages.stream_reply)."""
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        iterator = aiter(events)
+        while True:
+            step = asyncio.ensure_future(anext(iterator))
+            await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+                raise ClientDisconnected()
+            try:
+                yield step.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        gone.cancel()
+
+
+async def _disconnected(request: Request) -> None:
+    # The body has been read: what the server sends next is the client's going away.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

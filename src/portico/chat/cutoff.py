@@ -29,6 +29,10 @@ from portico.chat.store import GuestStore
 from portico.vocabulary import EndReason, ShareMode, Status
 
 log = logging.getLogger("portico.cutoff")
+# Cuts that stop guests and not the owner's preview (an Offline assistant can be previewed).
+_GUEST_ONLY = {EndReason.ASSISTANT_OFFLINE, EndReason.LINK_REVOKED, EndReason.MADE_PRIVATE}
+# A reply past its time limit (PORTICO_REPLY_TIMEOUT) is cut with this code.
+TIMED_OUT = "engine_timeout"
 CHANNEL = "portico_cutoff"
 POLL_SECONDS = 0.25
 
@@ -44,7 +48,7 @@ class Watch:
     interrupted: bool = False
 
     def cut(self, code: str) -> None:
-        if self.preview and code != EndReason.ASSISTANT_DELETED:
+        if self.preview and code in _GUEST_ONLY:
             return
         if self.code is None:
             self.code = code
@@ -70,7 +74,8 @@ async def announce(db: AsyncSession, *, code: EndReason, assistant_id: int, link
 
 
 class Cutoffs:
-    def __init__(self) -> None:
+    def __init__(self, *, reply_timeout: float = 120) -> None:
+        self.reply_timeout = reply_timeout
         self._watches: set[Watch] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -80,9 +85,12 @@ class Cutoffs:
         watch = Watch(assistant_id, link_id, preview)
         self._watches.add(watch)
         self._wake.set()
+        # Every reply ends: whatever the engine does, it is cut at the time limit.
+        deadline = asyncio.get_running_loop().call_later(self.reply_timeout, watch.cut, TIMED_OUT)
         try:
             yield watch
         finally:
+            deadline.cancel()
             self._watches.discard(watch)
 
     def cut(self, target: str, code: str) -> None:

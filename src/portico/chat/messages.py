@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from portico.chat.cutoff import Cutoffs, guarded
+from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
 from portico.chat.sessions import OpenedSession, open_session
 from portico.chat.store import GuestStore, Reply
 from portico.engines import ENGINES, EngineError, EngineRequest, Turn, Usage, get_engine
@@ -24,6 +24,7 @@ from portico.models import utcnow
 from portico.vocabulary import END_MESSAGES, EndReason, Role
 
 HISTORY_TURNS = 20
+TOO_SLOW = "The assistant took too long to answer. Please try again in a moment."
 log = logging.getLogger("portico.chat")
 
 
@@ -139,7 +140,9 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
                     first_token = time.perf_counter()
                 parts.append(str(item))
                 yield ReplyEvent("token", {"text": item})
-            if watch.code is not None:
+            if watch.code == TIMED_OUT:
+                error = (watch.code, TOO_SLOW)
+            elif watch.code is not None:
                 error = (watch.code, END_MESSAGES[EndReason(watch.code)])
         except EngineError as exc:
             error = (exc.code, exc.guest_message)

@@ -12,18 +12,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse
 
 from portico.access.gate import KEY_PREFIX
 from portico.chat import messages as messages_service
 from portico.chat import sessions
-from portico.chat.api import CutoffsDep, StoreDep
+from portico.chat.api import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
 from portico.chat.messages import ReplyEvent, check_length
-from portico.deps import VaultDep
+from portico.deps import SettingsDep, VaultDep
 from portico.engines import Turn
 from portico.errors import InvalidRequest, PorticoError
 from portico.handlers import error_response
@@ -116,7 +115,13 @@ async def list_models(store: StoreDep, key: LinkKey) -> dict[str, Any]:
 
 @router.post("/chat/completions")
 async def chat_completions(
-    body: CompletionRequest, key: LinkKey, store: StoreDep, cutoffs: CutoffsDep, vault: VaultDep
+    body: CompletionRequest,
+    key: LinkKey,
+    request: Request,
+    store: StoreDep,
+    cutoffs: CutoffsDep,
+    vault: VaultDep,
+    settings: SettingsDep,
 ) -> Response:
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
@@ -138,35 +143,34 @@ async def chat_completions(
 
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(_chunks(events, finish, completion_id, created, body.model, include_usage), ping=15)
+        return event_stream(_chunks(events, finish, completion_id, created, body.model, include_usage), settings)
 
     parts: list[str] = []
-    async for event in events:
-        if event.kind == "token":
-            parts.append(event.data["text"])
-        elif event.kind == "error":
-            await finish()
-            status = 502 if event.data["code"].startswith("engine_") else 403
-            return error_response(status, event.data["code"], event.data["message"])
-        else:
-            await finish()
-            return JSONResponse(
-                {
-                    "id": completion_id,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": body.model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "".join(parts)},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": _usage(event.data),
-                }
-            )
+    try:
+        async for event in until_disconnected(request, events):
+            if event.kind == "token":
+                parts.append(event.data["text"])
+            elif event.kind == "error":
+                return error_response(reply_error_status(event.data), event.data["code"], event.data["message"])
+            else:
+                return _completion(completion_id, created, body.model, "".join(parts), event.data)
+    finally:
+        await finish()
     raise AssertionError("a reply always ends with done or error")
+
+
+def _completion(completion_id: str, created: int, model: str, content: str, done: dict[str, Any]) -> JSONResponse:
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    return JSONResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "usage": _usage(done),
+        }
+    )
 
 
 def _usage(done: dict[str, Any]) -> dict[str, int]:
