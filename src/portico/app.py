@@ -25,6 +25,7 @@ from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
+from portico.kit.logs import install_redaction
 from portico.metrics import views as metrics_views
 from portico.metrics.api import router as metrics_router
 from portico.metrics.retention import purge_forever
@@ -41,6 +42,8 @@ NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Before anything can log: keys and tokens are redacted from Portico's and uvicorn's records.
+    install_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,9 +9,6 @@ same hour at once agree.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +18,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portico.kit.chores import run_every
 from portico.metrics.histogram import histogram
 from portico.models import ChatSession, Message, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
+from portico.vocabulary import Channel, Role
 
-log = logging.getLogger("portico.rollup")
 ROLLUP_SECONDS = 60
 ENGINE_ERRORS = ("engine_error", "engine_timeout", "engine_unreachable")
 
@@ -46,7 +44,7 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
     """Recompute every hour in [hour_of(start), end) from raw rows; returns the rows written."""
     start = hour_of(start)
     only = [ChatSession.assistant_id == assistant_id] if assistant_id is not None else []
-    guest = ChatSession.channel != "preview"
+    guest = ChatSession.channel != Channel.PREVIEW
     usage: dict[tuple[int, datetime], dict[str, Any]] = defaultdict(_empty_usage)
     users: dict[tuple[int, datetime, int], dict[str, Any]] = defaultdict(
         lambda: {"sessions": 0, "messages": 0, "last_seen": None}
@@ -100,7 +98,7 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
             continue
         key = (row.assistant_id, hour_of(row.created_at))
         bucket = usage[key]
-        if row.role == "guest":
+        if row.role == Role.GUEST:
             bucket["guest_messages"] += 1
         else:
             bucket["replies"] += 1
@@ -164,10 +162,11 @@ async def count_refusal(sessionmaker: async_sessionmaker[AsyncSession], *, assis
         )
 
 
+async def rollup_recent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as db, db.begin():
+        now = utcnow()
+        return await recompute(db, start=now - timedelta(hours=2), end=now + timedelta(hours=1))
+
+
 async def rollup_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = ROLLUP_SECONDS) -> None:
-    while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            async with sessionmaker() as db, db.begin():
-                now = utcnow()
-                await recompute(db, start=now - timedelta(hours=2), end=now + timedelta(hours=1))
+    await run_every("rollup", every, lambda: rollup_recent(sessionmaker))
