@@ -23,6 +23,7 @@ from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
+from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
 from portico.kit.logs import install_redaction
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for chore in chores:
                 chore.cancel()
             await app.state.cutoffs.stop()
+            await close_engines()
             await engine.dispose()
 
     app = FastAPI(

@@ -134,6 +134,10 @@ class BuiltinEngine:
             self._indexes.popitem(last=False)
         return index
 
+    async def aclose(self) -> None:
+        # Its indexes are plain memory, dropped with the engine.
+        return None
+
     async def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
         index = await self.index_for(request)
         answer = compose(request.prompt, index.search(request.prompt))
