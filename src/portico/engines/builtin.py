@@ -46,7 +46,8 @@ class Passage:
 def split_passages(knowledge: str) -> list[Passage]:
     """Markdown sections become passages; long sections and heading-less text split by paragraph."""
     passages: list[Passage] = []
-    title, lines = "", []
+    title = ""
+    lines: list[str] = []
 
     def flush() -> None:
         body = "\n".join(lines).strip()

@@ -34,7 +34,7 @@ def hour_of(moment: datetime) -> datetime:
 async def upsert(db: AsyncSession, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if not rows:
         return
-    insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).values(rows)
     updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
     await db.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
@@ -70,11 +70,11 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
     ended = select(ChatSession.assistant_id, ChatSession.started_at, ChatSession.ended_at).where(
         guest, ChatSession.ended_at >= start, ChatSession.ended_at < end
     )
-    for row in await db.execute(ended):
-        if assistant_id is not None and row.assistant_id != assistant_id:
+    for ended_row in await db.execute(ended):
+        if assistant_id is not None and ended_row.assistant_id != assistant_id:
             continue
-        key = (row.assistant_id, hour_of(row.ended_at))
-        seconds = max(0.0, (row.ended_at - row.started_at).total_seconds())
+        key = (ended_row.assistant_id, hour_of(ended_row.ended_at))
+        seconds = max(0.0, (ended_row.ended_at - ended_row.started_at).total_seconds())
         usage[key]["sessions_ended"] += 1
         usage[key]["duration_sum"] += round(seconds)
         durations[key].append(seconds)
@@ -93,25 +93,25 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
         .join(ChatSession, ChatSession.id == Message.session_id)
         .where(guest, Message.created_at >= start, Message.created_at < end)
     )
-    for row in await db.execute(messages):
-        if assistant_id is not None and row.assistant_id != assistant_id:
+    for message in await db.execute(messages):
+        if assistant_id is not None and message.assistant_id != assistant_id:
             continue
-        key = (row.assistant_id, hour_of(row.created_at))
+        key = (message.assistant_id, hour_of(message.created_at))
         bucket = usage[key]
-        if row.role == Role.GUEST:
+        if message.role == Role.GUEST:
             bucket["guest_messages"] += 1
         else:
             bucket["replies"] += 1
-            bucket["tokens_in"] += row.tokens_in or 0
-            bucket["tokens_out"] += row.tokens_out or 0
-            if row.error_code in ENGINE_ERRORS:
+            bucket["tokens_in"] += message.tokens_in or 0
+            bucket["tokens_out"] += message.tokens_out or 0
+            if message.error_code in ENGINE_ERRORS:
                 bucket["engine_errors"] += 1
-            if row.first_token_ms is not None:
-                first_tokens[key].append(row.first_token_ms)
-        if row.link_id is not None:
-            user = users[(row.assistant_id, key[1], row.link_id)]
+            if message.first_token_ms is not None:
+                first_tokens[key].append(message.first_token_ms)
+        if message.link_id is not None:
+            user = users[(message.assistant_id, key[1], message.link_id)]
             user["messages"] += 1
-            user["last_seen"] = max(filter(None, [user["last_seen"], row.created_at]))
+            user["last_seen"] = max(filter(None, [user["last_seen"], message.created_at]))
 
     usage_rows = [
         {
