@@ -95,12 +95,14 @@ async def test_a_real_server_logs_an_unexpected_error_once(tmp_path, caplog):
         assert secret not in caplog.text
 
 
-def test_a_chore_failure_logged_by_any_portico_logger_is_redacted(tmp_path, caplog):
+def test_records_of_any_portico_logger_are_redacted(tmp_path, caplog):
     boom_app(tmp_path)  # start-up installs the filter
     try:
         raise ValueError(f"could not reach the model with {UPSTREAM_KEY}")
     except ValueError:
         logging.getLogger("portico.chores").exception("chore %s failed for %s", "rollup", LINK_KEY)
-    [record] = caplog.records
-    assert record.getMessage() == "chore rollup failed for ptk_[redacted]"
-    assert "ValueError: could not reach the model with sk-[redacted]" in record.exc_text
+    logging.getLogger("portico").warning(ValueError(f"not even as the message itself: {SESSION_TOKEN}"))
+    chore, warning = caplog.records
+    assert chore.getMessage() == "chore rollup failed for ptk_[redacted]"
+    assert "ValueError: could not reach the model with sk-[redacted]" in chore.exc_text
+    assert warning.getMessage() == "not even as the message itself: pts_[redacted]"

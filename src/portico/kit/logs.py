@@ -38,8 +38,7 @@ class RedactSecrets(logging.Filter):
             # Starlette re-raises a request's error after our handler has logged it, so that the
             # server can log it too (uvicorn: "Exception in ASGI application"): once is enough.
             return False
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        record.msg = _redact_value(record.msg)
         record.args = _redact_args(record.args)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
