@@ -26,8 +26,10 @@ from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
+from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.kit.crypto import Vault
+from portico.kit.logs import install_redaction
 from portico.metrics import views as metrics_views
 from portico.metrics.api import router as metrics_router
 from portico.metrics.retention import purge_forever
@@ -44,6 +46,8 @@ NO_TELEMETRY = TelemetryConfig(tracing=False, metrics=False, logs=False)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Before anything can log: keys and tokens are redacted from Portico's and uvicorn's records.
+    install_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for chore in chores:
                 chore.cancel()
             await app.state.cutoffs.stop()
+            await close_engines()
             await engine.dispose()
 
     app = FastAPI(

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portico.errors import ClientDisconnected, PorticoError
+from portico.kit.logs import mark_logged
 from portico.schemas import ErrorResponse
 
 log = logging.getLogger("portico")
@@ -101,7 +102,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error: %s", type(exc).__name__)
+    # With its traceback (kit/logs.py redacts keys and tokens from it), and only here: the server
+    # would log it again when Starlette re-raises it after this answer.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    mark_logged(exc)
     message = "Something went wrong on our side. Please try again."
     if _wants_page(request):
         return _error_page(request, 500, message)

@@ -3,18 +3,14 @@ so that Logs show the right end time without waiting for the guest's next reques
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.assistants.schemas import SessionSettings
 from portico.chat.sessions import expiry
+from portico.kit.chores import run_every
 from portico.models import AssistantVersion, ChatSession, utcnow
 
-log = logging.getLogger("portico.sweep")
 SWEEP_SECONDS = 30
 
 
@@ -56,9 +52,10 @@ _END = (
 )
 
 
+async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as db, db.begin():
+        return await end_expired_sessions(db)
+
+
 async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = SWEEP_SECONDS) -> None:
-    while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            async with sessionmaker() as db, db.begin():
-                await end_expired_sessions(db)
+    await run_every("sweep", every, lambda: sweep_once(sessionmaker))

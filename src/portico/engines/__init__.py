@@ -1,13 +1,48 @@
-"""Engines are registered here, in one place; adding one touches its module and this list."""
+"""Engines are registered here, in one place; adding one touches its module and this list.
+
+Each engine is made on first use, not at import, and `close_engines` releases what they hold (the
+openai engine's connection pools) when the app stops; the next use makes fresh ones, in whatever
+event loop is running then.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
 
 from portico.engines.base import Engine, EngineError, EngineRequest, Turn, Usage
 from portico.engines.builtin import BuiltinEngine
 from portico.engines.openai_compat import OpenAIEngine
 
-_builtin = BuiltinEngine()
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (_builtin, OpenAIEngine(retriever=_builtin))}
+
+class Registry(Mapping[str, Engine]):
+    def __init__(self, makers: dict[str, Callable[[Registry], Engine]]) -> None:
+        self._makers = makers
+        self._made: dict[str, Engine] = {}
+
+    def __getitem__(self, name: str) -> Engine:
+        if name not in self._made:
+            self._made[name] = self._makers[name](self)
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+    async def aclose(self) -> None:
+        made, self._made = self._made, {}
+        for engine in made.values():
+            await engine.aclose()
+
+
+def _openai(engines: Registry) -> Engine:
+    builtin = engines["builtin"]
+    assert isinstance(builtin, BuiltinEngine)
+    return OpenAIEngine(retriever=builtin)
+
+
+ENGINES = Registry({"builtin": lambda _: BuiltinEngine(), "openai": _openai})
 
 
 def get_engine(name: str) -> Engine:
@@ -17,4 +52,8 @@ def get_engine(name: str) -> Engine:
         raise EngineError("engine_unknown", f"no engine called {name!r}", retryable=False) from None
 
 
-__all__ = ["ENGINES", "Engine", "EngineError", "EngineRequest", "Turn", "Usage", "get_engine"]
+async def close_engines() -> None:
+    await ENGINES.aclose()
+
+
+__all__ = ["ENGINES", "Engine", "EngineError", "EngineRequest", "Turn", "Usage", "close_engines", "get_engine"]

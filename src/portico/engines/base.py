@@ -55,6 +55,10 @@ class Engine(Protocol):
         """Yield the reply's text piece by piece, then at most one `Usage`; raise `EngineError`."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the engine holds (connection pools) when the app stops."""
+        ...
+
 
 def count_tokens(text: str) -> int:
     """A model-free estimate (words and punctuation), for engines that report no usage."""

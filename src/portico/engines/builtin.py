@@ -46,7 +46,8 @@ class Passage:
 def split_passages(knowledge: str) -> list[Passage]:
     """Markdown sections become passages; long sections and heading-less text split by paragraph."""
     passages: list[Passage] = []
-    title, lines = "", []
+    title = ""
+    lines: list[str] = []
 
     def flush() -> None:
         body = "\n".join(lines).strip()
@@ -133,6 +134,10 @@ class BuiltinEngine:
         while len(self._indexes) > self._cache_size:
             self._indexes.popitem(last=False)
         return index
+
+    async def aclose(self) -> None:
+        # Its indexes are plain memory, dropped with the engine.
+        return None
 
     async def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
         index = await self.index_for(request)

@@ -3,13 +3,12 @@ The hourly rollups stay, so Metrics keep their counts for those days."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portico.kit.chores import run_every
 from portico.models import Assistant, ChatSession, Message, utcnow
 
 PURGE_SECONDS = 3600
@@ -36,12 +35,16 @@ async def purge_expired(db: AsyncSession, *, batch: int = BATCH) -> int:
     return deleted
 
 
-async def purge_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = PURGE_SECONDS) -> None:
+async def purge_all_expired(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    # Small batches in short transactions, so the purge never blocks guests for long.
+    deleted = 0
     while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            # Small batches in short transactions, so the purge never blocks guests for long.
-            while True:
-                async with sessionmaker() as db, db.begin():
-                    if await purge_expired(db) == 0:
-                        break
+        async with sessionmaker() as db, db.begin():
+            batch = await purge_expired(db)
+        if batch == 0:
+            return deleted
+        deleted += batch
+
+
+async def purge_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = PURGE_SECONDS) -> None:
+    await run_every("purge", every, lambda: purge_all_expired(sessionmaker))

@@ -9,9 +9,6 @@ same hour at once agree.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,10 +18,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portico.kit.chores import run_every
 from portico.metrics.histogram import histogram
-from portico.models import ChatSession, Message, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
+from portico.models import ChatSession, Message, UsageHourly, UsageUserHourly, utcnow
+from portico.vocabulary import Channel, Role
 
-log = logging.getLogger("portico.rollup")
 ROLLUP_SECONDS = 60
 ENGINE_ERRORS = ("engine_error", "engine_timeout", "engine_unreachable")
 
@@ -36,7 +34,7 @@ def hour_of(moment: datetime) -> datetime:
 async def upsert(db: AsyncSession, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if not rows:
         return
-    insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).values(rows)
     updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
     await db.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates))
@@ -46,7 +44,7 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
     """Recompute every hour in [hour_of(start), end) from raw rows; returns the rows written."""
     start = hour_of(start)
     only = [ChatSession.assistant_id == assistant_id] if assistant_id is not None else []
-    guest = ChatSession.channel != "preview"
+    guest = ChatSession.channel != Channel.PREVIEW
     usage: dict[tuple[int, datetime], dict[str, Any]] = defaultdict(_empty_usage)
     users: dict[tuple[int, datetime, int], dict[str, Any]] = defaultdict(
         lambda: {"sessions": 0, "messages": 0, "last_seen": None}
@@ -72,11 +70,11 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
     ended = select(ChatSession.assistant_id, ChatSession.started_at, ChatSession.ended_at).where(
         guest, ChatSession.ended_at >= start, ChatSession.ended_at < end
     )
-    for row in await db.execute(ended):
-        if assistant_id is not None and row.assistant_id != assistant_id:
+    for ended_row in await db.execute(ended):
+        if assistant_id is not None and ended_row.assistant_id != assistant_id:
             continue
-        key = (row.assistant_id, hour_of(row.ended_at))
-        seconds = max(0.0, (row.ended_at - row.started_at).total_seconds())
+        key = (ended_row.assistant_id, hour_of(ended_row.ended_at))
+        seconds = max(0.0, (ended_row.ended_at - ended_row.started_at).total_seconds())
         usage[key]["sessions_ended"] += 1
         usage[key]["duration_sum"] += round(seconds)
         durations[key].append(seconds)
@@ -95,25 +93,25 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
         .join(ChatSession, ChatSession.id == Message.session_id)
         .where(guest, Message.created_at >= start, Message.created_at < end)
     )
-    for row in await db.execute(messages):
-        if assistant_id is not None and row.assistant_id != assistant_id:
+    for message in await db.execute(messages):
+        if assistant_id is not None and message.assistant_id != assistant_id:
             continue
-        key = (row.assistant_id, hour_of(row.created_at))
+        key = (message.assistant_id, hour_of(message.created_at))
         bucket = usage[key]
-        if row.role == "guest":
+        if message.role == Role.GUEST:
             bucket["guest_messages"] += 1
         else:
             bucket["replies"] += 1
-            bucket["tokens_in"] += row.tokens_in or 0
-            bucket["tokens_out"] += row.tokens_out or 0
-            if row.error_code in ENGINE_ERRORS:
+            bucket["tokens_in"] += message.tokens_in or 0
+            bucket["tokens_out"] += message.tokens_out or 0
+            if message.error_code in ENGINE_ERRORS:
                 bucket["engine_errors"] += 1
-            if row.first_token_ms is not None:
-                first_tokens[key].append(row.first_token_ms)
-        if row.link_id is not None:
-            user = users[(row.assistant_id, key[1], row.link_id)]
+            if message.first_token_ms is not None:
+                first_tokens[key].append(message.first_token_ms)
+        if message.link_id is not None:
+            user = users[(message.assistant_id, key[1], message.link_id)]
             user["messages"] += 1
-            user["last_seen"] = max(filter(None, [user["last_seen"], row.created_at]))
+            user["last_seen"] = max(filter(None, [user["last_seen"], message.created_at]))
 
     usage_rows = [
         {
@@ -151,23 +149,11 @@ def _chunks(rows: list[dict[str, Any]], size: int = 500) -> list[list[dict[str, 
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-async def count_refusal(sessionmaker: async_sessionmaker[AsyncSession], *, assistant_id: int, code: str) -> None:
-    """Count one refusal in its own transaction: the refused request's own transaction rolls back."""
-    row = {"assistant_id": assistant_id, "hour": hour_of(utcnow()), "code": code, "count": 1}
+async def rollup_recent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as db, db.begin():
-        insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(RefusalHourly).values(row)
-        await db.execute(
-            statement.on_conflict_do_update(
-                index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1}
-            )
-        )
+        now = utcnow()
+        return await recompute(db, start=now - timedelta(hours=2), end=now + timedelta(hours=1))
 
 
 async def rollup_forever(sessionmaker: async_sessionmaker[AsyncSession], every: float = ROLLUP_SECONDS) -> None:
-    while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            async with sessionmaker() as db, db.begin():
-                now = utcnow()
-                await recompute(db, start=now - timedelta(hours=2), end=now + timedelta(hours=1))
+    await run_every("rollup", every, lambda: rollup_recent(sessionmaker))

@@ -1,8 +1,12 @@
-"""Running Alembic from Portico: `portico db upgrade`, start-up on SQLite, and the tests."""
+"""Running Alembic from Portico: `portico db upgrade`, start-up on SQLite, and the tests (which also
+downgrade, to prove that each migration undoes what it did)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -21,4 +25,58 @@ def alembic_config() -> Config:
 def upgrade_connection(connection: Connection, revision: str = "head") -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    with _sqlite_foreign_keys_off(connection):
+        command.upgrade(config, revision)
+
+
+def downgrade_connection(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    with _sqlite_foreign_keys_off(connection):
+        command.downgrade(config, revision)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """On SQLite, run the migrations in their own transaction with foreign keys off.
+
+    SQLite changes a table's constraints by rebuilding it (Alembic's batch mode); dropping the old
+    copy with foreign keys on would first delete, through ON DELETE CASCADE, every row that refers
+    to it. The pragma is ignored inside a transaction, and callers hand over a connection in one
+    (`engine.begin()`, nothing done in it yet): so it is committed on the driver's connection, the
+    migrations run in a new one there, and an empty one is left for the caller to commit.
+    SQLAlchemy's own transaction stays open throughout, as the caller expects.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+
+    def run(sql: str) -> list[Any]:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    in_transaction = bool(getattr(connection.connection.driver_connection, "in_transaction", False))
+    if in_transaction:
+        run("COMMIT")
+    run("PRAGMA foreign_keys=OFF")
+    try:
+        run("BEGIN IMMEDIATE")
+        try:
+            yield
+            broken = run("PRAGMA foreign_key_check")
+            if broken:
+                raise RuntimeError(f"the migrations left rows that refer to nothing: {broken[:5]}")
+            run("COMMIT")
+        except BaseException:
+            run("ROLLBACK")
+            raise
+    finally:
+        run("PRAGMA foreign_keys=ON")
+        if in_transaction:
+            run("BEGIN IMMEDIATE")

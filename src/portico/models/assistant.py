@@ -3,14 +3,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, text, true
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
+from portico.vocabulary import ShareMode, Status, sql_in
 
 
 class Assistant(Base):
     __tablename__ = "assistants"
+    __table_args__ = (
+        CheckConstraint(f"status IN {sql_in(Status)}", name="status"),
+        CheckConstraint(f"share_mode IN {sql_in(ShareMode)}", name="share_mode"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
+from portico.vocabulary import Role, sql_in
 
 
 class Message(Base):
@@ -16,6 +17,7 @@ class Message(Base):
         Index("ix_messages_session", "session_id", "id"),
         # The rollup reads the messages of recent hours.
         Index("ix_messages_created", "created_at"),
+        CheckConstraint(f"role IN {sql_in(Role)}", name="role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
+from portico.vocabulary import Channel, EndReason, sql_in
 
 
 class ChatSession(Base):
@@ -23,6 +24,8 @@ class ChatSession(Base):
             sqlite_where=text("ended_at IS NULL"),
             postgresql_where=text("ended_at IS NULL"),
         ),
+        CheckConstraint(f"channel IN {sql_in(Channel)}", name="channel"),
+        CheckConstraint(f"end_reason IS NULL OR end_reason IN {sql_in(EndReason)}", name="end_reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

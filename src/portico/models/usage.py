@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portico.models.base import Base, UTCDateTime
+from portico.vocabulary import Refusal, sql_in
 
 
 class UsageHourly(Base):
@@ -52,6 +53,7 @@ class RefusalHourly(Base):
     """Refusals at the gate, counted by code and nothing else: not who, not from where."""
 
     __tablename__ = "refusals_hourly"
+    __table_args__ = (CheckConstraint(f"code IN {sql_in(Refusal)}", name="code"),)
 
     assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
