@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from typing import Any
+
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.access.gate import KEY_PREFIX
@@ -108,7 +110,7 @@ async def update_link(
 
 async def delete_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> None:
     await get_link(db, assistant=assistant, link_id=link_id)
-    revoked = await db.execute(
+    revoked: CursorResult[Any] = await db.execute(  # type: ignore[assignment]  # an UPDATE's result is a cursor result
         update(PrivateLink)
         .where(PrivateLink.id == link_id, PrivateLink.revoked_at.is_(None))
         .values(revoked_at=utcnow())

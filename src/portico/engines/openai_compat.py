@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 
 from portico.engines.base import EngineError, EngineRequest, Usage, count_tokens
@@ -90,7 +90,7 @@ class OpenAIEngine:
                 # The SDK's own pool stops at 1,000 connections: the 1,001st concurrent reply to one
                 # model server would wait and time out (bench/chat.py).
                 http_client=openai.DefaultAsyncHttpxClient(
-                    limits=httpx.Limits(max_connections=20_000, max_keepalive_connections=200)
+                    limits=httpx2.Limits(max_connections=20_000, max_keepalive_connections=200)
                 ),
             )
 
