@@ -21,7 +21,9 @@ import pytest
 from playwright.async_api import expect
 from sqlalchemy import func, select
 
+from portico.chat.views import NETWORK_MESSAGE
 from portico.models import ChatSession
+from portico.vocabulary import END_MESSAGES, REFUSAL_MESSAGES, EndReason, Refusal
 from tests.browser import browser, page_errors, run_axe, screenshot, serious  # noqa: F401  (browser: fixture)
 from tests.conftest import Person, key_of
 from tests.servers import portico_server
@@ -41,10 +43,10 @@ DESCRIPTION = "Answers questions about the Riverside Library."
 SATURDAY = "from ten until two on Saturdays"
 MILL_STREET = "The entrance is on Mill Street."
 
-ENDED_BY_GUEST = "You ended this conversation."
-OFFLINE = "This assistant is offline right now. Please try again later."
-REVOKED = "This link has been turned off by the assistant's owner."
-EXHAUSTED = "This link has no sessions left. Ask the person who shared it for more."
+ENDED_BY_GUEST = END_MESSAGES[EndReason.GUEST]
+REVOKED = REFUSAL_MESSAGES[Refusal.LINK_REVOKED]
+EXHAUSTED = REFUSAL_MESSAGES[Refusal.LINK_EXHAUSTED]
+STATIC = Path(__file__).parent.parent / "src" / "portico" / "static"
 
 expect.set_options(timeout=10_000)  # generous for a loaded machine; passing runs never wait this long
 DESKTOP = {"width": 1280, "height": 800}
@@ -136,6 +138,25 @@ async def session_count(app) -> int:  # type: ignore[no-untyped-def]
 async def link_state(owner: Person, assistant_id: int, link_id: int) -> dict:
     listed = (await owner.request("GET", f"/api/v1/assistants/{assistant_id}/links")).json()
     return next(link for link in listed["items"] if link["id"] == link_id)
+
+
+async def refusals(owner: Person, assistant_id: int) -> dict[str, int]:
+    """The assistant's "Refusals at the gate" in Metrics, as its owner reads them."""
+    response = await owner.request("GET", f"/api/v1/assistants/{assistant_id}/metrics")
+    assert response.status_code == 200, response.text
+    return {code: n for code, n in response.json()["refusals"].items() if n}
+
+
+async def server_refusal(server: str, **body: str) -> dict:
+    """What the API answers a lookup that counts nothing: the code and the sentence a guest reads."""
+    async with httpx.AsyncClient(base_url=server) as http:
+        response = await http.post("/api/v1/chat/lookup", json=body)
+    assert response.status_code in (403, 404), response.text
+    return response.json()["error"]
+
+
+def is_lookup(response) -> bool:  # type: ignore[no-untyped-def]
+    return urlsplit(response.url).path == "/api/v1/chat/lookup"
 
 
 async def new_page(browser, viewport=DESKTOP, **options):  # type: ignore[no-untyped-def]
@@ -263,8 +284,12 @@ async def test_a_private_link_with_one_session_is_used_once_then_says_it_is_exha
 
     await page.locator("#end").click()
     await expect(page.locator("#notice")).to_have_text(ENDED_BY_GUEST)
-    await page.locator("#restart").click()
+    async with page.expect_response(is_lookup) as looked_up:
+        await page.locator("#restart").click()
+    assert (await looked_up.value).status == 403
     await expect(page.locator("#notice")).to_have_text(EXHAUSTED)
+    # The page load's first refusal: counted, though lookups before it were admitted.
+    assert await refusals(alice, assistant["id"]) == {"link_exhausted": 1}
     await expect(page.locator("#composer")).to_be_hidden()
     await expect(page.locator("#restart")).to_be_hidden()
     await expect(page.locator("#uses")).to_be_hidden()  # no stale "last session" line under the refusal
@@ -300,10 +325,12 @@ async def test_owner_switching_offline_mid_conversation_shows_the_offline_senten
 
     response = await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"})
     assert response.status_code == 200, response.text
+    offline = await server_refusal(server, public_id=assistant["public_id"])
+    assert offline["code"] == "assistant_offline"
 
     await page.locator("#message").fill("And on Sundays?")
     await page.locator("#message").press("Enter")
-    await expect(page.locator("#notice")).to_have_text(OFFLINE)
+    await expect(page.locator("#notice")).to_have_text(offline["message"])
     await expect(page.locator("#composer")).to_be_hidden()
     await expect(page.locator("#end")).to_be_hidden()
     await expect(page.locator("#restart")).to_be_hidden()
@@ -535,3 +562,117 @@ async def test_the_page_is_locked_down_talks_only_to_portico_and_never_sends_the
     assert key not in logged
     errors.assert_none()
     await context.close()
+
+
+# 9 ------------------------------------------------------------------------------------------------
+
+
+async def test_every_refusal_at_the_gate_shows_the_servers_sentence_and_is_counted_once_per_page_load(
+    browser, server, app, alice: Person, db_name
+):
+    public = await library(alice, name="Public Library")
+    draft = await library(alice, name="Draft Library", publish=False, live=False)
+    offline = await library(alice, name="Offline Library", live=False)
+    private = await library(alice, name="Private Library", share="private")
+    revoked, exhausted, elsewhere = await alice.new_links(private["id"], 5, 1, 5)
+    response = await alice.request("DELETE", f"/api/v1/assistants/{private['id']}/links/{revoked['id']}")
+    assert response.status_code == 204, response.text
+    async with httpx.AsyncClient(base_url=server) as http:
+        started = await http.post("/api/v1/chat/sessions", json={"key": key_of(exhausted)})
+        assert started.status_code == 201, started.text  # the link's one session
+    sessions_before = await session_count(app)
+
+    # Each row of the gate a guest can reach through the chat page: the code, the page, what the
+    # same question asks the API, and the assistant whose Metrics count it (None: no assistant
+    # is named, so there is nobody to count it for).
+    rows = [
+        ("not_found", "/c/nobody-here", {"public_id": "nobody-here"}, None),
+        ("not_published", f"/c/{draft['public_id']}", {"public_id": draft["public_id"]}, draft),
+        ("assistant_offline", f"/c/{offline['public_id']}", {"public_id": offline["public_id"]}, offline),
+        ("link_invalid", "/c#k=ptk_not-a-real-key", {"key": "ptk_not-a-real-key"}, None),
+        (
+            "link_invalid",  # another assistant's key, on this assistant's page (as the widget sends it)
+            f"/c/{public['public_id']}#k={key_of(elsewhere)}",
+            {"public_id": public["public_id"], "key": key_of(elsewhere)},
+            public,
+        ),
+        ("link_revoked", f"/c#k={key_of(revoked)}", {"key": key_of(revoked)}, private),
+        ("link_exhausted", f"/c#k={key_of(exhausted)}", {"key": key_of(exhausted)}, private),
+        ("key_required", f"/c/{private['public_id']}", {"public_id": private["public_id"]}, private),
+    ]
+    everyone = (public, draft, offline, private)
+    expected: dict[int, dict[str, int]] = {a["id"]: {} for a in everyone}
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    for code, path, body, counted_on in rows:
+        said = await server_refusal(server, **body)
+        assert said["code"] == code, (path, said)
+        for load in ("open", "reload"):
+            async with page.expect_response(is_lookup) as looked_up:
+                await (page.goto(f"{server}{path}") if load == "open" else page.reload())
+            response = await looked_up.value
+            assert json.loads(response.request.post_data or "{}").get("count") is True, (path, load)
+            await expect(page.locator("#notice")).to_have_text(said["message"])
+            await expect(page.locator("#composer")).to_be_hidden()
+            await expect(page.locator("#restart")).to_be_hidden()
+            await expect(page.locator("#name")).not_to_have_text("Loading…")
+            if counted_on is None:
+                # No assistant to name: no letter from a placeholder.
+                await expect(page.locator(".avatar")).to_be_hidden()
+            else:
+                expected[counted_on["id"]][code] = expected[counted_on["id"]].get(code, 0) + 1
+            assert code not in await page.locator("body").inner_text()
+            for assistant in everyone:
+                assert await refusals(alice, assistant["id"]) == expected[assistant["id"]], (path, load)
+        await page.goto("about:blank")  # the next key differs only in its fragment
+    if db_name == "sqlite":
+        await page.goto(f"{server}/c#k={key_of(exhausted)}")
+        await expect(page.locator("#notice")).to_have_text(EXHAUSTED)
+        await screenshot(page, "chat-refused-unnamed.png")
+    assert await session_count(app) == sessions_before, "a refused page started a session"
+    errors.assert_none()
+    await context.close()
+
+
+# 10 -----------------------------------------------------------------------------------------------
+
+
+async def test_a_message_over_the_limit_is_refused_in_the_servers_words_and_stays_in_the_box(
+    browser, server, alice: Person
+):
+    assistant = await library(alice)  # the default limit: 4,000 characters
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    await page.goto(f"{server}/c/{assistant['public_id']}")
+    await wait_ready(page)
+
+    too_long = "Where do I park? " + "Please tell me. " * 250
+    assert len(too_long) > 4_000
+    box = page.locator("#message")
+    await box.fill(too_long)
+    await box.press("Enter")
+    await expect(page.locator("#notice")).to_contain_text("at most 4,000 characters")
+    await expect(box).to_have_value(too_long)
+    await expect(page.locator("#log li.msg.guest")).to_have_count(0)  # it was not sent
+    await expect(page.locator("#composer")).to_be_visible()
+    await expect(page.locator("#send")).to_be_enabled()
+    assert "message_too_long" not in await page.locator("body").inner_text()
+
+    # Shortened, it goes through, and the refusal is gone.
+    assert MILL_STREET in await ask(page, "Where do I park?", replies=2)
+    await expect(page.locator("#notice")).to_be_hidden()
+    errors.assert_none()
+    await context.close()
+
+
+# 11 -----------------------------------------------------------------------------------------------
+
+
+def test_the_guest_scripts_hold_no_sentence_of_their_own():
+    # Every sentence a guest reads about a refusal, an ending or an error comes from the server.
+    sentences = [*REFUSAL_MESSAGES.values(), *END_MESSAGES.values(), NETWORK_MESSAGE]
+    fragments = ["try again", "has ended", "too long", "could not answer", "offline right now"]
+    for script in ("chat.js", "widget.js"):
+        text = (STATIC / script).read_text().lower()
+        found = [s for s in [*sentences, *fragments] if s.lower() in text]
+        assert not found, f"{script} has its own guest sentences: {found}"

@@ -38,6 +38,7 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
+from portico.vocabulary import END_MESSAGES, EndReason
 from tests.browser import browser, page_errors, run_axe, screenshot, serious  # noqa: F401  (browser: fixture)
 from tests.conftest import Person, key_of
 from tests.servers import portico_server
@@ -67,7 +68,7 @@ MILL_STREET = "The entrance is on Mill Street."
 EIGHT_EUROS = "costs eight euros"
 STREAMED = "The library opens from ten until two on Saturdays, and the car park is free for every visitor."
 OFFLINE = re.compile(r"This assistant is offline right now\.")
-ENDED_BY_GUEST = "You ended this conversation."
+ENDED_BY_GUEST = END_MESSAGES[EndReason.GUEST]
 
 # Runs in every frame before its own scripts. On the host page: records the widget's window
 # events. In Portico's frame: snapshots of the reply while it is being streamed.
@@ -785,5 +786,41 @@ async def test_on_a_phone_the_panel_is_full_screen_and_the_bubble_is_accessible(
     await page.touchscreen.tap(*close.centre)
     await wait_panel(frame, open_=False)
     await widget.wait_state("button", name, "expanded", False)
+    errors.assert_none()
+    await context.close()
+
+
+# 5 ------------------------------------------------------------------------------------------------
+
+
+async def test_a_refused_widget_says_why_in_the_servers_words_and_counts_once_per_host_page_load(
+    browser, server, alice: Person, host_sites
+):
+    assistant = await alice.new_assistant(name="Riverside Library", greeting=LIBRARY_GREETING, share="private")
+    (link,) = await alice.new_links(assistant["id"], 3)
+    deleted = await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}")
+    assert deleted.status_code == 204, deleted.text
+    key = key_of(link)
+    async with httpx.AsyncClient(base_url=server) as http:
+        said = (await http.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"], "key": key})).json()
+    assert said["error"]["code"] == "link_revoked"
+    host = host_sites().page(
+        "/", ARTICLE + widget_tag(server, assistant, key=key, title="Riverside Library", open=None)
+    )
+
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    for load in (1, 2):
+        async with page.expect_response(lambda r: urlsplit(r.url).path == "/api/v1/chat/lookup") as looked_up:
+            await (page.goto(host) if load == 1 else page.reload())
+        assert json.loads((await looked_up.value).request.post_data or "{}").get("count") is True
+        frame = await chat_frame(page, assistant["public_id"])
+        await wait_panel(frame, open_=True)
+        await expect(frame.locator("#notice")).to_have_text(said["error"]["message"])
+        await expect(frame.locator("#composer")).to_be_hidden()
+        metrics = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics")).json()
+        assert {code: n for code, n in metrics["refusals"].items() if n} == {"link_revoked": load}
+    assert await host_events(page, "session-start") == []
+    assert await logs(alice, assistant) == []
     errors.assert_none()
     await context.close()

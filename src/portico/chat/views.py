@@ -16,16 +16,26 @@ from portico.widget.domains import frame_ancestors
 
 router = APIRouter(include_in_schema=False)
 
+# The page's own words, for what the API cannot say: a heading when no assistant can be named,
+# and the one sentence for when the server cannot be reached at all. Every other sentence on
+# the page is a `message` from the API (static/chat.js holds none).
+UNAVAILABLE = "Unavailable"
+NETWORK_MESSAGE = "The connection was lost. Check your internet connection and try again."
+
+
+def _page(**context: object) -> dict[str, object]:
+    return {"unavailable": UNAVAILABLE, "network_message": NETWORK_MESSAGE, **context}
+
 
 @router.get("/c", response_class=HTMLResponse)
 async def private_chat(request: Request) -> HTMLResponse:
     # The key is in the fragment, which the server never sees; the page's script looks it up.
-    return templates.TemplateResponse(request, "chat.html", {"title": "Chat", "embed": False})
+    return templates.TemplateResponse(request, "chat.html", _page(title="Chat", embed=False))
 
 
 @router.get("/c/{public_id}", response_class=HTMLResponse)
 async def public_chat(public_id: str, request: Request, store: StoreDep, embed: bool = False) -> HTMLResponse:
-    context: dict[str, object] = {"public_id": public_id, "embed": embed}
+    context = _page(public_id=public_id, embed=embed)
     status = 200
     # Opening the page counts nothing: the page's own lookup counts a refusal once (chat.js).
     facts = await store.facts_by_public_id(public_id)
@@ -36,7 +46,7 @@ async def public_chat(public_id: str, request: Request, store: StoreDep, embed: 
     if isinstance(decision, GateRefusal) and decision.code != Refusal.KEY_REQUIRED:
         status = REFUSAL_STATUS.get(decision.code, 403)
         if facts is None:
-            context.update(title="Unavailable", name="Unavailable", description="")
+            context.update(title=UNAVAILABLE, description="")  # no name, so no avatar letter
         context.update(refusal=decision.message)
     response = templates.TemplateResponse(request, "chat.html", context, status_code=status)
     if embed:

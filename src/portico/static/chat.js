@@ -3,28 +3,11 @@
 (function () {
   "use strict";
 
-  var SENTENCES = {
-    not_found: "This assistant does not exist. The link may have been changed or removed.",
-    not_published: "This assistant is not ready yet. Please try again later.",
-    assistant_offline: "This assistant is offline right now. Please try again later.",
-    assistant_deleted: "This assistant was removed, so this conversation has ended.",
-    link_invalid: "This link is not valid. Check that you copied all of it.",
-    link_revoked: "This link has been turned off by the assistant's owner.",
-    link_exhausted: "This link has no sessions left. Ask the person who shared it for more.",
-    key_required: "This assistant is private. Open it with the personal link you were given.",
-    origin_not_allowed: "This assistant cannot be used on this website.",
-    session_ended: "This conversation has ended. Start a new one to keep talking.",
-    message_too_long: "That message is too long. Please shorten it and send it again.",
-    inactivity: "This conversation ended after a period without messages.",
-    max_duration: "This conversation reached its time limit.",
-    guest: "You ended this conversation.",
-    completed: "This conversation has ended.",
-    engine_error: "The assistant could not answer just now. Please try again in a moment.",
-    engine_timeout: "The assistant took too long to answer. Please try again in a moment.",
-    engine_unreachable: "The assistant could not answer just now. Please try again in a moment.",
-    network: "The connection was lost. Check your internet connection and try again."
-  };
+  // Every sentence the guest reads comes from the server: a refusal's or an error's `message`,
+  // an ending's `end_message`, and (for when the server cannot be reached) the page's own
+  // data-network-message. This script holds codes, never sentences.
   var ENDING = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1 };
+  var FINAL = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, not_found: 1 }; // no new conversation helps
 
   var app = document.getElementById("app");
   var log = document.getElementById("log");
@@ -35,6 +18,8 @@
   var notice = document.getElementById("notice");
   var restartWrap = document.getElementById("restart-wrap");
   var uses = document.getElementById("uses");
+  var avatar = document.querySelector(".avatar");
+  var NETWORK = app.dataset.networkMessage;
 
   var publicId = app.dataset.publicId || null;
   var channel = app.dataset.channel || "link";
@@ -49,8 +34,12 @@
   var session = null;
   var busy = false;
   var greeted = false; // the greeting was shown before the session started
+  // Metrics count a refused lookup at most once per page load: the first lookup asks for it,
+  // and so do later ones (a new conversation) until one has been refused.
+  var countLookup = true;
 
-  function sentence(code, fallback) { return SENTENCES[code] || fallback || SENTENCES.engine_error; }
+  // A reply that is not Portico's JSON (a proxy's error page) has no sentence: say what we know.
+  function messageOf(error) { return (error && error.message) || NETWORK; }
 
   function store(value) {
     try {
@@ -67,7 +56,8 @@
   function setAssistant(assistant, link) {
     document.getElementById("name").textContent = assistant.name;
     document.getElementById("description").textContent = assistant.description || "";
-    document.querySelector(".avatar").textContent = (assistant.name || "P").charAt(0).toUpperCase();
+    avatar.textContent = (assistant.name || "P").charAt(0).toUpperCase();
+    avatar.hidden = false;
     document.title = assistant.name;
     publicId = assistant.public_id;
     showUses(link);
@@ -112,7 +102,7 @@
     });
   }
 
-  function ended(code) {
+  function ended(code, message) {
     if (session) tellHost({ portico: "session-end", session_id: session.id, reason: code });
     busy = false;
     store(null);
@@ -120,17 +110,22 @@
     form.hidden = true;
     endButton.hidden = true;
     uses.hidden = true; // a count for a session that is over, or a link that no longer works
-    showNotice(sentence(code, SENTENCES.session_ended));
-    restartWrap.hidden = code === "link_revoked" || code === "assistant_offline" || code === "assistant_deleted" || code === "not_found";
+    showNotice(messageOf({ message: message }));
+    restartWrap.hidden = !!FINAL[code];
     if (!restartWrap.hidden) document.getElementById("restart").focus();
   }
 
-  function refused(code, message) {
+  function refused(error) {
     form.hidden = true;
     endButton.hidden = true;
     uses.hidden = true;
     restartWrap.hidden = true;
-    showNotice(sentence(code, message));
+    if (avatar.hidden) {
+      // No assistant was named: no letter, no "Loading…" left behind.
+      document.getElementById("name").textContent = app.dataset.unavailable;
+      document.title = app.dataset.unavailable;
+    }
+    showNotice(messageOf(error));
   }
 
   function api(method, path, body, token, accept) {
@@ -153,7 +148,7 @@
     if (publicId) body.public_id = publicId;
     if (hostOrigin) body.origin = hostOrigin;
     return api("POST", "/api/v1/chat/sessions", body).then(function (response) {
-      if (!response.ok) return errorOf(response).then(function (e) { refused(e.code, e.message); return null; });
+      if (!response.ok) return errorOf(response).then(function (e) { refused(e); return null; });
       return response.json().then(function (started) {
         session = { id: started.session_id, token: started.token };
         store(session);
@@ -197,20 +192,28 @@
   function send(text) {
     busy = true;
     sendButton.disabled = true;
-    bubble("guest", text);
+    var mine = bubble("guest", text).parentNode;
+    var accepted = false; // the server saved the message
+    var reply = null;
+    // A message the server did not take goes back into the box, so nothing typed is lost.
+    function giveBack() {
+      if (accepted || form.hidden) return;
+      mine.remove();
+      if (!input.value) { input.value = text; grow(); }
+    }
     var ready = session ? Promise.resolve(session) : startSession();
     return ready.then(function (current) {
       if (!current) return;
-      var reply = null;
       var outcome = null;
       return api("POST", "/api/v1/chat/sessions/" + current.id + "/messages", { content: text }, current.token, "text/event-stream")
         .then(function (response) {
           if (!response.ok) {
             return errorOf(response).then(function (e) {
-              if (ENDING[e.code] || response.status === 401) ended(e.code || "session_ended");
-              else showNotice(sentence(e.code, e.message));
+              if (ENDING[e.code] || response.status === 401) ended(e.code, messageOf(e));
+              else { giveBack(); showNotice(messageOf(e)); }
             });
           }
+          accepted = true;
           reply = bubble("assistant", "");
           reply.parentNode.classList.add("typing");
           return readEvents(response, function (name, data) {
@@ -221,12 +224,14 @@
             reply.parentNode.classList.remove("typing");
             if (outcome) {
               if (!reply.textContent) reply.parentNode.remove(); else reply.parentNode.classList.add("failed");
-              if (ENDING[outcome.code]) ended(outcome.code); else showNotice(sentence(outcome.code, outcome.message));
+              if (ENDING[outcome.code]) ended(outcome.code, messageOf(outcome)); else showNotice(messageOf(outcome));
             }
           });
         });
     }).catch(function () {
-      showNotice(SENTENCES.network);
+      if (reply && reply.parentNode) reply.parentNode.classList.remove("typing");
+      giveBack();
+      showNotice(NETWORK);
     }).then(function () {
       busy = false;
       sendButton.disabled = false;
@@ -257,9 +262,9 @@
     if (!session) return;
     var current = session;
     api("POST", "/api/v1/chat/sessions/" + current.id + "/end", {}, current.token).then(function (response) {
-      if (response.ok) ended("guest");
-      else errorOf(response).then(function (e) { ended(e.code || "session_ended"); });
-    }, function () { showNotice(SENTENCES.network); });
+      if (response.ok) response.json().then(function (state) { ended(state.end_reason, state.end_message); });
+      else errorOf(response).then(function (e) { ended(e.code || "session_ended", messageOf(e)); });
+    }, function () { showNotice(NETWORK); });
   });
 
   document.getElementById("restart").addEventListener("click", function () {
@@ -270,39 +275,47 @@
     lookup().then(function () { input.focus(); });
   });
 
+  // Asked before any session starts, and again for a new conversation: a refusal here means
+  // no session is started at all.
   function lookup() {
-    if (!key && !publicId) { refused("link_invalid"); return Promise.resolve(); }
-    var body = key ? { key: key } : { public_id: publicId };
+    var body = {};
+    if (publicId) body.public_id = publicId;
+    // No key and no assistant (`/c` opened without its fragment): an empty key, which the
+    // server refuses as an invalid link, in its own words.
+    if (key || !publicId) body.key = key || "";
+    if (countLookup) body.count = true;
     return api("POST", "/api/v1/chat/lookup", body).then(function (response) {
-      if (!response.ok) return errorOf(response).then(function (e) { refused(e.code, e.message); });
+      if (!response.ok) { countLookup = false; return errorOf(response).then(refused); }
       return response.json().then(function (found) {
+        // The page may have been rendered with a refusal that no longer holds.
+        form.hidden = false;
+        showNotice("");
         setAssistant(found.assistant, null);
         showUsesBeforeStart(found.link);
         if (found.greeting) { bubble("assistant", found.greeting); greeted = true; }
       });
-    }, function () { showNotice(SENTENCES.network); });
+    }, function () { showNotice(NETWORK); });
   }
 
   function resume(saved) {
     return api("GET", "/api/v1/chat/sessions/" + saved.id, undefined, saved.token).then(function (response) {
       if (response.status === 401) { store(null); return lookup(); }
-      if (!response.ok) return errorOf(response).then(function (e) { store(null); refused(e.code, e.message); });
+      if (!response.ok) return errorOf(response).then(function (e) { store(null); refused(e); });
       return response.json().then(function (state) {
         setAssistant(state.assistant, state.link);
         if (state.greeting) bubble("assistant", state.greeting);
         state.messages.forEach(function (m) {
           if (m.content !== null && (m.content || !m.error_code)) bubble(m.role, m.content);
         });
-        if (state.state === "ended") { ended(state.end_reason); return; }
+        if (state.state === "ended") { ended(state.end_reason, state.end_message); return; }
         session = saved;
         endButton.hidden = false;
       });
-    }, function () { showNotice(SENTENCES.network); });
+    }, function () { showNotice(NETWORK); });
   }
 
   // Opening another link in the same tab changes only the fragment, which reloads nothing.
   window.addEventListener("hashchange", function () { location.reload(); });
-  if (app.dataset.refusal) return;
   var saved = stored();
   (saved ? resume(saved) : lookup());
 })();
