@@ -55,8 +55,22 @@ def assistant_brief(facts: AssistantFacts) -> AssistantBrief:
     return AssistantBrief(public_id=facts.public_id, name=facts.name, description=facts.description)
 
 
-def link_brief(facts: LinkFacts | None) -> LinkBrief | None:
-    return LinkBrief(name=facts.name, sessions_left=facts.sessions_left) if facts else None
+def link_brief(facts: LinkFacts | None, *, in_session: bool) -> LinkBrief | None:
+    if facts is None:
+        return None
+    return LinkBrief(
+        name=facts.name, sessions_left=facts.sessions_left, uses_message=_uses(facts.sessions_left, in_session)
+    )
+
+
+def _uses(left: int | None, in_session: bool) -> str | None:
+    if left is None:
+        return None
+    if not in_session:
+        return "Your link has 1 session left." if left == 1 else f"Your link has {left:,} sessions left."
+    if left == 0:
+        return "This is the last session on your link."
+    return f"Your link has {left:,} more session{'s' if left > 1 else ''} after this one."
 
 
 async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionState:
@@ -74,7 +88,7 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
         ended_at=session.ended_at,
         greeting=opened.greeting,
         assistant=assistant_brief(opened.assistant),
-        link=link_brief(opened.link),
+        link=link_brief(opened.link, in_session=True),
         messages=[
             MessageOut(id=m.id, role=Role(m.role), content=m.content, created_at=m.created_at, error_code=m.error_code)
             for m in messages
@@ -87,7 +101,8 @@ async def lookup(body: Lookup, store: StoreDep) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
     admission = await service.ask_gate(store, public_id=body.public_id, key=body.key, count_refusal=body.count)
     assistant = admission.assistant
-    return LookupOut(assistant=assistant_brief(assistant), link=link_brief(admission.link), greeting=assistant.greeting)
+    link = link_brief(admission.link, in_session=False)
+    return LookupOut(assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting)
 
 
 @router.post("/sessions", status_code=201)
@@ -101,7 +116,7 @@ async def start_session(body: SessionStart, store: StoreDep) -> SessionStarted:
         token=token,
         greeting=opened.greeting,
         assistant=assistant_brief(opened.assistant),
-        link=link_brief(opened.link),
+        link=link_brief(opened.link, in_session=True),
     )
 
 

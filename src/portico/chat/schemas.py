@@ -31,6 +31,7 @@ class AssistantBrief(BaseModel):
 class LinkBrief(BaseModel):
     name: str
     sessions_left: int | None
+    uses_message: str | None = Field(description="What the guest reads about the link's sessions left, if capped.")
 
 
 class SessionStarted(BaseModel):

@@ -63,19 +63,15 @@
     showUses(link);
   }
 
+  // The server words the count (before a session, and during one).
   function showUses(link) {
-    if (!link || link.sessions_left === null || link.sessions_left === undefined) { uses.hidden = true; return; }
-    var n = link.sessions_left;
-    uses.textContent = n === 0 ? "This is the last session on your link."
-      : n === 1 ? "Your link has 1 more session after this one." : "Your link has " + n + " more sessions after this one.";
+    if (!link || !link.uses_message) { uses.hidden = true; return; }
+    uses.textContent = link.uses_message;
     uses.hidden = false;
   }
 
   function showUsesBeforeStart(link) {
-    if (!link || link.sessions_left === null || link.sessions_left === undefined) return;
-    var n = link.sessions_left;
-    uses.textContent = n === 1 ? "Your link has 1 session left." : "Your link has " + n + " sessions left.";
-    uses.hidden = false;
+    if (link && link.uses_message) showUses(link);
   }
 
   function bubble(role, text) {
