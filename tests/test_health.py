@@ -18,8 +18,8 @@ from tests.test_streaming import read_stream
 from tests.upstream import upstream_server
 
 
-async def ready(http: httpx.AsyncClient, timeout: float = 10) -> httpx.Response:
-    deadline = time.monotonic() + timeout
+async def ready(http: httpx.AsyncClient, within: float = 10) -> httpx.Response:
+    deadline = time.monotonic() + within
     while True:
         response = await http.get("/readyz")
         if response.status_code == 200 or time.monotonic() > deadline:
