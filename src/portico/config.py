@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     open_signup: bool = False
     session_days: int = Field(default=14, ge=1, le=365)
-    db_pool_size: int = Field(default=10, ge=1, le=1_000)
-    db_max_overflow: int = Field(default=4, ge=0, le=1_000)
+    db_pool_size: int = Field(default=14, ge=1, le=1_000)
+    db_max_overflow: int = Field(default=0, ge=0, le=1_000)
     db_pool_timeout: float = Field(default=3, gt=0, le=60)
     startup_wait: float = Field(default=15, ge=0, le=600)
     reply_timeout: float = Field(default=120, ge=1, le=3600)
