@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
@@ -26,6 +27,7 @@ from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
 from portico.owners import service as owners_service
+from portico.vocabulary import ShareMode, Status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
 db_app = typer.Typer(no_args_is_help=True, help="The database.")
@@ -244,8 +246,8 @@ def assistants_create(
     typer.echo(f"{assistant.id},{assistant.public_id}")
 
 
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", lambda: [])()
+def _first_error(exc: ValueError) -> str:
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
     if errors:
         error = errors[0]
         where = ".".join(str(p) for p in error["loc"])
@@ -278,7 +280,7 @@ def assistants_delete(assistant: str) -> None:
 @app.command()
 def status(assistant: str, value: Annotated[str, typer.Argument(metavar="live|offline")]) -> None:
     """Switch an assistant live or offline."""
-    if value not in ("live", "offline"):
+    if value not in tuple(Status):
         raise fail(f"status must be 'live' or 'offline', not '{value}'.")
 
     async def work(db: AsyncSession, _config: Settings) -> None:
@@ -291,7 +293,7 @@ def status(assistant: str, value: Annotated[str, typer.Argument(metavar="live|of
 @app.command()
 def share(assistant: str, mode: Annotated[str, typer.Argument(metavar="public|private")]) -> None:
     """Switch an assistant's share mode."""
-    if mode not in ("public", "private"):
+    if mode not in tuple(ShareMode):
         raise fail(f"share mode must be 'public' or 'private', not '{mode}'.")
 
     async def work(db: AsyncSession, _config: Settings) -> None:
@@ -317,17 +319,17 @@ def links_create(
     from_file: Annotated[Path | None, typer.Option(help="Names, one per line, or CSV name,max_sessions.")] = None,
 ) -> None:
     """Create private links; prints CSV name,url."""
-    if (name is None) == (from_file is None):
-        raise fail("give either --name or --from-file.")
-    if from_file is not None:
+    if from_file is not None and name is None:
         if not from_file.is_file():
             raise fail(f"{from_file} is not a file.")
         items = _read_link_file(from_file)
-    else:
+    elif name is not None and from_file is None:
         try:
             items = [LinkIn(name=name, max_sessions=max_sessions)]
         except ValueError as exc:
             raise fail(_first_error(exc)) from None
+    else:
+        raise fail("give either --name or --from-file.")
 
     async def work(db: AsyncSession, config: Settings) -> list[tuple[str, str]]:
         found = await find_assistant(db, assistant)
@@ -388,7 +390,9 @@ def links_reissue(assistant: str, link_id: int) -> None:
 @logs_app.command("export")
 def logs_export(
     assistant: str,
-    format: Annotated[str, typer.Option("--format", help="csv or jsonl (a session with its messages per line).")] = "csv",
+    format: Annotated[
+        str, typer.Option("--format", help="csv or jsonl (a session with its messages per line).")
+    ] = "csv",
     output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
     user: Annotated[str | None, typer.Option(help="A private link's id, 'anonymous' or 'preview'.")] = None,
     channel: Annotated[str | None, typer.Option(help="link, widget, api or preview.")] = None,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from portico.schemas import Name, Strict
+from portico.vocabulary import ShareMode, Status
 from portico.widget.domains import normalise_all
 
 KNOWLEDGE_MAX = 1_000_000
@@ -98,8 +99,8 @@ class AssistantOut(BaseModel):
     public_id: str
     name: str
     description: str
-    status: Literal["live", "offline"]
-    share_mode: Literal["public", "private"]
+    status: Status
+    share_mode: ShareMode
     published_version: int | None
     has_unpublished_changes: bool
     public_url: str
@@ -131,8 +132,8 @@ class VersionList(BaseModel):
 
 
 class StatusIn(Strict):
-    status: Literal["live", "offline"]
+    status: Status
 
 
 class ShareIn(Strict):
-    mode: Literal["public", "private"]
+    mode: ShareMode

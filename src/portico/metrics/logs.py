@@ -13,18 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.errors import InvalidRequest, NotFound
 from portico.models import ChatSession, Message, PrivateLink
+from portico.vocabulary import Channel, EndReason
 
-CHANNELS = ("link", "widget", "api", "preview")
-END_REASONS = (
-    "guest",
-    "inactivity",
-    "max_duration",
-    "assistant_offline",
-    "link_revoked",
-    "assistant_deleted",
-    "completed",
-    "open",
-)
+CHANNELS = tuple(Channel)
+# "open" filters the sessions that have not ended.
+END_REASONS = (*EndReason, "open")
 
 
 @dataclass(frozen=True)
@@ -86,7 +79,7 @@ class SessionRow:
 
 
 def user_label(*, channel: str, link_name: str | None, link_revoked: bool) -> str:
-    if channel == "preview":
+    if channel == Channel.PREVIEW:
         return "Owner preview"
     if link_name is None:
         return "Anonymous"
@@ -98,8 +91,10 @@ RARE_MATCHES = 2_000
 
 async def _search(db: AsyncSession, q: str) -> Any:
     words = q.split()
-    if db.bind.dialect.name == "postgresql":
-        matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(func.plainto_tsquery("simple", q))
+    if db.get_bind().dialect.name == "postgresql":
+        matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(
+            func.plainto_tsquery("simple", q)
+        )
         # A rare word: list its few sessions through the full-text index, then page them. A common
         # one: walk sessions newest first, which finds a page of matches quickly. (The planner
         # misjudges rare words and walks every session; bench/logs_metrics.py.)
@@ -113,16 +108,16 @@ async def _search(db: AsyncSession, q: str) -> Any:
     return ChatSession.id.in_(select(Message.session_id).where(Message.id.in_(rowids)))
 
 
-async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[Any]:
+async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Select[ChatSession, str, datetime | None]:
     query = (
         select(ChatSession, PrivateLink.name.label("link_name"), PrivateLink.revoked_at.label("link_revoked_at"))
         .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
         .where(ChatSession.assistant_id == assistant_id)
     )
     if filters.user == "anonymous":
-        query = query.where(ChatSession.link_id.is_(None), ChatSession.channel != "preview")
+        query = query.where(ChatSession.link_id.is_(None), ChatSession.channel != Channel.PREVIEW)
     elif filters.user == "preview":
-        query = query.where(ChatSession.channel == "preview")
+        query = query.where(ChatSession.channel == Channel.PREVIEW)
     elif filters.user is not None:
         query = query.where(ChatSession.link_id == int(filters.user))
     if filters.channel:

@@ -93,7 +93,7 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
         buckets[moment] = Bucket(moment)
         moment += step
     in_range = (UsageHourly.assistant_id == assistant_id, UsageHourly.hour >= hour_of(start), UsageHourly.hour < end)
-    totals = {
+    totals: dict[str, Any] = {
         "sessions": 0,
         "messages": 0,
         "guest_messages": 0,
@@ -134,11 +134,11 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
     refused = select(RefusalHourly.hour, RefusalHourly.code, RefusalHourly.count).where(
         RefusalHourly.assistant_id == assistant_id, RefusalHourly.hour >= hour_of(start), RefusalHourly.hour < end
     )
-    for row in await db.execute(refused):
-        refusals[row.code] = refusals.get(row.code, 0) + row.count
-        target = buckets.get(bucket_start(row.hour, bucket))
+    for hour, code, count in await db.execute(refused):
+        refusals[code] = refusals.get(code, 0) + count
+        target = buckets.get(bucket_start(hour, bucket))
         if target is not None:
-            target.refusals += row.count
+            target.refusals += count
 
     unique = select(func.count(func.distinct(UsageUserHourly.link_id))).where(
         UsageUserHourly.assistant_id == assistant_id, UsageUserHourly.hour >= hour_of(start), UsageUserHourly.hour < end
