@@ -8,15 +8,25 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 IN_CI := $(filter 1 true TRUE yes,$(CI))
 
-.PHONY: run test install browser-deps
+# pytest-xdist workers for `make test`. The suite waits on subprocesses, servers and the databases
+# more than it computes, so more workers than this machine's 2 cores pay (docs/benchmarks.md).
+TEST_WORKERS ?= 4
+
+.PHONY: run test lint install browser-deps
 
 run: $(STAMP)
 	$(BIN)/portico db upgrade
 	$(BIN)/portico demo
 	$(BIN)/portico serve
 
-test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Lint first, so a type error or an unformatted file fails `make test` (and CI) as a failing test does.
+test: lint browser-deps
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
 
 # Installs what is missing when it can (root with apt-get). Otherwise the browser tests skip,
 # except under CI=true, where this step fails.
