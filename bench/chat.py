@@ -75,6 +75,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
 from benchkit import (
     ROOT,
     Server,
@@ -388,7 +389,7 @@ async def run_level(target: Target, clients_n: int, warmup: float, duration: flo
         for client in clients:
             await client.aclose()
     phase.server_cpu_s = cpu1[0] - cpu0[0]
-    phase.upstream_cpu_s = sum(b - a for a, b in zip(cpu0[1:], cpu1[1:]))
+    phase.upstream_cpu_s = sum(b - a for a, b in zip(cpu0[1:], cpu1[1:], strict=True))
     phase.client_cpu_s = client1 - client0
     phase.machine_busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1)
     return phase
@@ -703,7 +704,7 @@ def streams_part(
 
             async def all_sessions() -> list[tuple[int, str]]:
                 out: list[tuple[int, str]] = []
-                for public_id, count in zip(public_ids, per):
+                for public_id, count in zip(public_ids, per, strict=True):
                     out += await start_sessions(portico.server.base_url, public_id, count, 16)
                 return out
 
@@ -805,7 +806,10 @@ def cpu_table(phases: list[Phase]) -> str:
     )
     lines = [header, "|---|---" + "|---:" * (header.count("|") - 3) + "|"]
     for p in sorted(phases, key=lambda p: (p.engine, p.clients, not p.target.startswith("bare"))):
-        per = (lambda s: f"{1000 * s / p.messages:.2f}" if p.messages else "-")
+
+        def per(seconds: float, messages: int = p.messages) -> str:
+            return f"{1000 * seconds / messages:.2f}" if messages else "-"
+
         e = p.elapsed or 1
         lines.append(
             f"| {p.engine} | {p.target} | {p.clients} | {p.tokens / p.messages if p.messages else 0:.0f} "

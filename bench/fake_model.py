@@ -135,7 +135,7 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if ms > 0:
             try:
                 await asyncio.wait_for(gone.wait(), ms / 1000)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     try:

@@ -54,6 +54,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
 from benchkit import (
     PROTECTED_DATABASES,
     Server,
@@ -198,7 +199,7 @@ class DatabaseWatch:
             self.idle_in_transaction += sum(1 for row in rows if row["state"] == "idle in transaction")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def stop(self) -> float:
@@ -420,8 +421,13 @@ def cpu_table(phases: list[Phase]) -> str:
     )
     lines = [header, "|---" + "|---:" * (header.count("|") - 2) + "|"]
     for p in phases:
-        per = (lambda s: f"{1000 * s / p.ok:.2f}" if p.ok and s is not None else "-")
-        opt = (lambda v: "-" if v is None else f"{v:.1f}")
+
+        def per(seconds: float | None, ok: int = p.ok) -> str:
+            return f"{1000 * seconds / ok:.2f}" if ok and seconds is not None else "-"
+
+        def opt(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1f}"
+
         lines.append(
             f"| {p.target} | {p.clients} | {per(p.server_cpu_s)} | {per(p.db_cpu_s)} | {per(p.client_cpu_s)} "
             f"| {p.server_cpu_s / p.elapsed:.2f} | {p.client_cpu_s / p.elapsed:.2f} | {p.other_cpu:.2f} "
