@@ -129,7 +129,9 @@ class Phase:
             mean_ms=round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
             server_cpu_ms_per_req=round(1000 * self.server_cpu_s / self.ok, 3) if self.ok else None,
             client_cpu_ms_per_req=round(1000 * self.client_cpu_s / self.ok, 3) if self.ok else None,
-            db_cpu_ms_per_req=round(1000 * self.db_cpu_s / self.ok, 3) if self.ok and self.db_cpu_s is not None else None,
+            db_cpu_ms_per_req=round(1000 * self.db_cpu_s / self.ok, 3)
+            if self.ok and self.db_cpu_s is not None
+            else None,
             other_cpu_cores=round(self.other_cpu, 2),
         )
         return data
@@ -334,9 +336,7 @@ async def drive(
 
     t0 = time.perf_counter()
     bodies = prepared.bodies
-    await asyncio.gather(
-        *(worker(pools[i % len(pools)], bodies[i % len(bodies)]) for i in range(phase.clients))
-    )
+    await asyncio.gather(*(worker(pools[i % len(pools)], bodies[i % len(bodies)]) for i in range(phase.clients)))
     phase.elapsed = time.perf_counter() - t0
 
 
@@ -458,7 +458,9 @@ def parse_list(text: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--targets", default="sqlite,postgresql,bare", help="comma-separated: sqlite, postgresql, bare")
     parser.add_argument("--clients", default="1,16,64", help="comma-separated concurrency levels (default 1,16,64)")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per level (default 5)")
@@ -536,7 +538,10 @@ def main() -> int:
             print(f"\n[{target}] starting", flush=True)
             prepared = prepare(target, workdir, args.postgres_url, args.links)
             started.append(prepared.server)
-            print(f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}", flush=True)
+            print(
+                f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}",
+                flush=True,
+            )
             admitted = 0
             for clients in levels:
                 for attempt in range(1, args.retries + 2):

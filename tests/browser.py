@@ -51,7 +51,9 @@ def skip_or_fail(reason: str) -> None:
 
 def chromium_problem() -> str | None:
     if not CHROMIUM.exists():
-        return f"Chromium is not installed at {CHROMIUM} (install it with `apt-get install chromium`, or run `make test`)"
+        return (
+            f"Chromium is not installed at {CHROMIUM} (install it with `apt-get install chromium`, or run `make test`)"
+        )
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:

@@ -29,4 +29,6 @@ async def say(http: httpx.AsyncClient, session: dict, content: str, *, stream: b
     headers = bearer(session)
     if stream:
         headers["Accept"] = "text/event-stream"
-    return await http.post(f"/api/v1/chat/sessions/{session['session_id']}/messages", json={"content": content}, headers=headers)
+    return await http.post(
+        f"/api/v1/chat/sessions/{session['session_id']}/messages", json={"content": content}, headers=headers
+    )

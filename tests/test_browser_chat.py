@@ -181,7 +181,9 @@ async def test_guest_on_a_public_link_chats_with_a_streamed_reply_reloads_and_en
 ):
     # The model streams its answer a word at a time, so a reply that is streamed all the way
     # (model -> server -> page) shows on screen in pieces; a buffered one would show whole.
-    assistant = await library(alice, engine={"type": "openai", "base_url": slow_model, "model": "stub", "api_key": "sk-stub"})
+    assistant = await library(
+        alice, engine={"type": "openai", "base_url": slow_model, "model": "stub", "api_key": "sk-stub"}
+    )
     context, page = await new_page(browser)
     errors = page_errors(page)
     await page.add_init_script(WATCH_STREAM)
@@ -351,7 +353,9 @@ async def test_a_deleted_private_link_shows_the_revoked_sentence_on_the_next_mes
 
 
 async def test_on_a_phone_nothing_scrolls_sideways_and_the_chat_works(browser, server, alice: Person, db_name):
-    assistant = await library(alice, description="Answers questions about the Riverside Library, its hours and its car park.")
+    assistant = await library(
+        alice, description="Answers questions about the Riverside Library, its hours and its car park."
+    )
     context, page = await new_page(browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     errors = page_errors(page)
     await page.goto(f"{server}/c/{assistant['public_id']}")

@@ -25,7 +25,10 @@ FAQ = [
     ("Where can I read what people asked?", "Open Logs to read every session"),
     ("Do you store IP addresses?", "store no IP address"),
     ("How do I change what the assistant says?", "Edit the draft"),
-    ("What's the difference between public and private sharing?", "Private mode only admits people who open a private link"),
+    (
+        "What's the difference between public and private sharing?",
+        "Private mode only admits people who open a private link",
+    ),
 ]
 
 
@@ -54,16 +57,26 @@ async def test_it_says_plainly_when_nothing_matches(client, demo):
 def test_sections_become_passages_and_long_sections_split_by_paragraph():
     text = "Intro line.\n# A\nShort.\n## B\n" + ("x " * 300 + "\n\n") * 3
     passages = split_passages(text)
-    assert [(p.title, len(p.text) > 0) for p in passages] == [("", True), ("A", True), ("B", True), ("B", True), ("B", True)]
+    assert [(p.title, len(p.text) > 0) for p in passages] == [
+        ("", True),
+        ("A", True),
+        ("B", True),
+        ("B", True),
+        ("B", True),
+    ]
     assert len(split_passages(KNOWLEDGE)) == 13
 
 
 async def test_the_index_is_built_once_per_version():
     engine = BuiltinEngine()
-    request = EngineRequest(version_key="v1", instructions="", knowledge=KNOWLEDGE, engine={"type": "builtin"}, prompt="x")
+    request = EngineRequest(
+        version_key="v1", instructions="", knowledge=KNOWLEDGE, engine={"type": "builtin"}, prompt="x"
+    )
     first = await engine.index_for(request)
     assert await engine.index_for(request) is first
-    changed = EngineRequest(version_key="v2", instructions="", knowledge="# New\nText.", engine={"type": "builtin"}, prompt="x")
+    changed = EngineRequest(
+        version_key="v2", instructions="", knowledge="# New\nText.", engine={"type": "builtin"}, prompt="x"
+    )
     assert await engine.index_for(changed) is not first
 
 

@@ -60,14 +60,33 @@ def test_owner_builds_shares_and_manages_links_from_the_cli(portico, tmp_path):
 
     knowledge = tmp_path / "faq.md"
     knowledge.write_text("Homework is due on Fridays.")
-    assistant_id, public_id = ok(portico("assistants", "create", "--name", "Class helper", "--knowledge-file", str(knowledge))).strip().split(",")
+    assistant_id, public_id = (
+        ok(portico("assistants", "create", "--name", "Class helper", "--knowledge-file", str(knowledge)))
+        .strip()
+        .split(",")
+    )
     assert ok(portico("assistants", "publish", public_id)).strip() == "Published version 1."
     ok(portico("status", assistant_id, "live"))
     ok(portico("share", assistant_id, "private"))
     listed = list(csv.DictReader(io.StringIO(ok(portico("assistants", "list")))))
-    assert listed == [{"id": assistant_id, "public_id": public_id, "status": "live", "share_mode": "private", "published_version": "1", "name": "Class helper"}]
+    assert listed == [
+        {
+            "id": assistant_id,
+            "public_id": public_id,
+            "status": "live",
+            "share_mode": "private",
+            "published_version": "1",
+            "name": "Class helper",
+        }
+    ]
 
-    one = list(csv.reader(io.StringIO(ok(portico("links", "create", assistant_id, "--name", "Student Group A", "--max-sessions", "30")))))
+    one = list(
+        csv.reader(
+            io.StringIO(
+                ok(portico("links", "create", assistant_id, "--name", "Student Group A", "--max-sessions", "30"))
+            )
+        )
+    )
     assert one[0] == ["name", "url"]
     assert one[1][0] == "Student Group A" and one[1][1].startswith("http://portico.test/c#k=ptk_")
 
@@ -81,7 +100,11 @@ def test_owner_builds_shares_and_manages_links_from_the_cli(portico, tmp_path):
 
     rows = list(csv.DictReader(io.StringIO(ok(portico("links", "list", assistant_id)))))
     assert [(r["name"], r["max_sessions"]) for r in rows] == [
-        ("Student Group A", "30"), ("Doe, Jane", "5"), ("Émile", "0"), ("Group B", "0"), ("Group C", "0")
+        ("Student Group A", "30"),
+        ("Doe, Jane", "5"),
+        ("Émile", "0"),
+        ("Group B", "0"),
+        ("Group C", "0"),
     ]
     new_url = ok(portico("links", "reissue", assistant_id, rows[0]["id"])).strip()
     assert new_url != rows[0]["url"] and new_url.startswith("http://portico.test/c#k=ptk_")
@@ -91,10 +114,14 @@ def test_owner_builds_shares_and_manages_links_from_the_cli(portico, tmp_path):
 
 
 def test_cli_refuses_bad_input_with_one_sentence(portico, tmp_path):
-    assert "not an email" in error(portico("owners", "create", "nobody", "--password-stdin", stdin="long enough password\n"))
+    assert "not an email" in error(
+        portico("owners", "create", "nobody", "--password-stdin", stdin="long enough password\n")
+    )
     assert "at least 8" in error(portico("owners", "create", "a@b.example", "--password-stdin", stdin="short\n"))
     ok(portico("owners", "create", "a@b.example", "--password-stdin", stdin="long enough password\n"))
-    assert "already exists" in error(portico("owners", "create", "A@b.example", "--password-stdin", stdin="long enough password\n"))
+    assert "already exists" in error(
+        portico("owners", "create", "A@b.example", "--password-stdin", stdin="long enough password\n")
+    )
     assert "No owner" in error(portico("tokens", "create", "--owner", "who@b.example"))
     assert "No assistant" in error(portico("status", "nope", "live"))
     assert "'live' or 'offline'" in error(portico("status", "1", "paused"))
@@ -102,7 +129,9 @@ def test_cli_refuses_bad_input_with_one_sentence(portico, tmp_path):
     assert "name" in error(portico("assistants", "create", "--name", ""))
     assistant_id = ok(portico("assistants", "create", "--name", "Empty")).split(",")[0]
     assert "knowledge" in error(portico("assistants", "publish", assistant_id))
-    assert "greater than or equal to 0" in error(portico("links", "create", assistant_id, "--name", "X", "--max-sessions", "-1"))
+    assert "greater than or equal to 0" in error(
+        portico("links", "create", assistant_id, "--name", "X", "--max-sessions", "-1")
+    )
     assert "either --name or --from-file" in error(portico("links", "create", assistant_id))
     bad = tmp_path / "bad.csv"
     bad.write_text("Alice,lots\n")
@@ -110,7 +139,9 @@ def test_cli_refuses_bad_input_with_one_sentence(portico, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("\n".join(f"User {i}" for i in range(51)))
     assert "50 more can be created, not 51" in error(portico("links", "create", assistant_id, "--from-file", str(big)))
-    assert "is not a file" in error(portico("links", "create", assistant_id, "--from-file", str(tmp_path / "missing.csv")))
+    assert "is not a file" in error(
+        portico("links", "create", assistant_id, "--from-file", str(tmp_path / "missing.csv"))
+    )
 
 
 def test_the_installed_command_runs_and_fails_cleanly(settings):
@@ -127,11 +158,12 @@ def test_logs_are_exported_from_the_cli(portico, tmp_path, settings):
     ok(portico("owners", "create", "a@b.example", "--password-stdin", stdin="long enough password\n"))
     knowledge = tmp_path / "k.md"
     knowledge.write_text("# Hours\nOpen 9 to 5.")
-    assistant_id = ok(portico("assistants", "create", "--name", "Desk", "--knowledge-file", str(knowledge))).split(",")[0]
+    assistant_id = ok(portico("assistants", "create", "--name", "Desk", "--knowledge-file", str(knowledge))).split(",")[
+        0
+    ]
     ok(portico("assistants", "publish", assistant_id))
     ok(portico("status", assistant_id, "live"))
     ok(portico("links", "create", assistant_id, "--name", 'Zoë, "the" tester'))
-
 
     async def two_sessions() -> None:
         engine = make_engine(settings.resolved_database_url)

@@ -99,7 +99,9 @@ async def test_forms_without_the_csrf_token_are_refused(web, alice):
     await web.sign_in(alice.email, "correct horse battery")
     response = await web.http.post("/dashboard/assistants", data={"name": "Sneaky"}, headers={"Accept": "text/html"})
     assert response.status_code == 403 and "expired or came from another site" in response.text
-    response = await web.http.post("/dashboard/assistants", data={"name": "Sneaky", "csrf": "forged"}, headers={"Accept": "text/html"})
+    response = await web.http.post(
+        "/dashboard/assistants", data={"name": "Sneaky", "csrf": "forged"}, headers={"Accept": "text/html"}
+    )
     assert response.status_code == 403
     assert "Sneaky" not in (await web.get("/dashboard")).text
 
@@ -112,7 +114,9 @@ async def test_changing_the_password_signs_out_other_browsers(app, alice):
         await first.get("/dashboard/account")
         bad = await first.post("/dashboard/account/password", {"current": "wrong", "new": "a new password"})
         assert bad.status_code == 422 and "current password is not right" in bad.text
-        done = await first.post("/dashboard/account/password", {"current": "correct horse battery", "new": "a new password"})
+        done = await first.post(
+            "/dashboard/account/password", {"current": "correct horse battery", "new": "a new password"}
+        )
         assert done.headers["location"] == "/dashboard/account?done=password"
         assert (await first.get("/dashboard")).status_code == 200
         assert (await second.get("/dashboard")).status_code == 303

@@ -17,10 +17,21 @@ from tests.conftest import Person, key_of, make_person, start
 from tests.dashboard_helpers import Dashboard, dashboard_client
 
 BEHAVIOR = {
-    "name": "Biology tutor", "description": "Cells and more", "greeting_enabled": "1", "greeting": "Hi, class!",
-    "instructions": "Be kind.", "knowledge": "# Cells\nCells are the units of life.", "engine_type": "builtin",
-    "base_url": "", "model": "", "temperature": "0.7", "max_tokens": "512", "timeout": "30",
-    "inactivity_timeout": "600", "max_duration": "3600", "max_message_length": "4000",
+    "name": "Biology tutor",
+    "description": "Cells and more",
+    "greeting_enabled": "1",
+    "greeting": "Hi, class!",
+    "instructions": "Be kind.",
+    "knowledge": "# Cells\nCells are the units of life.",
+    "engine_type": "builtin",
+    "base_url": "",
+    "model": "",
+    "temperature": "0.7",
+    "max_tokens": "512",
+    "timeout": "30",
+    "inactivity_timeout": "600",
+    "max_duration": "3600",
+    "max_message_length": "4000",
 }
 
 
@@ -77,8 +88,15 @@ async def test_behavior_shows_every_problem_next_to_its_field_and_saves_nothing(
     assistant_id = await new_assistant(web)
     path = f"/dashboard/assistants/{assistant_id}/behavior"
     await web.get(path)
-    bad = {**BEHAVIOR, "name": "", "engine_type": "openai", "base_url": "not a url", "temperature": "2.5",
-           "max_tokens": "lots", "inactivity_timeout": "5"}
+    bad = {
+        **BEHAVIOR,
+        "name": "",
+        "engine_type": "openai",
+        "base_url": "not a url",
+        "temperature": "2.5",
+        "max_tokens": "lots",
+        "inactivity_timeout": "5",
+    }
     response = await web.post(path, bad)
     assert response.status_code == 422
     errors = field_errors(response.text)
@@ -186,7 +204,9 @@ async def test_bad_user_input_is_explained(web, alice):
 async def test_names_with_markup_are_shown_as_text(web, alice):
     assistant = await alice.new_assistant(name="<script>alert(1)</script>")
     await alice.new_links(assistant["id"], 0)
-    await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}/links/1", json={"name": "<img src=x onerror=alert(2)>"})
+    await alice.request(
+        "PATCH", f"/api/v1/assistants/{assistant['id']}/links/1", json={"name": "<img src=x onerror=alert(2)>"}
+    )
     for path in ("/dashboard", f"/dashboard/assistants/{assistant['id']}/share"):
         html = (await web.get(path)).text
         assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -221,8 +241,12 @@ async def test_another_owner_gets_404_on_every_dashboard_route(app, web, alice):
         for method, path in _dashboard_routes():
             if "{assistant_id}" not in path:
                 continue
-            url = path.format(assistant_id=assistant["id"], link_id=link["id"], number=1, session_id=session["session_id"])
-            response = await (bob_web.get(url) if method == "GET" else bob_web.post(url, {"name": "x", "status": "offline"}))
+            url = path.format(
+                assistant_id=assistant["id"], link_id=link["id"], number=1, session_id=session["session_id"]
+            )
+            response = await (
+                bob_web.get(url) if method == "GET" else bob_web.post(url, {"name": "x", "status": "offline"})
+            )
             assert response.status_code == 404, (method, url, response.status_code)
             walked += 1
     assert walked >= 23

@@ -14,6 +14,7 @@ from portico.models import Base
 def include_object(obj, name, type_, reflected, compare_to):  # the same filter as migrations/env.py
     return not (name or "").startswith(("messages_fts", "ix_messages_content_fts"))
 
+
 DOCS = Path(__file__).parent.parent / "docs"
 
 

@@ -55,7 +55,15 @@ async def test_unknown_key_is_checked_after_offline_when_public_id_given(client,
 
 
 async def test_malformed_keys_are_invalid(client, alice: Person):
-    for key in ["", "nope", "pto_" + "A" * 43, "ptk_" + "A" * 42, "ptk_" + "A" * 44, "ptk_" + "é" * 43, "ptk_" + "A" * 42 + "="]:
+    for key in [
+        "",
+        "nope",
+        "pto_" + "A" * 43,
+        "ptk_" + "A" * 42,
+        "ptk_" + "A" * 44,
+        "ptk_" + "é" * 43,
+        "ptk_" + "A" * 42 + "=",
+    ]:
         refused(await start(client, key=key), 403, "link_invalid")
 
 

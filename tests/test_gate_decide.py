@@ -8,7 +8,9 @@ from portico.access.gate import Admission, AssistantFacts, LinkFacts, decide
 
 
 def assistant(**changes: object) -> AssistantFacts:
-    values = dict(id=1, public_id="p", name="A", description="", published_version=1, status="live", share_mode="public")
+    values = dict(
+        id=1, public_id="p", name="A", description="", published_version=1, status="live", share_mode="public"
+    )
     return AssistantFacts(**{**values, **changes})  # type: ignore[arg-type]
 
 
@@ -29,15 +31,56 @@ def code(**kwargs: object) -> str:
         (dict(public_id_given=False, key_given=True, assistant=None, link=None), "link_invalid"),
         (dict(public_id_given=True, key_given=True, assistant=None, link=link()), "not_found"),
         (dict(public_id_given=True, key_given=True, assistant=assistant(), link=link(assistant_id=2)), "link_invalid"),
-        (dict(public_id_given=True, key_given=False, assistant=assistant(published_version=None), link=None), "not_published"),
-        (dict(public_id_given=False, key_given=True, assistant=assistant(published_version=None, status="offline"), link=link()), "not_published"),
-        (dict(public_id_given=False, key_given=True, assistant=assistant(status="offline"), link=link(revoked=True)), "assistant_offline"),
-        (dict(public_id_given=True, key_given=True, assistant=assistant(status="offline"), link=None), "assistant_offline"),
+        (
+            dict(public_id_given=True, key_given=False, assistant=assistant(published_version=None), link=None),
+            "not_published",
+        ),
+        (
+            dict(
+                public_id_given=False,
+                key_given=True,
+                assistant=assistant(published_version=None, status="offline"),
+                link=link(),
+            ),
+            "not_published",
+        ),
+        (
+            dict(public_id_given=False, key_given=True, assistant=assistant(status="offline"), link=link(revoked=True)),
+            "assistant_offline",
+        ),
+        (
+            dict(public_id_given=True, key_given=True, assistant=assistant(status="offline"), link=None),
+            "assistant_offline",
+        ),
         (dict(public_id_given=True, key_given=True, assistant=assistant(), link=None), "link_invalid"),
-        (dict(public_id_given=False, key_given=True, assistant=assistant(), link=link(revoked=True, max_sessions=1, sessions_used=1)), "link_revoked"),
-        (dict(public_id_given=False, key_given=True, assistant=assistant(), link=link(max_sessions=1, sessions_used=1)), "link_exhausted"),
-        (dict(public_id_given=False, key_given=True, assistant=assistant(share_mode="private"), link=link(max_sessions=2, sessions_used=1)), "admit"),
-        (dict(public_id_given=True, key_given=False, assistant=assistant(share_mode="private"), link=None), "key_required"),
+        (
+            dict(
+                public_id_given=False,
+                key_given=True,
+                assistant=assistant(),
+                link=link(revoked=True, max_sessions=1, sessions_used=1),
+            ),
+            "link_revoked",
+        ),
+        (
+            dict(
+                public_id_given=False, key_given=True, assistant=assistant(), link=link(max_sessions=1, sessions_used=1)
+            ),
+            "link_exhausted",
+        ),
+        (
+            dict(
+                public_id_given=False,
+                key_given=True,
+                assistant=assistant(share_mode="private"),
+                link=link(max_sessions=2, sessions_used=1),
+            ),
+            "admit",
+        ),
+        (
+            dict(public_id_given=True, key_given=False, assistant=assistant(share_mode="private"), link=None),
+            "key_required",
+        ),
         (dict(public_id_given=True, key_given=False, assistant=assistant(), link=None), "admit"),
     ],
 )

@@ -40,10 +40,15 @@ async def test_sessions_are_attributed_to_their_user(app, client, alice: Person)
         await web.sign_in(alice.email, "correct horse battery")
         await web.get(f"/dashboard/assistants/{assistant['id']}/preview")
         preview = (await web.post(f"/dashboard/assistants/{assistant['id']}/preview/sessions", {"use": "draft"})).json()
-        await web.post(f"/dashboard/assistants/{assistant['id']}/preview/sessions/{preview['session_id']}/messages", {"content": "Hi"})
+        await web.post(
+            f"/dashboard/assistants/{assistant['id']}/preview/sessions/{preview['session_id']}/messages",
+            {"content": "Hi"},
+        )
     items = (await sessions(alice, assistant["id"]))["items"]
     assert [(i["user"], i["channel"], i["version"]) for i in items] == [
-        ("Owner preview", "preview", 0), ("User 1", "widget", 1), ("Anonymous", "link", 1),
+        ("Owner preview", "preview", 0),
+        ("User 1", "widget", 1),
+        ("Anonymous", "link", 1),
     ]
     assert items[1]["messages"] == 2 and items[1]["tokens_out"] > 0
     await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}")
@@ -53,13 +58,17 @@ async def test_sessions_are_attributed_to_their_user(app, client, alice: Person)
 async def test_a_transcript_shows_every_message_with_timing_and_errors(client, alice: Person):
     assistant = await alice.new_assistant(knowledge=FAQ)
     session = await chat(client, public_id=assistant["public_id"])
-    detail = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/sessions/{session['session_id']}")).json()
+    detail = (
+        await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/sessions/{session['session_id']}")
+    ).json()
     guest, reply = detail["messages"]
     assert (guest["role"], guest["content"]) == ("guest", "Where can I park?")
     assert reply["role"] == "assistant" and "Parking is free" in reply["content"]
     assert reply["first_token_ms"] is not None and reply["tokens_out"] > 0 and reply["error_code"] is None
     other = await alice.new_assistant()
-    assert (await alice.request("GET", f"/api/v1/assistants/{other['id']}/sessions/{session['session_id']}")).status_code == 404
+    assert (
+        await alice.request("GET", f"/api/v1/assistants/{other['id']}/sessions/{session['session_id']}")
+    ).status_code == 404
 
 
 async def test_filters_narrow_the_list(app, client, alice: Person):
@@ -71,8 +80,11 @@ async def test_filters_narrow_the_list(app, client, alice: Person):
     await say(client, anonymous, "When are you open? Bonjour café")
     await client.post(f"/api/v1/chat/sessions/{first['session_id']}/end", headers=bearer(first))
     async with app.state.sessionmaker() as db:
-        await db.execute(update(ChatSession).where(ChatSession.id == first["session_id"])
-                         .values(started_at=utcnow() - timedelta(days=3)))
+        await db.execute(
+            update(ChatSession)
+            .where(ChatSession.id == first["session_id"])
+            .values(started_at=utcnow() - timedelta(days=3))
+        )
         await db.commit()
     aid = assistant["id"]
     ids = lambda result: [i["id"] for i in result["items"]]  # noqa: E731
@@ -86,8 +98,15 @@ async def test_filters_narrow_the_list(app, client, alice: Person):
     assert ids(await sessions(alice, aid, q="café")) == [anonymous["session_id"]]
     assert ids(await sessions(alice, aid, q="open")) == [anonymous["session_id"]]
     assert ids(await sessions(alice, aid, q="zebra")) == []
-    for bad in ({"channel": "fax"}, {"end_reason": "boredom"}, {"user": "bob"}, {"from": "yesterday"},
-                {"from": "2026-11-10", "to": "2026-11-01"}, {"cursor": "!!!"}, {"limit": "0"}):
+    for bad in (
+        {"channel": "fax"},
+        {"end_reason": "boredom"},
+        {"user": "bob"},
+        {"from": "yesterday"},
+        {"from": "2026-11-10", "to": "2026-11-01"},
+        {"cursor": "!!!"},
+        {"limit": "0"},
+    ):
         response = await alice.request("GET", f"/api/v1/assistants/{aid}/sessions", params=bad)
         assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request", bad
 
@@ -127,7 +146,9 @@ async def test_exports_parse_back_to_the_same_data(client, alice: Person):
     assert [p["id"] for p in parsed] == [i["id"] for i in listed]
     assert parsed[1]["user"] == tricky
     assert parsed[1]["messages"][0]["content"] == "Où se garer ? 駐車場"
-    only_link = await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/sessions.csv", params={"user": str(link["id"])})
+    only_link = await alice.request(
+        "GET", f"/api/v1/assistants/{assistant['id']}/sessions.csv", params={"user": str(link["id"])}
+    )
     assert len(list(csv.DictReader(io.StringIO(only_link.text)))) == 1
 
 
@@ -137,8 +158,12 @@ async def test_exports_stream_many_sessions_in_batches(app, client, alice: Perso
     assistant = await alice.new_assistant(knowledge=FAQ)
     for _ in range(25):
         await start(client, public_id=assistant["public_id"])
-    batches = [len(b) async for b in export_batches(app.state.sessionmaker, assistant_id=assistant["id"],
-                                                     filters=LogFilters(), with_messages=True, batch=10)]
+    batches = [
+        len(b)
+        async for b in export_batches(
+            app.state.sessionmaker, assistant_id=assistant["id"], filters=LogFilters(), with_messages=True, batch=10
+        )
+    ]
     assert batches == [10, 10, 5]
 
 
@@ -149,13 +174,21 @@ async def test_retention_purges_old_sessions_but_metrics_keep_their_counts(app, 
     old = await chat(client, public_id=assistant["public_id"])
     recent = await chat(client, public_id=assistant["public_id"])
     async with app.state.sessionmaker() as db:
-        await db.execute(update(ChatSession).where(ChatSession.id == old["session_id"])
-                         .values(started_at=utcnow() - timedelta(days=10)))
-        await db.execute(update(Message).where(Message.session_id == old["session_id"])
-                         .values(created_at=utcnow() - timedelta(days=10)))
+        await db.execute(
+            update(ChatSession)
+            .where(ChatSession.id == old["session_id"])
+            .values(started_at=utcnow() - timedelta(days=10))
+        )
+        await db.execute(
+            update(Message)
+            .where(Message.session_id == old["session_id"])
+            .values(created_at=utcnow() - timedelta(days=10))
+        )
         await recompute(db, start=utcnow() - timedelta(days=11), end=utcnow() + timedelta(hours=1))
         await db.commit()
-    before = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics", params={"period": "30d"})).json()
+    before = (
+        await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics", params={"period": "30d"})
+    ).json()
     await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"retention_days": 7})
     async with app.state.sessionmaker() as db:
         assert await purge_expired(db) == 1
@@ -164,7 +197,9 @@ async def test_retention_purges_old_sessions_but_metrics_keep_their_counts(app, 
     assert remaining == [recent["session_id"]]
     async with app.state.sessionmaker() as db:
         assert await db.scalar(select(Message.id).where(Message.session_id == old["session_id"])) is None
-    after = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics", params={"period": "30d"})).json()
+    after = (
+        await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics", params={"period": "30d"})
+    ).json()
     assert after["totals"]["sessions"] == before["totals"]["sessions"] == 2
 
 
@@ -172,7 +207,9 @@ async def test_when_transcripts_are_off_messages_are_counted_but_not_kept(client
     assistant = await alice.new_assistant(knowledge=FAQ)
     await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"store_transcripts": False})
     session = await chat(client, public_id=assistant["public_id"])
-    detail = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/sessions/{session['session_id']}")).json()
+    detail = (
+        await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/sessions/{session['session_id']}")
+    ).json()
     assert [m["content"] for m in detail["messages"]] == [None, None]
     assert (await sessions(alice, assistant["id"]))["items"][0]["messages"] == 2
 
@@ -181,9 +218,14 @@ async def test_public_sessions_store_nothing_that_identifies_the_guest(app, clie
     assistant = await alice.new_assistant(knowledge=FAQ)
     agent = "Mozilla/5.0 (Quirky-Test-Agent-7731)"
     headers = {"User-Agent": agent, "X-Forwarded-For": "203.0.113.77", "Referer": "https://referrer.example/page"}
-    session = (await client.post("/api/v1/chat/sessions", json={"public_id": assistant["public_id"]}, headers=headers)).json()
-    await client.post(f"/api/v1/chat/sessions/{session['session_id']}/messages", json={"content": "Hello"},
-                      headers={**headers, **bearer(session)})
+    session = (
+        await client.post("/api/v1/chat/sessions", json={"public_id": assistant["public_id"]}, headers=headers)
+    ).json()
+    await client.post(
+        f"/api/v1/chat/sessions/{session['session_id']}/messages",
+        json={"content": "Hello"},
+        headers={**headers, **bearer(session)},
+    )
     async with app.state.sessionmaker() as db:
         dump = []
         for table in Base.metadata.sorted_tables:
@@ -191,5 +233,7 @@ async def test_public_sessions_store_nothing_that_identifies_the_guest(app, clie
     everything = "\n".join(dump)
     for trace in ("Quirky-Test-Agent", "203.0.113.77", "127.0.0.1", "testclient", "referrer.example"):
         assert trace not in everything
-    columns = {c.name for t in Base.metadata.sorted_tables if t.name in ("chat_sessions", "messages") for c in t.columns}
+    columns = {
+        c.name for t in Base.metadata.sorted_tables if t.name in ("chat_sessions", "messages") for c in t.columns
+    }
     assert not columns & {"ip", "ip_address", "user_agent", "referer", "referrer"}

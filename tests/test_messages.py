@@ -72,7 +72,10 @@ async def test_a_message_over_the_limit_is_refused_and_not_saved(app, client, al
     session = (await start(client, public_id=assistant["public_id"])).json()
     response = await say(client, session, "x" * 21)
     assert response.status_code == 413
-    assert response.json()["error"] == {"code": "message_too_long", "message": "This message is too long: at most 20 characters, please."}
+    assert response.json()["error"] == {
+        "code": "message_too_long",
+        "message": "This message is too long: at most 20 characters, please.",
+    }
     assert await count_messages(app) == 0
     assert (await say(client, session, "x" * 20)).status_code == 200
 
@@ -121,7 +124,9 @@ async def test_an_engine_failure_is_a_clear_error_and_an_entry_in_the_transcript
             "message": "The assistant could not answer just now. Please try again in a moment.",
         }
         events = parse_events((await say(client, session, "Again?", stream=True)).text)
-        assert events == [("error", {"code": "engine_error", "message": response.json()["error"]["message"], "message_id": 4})]
+        assert events == [
+            ("error", {"code": "engine_error", "message": response.json()["error"]["message"], "message_id": 4})
+        ]
     async with app.state.sessionmaker() as db:
         replies = list(await db.scalars(select(Message).where(Message.role == "assistant")))
     assert [r.error_code for r in replies] == ["engine_error", "engine_error"]

@@ -42,7 +42,10 @@ async def test_metrics_count_sessions_messages_users_and_refusals(client, alice:
     assert totals["p50_first_token_ms"] is not None and totals["avg_duration_seconds"] is not None
     assert totals["tokens_out"] > 0 and totals["engine_errors"] == 0
     assert {k: v for k, v in result["refusals"].items() if v} == {
-        "link_exhausted": 1, "key_required": 1, "link_revoked": 1, "assistant_offline": 1,
+        "link_exhausted": 1,
+        "key_required": 1,
+        "link_revoked": 1,
+        "assistant_offline": 1,
     }
     assert result["channels"] == {"widget": 2, "link": 1}
     assert sum(b["sessions"] for b in result["buckets"]) == 3 and len(result["buckets"]) >= 1
@@ -73,8 +76,13 @@ async def test_engine_errors_are_counted(client, alice: Person):
 
 @pytest.mark.parametrize(
     "query",
-    [{"period": "forever"}, {"bucket": "minute"}, {"period": "custom", "from": "2026-11-10", "to": "2026-11-01"},
-     {"period": "custom", "from": "2020-01-01", "to": "2026-01-01", "bucket": "hour"}, {"period": "custom", "from": "soon"}],
+    [
+        {"period": "forever"},
+        {"bucket": "minute"},
+        {"period": "custom", "from": "2026-11-10", "to": "2026-11-01"},
+        {"period": "custom", "from": "2020-01-01", "to": "2026-01-01", "bucket": "hour"},
+        {"period": "custom", "from": "soon"},
+    ],
 )
 async def test_bad_periods_are_refused(client, alice: Person, query):
     assistant = await alice.new_assistant(knowledge=FAQ)
@@ -94,6 +102,6 @@ def test_percentiles_from_merged_histograms_are_within_a_bin():
 def test_charts_are_svg_with_titles_for_screen_readers():
     svg = str(bar_chart("c1", "Sessions per day", ["Nov 01", "Nov 02"], [3, 0]))
     assert svg.startswith("<svg") and 'role="img"' in svg
-    assert "<title id=\"c1-t\">Sessions per day</title>" in svg and "<title>Nov 01: 3</title>" in svg
+    assert '<title id="c1-t">Sessions per day</title>' in svg and "<title>Nov 01: 3</title>" in svg
     assert "<script" not in svg and "style=" not in svg
     assert "&lt;b&gt;" in str(bar_chart("c2", "<b>", ["<i>"], [1]))

@@ -64,7 +64,10 @@ async def test_each_completion_is_one_api_session_with_its_messages(app, alice: 
         messages = list(await db.scalars(select(Message).order_by(Message.id)))
     assert (session.channel, session.end_reason, session.message_count) == ("api", "completed", 4)
     assert [(m.role, m.content[:17]) for m in messages] == [
-        ("guest", "Hi"), ("assistant", "Hello!"), ("guest", "Where can I park?"), ("assistant", "Parking\nParking i"),
+        ("guest", "Hi"),
+        ("assistant", "Hello!"),
+        ("guest", "Where can I park?"),
+        ("assistant", "Parking\nParking i"),
     ]
 
 
@@ -101,7 +104,12 @@ async def test_offline_and_unknown_models_are_refused(app, alice: Person):
 
 @pytest.mark.parametrize(
     "messages",
-    [[], [{"role": "assistant", "content": "Hi"}], [{"role": "user", "content": "  "}], [{"role": "wizard", "content": "x"}]],
+    [
+        [],
+        [{"role": "assistant", "content": "Hi"}],
+        [{"role": "user", "content": "  "}],
+        [{"role": "wizard", "content": "x"}],
+    ],
 )
 async def test_bad_completion_requests_are_refused(app, alice: Person, messages):
     assistant = await alice.new_assistant(knowledge=FAQ)

@@ -27,7 +27,12 @@ async def test_a_reply_comes_from_the_other_server_streamed(app, client, alice: 
     upstream = await alice.new_assistant(name="Upstream", knowledge=FAQ)
     assistant = await alice.new_assistant(
         instructions="Be helpful.",
-        engine={"type": "openai", "base_url": f"{second_portico}/v1", "model": upstream["public_id"], "temperature": 0.2},
+        engine={
+            "type": "openai",
+            "base_url": f"{second_portico}/v1",
+            "model": upstream["public_id"],
+            "temperature": 0.2,
+        },
     )
     session = (await start(client, public_id=assistant["public_id"])).json()
     events = parse_events((await say(client, session, "Where can I park?", stream=True)).text)
@@ -39,11 +44,15 @@ async def test_a_reply_comes_from_the_other_server_streamed(app, client, alice: 
     async with app.state.sessionmaker() as db:
         sessions = list(await db.scalars(select(ChatSession).where(ChatSession.channel == "api")))
         assert len(sessions) == 1 and sessions[0].end_reason == "completed"
-        guest = await db.scalar(select(Message.content).where(Message.session_id == sessions[0].id, Message.role == "guest"))
+        guest = await db.scalar(
+            select(Message.content).where(Message.session_id == sessions[0].id, Message.role == "guest")
+        )
     assert guest == "Where can I park?"
 
 
-async def test_the_stored_api_key_opens_a_private_assistant_on_the_other_server(app, client, alice: Person, second_portico):
+async def test_the_stored_api_key_opens_a_private_assistant_on_the_other_server(
+    app, client, alice: Person, second_portico
+):
     upstream = await alice.new_assistant(name="Private upstream", knowledge=FAQ, share="private")
     (link,) = await alice.new_links(upstream["id"], 0)
     engine = {"type": "openai", "base_url": f"{second_portico}/v1", "model": upstream["public_id"]}
@@ -61,7 +70,9 @@ async def test_the_stored_api_key_opens_a_private_assistant_on_the_other_server(
 
 
 async def test_upstream_refusals_become_a_guest_sentence(client, alice: Person, second_portico):
-    assistant = await alice.new_assistant(engine={"type": "openai", "base_url": f"{second_portico}/v1", "model": "no-such-model"})
+    assistant = await alice.new_assistant(
+        engine={"type": "openai", "base_url": f"{second_portico}/v1", "model": "no-such-model"}
+    )
     session = (await start(client, public_id=assistant["public_id"])).json()
     events = parse_events((await say(client, session, "Hello?", stream=True)).text)
     assert events[-1][0] == "error"
@@ -95,7 +106,14 @@ async def test_instructions_history_and_settings_reach_the_model(client, alice: 
         assistant = await alice.new_assistant(
             instructions="Answer like a pirate.",
             knowledge=FAQ,
-            engine={"type": "openai", "base_url": base_url, "model": "quick", "temperature": 1.5, "max_tokens": 64, "api_key": "sk-test-123"},
+            engine={
+                "type": "openai",
+                "base_url": base_url,
+                "model": "quick",
+                "temperature": 1.5,
+                "max_tokens": 64,
+                "api_key": "sk-test-123",
+            },
         )
         session = (await start(client, public_id=assistant["public_id"])).json()
         await say(client, session, "Where can I park?")

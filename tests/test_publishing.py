@@ -68,8 +68,13 @@ async def test_new_assistant_is_unpublished_offline_and_public(client, alice: Pe
     assert (assistant["published_version"], assistant["status"], assistant["share_mode"]) == (None, "offline", "public")
     assert assistant["has_unpublished_changes"] is True
     assert assistant["draft"]["engine"] == {
-        "type": "builtin", "base_url": None, "model": None, "temperature": None,
-        "max_tokens": None, "timeout": None, "has_api_key": None,
+        "type": "builtin",
+        "base_url": None,
+        "model": None,
+        "temperature": None,
+        "max_tokens": None,
+        "timeout": None,
+        "has_api_key": None,
     }
 
 

@@ -28,7 +28,9 @@ async def server(settings, tmp_path, app):
             yield http
 
 
-async def read_stream(http: httpx.AsyncClient, session: dict, content: str, arrivals: list[tuple[float, str, str]]) -> None:
+async def read_stream(
+    http: httpx.AsyncClient, session: dict, content: str, arrivals: list[tuple[float, str, str]]
+) -> None:
     headers = {**bearer(session), "Accept": "text/event-stream"}
     path = f"/api/v1/chat/sessions/{session['session_id']}/messages"
     async with http.stream("POST", path, json={"content": content}, headers=headers) as response:
@@ -78,7 +80,9 @@ async def test_a_streamed_reply_is_cut_within_a_second(server, client, alice: Pe
     assert state.status_code == 403
 
 
-async def test_a_reply_still_waiting_for_its_first_token_is_cut_within_a_second(server, client, alice: Person, slow_upstream):
+async def test_a_reply_still_waiting_for_its_first_token_is_cut_within_a_second(
+    server, client, alice: Person, slow_upstream
+):
     assistant = await alice.new_assistant(engine={"type": "openai", "base_url": slow_upstream, "model": "hang"})
     session = (await start(server, public_id=assistant["public_id"])).json()
     arrivals: list[tuple[float, str, str]] = []

@@ -30,15 +30,23 @@ async def test_the_embed_frame_may_be_framed_only_by_allowed_domains(client, ali
     assert "frame-ancestors *" in embed.headers["content-security-policy"]
     assert "x-frame-options" not in embed.headers
     assert 'data-channel="widget"' in embed.text
-    await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"allowed_domains": ["school.example", "http://127.0.0.1:8123"]})
+    await alice.request(
+        "PATCH",
+        f"/api/v1/assistants/{assistant['id']}",
+        json={"allowed_domains": ["school.example", "http://127.0.0.1:8123"]},
+    )
     embed = await client.get(f"/c/{assistant['public_id']}", params={"embed": "1"})
-    assert "frame-ancestors 'self' school.example http://127.0.0.1:8123;" in embed.headers["content-security-policy"] + ";"
+    assert (
+        "frame-ancestors 'self' school.example http://127.0.0.1:8123;" in embed.headers["content-security-policy"] + ";"
+    )
 
 
 async def test_widget_sessions_from_other_websites_are_refused(client, alice: Person):
     assistant = await alice.new_assistant()
     (link,) = await alice.new_links(assistant["id"], 1)
-    patched = await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"allowed_domains": ["*.school.example"]})
+    patched = await alice.request(
+        "PATCH", f"/api/v1/assistants/{assistant['id']}", json={"allowed_domains": ["*.school.example"]}
+    )
     assert patched.json()["allowed_domains"] == ["*.school.example"]
     for origin in ("https://evil.example", None, "https://school.example.evil.example"):
         refused = await start(client, key=key_of(link), channel="widget", origin=origin)
@@ -49,11 +57,15 @@ async def test_widget_sessions_from_other_websites_are_refused(client, alice: Pe
     assert allowed.status_code == 201
     # The direct link is a link, not a widget: allowed domains do not apply to it.
     assert (await start(client, public_id=assistant["public_id"])).status_code == 201
-    metrics = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics", params={"period": "today"})).json()
+    metrics = (
+        await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics", params={"period": "today"})
+    ).json()
     assert metrics["refusals"]["origin_not_allowed"] == 3
 
 
-@pytest.mark.parametrize("domains", [["not a domain"], ["ftp://files.example"], ["https://x.example/path"], ["a" * 301]])
+@pytest.mark.parametrize(
+    "domains", [["not a domain"], ["ftp://files.example"], ["https://x.example/path"], ["a" * 301]]
+)
 async def test_bad_allowed_domains_are_refused(client, alice: Person, domains):
     assistant = await alice.new_assistant()
     response = await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"allowed_domains": domains})
@@ -64,8 +76,22 @@ async def test_bad_allowed_domains_are_refused(client, alice: Person, domains):
 def test_domain_entries_match_like_content_security_policy():
     allowed = normalise_all(["Example.com", "*.school.edu", "http://127.0.0.1:8123", "https://shop.example.org/"])
     assert allowed == ["example.com", "*.school.edu", "http://127.0.0.1:8123", "https://shop.example.org"]
-    yes = ["https://example.com", "http://example.com", "https://a.school.edu", "http://127.0.0.1:8123", "https://shop.example.org"]
-    no = ["https://example.com:8443", "https://school.edu", "http://127.0.0.1:9999", "http://shop.example.org", "https://evil.com", None, "javascript:alert(1)"]
+    yes = [
+        "https://example.com",
+        "http://example.com",
+        "https://a.school.edu",
+        "http://127.0.0.1:8123",
+        "https://shop.example.org",
+    ]
+    no = [
+        "https://example.com:8443",
+        "https://school.edu",
+        "http://127.0.0.1:9999",
+        "http://shop.example.org",
+        "https://evil.com",
+        None,
+        "javascript:alert(1)",
+    ]
     assert all(allows(allowed, origin) for origin in yes)
     assert not any(allows(allowed, origin) for origin in no)
     assert allows([], None) and allows([], "https://anything.example")

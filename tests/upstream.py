@@ -36,8 +36,13 @@ async def completions(request: Request):  # type: ignore[no-untyped-def]
 
     async def chunks():  # type: ignore[no-untyped-def]
         for i in range(count):
-            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": model,
-                     "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}]}
+            chunk = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}],
+            }
             yield f"data: {json.dumps(chunk)}\n\n"
             await asyncio.sleep(delay)
         yield "data: [DONE]\n\n"
@@ -51,7 +56,9 @@ def upstream_server() -> Iterator[tuple[str, list[dict]]]:
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
     app.state.seen = []
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
