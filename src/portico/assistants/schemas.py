@@ -131,9 +131,10 @@ class VersionList(BaseModel):
     items: list[VersionOut]
 
 
+# Literals, not the StrEnums: a Strict body takes no string for an enum.
 class StatusIn(Strict):
-    status: Status
+    status: Literal["live", "offline"]
 
 
 class ShareIn(Strict):
-    mode: ShareMode
+    mode: Literal["public", "private"]
