@@ -69,7 +69,9 @@ def portico_server(settings, log_path: Path, **extra_env: str) -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 20
+            # Generous: with pytest-xdist workers (and other work) on 2 cores, importing the app can
+            # take tens of seconds; a passing run never waits this long.
+            deadline = time.monotonic() + 90
             while True:
                 try:
                     httpx.get(f"{url}/openapi.json", timeout=1)
@@ -81,4 +83,8 @@ def portico_server(settings, log_path: Path, **extra_env: str) -> Iterator[str]:
             yield url
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
