@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 IN_CI := $(filter 1 true TRUE yes,$(CI))
 
-# pytest-xdist workers for `make test`. The suite waits on subprocesses, servers and the databases
-# more than it computes, so more workers than this machine's 2 cores pay (docs/benchmarks.md).
-TEST_WORKERS ?= 4
+# pytest-xdist workers for `make test`. The suite mostly waits (on `portico serve` processes,
+# Chromium, the databases), so on a quiet 2-core machine more workers than cores should pay; on
+# one already busy, nothing does (docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=2
+TEST_WORKERS ?= 3
 
 .PHONY: run test lint install browser-deps
 
