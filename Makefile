@@ -24,10 +24,13 @@ run: $(STAMP)
 test: lint browser-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# All three run even when one fails, so one run shows everything to fix.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy --strict src
+	@status=0; \
+	$(BIN)/ruff check src tests bench || status=1; \
+	$(BIN)/ruff format --check src tests bench || status=1; \
+	$(BIN)/mypy --strict src || status=1; \
+	exit $$status
 
 # Installs what is missing when it can (root with apt-get). Otherwise the browser tests skip,
 # except under CI=true, where this step fails.
