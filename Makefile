@@ -8,15 +8,29 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 IN_CI := $(filter 1 true TRUE yes,$(CI))
 
-.PHONY: run test install browser-deps
+# pytest-xdist workers for `make test`. The suite mostly waits (on `portico serve` processes,
+# Chromium, the databases), so on a quiet 2-core machine more workers than cores should pay; on
+# one already busy, nothing does (docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=2
+TEST_WORKERS ?= 3
+
+.PHONY: run test lint install browser-deps
 
 run: $(STAMP)
 	$(BIN)/portico db upgrade
 	$(BIN)/portico demo
 	$(BIN)/portico serve
 
-test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Lint first, so a type error or an unformatted file fails `make test` (and CI) as a failing test does.
+test: lint browser-deps
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# All three run even when one fails, so one run shows everything to fix.
+lint: $(STAMP)
+	@status=0; \
+	$(BIN)/ruff check src tests bench || status=1; \
+	$(BIN)/ruff format --check src tests bench || status=1; \
+	$(BIN)/mypy --strict src || status=1; \
+	exit $$status
 
 # Installs what is missing when it can (root with apt-get). Otherwise the browser tests skip,
 # except under CI=true, where this step fails.

@@ -89,7 +89,10 @@ async def proxy(body: MessageIn, authorization: Annotated[str | None, Header()] 
         written = 0
         async with Config.client.stream("POST", Config.upstream + "/chat/completions", json=request) as answer:
             if answer.status_code != 200:
-                yield {"event": "error", "data": json.dumps({"code": "engine_error", "message": str(answer.status_code)})}
+                yield {
+                    "event": "error",
+                    "data": json.dumps({"code": "engine_error", "message": str(answer.status_code)}),
+                }
                 return
             async for line in answer.aiter_lines():
                 if not line.startswith("data: "):

@@ -75,6 +75,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
 from benchkit import (
     ROOT,
     Server,
@@ -99,7 +100,9 @@ QUIET = 0.15  # share of the machine other work may use before a level starts
 PROTECTED_DATABASES = {"test", "postgres", "template0", "template1", "root", "portico_bench"}
 QUESTION = "How long does a session last?"
 DEMO_KNOWLEDGE = ROOT / "src" / "portico" / "demo" / "knowledge.md"
-SSL_CONTEXT = ssl.create_default_context()  # shared by every client: plain http, but httpx builds one per client otherwise
+SSL_CONTEXT = (
+    ssl.create_default_context()
+)  # shared by every client: plain http, but httpx builds one per client otherwise
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -114,9 +117,7 @@ class Portico:
     public_ids: dict[str, str] = field(default_factory=dict)  # assistant label -> public id
 
 
-def start_portico(
-    label: str, workdir: Path, database_url: str | None, profile_dir: Path | None = None
-) -> Portico:
+def start_portico(label: str, workdir: Path, database_url: str | None, profile_dir: Path | None = None) -> Portico:
     """A fresh data folder (and database), `portico demo`, then `portico serve`."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -179,8 +180,16 @@ def start_fake_model(workdir: Path, label: str = "fake-model") -> Server:
 def start_bare(workdir: Path, label: str, upstream: str, model: str, reply_file: Path | None) -> Server:
     port = free_port()
     argv = [
-        sys.executable, str(HERE / "bare_stream.py"), "--host", "127.0.0.1", "--port", str(port),
-        "--upstream", upstream, "--model", model,
+        sys.executable,
+        str(HERE / "bare_stream.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--upstream",
+        upstream,
+        "--model",
+        model,
     ]
     if reply_file is not None:
         argv += ["--reply-file", str(reply_file)]
@@ -335,8 +344,13 @@ class Phase:
 
 
 async def drive(
-    target: Target, sessions: list[tuple[int, str]], clients: list[httpx.AsyncClient], phase: Phase,
-    seconds: float, max_messages: int, body: bytes,
+    target: Target,
+    sessions: list[tuple[int, str]],
+    clients: list[httpx.AsyncClient],
+    phase: Phase,
+    seconds: float,
+    max_messages: int,
+    body: bytes,
 ) -> None:
     started = 0
     deadline = time.perf_counter() + seconds
@@ -376,7 +390,9 @@ async def run_level(target: Target, clients_n: int, warmup: float, duration: flo
     clients = [new_client() for _ in range(clients_n)]
     try:
         if warmup > 0:
-            await drive(target, sessions, clients, Phase(target.name, target.engine, clients_n), warmup, max_messages, body)
+            await drive(
+                target, sessions, clients, Phase(target.name, target.engine, clients_n), warmup, max_messages, body
+            )
         phase = Phase(target.name, target.engine, clients_n)
         pids = [target.server.pid] + [s.pid for s in target.others]
         cpu0 = [process_cpu(pid) for pid in pids]
@@ -388,7 +404,7 @@ async def run_level(target: Target, clients_n: int, warmup: float, duration: flo
         for client in clients:
             await client.aclose()
     phase.server_cpu_s = cpu1[0] - cpu0[0]
-    phase.upstream_cpu_s = sum(b - a for a, b in zip(cpu0[1:], cpu1[1:]))
+    phase.upstream_cpu_s = sum(b - a for a, b in zip(cpu0[1:], cpu1[1:], strict=True))
     phase.client_cpu_s = client1 - client0
     phase.machine_busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1)
     return phase
@@ -497,8 +513,17 @@ def mib(kib: int | float) -> float:
 
 
 async def hold_streams(
-    label: str, database: str, server: Server, upstream: Server, urls: list[str], tokens: list[str],
-    steps: list[int], interval: float, hold: float, open_concurrency: int, open_timeout: float,
+    label: str,
+    database: str,
+    server: Server,
+    upstream: Server,
+    urls: list[str],
+    tokens: list[str],
+    steps: list[int],
+    interval: float,
+    hold: float,
+    open_concurrency: int,
+    open_timeout: float,
     assistants: int,
 ) -> StreamRun:
     """Open streams in steps up to len(urls), hold them, close them; measure the server."""
@@ -514,7 +539,11 @@ async def hold_streams(
 
     async def one(i: int) -> None:
         s = streams[i]
-        headers = {"Authorization": f"Bearer {tokens[i]}", "Accept": "text/event-stream", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {tokens[i]}",
+            "Accept": "text/event-stream",
+            "Content-Type": "application/json",
+        }
         released = False
         await gate.acquire()
         s.opened = time.perf_counter()
@@ -573,9 +602,16 @@ async def hold_streams(
             alive = sum(1 for s in streams[:opened] if s.first_token and not s.error and not s.ended)
             failed = sum(1 for s in streams[:opened] if s.error or s.ended)
             step = Step(
-                streams=opened, alive=alive, failed=failed, waiting=opened - alive - failed, open_seconds=took,
-                ttft_p50_ms=percentile(ttfts, 50), ttft_p99_ms=percentile(ttfts, 99),
-                rss_mib=mib(status.get("VmRSS", 0)), fds=fd_count(pid), threads=status.get("Threads", 0),
+                streams=opened,
+                alive=alive,
+                failed=failed,
+                waiting=opened - alive - failed,
+                open_seconds=took,
+                ttft_p50_ms=percentile(ttfts, 50),
+                ttft_p99_ms=percentile(ttfts, 99),
+                rss_mib=mib(status.get("VmRSS", 0)),
+                fds=fd_count(pid),
+                threads=status.get("Threads", 0),
                 server_cores=(cpu1 - cpu0) / took if took else 0.0,
                 upstream_rss_mib=mib(proc_status(upstream.pid).get("VmRSS", 0)),
             )
@@ -663,9 +699,7 @@ def saved_reply_counts(database_url: str) -> dict[str, int]:
     return asyncio.run(fetch())
 
 
-def streams_part(
-    args: argparse.Namespace, workdir: Path, started: list[Server], database: str
-) -> list[StreamRun]:
+def streams_part(args: argparse.Namespace, workdir: Path, started: list[Server], database: str) -> list[StreamRun]:
     runs: list[StreamRun] = []
     model = f"fake:chunks=0,delay_ms={args.stream_interval * 1000:g},first_ms=0,max_s={args.stream_max_seconds:g}"
     steps = sorted({s for s in args.steps if s < args.streams} | {args.streams})
@@ -699,11 +733,14 @@ def streams_part(
             asyncio.run(warm_up())
             rss_warm = mib(proc_status(pid).get("VmRSS", 0))
             t0 = time.perf_counter()
-            per = [args.streams // len(public_ids) + (1 if k < args.streams % len(public_ids) else 0) for k in range(len(public_ids))]
+            per = [
+                args.streams // len(public_ids) + (1 if k < args.streams % len(public_ids) else 0)
+                for k in range(len(public_ids))
+            ]
 
             async def all_sessions() -> list[tuple[int, str]]:
                 out: list[tuple[int, str]] = []
-                for public_id, count in zip(public_ids, per):
+                for public_id, count in zip(public_ids, per, strict=True):
                     out += await start_sessions(portico.server.base_url, public_id, count, 16)
                 return out
 
@@ -716,10 +753,21 @@ def streams_part(
                 flush=True,
             )
             urls = [f"{portico.server.base_url}/api/v1/chat/sessions/{sid}/messages" for sid, _ in sessions]
+
             async def go() -> StreamRun:
                 return await hold_streams(
-                    label, database, portico.server, fake, urls, [t for _, t in sessions], steps,
-                    args.stream_interval, args.hold, args.open_concurrency, args.open_timeout, args.stream_assistants,
+                    label,
+                    database,
+                    portico.server,
+                    fake,
+                    urls,
+                    [t for _, t in sessions],
+                    steps,
+                    args.stream_interval,
+                    args.hold,
+                    args.open_concurrency,
+                    args.open_timeout,
+                    args.stream_assistants,
                 )
 
             run = asyncio.run(go())
@@ -729,7 +777,10 @@ def streams_part(
             run.sessions_seconds = sessions_seconds
             portico.server.stop()
             run.saved_replies = saved_reply_counts(portico.database_url)
-            print(f"[{label}] replies saved after the close: {run.saved_replies}; errors {run.errors or 'none'}", flush=True)
+            print(
+                f"[{label}] replies saved after the close: {run.saved_replies}; errors {run.errors or 'none'}",
+                flush=True,
+            )
             runs.append(run)
         if "bare" in args.stream_targets and database == args.databases[0]:
             bare = start_bare(workdir, "bare-proxy-streams", upstream, model, None)
@@ -741,7 +792,9 @@ def streams_part(
                 async with new_client() as client:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(
-                            send_message(client, bare.base_url + "/proxy", "bare", json.dumps({"content": QUESTION}).encode()),
+                            send_message(
+                                client, bare.base_url + "/proxy", "bare", json.dumps({"content": QUESTION}).encode()
+                            ),
                             args.stream_interval * 1.5 + 1,
                         )
 
@@ -751,8 +804,18 @@ def streams_part(
 
             async def go2() -> StreamRun:
                 return await hold_streams(
-                    "bare-proxy", "-", bare, fake, urls, [f"bare-{i}" for i in range(args.streams)], steps,
-                    args.stream_interval, args.hold, args.open_concurrency, args.open_timeout, 1,
+                    "bare-proxy",
+                    "-",
+                    bare,
+                    fake,
+                    urls,
+                    [f"bare-{i}" for i in range(args.streams)],
+                    steps,
+                    args.stream_interval,
+                    args.hold,
+                    args.open_concurrency,
+                    args.open_timeout,
+                    1,
                 )
 
             run = asyncio.run(go2())
@@ -805,7 +868,10 @@ def cpu_table(phases: list[Phase]) -> str:
     )
     lines = [header, "|---|---" + "|---:" * (header.count("|") - 3) + "|"]
     for p in sorted(phases, key=lambda p: (p.engine, p.clients, not p.target.startswith("bare"))):
-        per = (lambda s: f"{1000 * s / p.messages:.2f}" if p.messages else "-")
+
+        def per(seconds: float, messages: int = p.messages) -> str:
+            return f"{1000 * seconds / messages:.2f}" if messages else "-"
+
         e = p.elapsed or 1
         lines.append(
             f"| {p.engine} | {p.target} | {p.clients} | {p.tokens / p.messages if p.messages else 0:.0f} "
@@ -891,7 +957,7 @@ def replies_part(
 
     # The text Portico's builtin engine answers, so that the bare endpoint streams the same pieces.
     async def sample() -> Reply:
-        (sid, token), = await start_sessions(portico.server.base_url, portico.demo_public_id, 1)
+        ((sid, token),) = await start_sessions(portico.server.base_url, portico.demo_public_id, 1)
         async with new_client() as client:
             url = f"{portico.server.base_url}/api/v1/chat/sessions/{sid}/messages"
             return await send_message(client, url, token, json.dumps({"content": QUESTION}).encode(), keep_text=True)
@@ -962,34 +1028,90 @@ def replies_part(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short run: 1 s warm-up + 2 s per level, 200 streams, 3 s hold")
-    parser.add_argument("--clients", type=parse_ints, default=[1, 16, 64], help="concurrent sessions per level (default 1,16,64)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short run: 1 s warm-up + 2 s per level, 200 streams, 3 s hold"
+    )
+    parser.add_argument(
+        "--clients", type=parse_ints, default=[1, 16, 64], help="concurrent sessions per level (default 1,16,64)"
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per level (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per level (default 1)")
     parser.add_argument("--max-messages", type=int, default=50_000, help="cap on messages per phase")
     parser.add_argument("--chunks", type=int, default=20, help="tokens the fake model sends per reply (default 20)")
     parser.add_argument("--chunk-ms", type=float, default=5.0, help="ms between two fake-model tokens (default 5)")
-    parser.add_argument("--first-ms", type=float, default=0.0, help="ms before the fake model's first token (default 0)")
-    parser.add_argument("--streams", type=int, default=2000, help="open streams to reach in part 2 (default 2000; 0 skips)")
-    parser.add_argument("--steps", type=parse_ints, default=[250, 500, 1000, 1500, 2000], help="ramp steps (default 250,500,1000,1500,2000)")
-    parser.add_argument("--stream-interval", type=float, default=1.0, help="seconds between two tokens of a held stream (default 1)")
-    parser.add_argument("--stream-max-seconds", type=float, default=600.0, help="the fake model ends a held stream after this long (default 600)")
-    parser.add_argument("--stream-timeout", type=float, default=30.0, help="the held assistants' engine timeout, seconds (default 30, Portico's default)")
-    parser.add_argument("--stream-assistants", type=int, default=1, help="spread the streams over this many assistants, each with its own base_url (default 1)")
+    parser.add_argument(
+        "--first-ms", type=float, default=0.0, help="ms before the fake model's first token (default 0)"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=2000, help="open streams to reach in part 2 (default 2000; 0 skips)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=parse_ints,
+        default=[250, 500, 1000, 1500, 2000],
+        help="ramp steps (default 250,500,1000,1500,2000)",
+    )
+    parser.add_argument(
+        "--stream-interval", type=float, default=1.0, help="seconds between two tokens of a held stream (default 1)"
+    )
+    parser.add_argument(
+        "--stream-max-seconds",
+        type=float,
+        default=600.0,
+        help="the fake model ends a held stream after this long (default 600)",
+    )
+    parser.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=30.0,
+        help="the held assistants' engine timeout, seconds (default 30, Portico's default)",
+    )
+    parser.add_argument(
+        "--stream-assistants",
+        type=int,
+        default=1,
+        help="spread the streams over this many assistants, each with its own base_url (default 1)",
+    )
     parser.add_argument("--stream-targets", default="portico,bare", help="part 2 targets: portico, bare (default both)")
-    parser.add_argument("--hold", type=float, default=40.0, help="seconds to hold every stream open at the top (default 40: one sweep runs every 30 s)")
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=40.0,
+        help="seconds to hold every stream open at the top (default 40: one sweep runs every 30 s)",
+    )
     parser.add_argument("--open-concurrency", type=int, default=100, help="streams opening at once (default 100)")
-    parser.add_argument("--open-timeout", type=float, default=60.0, help="seconds a step may take to get every new stream its first token (default 60)")
+    parser.add_argument(
+        "--open-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a step may take to get every new stream its first token (default 60)",
+    )
     parser.add_argument("--skip-replies", action="store_true", help="only part 2")
-    parser.add_argument("--databases", default="sqlite", help="Portico's databases, in order: sqlite, postgresql (default sqlite)")
+    parser.add_argument(
+        "--databases", default="sqlite", help="Portico's databases, in order: sqlite, postgresql (default sqlite)"
+    )
     parser.add_argument("--postgres", action="store_true", help="the same as --databases sqlite,postgresql")
-    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/portico_bench_chat", help="dropped and recreated")
-    parser.add_argument("--quiet-wait", type=float, default=60.0, help="wait up to this long for the machine to be quiet before a level")
-    parser.add_argument("--max-other", type=float, default=0.3, help="measure a level again when other work used more cores than this")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/portico_bench_chat",
+        help="dropped and recreated",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=60.0, help="wait up to this long for the machine to be quiet before a level"
+    )
+    parser.add_argument(
+        "--max-other", type=float, default=0.3, help="measure a level again when other work used more cores than this"
+    )
     parser.add_argument("--retries", type=int, default=2)
-    parser.add_argument("--profile-dir", type=Path, help="run each `portico serve` under cProfile, writing <label>.prof here")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, SQLite files) and the database")
+    parser.add_argument(
+        "--profile-dir", type=Path, help="run each `portico serve` under cProfile, writing <label>.prof here"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work folder (logs, SQLite files) and the database"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     if args.quick:
@@ -997,7 +1119,9 @@ def main() -> int:
         args.streams = min(args.streams, 200)
         args.steps = [100, 200]
     args.stream_targets = [t.strip() for t in args.stream_targets.split(",") if t.strip()]
-    args.databases = ["sqlite", "postgresql"] if args.postgres else [d.strip() for d in args.databases.split(",") if d.strip()]
+    args.databases = (
+        ["sqlite", "postgresql"] if args.postgres else [d.strip() for d in args.databases.split(",") if d.strip()]
+    )
     if not args.databases or set(args.databases) - {"sqlite", "postgresql"}:
         parser.error("--databases takes sqlite, postgresql or both")
     if "postgresql" in args.databases:
@@ -1067,7 +1191,10 @@ def main() -> int:
         if sum(p.errors for p in phases):
             status = status or 1
     for run in runs:
-        print(f"\nOpen streams, {run.target} ({run.assistants} assistant(s), a token every {run.interval:g} s):\n" + steps_table(run))
+        print(
+            f"\nOpen streams, {run.target} ({run.assistants} assistant(s), a token every {run.interval:g} s):\n"
+            + steps_table(run)
+        )
     if runs:
         print("\n" + streams_summary_table(runs))
         for run in runs:
@@ -1081,16 +1208,21 @@ def main() -> int:
         print(line)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "machine": machine_line(),
-            "source": source_line(),
-            "args": {k: str(v) for k, v in vars(args).items()},
-            "replies": [p.summary() for p in phases],
-            "streams": [asdict(r) for r in runs],
-            "server_records": SERVER_RECORDS,
-            "goals": goal_lines(phases, runs),
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                    "machine": machine_line(),
+                    "source": source_line(),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "replies": [p.summary() for p in phases],
+                    "streams": [asdict(r) for r in runs],
+                    "server_records": SERVER_RECORDS,
+                    "goals": goal_lines(phases, runs),
+                },
+                indent=2,
+            )
+        )
     return status
 
 

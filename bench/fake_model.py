@@ -114,7 +114,11 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             "created": 0,
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": chunks, "total_tokens": prompt_tokens + chunks},
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": chunks,
+                "total_tokens": prompt_tokens + chunks,
+            },
         }
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
@@ -135,7 +139,7 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if ms > 0:
             try:
                 await asyncio.wait_for(gone.wait(), ms / 1000)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     try:

@@ -54,6 +54,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
 from benchkit import (
     PROTECTED_DATABASES,
     Server,
@@ -128,7 +129,9 @@ class Phase:
             mean_ms=round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
             server_cpu_ms_per_req=round(1000 * self.server_cpu_s / self.ok, 3) if self.ok else None,
             client_cpu_ms_per_req=round(1000 * self.client_cpu_s / self.ok, 3) if self.ok else None,
-            db_cpu_ms_per_req=round(1000 * self.db_cpu_s / self.ok, 3) if self.ok and self.db_cpu_s is not None else None,
+            db_cpu_ms_per_req=round(1000 * self.db_cpu_s / self.ok, 3)
+            if self.ok and self.db_cpu_s is not None
+            else None,
             other_cpu_cores=round(self.other_cpu, 2),
         )
         return data
@@ -198,7 +201,7 @@ class DatabaseWatch:
             self.idle_in_transaction += sum(1 for row in rows if row["state"] == "idle in transaction")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def stop(self) -> float:
@@ -333,9 +336,7 @@ async def drive(
 
     t0 = time.perf_counter()
     bodies = prepared.bodies
-    await asyncio.gather(
-        *(worker(pools[i % len(pools)], bodies[i % len(bodies)]) for i in range(phase.clients))
-    )
+    await asyncio.gather(*(worker(pools[i % len(pools)], bodies[i % len(bodies)]) for i in range(phase.clients)))
     phase.elapsed = time.perf_counter() - t0
 
 
@@ -420,8 +421,13 @@ def cpu_table(phases: list[Phase]) -> str:
     )
     lines = [header, "|---" + "|---:" * (header.count("|") - 2) + "|"]
     for p in phases:
-        per = (lambda s: f"{1000 * s / p.ok:.2f}" if p.ok and s is not None else "-")
-        opt = (lambda v: "-" if v is None else f"{v:.1f}")
+
+        def per(seconds: float | None, ok: int = p.ok) -> str:
+            return f"{1000 * seconds / ok:.2f}" if ok and seconds is not None else "-"
+
+        def opt(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1f}"
+
         lines.append(
             f"| {p.target} | {p.clients} | {per(p.server_cpu_s)} | {per(p.db_cpu_s)} | {per(p.client_cpu_s)} "
             f"| {p.server_cpu_s / p.elapsed:.2f} | {p.client_cpu_s / p.elapsed:.2f} | {p.other_cpu:.2f} "
@@ -452,7 +458,9 @@ def parse_list(text: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--targets", default="sqlite,postgresql,bare", help="comma-separated: sqlite, postgresql, bare")
     parser.add_argument("--clients", default="1,16,64", help="comma-separated concurrency levels (default 1,16,64)")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per level (default 5)")
@@ -530,7 +538,10 @@ def main() -> int:
             print(f"\n[{target}] starting", flush=True)
             prepared = prepare(target, workdir, args.postgres_url, args.links)
             started.append(prepared.server)
-            print(f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}", flush=True)
+            print(
+                f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}",
+                flush=True,
+            )
             admitted = 0
             for clients in levels:
                 for attempt in range(1, args.retries + 2):

@@ -17,6 +17,7 @@ in. Starting the driver and Chromium costs about half a second, so this stays ch
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -110,6 +111,16 @@ async def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
 def axe_source() -> str:
     """axe-core's script, installed from the npm registry on first use."""
     if not AXE_JS.exists():
+        # pytest-xdist workers may all get here at once: one installs, the others wait for it.
+        NODE_PREFIX.mkdir(exist_ok=True)
+        with (NODE_PREFIX / "install.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _install_axe()
+    return AXE_JS.read_text()
+
+
+def _install_axe() -> None:
+    if not AXE_JS.exists():
         npm = shutil.which("npm")
         if npm is None:
             skip_or_fail("npm is not installed, so axe-core cannot be fetched")
@@ -120,7 +131,6 @@ def axe_source() -> str:
             skip_or_fail(f"`{' '.join(command)}` took more than 3 minutes")
         if done.returncode != 0 or not AXE_JS.exists():
             skip_or_fail(f"could not install {AXE_PACKAGE} from npm:\n{done.stderr[-2000:]}")
-    return AXE_JS.read_text()
 
 
 async def run_axe(page, label: str) -> list[dict]:  # type: ignore[no-untyped-def]

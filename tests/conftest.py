@@ -3,6 +3,11 @@
 The PostgreSQL tests need the server at PORTICO_TEST_POSTGRES_URL (default
 postgresql://postgres@127.0.0.1:5432/test). Without it they are skipped with a clear reason,
 except under CI=true, where they fail.
+
+`make test` runs the suite on several pytest-xdist workers. Each worker has its own PostgreSQL
+database beside that one (`test_gw0`, `test_gw1`...), created on first use and migrated once;
+its SQLite files and temporary folders are under its own tmp_path, and tests/servers.py gives
+each worker its own ports.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from portico.app import create_app
 from portico.config import Settings, load_settings
@@ -25,7 +30,9 @@ from portico.db import make_engine
 from portico.migrations.run import upgrade_connection
 from portico.models import Base
 
-PG_URL = os.environ.get("PORTICO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BASE_PG_URL = os.environ.get("PORTICO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# pytest-xdist names its workers gw0, gw1...; a run without it is one process with the base database.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 BASE_URL = "http://portico.test"
@@ -44,16 +51,47 @@ def _migrate(url: str, *, reset: bool) -> None:
     asyncio.run(main())
 
 
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql://", "postgres://", 1)
+
+
+def _worker_url(base: str, worker: str | None) -> str:
+    if worker is None:
+        return base
+    url = make_url(base)
+    return url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
+
+
 def _postgres_problem() -> str | None:
     async def probe() -> None:
-        conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"), timeout=3)
+        conn = await asyncpg.connect(_asyncpg_dsn(BASE_PG_URL), timeout=3)
         await conn.close()
 
     try:
         asyncio.run(probe())
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        return f"PostgreSQL is not reachable at {PG_URL} ({type(exc).__name__}: {exc})"
+        return f"PostgreSQL is not reachable at {BASE_PG_URL} ({type(exc).__name__}: {exc})"
     return None
+
+
+def _create_database(base: str, url: str) -> None:
+    """Creates the worker's database from a connection to the base one, unless it exists."""
+    name = make_url(url).database
+    if name == make_url(base).database:
+        return
+
+    async def main() -> None:
+        conn = await asyncpg.connect(_asyncpg_dsn(base), timeout=3)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                # CREATE DATABASE takes no parameters; the name is ours (base name, "_", "gwN").
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another run created it between the look and the CREATE
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
 
 
 @pytest.fixture(scope="session")
@@ -70,14 +108,16 @@ def postgres_url() -> str:
         if IN_CI:
             pytest.fail(f"{problem}; CI=true makes the PostgreSQL tests mandatory.")
         pytest.skip(f"{problem}; set PORTICO_TEST_POSTGRES_URL or start PostgreSQL.")
-    _migrate(PG_URL, reset=True)
-    return PG_URL
+    url = _worker_url(BASE_PG_URL, WORKER)
+    _create_database(BASE_PG_URL, url)
+    _migrate(url, reset=True)
+    return url
 
 
 def _truncate_postgres(url: str) -> None:
     async def main() -> None:
         tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-        conn = await asyncpg.connect(url.replace("postgresql://", "postgres://"))
+        conn = await asyncpg.connect(_asyncpg_dsn(url))
         try:
             await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,10 +17,29 @@ import httpx
 PORTICO = str(Path(sys.executable).parent / "portico")
 
 
+# Each pytest-xdist worker draws ports from its own block, below the kernel's ephemeral range
+# (32768 and up on Linux), so between the check here and the server's own bind neither another
+# worker nor an outgoing connection (asyncpg, httpx) can take the port.
+PORT_BLOCK = 400
+FIRST_PORT = 20_000
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    first = FIRST_PORT + (_worker_index() % 30) * PORT_BLOCK
+    # Random within the block: another engineer's run on the same machine uses the same blocks.
+    for port in random.sample(range(first, first + PORT_BLOCK), PORT_BLOCK):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {first}-{first + PORT_BLOCK - 1}")
 
 
 def portico_env(settings, **extra: str) -> dict[str, str]:
@@ -49,7 +69,9 @@ def portico_server(settings, log_path: Path, **extra_env: str) -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 20
+            # Generous: with pytest-xdist workers (and other work) on 2 cores, importing the app can
+            # take tens of seconds; a passing run never waits this long.
+            deadline = time.monotonic() + 90
             while True:
                 try:
                     httpx.get(f"{url}/openapi.json", timeout=1)
@@ -61,4 +83,8 @@ def portico_server(settings, log_path: Path, **extra_env: str) -> Iterator[str]:
             yield url
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)

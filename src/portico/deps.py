@@ -19,11 +19,13 @@ from portico.owners import service as owners
 # Trivial dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a
 # hand-off that costs more than the function (bench/chat.py).
 async def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_vault(request: Request) -> Vault:
-    return request.app.state.vault
+    vault: Vault = request.app.state.vault
+    return vault
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -14,6 +14,7 @@ from portico.config import Settings
 from portico.kit.crypto import Vault
 from portico.models import Assistant, Owner
 from portico.owners import service as owners
+from portico.vocabulary import Status
 
 DEMO_EMAIL = "demo@portico.localhost"
 KNOWLEDGE = (Path(__file__).parent / "knowledge.md").read_text(encoding="utf-8")
@@ -43,7 +44,7 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
             vault=Vault(config.resolved_secret_key()),
         )
         await assistants.publish(db, assistant=assistant)
-        await assistants.set_status(db, assistant=assistant, status="live")
+        await assistants.set_status(db, assistant=assistant, status=Status.LIVE)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         # Tokens are stored only as digests; this file (like the secret key beside it) is the
         # one place the demo's token can be read again on the next `make run`.

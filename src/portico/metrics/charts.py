@@ -14,7 +14,7 @@ PAD_LEFT, PAD_BOTTOM, PAD_TOP = 44, 26, 10
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1
-    magnitude = 10 ** (len(str(int(value))) - 1)
+    magnitude: int = 10 ** (len(str(int(value))) - 1)
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * magnitude:
             return step * magnitude

@@ -102,6 +102,7 @@ async def revoke_api_token(db: AsyncSession, *, owner: Owner, token_id: int) -> 
         update(ApiToken)
         .where(ApiToken.id == token_id, ApiToken.owner_id == owner.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
+        .returning(ApiToken.id)
     )
-    if result.rowcount == 0:
+    if result.scalar_one_or_none() is None:
         raise NotFound("No active API token with this id.")
