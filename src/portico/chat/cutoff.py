@@ -128,8 +128,8 @@ class Cutoffs:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        target, _, code = payload.rpartition(":")
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        target, _, code = str(payload).rpartition(":")
         self.cut(target, code)
 
     async def _listen(self, engine: AsyncEngine, store: GuestStore) -> None:
