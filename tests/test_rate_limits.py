@@ -301,6 +301,18 @@ async def test_two_instances_on_one_redis_share_a_limit(running: Running, clean_
         assert codes == [201, 201, 201, 429]
 
 
+async def test_guesses_on_two_instances_are_counted_together(running: Running, clean_redis: str):
+    async with (
+        running(failed_secrets="2/minute", redis_url=clean_redis) as one,
+        running(failed_secrets="2/minute", redis_url=clean_redis) as two,
+    ):
+        guesses = [f"ptk_{guess:043d}" for guess in range(4)]
+        assert (await start(one.http, key=guesses[0])).status_code == 403
+        assert (await start(two.http, key=guesses[1])).status_code == 403
+        assert_rate_limited(await start(one.http, key=guesses[2]))
+        assert_rate_limited(await start(two.http, key=guesses[3]))
+
+
 async def test_redis_holds_no_client_address(running: Running, clean_redis: str):
     async with running(trusted_proxies="127.0.0.1", redis_url=clean_redis) as portico:
         assistant = await (await portico.person()).new_assistant()

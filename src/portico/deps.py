@@ -47,11 +47,11 @@ async def current_owner(request: Request, db: SessionDep, token: BearerToken) ->
     # Wrong tokens count against the address's failed secrets, like wrong keys (access/ratelimit.py).
     limiter: Limiter = request.app.state.limiter
     address = limiter.address(request)
-    await limiter.check(limiter.failed_secrets, "failed-secrets", address)
+    limiter.refuse_if_locked_out(address)
     try:
         return await owners.owner_for_token(db, token)
     except InvalidToken:
-        await limiter.hit(limiter.failed_secrets, "failed-secrets", address)
+        await limiter.count_failure(address)
         raise
 
 
