@@ -36,6 +36,11 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 BASE_URL = "http://portico.test"
+# Tests send many requests from one address; tests/test_rate_limits.py sets tight limits of its own.
+GENEROUS_LIMITS = {
+    f"rate_{name}": "100000/second"
+    for name in ("session_starts", "lookups", "messages", "failed_secrets", "assistant_starts")
+}
 
 
 def _migrate(url: str, *, reset: bool) -> None:
@@ -140,7 +145,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(database_url=database_url, data_dir=tmp_path, secret_key=SECRET, base_url=BASE_URL)
+    return load_settings(
+        database_url=database_url, data_dir=tmp_path, secret_key=SECRET, base_url=BASE_URL, **GENEROUS_LIMITS
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from portico import __version__
 from portico.access import views as access_views
 from portico.access.api import router as links_router
+from portico.access.ratelimit import Limiter
 from portico.assistants import views as assistants_views
 from portico.assistants.api import router as assistants_router
 from portico.chat.api import router as chat_router
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.store = GuestStore(engine)
+        app.state.limiter = Limiter(settings, settings.resolved_secret_key())
         app.state.cutoffs = Cutoffs(reply_timeout=settings.reply_timeout)
         await app.state.cutoffs.start(engine, app.state.store)
         chores = [
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for chore in chores:
                 chore.cancel()
             await app.state.cutoffs.stop()
+            await app.state.limiter.close()
             await close_engines()
             await engine.dispose()
 

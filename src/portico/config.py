@@ -5,11 +5,13 @@ Each field is documented in docs/configuration.md; tests/test_docs.py fails when
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import limits
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +38,14 @@ class Settings(BaseSettings):
     startup_wait: float = Field(default=15, ge=0, le=600)
     reply_timeout: float = Field(default=120, ge=1, le=3600)
     send_timeout: float = Field(default=30, ge=1, le=600)
+    # Rate limits, in the `limits` package's syntax ("30/minute", "20 per 10 minutes"): access/ratelimit.py.
+    rate_session_starts: str = "30/minute"
+    rate_lookups: str = "120/minute"
+    rate_messages: str = "20/minute"
+    rate_failed_secrets: str = "20/10minutes"
+    rate_assistant_starts: str = "600/minute"
+    redis_url: str = ""
+    trusted_proxies: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -74,6 +84,40 @@ class Settings(BaseSettings):
             "max_overflow": self.db_max_overflow,
             "pool_timeout": self.db_pool_timeout,
         }
+
+    @field_validator(
+        "rate_session_starts", "rate_lookups", "rate_messages", "rate_failed_secrets", "rate_assistant_starts"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parsed = limits.parse_many(value)
+        except ValueError:
+            parsed = []
+        if len(parsed) != 1 or parsed[0].amount < 1:
+            raise ValueError(f"{value!r} is not one rate limit; write it like 30/minute or 20/10minutes")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("use redis://host:port/db (or rediss:// for TLS)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or a network (like 10.0.0.0/8)") from None
+        return value
+
+    @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def resolved_database_url(self) -> str:

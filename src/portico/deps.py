@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from portico.access.ratelimit import Limiter
 from portico.assistants import service as assistants
 from portico.config import Settings
 from portico.db import SessionDep
-from portico.errors import AuthRequired
+from portico.errors import AuthRequired, InvalidToken
 from portico.kit.crypto import Vault
 from portico.models import Assistant, Owner
 from portico.owners import service as owners
@@ -44,8 +45,16 @@ async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | Non
 BearerToken = Annotated[str, Depends(bearer_token)]
 
 
-async def current_owner(db: SessionDep, token: BearerToken) -> Owner:
-    return await owners.owner_for_token(db, token)
+async def current_owner(request: Request, db: SessionDep, token: BearerToken) -> Owner:
+    # Wrong tokens count against the address's failed secrets, like wrong keys (access/ratelimit.py).
+    limiter: Limiter = request.app.state.limiter
+    address = limiter.address(request)
+    limiter.refuse_if_locked_out(address)
+    try:
+        return await owners.owner_for_token(db, token)
+    except InvalidToken:
+        await limiter.count_failure(address)
+        raise
 
 
 CurrentOwner = Annotated[Owner, Depends(current_owner)]

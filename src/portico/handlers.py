@@ -33,6 +33,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "Conflicts with the current state",
         413: "Body or message too large",
         422: "Invalid request",
+        429: "Rate limited (see Retry-After)",
     }.items()
 }
 
@@ -85,8 +86,14 @@ def _error_page(request: Request, status: int, message: str) -> Response:
 
 async def _portico_error(request: Request, exc: PorticoError) -> Response:
     if _wants_page(request):
-        return _error_page(request, exc.status, exc.message)
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = _error_page(request, exc.status, exc.message)
+    else:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+    # A 429 says when to come back (access/ratelimit.py's RateLimited).
+    retry_after: int | None = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

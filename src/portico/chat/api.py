@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from portico.access.gate import AssistantFacts, LinkFacts
+from portico.access.ratelimit import GuardLookups, GuardMessages, GuardSecrets, GuardStarts
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
 from portico.chat.cutoff import Cutoffs
@@ -97,7 +98,7 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
 
 
 @router.post("/lookup")
-async def lookup(body: Lookup, store: StoreDep) -> LookupOut:
+async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
     admission = await service.ask_gate(store, public_id=body.public_id, key=body.key, count_refusal=body.count)
     assistant = admission.assistant
@@ -106,7 +107,8 @@ async def lookup(body: Lookup, store: StoreDep) -> LookupOut:
 
 
 @router.post("/sessions", status_code=201)
-async def start_session(body: SessionStart, store: StoreDep) -> SessionStarted:
+async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts) -> SessionStarted:
+    await limits.assistant_start(public_id=body.public_id, key=body.key)
     opened, token = await service.start_session(
         store, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
     )
@@ -121,13 +123,13 @@ async def start_session(body: SessionStart, store: StoreDep) -> SessionStarted:
 
 
 @router.get("/sessions/{session_id}")
-async def resume_session(session_id: int, token: BearerToken, store: StoreDep) -> SessionState:
+async def resume_session(session_id: int, token: BearerToken, store: StoreDep, _limits: GuardLookups) -> SessionState:
     opened = await service.open_session(store, session_id=session_id, token=token)
     return await _state(store, opened)
 
 
 @router.post("/sessions/{session_id}/end")
-async def end_session(session_id: int, token: BearerToken, store: StoreDep) -> SessionState:
+async def end_session(session_id: int, token: BearerToken, store: StoreDep, _limits: GuardSecrets) -> SessionState:
     opened = await service.open_session(store, session_id=session_id, token=token)
     opened = await service.end_session(store, opened=opened, reason=EndReason.GUEST)
     return await _state(store, opened)
@@ -147,6 +149,7 @@ async def post_message(
     vault: VaultDep,
     settings: SettingsDep,
     request: Request,
+    _limits: GuardMessages,
     accept: Annotated[str, Header()] = "application/json",
 ) -> Response:
     """Send a guest message. With `Accept: text/event-stream` the reply streams as events

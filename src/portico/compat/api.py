@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from portico.access.gate import KEY_PREFIX
+from portico.access.ratelimit import GuardLookups, GuardStarts
 from portico.chat import messages as messages_service
 from portico.chat import sessions
 from portico.chat.api import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
@@ -104,7 +105,7 @@ class CompletionRequest(BaseModel):
 
 
 @router.get("/models")
-async def list_models(store: StoreDep, key: LinkKey) -> dict[str, Any]:
+async def list_models(store: StoreDep, key: LinkKey, _limits: GuardLookups) -> dict[str, Any]:
     """The assistant a private key opens. Public assistants are not listed: their ids are unguessable."""
     if key is None:
         return {"object": "list", "data": []}
@@ -122,7 +123,9 @@ async def chat_completions(
     cutoffs: CutoffsDep,
     vault: VaultDep,
     settings: SettingsDep,
+    limits: GuardStarts,
 ) -> Response:
+    await limits.assistant_start(public_id=body.model, key=key)
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].text().strip():
         raise InvalidRequest("messages: the last message must be a non-empty user message.")

@@ -1,0 +1,268 @@
+"""Rate limits: an operator's caps on requests per client address, assistant, link and session.
+
+Counted by the `limits` package, in this process's memory or, with `PORTICO_REDIS_URL`, in Redis so
+that every instance shares the counts; never in the database. Checked before the gate, so a limited
+request costs no query and writes nothing.
+
+Fixed windows, not moving ones: one counter per key (a moving window keeps one entry per request,
+600 for an assistant's starts, and `limits`' in-memory moving window sweeps every key in a thread
+hop), and the window's end is an exact `Retry-After`. The price is that a client may send up to
+twice a limit across the end of one window and the start of the next; for caps against abuse that
+is fine.
+
+Client addresses are keyed by an HMAC with the server's secret: Redis and memory hold no address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, TypeVar
+
+import limits
+import redis.asyncio
+from fastapi import Depends, Request
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter, RateLimiter
+from limits.errors import StorageError
+
+from portico.access.gate import Refused
+from portico.config import Settings
+from portico.errors import InvalidToken, PorticoError
+from portico.kit.crypto import digest
+from portico.vocabulary import REFUSAL_MESSAGES, Refusal
+
+log = logging.getLogger("portico")
+T = TypeVar("T")
+
+# After Redis fails, this process counts in memory and asks Redis again after this many seconds.
+REDIS_RETRY_SECONDS = 5.0
+# A Redis that hangs delays a request by at most this, once per retry period.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+# Locked-out addresses remembered before the expired ones are dropped.
+MAX_LOCKED_OUT = 10_000
+
+# Refusals that mean "this secret is wrong": a guessed key, public id or access code.
+FAILED_SECRET_REFUSALS = {Refusal.LINK_INVALID, Refusal.NOT_FOUND, Refusal.ACCESS_CODE_INVALID}
+
+
+class RateLimited(PorticoError):
+    status = 429
+    code = Refusal.RATE_LIMITED.value
+
+    def __init__(self, retry_after: int) -> None:
+        # handlers.py sends it as the `Retry-After` header.
+        self.retry_after = retry_after
+        super().__init__(f"{REFUSAL_MESSAGES[Refusal.RATE_LIMITED]} You can try again in {_wait(retry_after)}.")
+
+
+def _wait(seconds: int) -> str:
+    if seconds < 120:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+class Limiter:
+    """The limits of one app, and where they are counted."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.session_starts = limits.parse(settings.rate_session_starts)
+        self.lookups = limits.parse(settings.rate_lookups)
+        self.messages = limits.parse(settings.rate_messages)
+        self.failed_secrets = limits.parse(settings.rate_failed_secrets)
+        self.assistant_starts = limits.parse(settings.rate_assistant_starts)
+        self._trusted = settings.trusted_networks
+        self._secret = secret.encode()
+        self._memory: RateLimiter = FixedWindowRateLimiter(MemoryStorage())
+        self._redis: RateLimiter | None = None
+        self._pool: redis.asyncio.ConnectionPool | None = None
+        if settings.redis_url:
+            self._pool = redis.asyncio.ConnectionPool.from_url(
+                settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            )
+            storage = RedisStorage(
+                "async+" + settings.redis_url,
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix="portico-limits",
+                connection_pool=self._pool,
+            )
+            self._redis = FixedWindowRateLimiter(storage)
+        self._redis_retry_at = 0.0
+        self._on_memory = False
+        # Keyed addresses past their failed secrets, and when their window ends (time.monotonic).
+        self._locked_out: dict[str, float] = {}
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    def address(self, request: Request) -> str:
+        """The client's address, keyed (an HMAC): what the limits count, never the address itself."""
+        return hmac.new(self._secret, client_address(request, self._trusted).encode(), hashlib.sha256).hexdigest()
+
+    async def hit(self, limit: limits.RateLimitItem, *key: str) -> None:
+        """Count one request against `limit` for `key`; raises `RateLimited` past it."""
+        if not await self._run(lambda limiter: limiter.hit(limit, *key)):
+            await self._refuse(limit, *key)
+
+    def refuse_if_locked_out(self, address: str) -> None:
+        """Raises `RateLimited` when this address has sent too many wrong secrets.
+
+        Answered from this process's memory, without asking the storage: the failures themselves are
+        counted in the storage (shared with Redis), and the instance whose count went past the limit
+        remembers the lock-out. On N instances a guesser gets at most one more try per instance
+        before each one knows; a request saves a Redis round trip (bench/abuse.py).
+        """
+        until = self._locked_out.get(address)
+        if until is not None:
+            remaining = until - time.monotonic()
+            if remaining > 0:
+                raise RateLimited(math.ceil(remaining))
+            del self._locked_out[address]
+
+    async def count_failure(self, address: str) -> None:
+        """A wrong key, public id, access code or token from this address; the one that uses up
+        the limit locks the address out (and past the limit, this one is refused too)."""
+        key = ("failed-secrets", address)
+        allowed = await self._run(lambda limiter: limiter.hit(self.failed_secrets, *key))
+        # Failures are rare: a second round trip here costs the ordinary requests nothing.
+        stats = await self._run(lambda limiter: limiter.get_window_stats(self.failed_secrets, *key))
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        if not allowed or stats.remaining <= 0:
+            if len(self._locked_out) >= MAX_LOCKED_OUT:
+                now = time.monotonic()
+                self._locked_out = {a: t for a, t in self._locked_out.items() if t > now}
+            self._locked_out[address] = time.monotonic() + retry_after
+        if not allowed:
+            raise RateLimited(retry_after)
+
+    async def _refuse(self, limit: limits.RateLimitItem, *key: str) -> None:
+        stats = await self._run(lambda limiter: limiter.get_window_stats(limit, *key))
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def _run(self, step: Callable[[RateLimiter], Awaitable[T]]) -> T:
+        # Redis unreachable must not refuse guests: count in memory meanwhile (per instance, so
+        # N instances allow up to N times a limit), say so once, and go back when Redis answers.
+        if self._redis is None or time.monotonic() < self._redis_retry_at:
+            return await step(self._memory)
+        try:
+            result = await step(self._redis)
+        except StorageError as exc:
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            if not self._on_memory:
+                self._on_memory = True
+                log.warning(
+                    "Redis does not answer (%s); rate limits are counted in this instance's memory until it does",
+                    type(exc.storage_error).__name__,
+                )
+            return await step(self._memory)
+        if self._on_memory:
+            self._on_memory = False
+            log.info("Redis answers again; rate limits are shared again")
+        return result
+
+
+def client_address(request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The socket's peer, or the address a trusted proxy says it forwarded for.
+
+    `X-Forwarded-For` is read right to left, skipping our own proxies: the first address that is
+    not one of them is the client (anything left of it, the client could have written itself).
+    """
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if not trusted or not forwarded or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+class Guard:
+    """One request's view of the limits: its client's keyed address."""
+
+    def __init__(self, limiter: Limiter, address: str) -> None:
+        self.limiter = limiter
+        self.address = address
+
+    async def assistant_start(self, *, public_id: str | None, key: str | None) -> None:
+        """A session start against its assistant's cap (by public id, or by link when only a key is given)."""
+        target = public_id if public_id is not None else digest(key or "")
+        await self.limiter.hit(self.limiter.assistant_starts, "assistant-starts", target)
+
+    @asynccontextmanager
+    async def counting_failures(self) -> AsyncIterator[None]:
+        """A wrong key, public id, access code or token raised inside counts against this address."""
+        try:
+            yield
+        except Refused as exc:
+            if exc.refusal.code in FAILED_SECRET_REFUSALS:
+                await self.limiter.count_failure(self.address)
+            raise
+        except InvalidToken:
+            await self.limiter.count_failure(self.address)
+            raise
+
+
+async def _guard(request: Request) -> Guard:
+    limiter: Limiter = request.app.state.limiter
+    guard = Guard(limiter, limiter.address(request))
+    # An address that has guessed wrong too often is refused whatever it sends, right or wrong.
+    limiter.refuse_if_locked_out(guard.address)
+    return guard
+
+
+async def _secrets(request: Request) -> AsyncIterator[Guard]:
+    guard = await _guard(request)
+    async with guard.counting_failures():
+        yield guard
+
+
+async def _lookups(request: Request) -> AsyncIterator[Guard]:
+    guard = await _guard(request)
+    await guard.limiter.hit(guard.limiter.lookups, "lookups", guard.address)
+    async with guard.counting_failures():
+        yield guard
+
+
+async def _starts(request: Request) -> AsyncIterator[Guard]:
+    guard = await _guard(request)
+    await guard.limiter.hit(guard.limiter.session_starts, "session-starts", guard.address)
+    async with guard.counting_failures():
+        yield guard
+
+
+async def _messages(request: Request) -> AsyncIterator[Guard]:
+    guard = await _guard(request)
+    # Per session, known by its token (one token, one session): a stranger sending messages to
+    # someone else's session id with wrong tokens uses up their own failed secrets, not its limit.
+    # Parsed as HTTPBearer does, so spelling the header differently does not make a new key.
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    await guard.limiter.hit(guard.limiter.messages, "messages", digest(token))
+    async with guard.counting_failures():
+        yield guard
+
+
+# The routes' dependencies. `scope="function"`: their exit (counting a failure) runs when the route
+# returns, not after a streamed reply has been sent.
+GuardSecrets = Annotated[Guard, Depends(_secrets, scope="function")]
+GuardLookups = Annotated[Guard, Depends(_lookups, scope="function")]
+GuardStarts = Annotated[Guard, Depends(_starts, scope="function")]
+GuardMessages = Annotated[Guard, Depends(_messages, scope="function")]
