@@ -36,11 +36,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -85,7 +87,8 @@ def _error_page(request: Request, status: int, message: str) -> Response:
 async def _portico_error(request: Request, exc: PorticoError) -> Response:
     if _wants_page(request):
         return _error_page(request, exc.status, exc.message)
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    # An error may say when to ask again (a quota's Retry-After).
+    return error_response(exc.status, exc.code, exc.message, exc.details, getattr(exc, "headers", None))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
