@@ -223,6 +223,7 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
             status=422,
             form=form_values,
             errors=errors,
+            limits=_limits_form(assistant),
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
     await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
