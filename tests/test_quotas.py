@@ -272,3 +272,27 @@ async def test_a_day_of_counts_is_its_own_row_so_yesterday_never_caps_today(app,
         await db.commit()
     assert outcome(await start(client, public_id=assistant["public_id"])) == 201
     assert outcome(await start(client, public_id=assistant["public_id"])) == "daily_limit_reached"
+
+
+def test_an_operator_sets_quotas_from_the_command_line(settings):
+    from typer.testing import CliRunner
+
+    from portico import cli
+    from tests.servers import portico_env
+
+    runner, env = CliRunner(), portico_env(settings)
+
+    def portico(*args: str, stdin: str | None = None):
+        return runner.invoke(cli.app, list(args), input=stdin, env=env)
+
+    assert (
+        portico("owners", "create", "ops@example.com", "--password-stdin", stdin="long enough password\n").exit_code
+        == 0
+    )
+    assistant_id = portico("assistants", "create", "--name", "Helper").stdout.split(",")[0]
+    done = portico("assistants", "quotas", assistant_id, "--sessions-per-day", "3")
+    assert (done.exit_code, done.stdout.strip()) == (0, "messages_per_session=0 sessions_per_day=3 tokens_per_day=0")
+    done = portico("assistants", "quotas", assistant_id, "--tokens-per-day", "900")
+    assert done.stdout.strip() == "messages_per_session=0 sessions_per_day=3 tokens_per_day=900"
+    refused = portico("assistants", "quotas", assistant_id, "--tokens-per-day", "-1")
+    assert refused.exit_code == 1 and "tokens_per_day" in refused.stderr and "Traceback" not in refused.stderr
