@@ -296,3 +296,16 @@ def test_an_operator_sets_quotas_from_the_command_line(settings):
     assert done.stdout.strip() == "messages_per_session=0 sessions_per_day=3 tokens_per_day=900"
     refused = portico("assistants", "quotas", assistant_id, "--tokens-per-day", "-1")
     assert refused.exit_code == 1 and "tokens_per_day" in refused.stderr and "Traceback" not in refused.stderr
+
+
+async def test_the_openai_compatible_endpoint_is_capped_by_the_day_too_and_takes_no_use(client, alice: Person):
+    assistant = await capped(alice, sessions_per_day=1)
+    (link,) = await alice.new_links(assistant["id"], 5)
+    headers = {"Authorization": f"Bearer {key_of(link)}"}
+    body = {"model": assistant["public_id"], "messages": [{"role": "user", "content": "Where can I park?"}]}
+    assert (await client.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
+    refused = await client.post("/v1/chat/completions", json=body, headers=headers)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (429, "daily_limit_reached")
+    assert int(refused.headers["Retry-After"]) > 0
+    listed = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/links")).json()["items"][0]
+    assert listed["sessions_used"] == 1
