@@ -98,3 +98,22 @@ async def test_a_chore_that_fails_runs_again_and_stops_when_cancelled(caplog):
     [record] = caplog.records
     assert record.getMessage() == "chore flaky failed"
     assert "RuntimeError: first run fails" in (record.exc_text or "")
+
+
+async def test_a_chore_runs_on_one_instance_at_a_time(app, settings):
+    from portico.db import make_engine, make_sessionmaker
+    from portico.kit.chores import this_instance_runs
+
+    other = make_engine(settings.resolved_database_url)
+    try:
+        async with app.state.sessionmaker() as db, db.begin():
+            assert await this_instance_runs(db, "sweep")
+            async with make_sessionmaker(other)() as db2, db2.begin():
+                # Another instance meanwhile: on PostgreSQL it leaves the chore to the first.
+                expected = not settings.resolved_database_url.startswith("postgresql")
+                assert await this_instance_runs(db2, "sweep") is expected
+                assert await this_instance_runs(db2, "rollup")
+        async with make_sessionmaker(other)() as db2, db2.begin():
+            assert await this_instance_runs(db2, "sweep")  # released with the first transaction
+    finally:
+        await other.dispose()

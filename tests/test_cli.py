@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -195,3 +196,11 @@ def test_logs_are_exported_from_the_cli(portico, tmp_path, settings):
         portico("logs", "export", assistant_id, "--channel", "fax")
     )
     assert "No assistant" in error(portico("logs", "export", "nope"))
+
+
+def test_serve_refuses_to_start_without_a_database():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+    env.update(PORTICO_DATABASE_URL="postgresql://postgres@127.0.0.1:9/test", PORTICO_STARTUP_WAIT="1")
+    done = subprocess.run([PORTICO, "serve", "--port", "9"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "the database does not answer after 1 s" in done.stderr and "ConnectionRefusedError" in done.stderr

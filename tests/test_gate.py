@@ -77,10 +77,13 @@ async def test_revoked_link_in_private_mode_says_revoked(client, alice: Person):
 async def test_guest_with_exhausted_link_is_refused(client, alice: Person):
     assistant = await alice.new_assistant()
     (link,) = await alice.new_links(assistant["id"], 2)
-    for left in (1, 0):
+    for left, words in (
+        (1, "Your link has 1 more session after this one."),
+        (0, "This is the last session on your link."),
+    ):
         response = await start(client, key=key_of(link))
         assert response.status_code == 201
-        assert response.json()["link"] == {"name": "User 1", "sessions_left": left}
+        assert response.json()["link"] == {"name": "User 1", "sessions_left": left, "uses_message": words}
     refused(await start(client, key=key_of(link)), 403, "link_exhausted")
 
 
@@ -93,7 +96,7 @@ async def test_guest_with_valid_key_is_admitted_and_attributed(client, alice: Pe
     assert body["token"].startswith("pts_")
     assert body["greeting"] == "Welcome!"
     assert body["assistant"]["public_id"] == assistant["public_id"]
-    assert body["link"] == {"name": "User 1", "sessions_left": None}
+    assert body["link"] == {"name": "User 1", "sessions_left": None, "uses_message": None}
     links = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/links")).json()
     assert links["items"][0]["sessions_used"] == 1
     assert links["items"][0]["last_used_at"] is not None

@@ -142,7 +142,7 @@ async def test_the_page_learns_the_assistant_from_a_key_without_taking_a_use(cli
         found = (await client.post("/api/v1/chat/lookup", json={"key": key_of(link)})).json()
     assert found == {
         "assistant": {"public_id": assistant["public_id"], "name": "Helper", "description": ""},
-        "link": {"name": "User 1", "sessions_left": 2},
+        "link": {"name": "User 1", "sessions_left": 2, "uses_message": "Your link has 2 sessions left."},
         "greeting": "Welcome, class!",
     }
     refused = await client.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"]})

@@ -22,7 +22,11 @@ async def test_guest_resumes_a_session_without_taking_another_use(client, alice:
         state = (await client.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))).json()
         assert state["state"] == "active"
         assert state["greeting"] == "Hi there"
-        assert state["link"] == {"name": "User 1", "sessions_left": 0}
+        assert state["link"] == {
+            "name": "User 1",
+            "sessions_left": 0,
+            "uses_message": "This is the last session on your link.",
+        }
         assert state["channel"] == "link"
     listed = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/links")).json()
     assert listed["items"][0]["sessions_used"] == 1

@@ -28,6 +28,7 @@ from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.deps import current_owner
 from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
+from portico.health import router as health_router
 from portico.kit.crypto import Vault
 from portico.kit.logs import install_redaction
 from portico.metrics import views as metrics_views
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, **settings.pool_options())
         if is_sqlite(settings.resolved_database_url):
             # One machine, one file: keep it migrated without a separate step.
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Guest routes: public by design; each one takes a key, a public id or a session token.
     # Included first: they are the busiest, and routes are matched in order.
+    app.include_router(health_router)
     app.include_router(chat_router, prefix="/api/v1")
     app.include_router(compat_router)
     app.include_router(chat_views)

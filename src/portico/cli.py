@@ -126,6 +126,10 @@ def serve(
     import uvicorn
 
     config = settings()
+    problem = asyncio.run(database_problem(config.resolved_database_url, wait=config.startup_wait))
+    if problem is not None:
+        typer.echo(f"error: the database does not answer after {config.startup_wait:g} s: {problem}", err=True)
+        raise typer.Exit(1)
     uvicorn.run(
         "portico.app:create_app",
         factory=True,
@@ -136,6 +140,28 @@ def serve(
         access_log=config.access_log,
         proxy_headers=True,
     )
+
+
+async def database_problem(url: str, *, wait: float) -> str | None:
+    """Why the database cannot be reached (its error's kind and text, never the URL's password),
+    after trying for up to `wait` seconds; None once it answers."""
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    deadline = asyncio.get_running_loop().time() + wait
+    try:
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return None
+            except Exception as exc:  # noqa: BLE001 - any failure to answer is reported, by kind
+                problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if asyncio.get_running_loop().time() >= deadline:
+                return problem
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
 
 
 @app.command()

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     access_log: bool = False
     open_signup: bool = False
     session_days: int = Field(default=14, ge=1, le=365)
+    db_pool_size: int = Field(default=14, ge=1, le=1_000)
+    db_max_overflow: int = Field(default=0, ge=0, le=1_000)
+    db_pool_timeout: float = Field(default=3, gt=0, le=60)
+    startup_wait: float = Field(default=15, ge=0, le=600)
     reply_timeout: float = Field(default=120, ge=1, le=3600)
     send_timeout: float = Field(default=30, ge=1, le=600)
 
@@ -59,6 +63,16 @@ class Settings(BaseSettings):
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be one of debug, info, warning, error")
         return value.lower()
+
+    def pool_options(self) -> dict[str, object]:
+        """PostgreSQL's connection pool (SQLite's connections are not pooled this way)."""
+        if not self.resolved_database_url.startswith(("postgresql://", "postgres://")):
+            return {}
+        return {
+            "pool_size": self.db_pool_size,
+            "max_overflow": self.db_max_overflow,
+            "pool_timeout": self.db_pool_timeout,
+        }
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -115,12 +116,21 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", message)
 
 
+async def _pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+    # Every connection of this process's pool was busy for PORTICO_DB_POOL_TIMEOUT: say so, and when to retry.
+    log.warning("database pool exhausted: answering 503 busy")
+    response = error_response(503, "busy", "The server is busy right now. Please try again in a moment.")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _client_gone(request: Request, exc: ClientDisconnected) -> Response:
     # Not an error of ours: the reply was stopped and saved as `disconnected`. Nobody reads this.
     return Response(status_code=499)
 
 
 def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)  # type: ignore[arg-type]  # Starlette types handlers loosely
     app.add_exception_handler(ClientDisconnected, _client_gone)  # type: ignore[arg-type]  # Starlette types handlers loosely
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(PorticoError, _portico_error)  # type: ignore[arg-type]

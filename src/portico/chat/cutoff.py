@@ -7,7 +7,9 @@ assistant is Offline, and its owner previews it all the same.
 Each process keeps a table of the streams it is running, by assistant and by link. How it learns
 of a change, within a second, on every instance:
 - PostgreSQL: the change sends `NOTIFY portico_cutoff` in its own transaction (so it is delivered
-  only if the change commits), and every process LISTENs on one dedicated connection.
+  only if the change commits), and every process LISTENs on one dedicated connection. A cut-off
+  never depends on one notification arriving: the listener re-reads what it watches whenever it
+  (re)connects, and while streams run the database is asked every second as well.
 - SQLite (one machine): while any stream runs, each process asks the database every 0.25 s
   whether a watched assistant or link changed; the CLI, in another process, is seen too.
 """
@@ -35,6 +37,8 @@ _GUEST_ONLY = {EndReason.ASSISTANT_OFFLINE, EndReason.LINK_REVOKED, EndReason.MA
 TIMED_OUT = "engine_timeout"
 CHANNEL = "portico_cutoff"
 POLL_SECONDS = 0.25
+# PostgreSQL: how often the database is asked while streams run, in case a notification was lost.
+RECONCILE_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -77,8 +81,10 @@ class Cutoffs:
     def __init__(self, *, reply_timeout: float = 120) -> None:
         self.reply_timeout = reply_timeout
         self._watches: set[Watch] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._postgres = False
+        self._listening = self._listening_once = False
 
     @contextlib.contextmanager
     def watch(self, *, assistant_id: int, link_id: int | None, preview: bool = False) -> Iterator[Watch]:
@@ -103,48 +109,77 @@ class Cutoffs:
             ):
                 watch.cut(code)
 
+    @property
+    def listening(self) -> bool:
+        """Whether this instance hears other instances' cut-offs at once (for /readyz): on
+        PostgreSQL while its listener is connected; SQLite has one instance and polls."""
+        return self._listening if self._postgres else True
+
     async def start(self, engine: AsyncEngine, store: GuestStore) -> None:
-        if engine.dialect.name == "postgresql":
-            self._task = asyncio.create_task(self._listen(engine), name="portico-cutoffs")
-        else:
-            self._task = asyncio.create_task(self._poll(store), name="portico-cutoffs")
+        self._postgres = engine.dialect.name == "postgresql"
+        self._tasks = [asyncio.create_task(self._reconcile(store), name="portico-cutoffs-reconcile")]
+        if self._postgres:
+            self._tasks.append(asyncio.create_task(self._listen(engine, store), name="portico-cutoffs-listen"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         target, _, code = payload.rpartition(":")
         self.cut(target, code)
 
-    async def _listen(self, engine: AsyncEngine) -> None:
-        url = engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+    async def _listen(self, engine: AsyncEngine, store: GuestStore) -> None:
+        """LISTEN on a connection of its own; a dropped connection is noticed at once (asyncpg's
+        termination callback), reconnected with backoff, and every reconnect re-reads what the
+        running streams watch, since notifications sent meanwhile are lost."""
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        backoff = 0.1
         while True:
+            lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(dsn)
-                try:
-                    await conn.add_listener(CHANNEL, self._on_notify)
-                    while not conn.is_closed():  # noqa: ASYNC110 - asyncpg offers no event for a lost connection
-                        await asyncio.sleep(5)
-                finally:
-                    await conn.close()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("cutoff listener lost its connection (%s); reconnecting", type(exc).__name__)
-                await asyncio.sleep(1)
+                conn = await asyncpg.connect(dsn, timeout=5)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                log.warning("cutoff listener cannot connect (%s); retrying in %.1f s", type(exc).__name__, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                if backoff > 0.1 or not self._listening_once:
+                    log.info("cutoff listener connected")
+                self._listening = self._listening_once = True
+                backoff = 0.1
+                await self._check_logged(store)
+                await lost.wait()
+                log.warning("cutoff listener lost its connection; reconnecting")
+            finally:
+                self._listening = False
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
 
-    async def _poll(self, store: GuestStore) -> None:
+    async def _reconcile(self, store: GuestStore) -> None:
+        """While streams run, ask the database what changed: on SQLite how cut-offs arrive (one
+        machine, no notifications); on PostgreSQL a safety net beside the listener."""
+        every = POLL_SECONDS if not self._postgres else RECONCILE_SECONDS
         while True:
             if not self._watches:
                 self._wake.clear()
                 await self._wake.wait()
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                await self._check(store)
-            except Exception:
-                log.exception("cutoff check failed; trying again in %s s", POLL_SECONDS)
+            await asyncio.sleep(every)
+            await self._check_logged(store)
+
+    async def _check_logged(self, store: GuestStore) -> None:
+        if not self._watches:
+            return
+        try:
+            await self._check(store)
+        except Exception:
+            log.exception("cutoff check failed; trying again shortly")
 
     async def _check(self, store: GuestStore) -> None:
         watches = list(self._watches)

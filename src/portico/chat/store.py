@@ -16,17 +16,13 @@ transaction**, committed when it returns, rolled back if it raises.
   for a writer.
 
 Speed: the statements are built and compiled once per dialect and run on the driver connection
-beneath SQLAlchemy's pooled one, with the compiled statement's own type conversions. SQLAlchemy's
-work around each execution (execution context, result processing, greenlet hops) costs several
-times the query itself on a local database, and on SQLite a statement through its cursor takes
-three or four hand-offs to aiosqlite's thread where `execute_fetchall` takes one
-(docs/benchmarks.md, "Session starts" and "Chat").
+beneath SQLAlchemy's pooled one (chat/_driver.py says why).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,13 +32,12 @@ from typing import Any
 from sqlalchemy import Integer, String, Text, and_, bindparam, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement, ColumnElement
+from sqlalchemy.sql.expression import ColumnElement
 
 from portico.access.gate import AssistantFacts, LinkFacts
+from portico.chat._driver import Statement, Tx
 from portico.db import writer_lock
 from portico.metrics.quotas import day_of
 from portico.metrics.rollup import hour_of
@@ -361,18 +356,18 @@ class GuestStore:
             PrivateLink.id.in_(sorted(int(i) for i in link_ids)), PrivateLink.revoked_at.is_not(None)
         )
         async with self._read(statements=2) as tx:
-            assistants = await tx.all(_Statement(find_assistants, literal=True), {})
-            links = await tx.all(_Statement(find_links, literal=True), {}) if link_ids else []
+            assistants = await tx.all(Statement(find_assistants, literal=True), {})
+            links = await tx.all(Statement(find_links, literal=True), {}) if link_ids else []
         stopped = {row["id"]: (row["status"], row["share_mode"], row["deleted_at"]) for row in assistants}
         return stopped, {row["id"] for row in links}
 
     # -- transactions -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _read(self, *, statements: int = 1) -> AsyncIterator[_Tx]:
+    async def _read(self, *, statements: int = 1) -> AsyncIterator[Tx]:
         async with self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            tx = _Tx(driver, self._dialect)
+            tx = Tx(driver, self._dialect)
             if statements == 1:
                 yield tx
             else:
@@ -380,117 +375,15 @@ class GuestStore:
                     yield tx
 
     @asynccontextmanager
-    async def _write(self, *, statements: int = 1) -> AsyncIterator[_Tx]:
+    async def _write(self, *, statements: int = 1) -> AsyncIterator[Tx]:
         async with writer_lock(self._engine), self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            tx = _Tx(driver, self._dialect)
+            tx = Tx(driver, self._dialect)
             if self._postgres and statements == 1:
                 yield tx
             else:
                 async with tx.transaction(immediate=True):
                     yield tx
-
-
-class _Tx:
-    """Statements on a driver connection, inside the store only."""
-
-    def __init__(self, driver: Any, dialect: Dialect) -> None:
-        self._driver = driver
-        self._dialect = dialect
-        self._postgres = dialect.name == "postgresql"
-
-    @asynccontextmanager
-    async def transaction(self, *, immediate: bool) -> AsyncIterator[None]:
-        if self._postgres:
-            async with self._driver.transaction():
-                yield
-            return
-        await self._driver.execute_fetchall("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        try:
-            yield
-        except BaseException:
-            await self._driver.execute_fetchall("ROLLBACK")
-            raise
-        await self._driver.execute_fetchall("COMMIT")
-
-    async def all(self, statement: _Statement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        compiled = statement.compiled(self._dialect)
-        args = compiled.arguments(params)
-        if self._postgres:
-            rows = await self._driver.fetch(compiled.sql, *args)
-        else:
-            rows = await self._driver.execute_fetchall(compiled.sql, args)
-        return compiled.records(rows)
-
-    async def one(self, statement: _Statement, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        rows = await self.all(statement, params)
-        assert len(rows) <= 1
-        return rows[0] if rows else None
-
-
-class _Statement:
-    """A Core statement compiled once per dialect, run with its own type conversions."""
-
-    def __init__(self, statement: ClauseElement, *, literal: bool = False) -> None:
-        self.statement = statement
-        # Values written into the SQL itself: only for integers, and statements made per call.
-        self.literal = literal
-        self._by_dialect: dict[str, _Compiled] = {}
-
-    def compiled(self, dialect: Dialect) -> _Compiled:
-        compiled = self._by_dialect.get(dialect.name)
-        if compiled is None:
-            compiled = self._by_dialect[dialect.name] = _Compiled.of(self.statement, dialect, self.literal)
-        return compiled
-
-
-_GIVEN = object()
-_Convert = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    # Each positional parameter: its name, the value SQLAlchemy fixed (or _GIVEN), its converter.
-    binds: tuple[tuple[str, Any, _Convert | None], ...]
-    keys: tuple[str, ...]
-    results: tuple[_Convert | None, ...] | None
-
-    @staticmethod
-    def of(statement: ClauseElement, dialect: Dialect, literal: bool) -> _Compiled:
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": literal})
-        assert isinstance(compiled, SQLCompiler)
-        binds = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            # Values SQLAlchemy rendered as parameters itself (the 1 in `message_count + 1`).
-            fixed = bind.value if bind.value is not None else _GIVEN
-            binds.append((name, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        # What the statement returns (none for an UPDATE without RETURNING).
-        exported = getattr(statement, "exported_columns", None)
-        columns = list(exported.items()) if exported is not None else []
-        keys = tuple(key for key, _ in columns)
-        assert len(set(keys)) == len(keys), "store statements name each result column once"
-        results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for _, column in columns)
-        return _Compiled(str(compiled), tuple(binds), keys, results if any(results) else None)
-
-    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        args = []
-        for name, fixed, process in self.binds:
-            value = params[name] if fixed is _GIVEN else params.get(name, fixed)
-            args.append(process(value) if process is not None else value)
-        return args
-
-    def records(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
-        if self.results is None:
-            return [dict(zip(self.keys, row, strict=True)) for row in rows]
-        return [
-            {
-                key: process(value) if process is not None else value
-                for key, value, process in zip(self.keys, row, self.results, strict=True)
-            }
-            for row in rows
-        ]
 
 
 # -- the statements -------------------------------------------------------------------------
@@ -556,19 +449,19 @@ def _link_facts(row: Mapping[str, Any]) -> LinkFacts:
     )
 
 
-_BY_KEY = _Statement(
+_BY_KEY = Statement(
     select(*_LINK_COLUMNS, *_ASSISTANT_COLUMNS)
     .select_from(PrivateLink)
     .outerjoin(Assistant, and_(Assistant.id == PrivateLink.assistant_id, Assistant.deleted_at.is_(None)))
     .outerjoin(AssistantVersion, _PUBLISHED)
     .where(PrivateLink.key_digest == bindparam("p_digest"))
 )
-_BY_PUBLIC_ID = _Statement(
+_BY_PUBLIC_ID = Statement(
     select(*_ASSISTANT_COLUMNS)
     .outerjoin(AssistantVersion, _PUBLISHED)
     .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
 )
-_LINK_BY_ID = _Statement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
+_LINK_BY_ID = Statement(select(*_LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 
 # A session's values; its running totals take their server defaults (include_defaults=False).
 _SESSION_VALUES: dict[str, ColumnElement[Any]] = {
@@ -595,7 +488,7 @@ def _session_params(
     }
 
 
-_INSERT_SESSION = _Statement(
+_INSERT_SESSION = Statement(
     insert(ChatSession)
     .from_select(list(_SESSION_VALUES), select(*_SESSION_VALUES.values()), include_defaults=False)
     .returning(ChatSession.id)
@@ -614,7 +507,7 @@ _TAKE_USE_UPDATE = (
 # SQLite has no UPDATE inside WITH: it runs these two in one transaction, which holds its one
 # write lock anyway. On PostgreSQL one statement, so the link's row is locked only while it runs,
 # however many guests start sessions on the same link at once (bench/session_start.py).
-_TAKE_USE = _Statement(_TAKE_USE_UPDATE)
+_TAKE_USE = Statement(_TAKE_USE_UPDATE)
 _USED = _TAKE_USE_UPDATE.cte("used")
 _INSERTED = (
     insert(ChatSession)
@@ -626,7 +519,7 @@ _INSERTED = (
     .returning(ChatSession.id)
     .cte("inserted")
 )
-_INSERT_SESSION_TAKING_USE = _Statement(
+_INSERT_SESSION_TAKING_USE = Statement(
     select(_INSERTED.c.id, _USED.c.sessions_used).select_from(_INSERTED).join(_USED, true())
 )
 
@@ -634,7 +527,7 @@ _INSERT_SESSION_TAKING_USE = _Statement(
 # (none when deleted) and its link, and the settings and digest of the version it started on.
 _SessionVersion = aliased(AssistantVersion, name="session_version")
 _SESSION_RECORD_FIELDS = tuple(SessionRecord.__dataclass_fields__)
-_OPEN = _Statement(
+_OPEN = Statement(
     select(
         *(getattr(ChatSession, name).label(f"session_{name}") for name in _SESSION_RECORD_FIELDS),
         _SessionVersion.settings.label("version_settings"),
@@ -656,20 +549,20 @@ _OPEN = _Statement(
     .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
     .where(ChatSession.id == bindparam("p_session_id"))
 )
-_END = _Statement(
+_END = Statement(
     update(ChatSession)
     .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
     .values(ended_at=bindparam("p_at"), end_reason=bindparam("p_reason"))
     .returning(ChatSession.id)
 )
 
-_CONFIG = _Statement(
+_CONFIG = Statement(
     select(AssistantVersion.config).where(
         AssistantVersion.assistant_id == bindparam("p_assistant_id"),
         AssistantVersion.number == bindparam("p_number"),
     )
 )
-_HISTORY = _Statement(
+_HISTORY = Statement(
     select(Message.role, Message.content)
     .where(Message.session_id == bindparam("p_session_id"), Message.content.is_not(None), Message.error_code.is_(None))
     .order_by(Message.id.desc())
@@ -706,9 +599,9 @@ _GUEST_VALUES = {
 }
 
 
-def _save_message(touch: Any) -> _Statement:
+def _save_message(touch: Any) -> Statement:
     touched = touch.cte("touched")
-    return _Statement(
+    return Statement(
         insert(Message)
         .from_select(["session_id", *_GUEST_VALUES], select(touched.c.id, *_GUEST_VALUES.values()))
         .returning(Message.id)
@@ -717,13 +610,13 @@ def _save_message(touch: Any) -> _Statement:
 
 _SAVE_MESSAGE = _save_message(_TOUCH)
 _SAVE_MESSAGE_WITHIN_DAY = _save_message(_TOUCH_WITHIN_DAY)
-_TOUCH_SESSION = _Statement(_TOUCH)
-_TOUCH_SESSION_WITHIN_DAY = _Statement(_TOUCH_WITHIN_DAY)
-_GUEST_MESSAGES = _Statement(
+_TOUCH_SESSION = Statement(_TOUCH)
+_TOUCH_SESSION_WITHIN_DAY = Statement(_TOUCH_WITHIN_DAY)
+_GUEST_MESSAGES = Statement(
     select(ChatSession.ended_at, ChatSession.guest_messages).where(ChatSession.id == bindparam("p_session_id"))
 )
 # Every INSERT says what it returns: PostgreSQL's compiler would otherwise add the primary key.
-_INSERT_MESSAGE = _Statement(
+_INSERT_MESSAGE = Statement(
     insert(Message).values(session_id=bindparam("p_session_id"), **_GUEST_VALUES).returning(Message.id)
 )
 # A reply and the session's running totals, likewise.
@@ -752,10 +645,10 @@ _REPLY = (
     )
     .returning(Message.id)
 )
-_SAVE_REPLY = _Statement(_REPLY.add_cte(_COUNT.cte("counted")))
-_COUNT_REPLY = _Statement(_COUNT)
-_INSERT_REPLY = _Statement(_REPLY)
-_TRANSCRIPT = _Statement(
+_SAVE_REPLY = Statement(_REPLY.add_cte(_COUNT.cte("counted")))
+_COUNT_REPLY = Statement(_COUNT)
+_INSERT_REPLY = Statement(_REPLY)
+_TRANSCRIPT = Statement(
     select(Message.id, Message.role, Message.content, Message.created_at, Message.error_code)
     .where(Message.session_id == bindparam("p_session_id"))
     .order_by(Message.id)
@@ -767,19 +660,19 @@ _REFUSAL_ROW = {
     "code": bindparam("p_code", type_=String),
     "count": 1,
 }
-_COUNT_REFUSAL_PG = _Statement(
+_COUNT_REFUSAL_PG = Statement(
     pg_insert(RefusalHourly)
     .values(_REFUSAL_ROW)
     .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
 )
-_COUNT_REFUSAL_SQLITE = _Statement(
+_COUNT_REFUSAL_SQLITE = Statement(
     sqlite_insert(RefusalHourly)
     .values(_REFUSAL_ROW)
     .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
 )
 
 # Today's use of an assistant with a daily quota (docs/design.md, "Quotas").
-_OVER_TOKENS = _Statement(
+_OVER_TOKENS = Statement(
     select(DailyUsage.tokens).where(
         DailyUsage.assistant_id == bindparam("p_assistant_id"),
         DailyUsage.day == bindparam("p_day"),
@@ -792,11 +685,11 @@ _DAY_ROW = {
 }
 
 
-def _count_session(insert_: Any) -> _Statement:
+def _count_session(insert_: Any) -> Statement:
     """One more session today, only while below the cap: the conflicting row is locked and the
     condition checked on its latest value, so concurrent starts never pass the cap together."""
     statement = insert_(DailyUsage).values({**_DAY_ROW, "sessions": 1, "tokens": 0})
-    return _Statement(
+    return Statement(
         statement.on_conflict_do_update(
             index_elements=["assistant_id", "day"],
             set_={"sessions": DailyUsage.sessions + 1},
@@ -805,10 +698,10 @@ def _count_session(insert_: Any) -> _Statement:
     )
 
 
-def _count_tokens(insert_: Any) -> _Statement:
+def _count_tokens(insert_: Any) -> Statement:
     tokens = bindparam("p_tokens_in", type_=Integer) + bindparam("p_tokens_out", type_=Integer)
     statement = insert_(DailyUsage).values({**_DAY_ROW, "sessions": 0, "tokens": tokens})
-    return _Statement(
+    return Statement(
         statement.on_conflict_do_update(
             index_elements=["assistant_id", "day"], set_={"tokens": DailyUsage.tokens + statement.excluded.tokens}
         )

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.assistants.schemas import SessionSettings
 from portico.chat.sessions import expiry
-from portico.kit.chores import run_every
+from portico.kit.chores import run_every, this_instance_runs
 from portico.models import AssistantVersion, ChatSession, utcnow
 
 SWEEP_SECONDS = 30
@@ -54,6 +54,8 @@ _END = (
 
 async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as db, db.begin():
+        if not await this_instance_runs(db, "sweep"):
+            return 0
         return await end_expired_sessions(db)
 
 

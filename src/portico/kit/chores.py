@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger("portico.chores")
 
@@ -30,3 +34,14 @@ async def run_every(name: str, seconds: float, chore: Callable[[], Awaitable[obj
         await asyncio.sleep(seconds)
         with failures_logged(name):
             await chore()
+
+
+async def this_instance_runs(db: AsyncSession, name: str) -> bool:
+    """Whether this instance does chore `name` now: on PostgreSQL the one whose transaction takes the
+    chore's advisory lock (held until that transaction ends), so N instances do the work of one
+    instead of the same rows N times. SQLite has one instance."""
+    if db.get_bind().dialect.name != "postgresql":
+        return True
+    key = zlib.crc32(f"portico-chore:{name}".encode())
+    taken = await db.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+    return bool(taken)

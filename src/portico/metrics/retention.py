@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portico.kit.chores import run_every
+from portico.kit.chores import run_every, this_instance_runs
 from portico.models import Assistant, ChatSession, Message, utcnow
 
 PURGE_SECONDS = 3600
@@ -40,6 +40,8 @@ async def purge_all_expired(sessionmaker: async_sessionmaker[AsyncSession]) -> i
     deleted = 0
     while True:
         async with sessionmaker() as db, db.begin():
+            if not await this_instance_runs(db, "purge"):
+                return deleted
             batch = await purge_expired(db)
         if batch == 0:
             return deleted

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portico.kit.chores import run_every
+from portico.kit.chores import run_every, this_instance_runs
 from portico.metrics.histogram import histogram
 from portico.models import ChatSession, Message, UsageHourly, UsageUserHourly, utcnow
 from portico.vocabulary import Channel, Role
@@ -151,6 +151,8 @@ def _chunks(rows: list[dict[str, Any]], size: int = 500) -> list[list[dict[str, 
 
 async def rollup_recent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as db, db.begin():
+        if not await this_instance_runs(db, "rollup"):
+            return 0
         now = utcnow()
         return await recompute(db, start=now - timedelta(hours=2), end=now + timedelta(hours=1))
 
