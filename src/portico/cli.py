@@ -19,7 +19,7 @@ from portico.access import links as links_service
 from portico.access.csv_import import parse_link_rows
 from portico.access.schemas import LinkIn
 from portico.assistants import service as assistants_service
-from portico.assistants.schemas import AssistantCreate
+from portico.assistants.schemas import AssistantCreate, AssistantUpdate, Quotas
 from portico.config import Settings, SettingsError, load_settings
 from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, NotFound, PorticoError
@@ -298,6 +298,32 @@ def assistants_delete(assistant: str) -> None:
 
     run(work)
     typer.echo("Deleted.")
+
+
+@assistants_app.command("quotas")
+def assistants_quotas(
+    assistant: str,
+    messages_per_session: Annotated[int | None, typer.Option(help="Guest messages per session.")] = None,
+    sessions_per_day: Annotated[int | None, typer.Option(help="Guest sessions per UTC day.")] = None,
+    tokens_per_day: Annotated[int | None, typer.Option(help="Reply tokens per UTC day.")] = None,
+) -> None:
+    """Set an assistant's quotas, at once (0 = unlimited); prints them all."""
+    given = {"messages_per_session": messages_per_session, "sessions_per_day": sessions_per_day}
+    given["tokens_per_day"] = tokens_per_day
+    try:
+        data = AssistantUpdate(quotas=Quotas(**{name: value for name, value in given.items() if value is not None}))
+    except ValidationError as exc:
+        raise fail(_first_error(exc)) from None
+
+    async def work(db: AsyncSession, config: Settings) -> Assistant:
+        found = await find_assistant(db, assistant)
+        return await assistants_service.update_assistant(db, assistant=found, data=data, vault=vault(config))
+
+    updated = run(work)
+    typer.echo(
+        f"messages_per_session={updated.messages_per_session} sessions_per_day={updated.sessions_per_day} "
+        f"tokens_per_day={updated.tokens_per_day}"
+    )
 
 
 @app.command()

@@ -8,6 +8,7 @@ about a refusal or an ending comes from here (the chat page and the widget show 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -67,12 +68,15 @@ class Refusal(StrEnum):
     ACCESS_CODE_INVALID = "access_code_invalid"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     DAILY_LIMIT_REACHED = "daily_limit_reached"
+    # Not a start but a message: the session has had all the guest messages its assistant allows.
+    MESSAGE_LIMIT_REACHED = "message_limit_reached"
     RATE_LIMITED = "rate_limited"
 
 
 REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.NOT_FOUND: 404,
     Refusal.DAILY_LIMIT_REACHED: 429,
+    Refusal.MESSAGE_LIMIT_REACHED: 429,
     Refusal.RATE_LIMITED: 429,
 }
 
@@ -90,6 +94,7 @@ REFUSAL_MESSAGES: dict[Refusal, str] = {
     Refusal.ACCESS_CODE_INVALID: "That access code is not right. Check it and try again.",
     Refusal.ORIGIN_NOT_ALLOWED: "This assistant cannot be used on this website.",
     Refusal.DAILY_LIMIT_REACHED: "This assistant has had all the conversations it can have today. Try again tomorrow.",
+    Refusal.MESSAGE_LIMIT_REACHED: "This conversation has reached its message limit. Start a new one to keep talking.",
     Refusal.RATE_LIMITED: "Too many requests at once. Please wait a moment and try again.",
 }
 
@@ -108,6 +113,7 @@ REFUSAL_LABELS: dict[Refusal, str] = {
     Refusal.ACCESS_CODE_INVALID: "Wrong access code",
     Refusal.ORIGIN_NOT_ALLOWED: "Other site",
     Refusal.DAILY_LIMIT_REACHED: "Daily limit",
+    Refusal.MESSAGE_LIMIT_REACHED: "Message limit",
     Refusal.RATE_LIMITED: "Rate limited",
 }
 
@@ -144,6 +150,7 @@ CHANNEL_LABELS: dict[Channel, str] = {
 }
 
 
-def sql_in(enum: type[StrEnum]) -> str:
-    """The values of `enum` as an SQL list, for CHECK constraints: `('live', 'offline')`."""
-    return "(" + ", ".join(f"'{member.value}'" for member in enum) + ")"
+def sql_in(members: Iterable[StrEnum]) -> str:
+    """The values of an enum (or some of its members) as an SQL list, for CHECK constraints:
+    `('live', 'offline')`."""
+    return "(" + ", ".join(f"'{member.value}'" for member in members) + ")"

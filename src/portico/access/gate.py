@@ -33,6 +33,10 @@ class AssistantFacts:
     settings: dict[str, Any] | None = None
     allowed_domains: tuple[str, ...] = ()
     published_digest: str = ""
+    # The owner's quotas, applied at once (0 = unlimited): checked by the store as it writes.
+    messages_per_session: int = 0
+    sessions_per_day: int = 0
+    tokens_per_day: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class GateRefusal:
 
     code: Refusal
     assistant_id: int | None = None
+    # Seconds until asking again can succeed (a daily quota: the next UTC midnight).
+    retry_after: int | None = None
 
     @property
     def message(self) -> str:
@@ -82,6 +88,8 @@ class Refused(PorticoError):
         self.refusal = refusal
         self.code = refusal.code.value
         self.status = REFUSAL_STATUS.get(refusal.code, 403)
+        # A quota's refusal says when to come back (the handler sends it as Retry-After).
+        self.retry_after = refusal.retry_after
         super().__init__(refusal.message)
 
 

@@ -13,6 +13,7 @@ from portico.assistants.schemas import (
     DraftOut,
     EngineOut,
     PublishOut,
+    Quotas,
     ShareIn,
     StatusIn,
     VersionList,
@@ -48,6 +49,11 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
         retention_days=assistant.retention_days,
         store_transcripts=assistant.store_transcripts,
         allowed_domains=assistant.allowed_domains,
+        quotas=Quotas(
+            messages_per_session=assistant.messages_per_session,
+            sessions_per_day=assistant.sessions_per_day,
+            tokens_per_day=assistant.tokens_per_day,
+        ),
         created_at=assistant.created_at,
         updated_at=assistant.updated_at,
         draft=DraftOut(

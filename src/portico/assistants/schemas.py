@@ -20,6 +20,20 @@ class SessionSettings(Strict):
     max_message_length: int = Field(default=4_000, ge=1, le=100_000, description="Characters in one guest message.")
 
 
+class Quotas(Strict):
+    """The owner's caps on use, applied at once without Publish (0 = unlimited)."""
+
+    messages_per_session: int = Field(
+        default=0, ge=0, le=1_000_000, description="Guest messages in one session; 0 = unlimited."
+    )
+    sessions_per_day: int = Field(
+        default=0, ge=0, le=100_000_000, description="Guest sessions started per UTC day; 0 = unlimited."
+    )
+    tokens_per_day: int = Field(
+        default=0, ge=0, le=2_000_000_000, description="Reply tokens (in + out) per UTC day; 0 = unlimited."
+    )
+
+
 class BuiltinEngine(Strict):
     type: Literal["builtin"] = "builtin"
 
@@ -65,6 +79,7 @@ class AssistantUpdate(DraftFields):
     # Not versioned: what Logs keep applies at once.
     retention_days: int | None = Field(default=None, ge=0, le=3_650, description="Days to keep sessions; 0 = forever.")
     store_transcripts: bool | None = None
+    quotas: Quotas | None = Field(default=None, description="Only the quotas given change.")
     allowed_domains: list[Annotated[str, Field(max_length=300)]] | None = Field(
         default=None, max_length=200, description="Websites that may embed the widget; empty = any."
     )
@@ -107,6 +122,7 @@ class AssistantOut(BaseModel):
     retention_days: int
     store_transcripts: bool
     allowed_domains: list[str]
+    quotas: Quotas
     created_at: datetime
     updated_at: datetime
     draft: DraftOut

@@ -9,10 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
-from portico.assistants.schemas import AssistantCreate, AssistantUpdate, DraftFields, EngineConfig, SessionSettings
+from portico.assistants.schemas import (
+    AssistantCreate,
+    AssistantUpdate,
+    DraftFields,
+    EngineConfig,
+    Quotas,
+    SessionSettings,
+)
 from portico.chat import lifecycle
 from portico.errors import NotFound
 from portico.kit.crypto import Vault, new_public_id
+from portico.metrics.quotas import start_counting
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
 from portico.vocabulary import Channel, ShareMode, Status
 
@@ -143,12 +151,25 @@ async def update_assistant(db: AsyncSession, *, assistant: Assistant, data: Assi
         assistant.store_transcripts = data.store_transcripts
     if data.allowed_domains is not None:
         assistant.allowed_domains = data.allowed_domains
+    if data.quotas is not None:
+        await _set_quotas(db, assistant=assistant, quotas=data.quotas)
     draft = _merge_draft(assistant.draft, data, vault)
     assistant.draft = draft
     assistant.draft_digest = config_digest(draft)
     assistant.updated_at = utcnow()
     await db.flush()
     return assistant
+
+
+async def _set_quotas(db: AsyncSession, *, assistant: Assistant, quotas: Quotas) -> None:
+    """Only the quotas given change, at once. A daily cap set from 0 first counts today so far."""
+    given: dict[str, int] = quotas.model_dump(exclude_unset=True)
+    started = {name for name, value in given.items() if value > 0 and getattr(assistant, name) == 0}
+    for name, value in given.items():
+        setattr(assistant, name, value)
+    await start_counting(
+        db, assistant_id=assistant.id, sessions="sessions_per_day" in started, tokens="tokens_per_day" in started
+    )
 
 
 async def publish(db: AsyncSession, *, assistant: Assistant) -> AssistantVersion:

@@ -27,6 +27,7 @@ KNOWLEDGE_UPLOAD_MAX = 1024 * 1024
 TEXT_FIELDS = ("name", "description", "greeting", "instructions")
 ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
 SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length")
+QUOTA_FIELDS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
 NAME_SENTENCE = "Give the assistant a name of 1 to 200 characters."
 BEHAVIOR_SENTENCES = {"name": NAME_SENTENCE, "engine_type": "Choose the built-in engine or an OpenAI-compatible one."}
 
@@ -111,11 +112,15 @@ def _behavior_form(assistant: Assistant) -> dict[str, Any]:
     }
 
 
+def _limits_form(assistant: Assistant) -> dict[str, Any]:
+    return {name: getattr(assistant, name) for name in QUOTA_FIELDS}
+
+
 @router.get("/assistants/{assistant_id}/behavior", response_class=HTMLResponse)
 async def behavior_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
 ) -> Response:
-    notice = "Draft saved. Publish to let guests see it." if done == "saved" else None
+    notices = {"saved": "Draft saved. Publish to let guests see it.", "limits": "Limits saved. They apply at once."}
     return await assistant_page(
         request,
         db,
@@ -123,9 +128,34 @@ async def behavior_page(
         "behavior",
         "Behavior",
         form=_behavior_form(assistant),
+        limits=_limits_form(assistant),
         has_api_key="api_key_encrypted" in assistant.draft["engine"],
-        notice=notice,
+        notice=notices.get(done or ""),
     )
+
+
+@router.post("/assistants/{assistant_id}/limits")
+async def save_limits(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    """The Limits card: the API's `quotas`, applied at once (an empty box means 0, unlimited)."""
+    form = await request.form()
+    typed = {name: str(form.get(name, "")).strip() for name in QUOTA_FIELDS}
+    try:
+        update = parse_form(AssistantUpdate, {"quotas": {name: value or "0" for name, value in typed.items()}})
+    except FormInvalid as invalid:
+        return await assistant_page(
+            request,
+            db,
+            assistant,
+            "behavior",
+            "Behavior",
+            status=422,
+            form=_behavior_form(assistant),
+            limits=typed,
+            limit_errors=invalid.errors,
+            has_api_key="api_key_encrypted" in assistant.draft["engine"],
+        )
+    await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
+    return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=limits")
 
 
 async def _read_upload(upload: UploadFile | None) -> str | None:
@@ -193,6 +223,7 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
             status=422,
             form=form_values,
             errors=errors,
+            limits=_limits_form(assistant),
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
     await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)

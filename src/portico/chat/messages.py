@@ -12,16 +12,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 
+from portico.access.gate import GateRefusal, Refused
 from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
-from portico.chat.sessions import OpenedSession, open_session
-from portico.chat.store import GuestStore, Reply
+from portico.chat.sessions import OpenedSession, count_refusal, daily_limit, open_session
+from portico.chat.store import GuestSave, GuestStore, Reply
 from portico.engines import ENGINES, EngineError, EngineRequest, Turn, Usage, get_engine
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
 from portico.models import utcnow
-from portico.vocabulary import END_MESSAGES, EndReason, Role
+from portico.vocabulary import END_MESSAGES, EndReason, Refusal, Role
 
 HISTORY_TURNS = 20
 TOO_SLOW = "The assistant took too long to answer. Please try again in a moment."
@@ -50,6 +52,8 @@ class PendingReply:
     store_text: bool = True
     # The owner's preview: cut only when its assistant is deleted, never when it goes offline.
     preview: bool = False
+    # The assistant has a tokens_per_day quota: the reply's tokens count towards today's.
+    count_tokens: bool = False
 
 
 def check_length(content: str, settings: dict[str, Any]) -> None:
@@ -91,10 +95,38 @@ async def _accept(
     if history is None:
         chat_engine = ENGINES.get(config["engine"]["type"])
         history = await history_of(store, session.id) if chat_engine is None or chat_engine.reads_history else []
-    if not await store.save_guest_message(session.id, content=stored, now=now):  # ended since it was opened
-        raise SessionEnded()
+    assistant = opened.assistant
+    assert assistant is not None  # open_session refuses a deleted assistant
+    saved = await store.save_guest_message(
+        session.id,
+        content=stored,
+        now=now,
+        cap=assistant.messages_per_session,
+        assistant_id=assistant.id,
+        tokens_per_day=assistant.tokens_per_day,
+    )
+    if saved != GuestSave.SAVED:
+        await _refuse(store, saved, assistant_id=assistant.id, now=now)
     request = engine_request(config, prompt=content, history=history, vault=vault)
-    return PendingReply(session.id, session.assistant_id, session.link_id, request, opened.store_text)
+    return PendingReply(
+        session.id,
+        session.assistant_id,
+        session.link_id,
+        request,
+        opened.store_text,
+        count_tokens=assistant.tokens_per_day > 0,
+    )
+
+
+async def _refuse(store: GuestStore, saved: GuestSave, *, assistant_id: int, now: datetime) -> NoReturn:
+    if saved == GuestSave.ENDED:  # ended since it was opened
+        raise SessionEnded()
+    if saved == GuestSave.MESSAGE_LIMIT:
+        refusal = GateRefusal(Refusal.MESSAGE_LIMIT_REACHED, assistant_id)
+    else:
+        refusal = daily_limit(assistant_id, now)
+    await count_refusal(store, refusal)
+    raise Refused(refusal)
 
 
 def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], vault: Vault) -> EngineRequest:
@@ -181,4 +213,5 @@ async def _save_reply(
         tokens_out=usage.tokens_out,
         error_code=error_code,
     )
-    return await store.save_reply(reply, now=utcnow())
+    count_tokens_of = pending.assistant_id if pending.count_tokens else None
+    return await store.save_reply(reply, now=utcnow(), count_tokens_of=count_tokens_of)

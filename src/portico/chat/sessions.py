@@ -22,9 +22,10 @@ from portico.access.gate import (
     Refused,
     decide,
 )
-from portico.chat.store import GuestStore, SessionRecord
+from portico.chat.store import DailyCaps, DailyLimitReached, GuestStore, SessionRecord
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, is_well_formed, new_token
+from portico.metrics.quotas import seconds_to_next_day
 from portico.models import utcnow
 from portico.vocabulary import Channel, EndReason, Refusal, ShareMode, Status
 from portico.widget.domains import allows
@@ -119,10 +120,19 @@ async def start_session(
         "token_digest": digest(token),
         "now": now,
     }
-    if decision.link is None:
-        session_id = await store.start_session(**values)
-    else:
-        started = await store.start_session_taking_use(**values, link_id=decision.link.id)
+    # The daily quotas are checked by the store in the start's own transaction (0 = none).
+    values["daily"] = DailyCaps(sessions=assistant.sessions_per_day, tokens=assistant.tokens_per_day)
+    try:
+        if decision.link is None:
+            started = None
+            session_id = await store.start_session(**values)
+        else:
+            started = await store.start_session_taking_use(**values, link_id=decision.link.id)
+    except DailyLimitReached:
+        refusal = daily_limit(assistant.id, now)
+        await _count(store, refusal)
+        raise Refused(refusal) from None
+    if decision.link is not None:
         if started is None:
             # Another session took the last use, or the owner revoked the link, since the gate looked.
             fresh = await store.link(decision.link.id)
@@ -148,6 +158,16 @@ async def start_session(
         session, assistant, decision.link, assistant.settings, assistant.greeting, assistant.published_digest
     )
     return opened, token
+
+
+def daily_limit(assistant_id: int, now: datetime) -> GateRefusal:
+    """The refusal of an assistant whose day is used up: ask again after UTC midnight."""
+    return GateRefusal(Refusal.DAILY_LIMIT_REACHED, assistant_id, retry_after=seconds_to_next_day(now))
+
+
+async def count_refusal(store: GuestStore, refusal: GateRefusal) -> None:
+    """Count a refusal met after the start (a message refused by a quota) in Metrics."""
+    await _count(store, refusal)
 
 
 def expiry(

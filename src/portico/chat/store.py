@@ -26,9 +26,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, and_, bindparam, insert, literal, or_, select, true, update
+from sqlalchemy import Integer, String, Text, and_, bindparam, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,8 +39,9 @@ from sqlalchemy.sql.expression import ColumnElement
 from portico.access.gate import AssistantFacts, LinkFacts
 from portico.chat._driver import Statement, Tx
 from portico.db import writer_lock
+from portico.metrics.quotas import day_of
 from portico.metrics.rollup import hour_of
-from portico.models import Assistant, AssistantVersion, ChatSession, Message, PrivateLink, RefusalHourly
+from portico.models import Assistant, AssistantVersion, ChatSession, DailyUsage, Message, PrivateLink, RefusalHourly
 from portico.models.base import UTCDateTime
 from portico.vocabulary import EndReason, Role
 
@@ -91,6 +93,27 @@ class Reply:
     error_code: str | None
 
 
+@dataclass(frozen=True)
+class DailyCaps:
+    """An assistant's daily quotas (0 = unlimited), checked as a session starts."""
+
+    sessions: int = 0
+    tokens: int = 0
+
+
+class DailyLimitReached(Exception):
+    """A start refused by the assistant's daily quota: nothing of it was saved."""
+
+
+class GuestSave(StrEnum):
+    """What became of a guest's message."""
+
+    SAVED = "saved"
+    ENDED = "ended"
+    MESSAGE_LIMIT = "message_limit"
+    DAILY_LIMIT = "daily_limit"
+
+
 class GuestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -121,24 +144,45 @@ class GuestStore:
     # -- sessions ---------------------------------------------------------------------------
 
     async def start_session(
-        self, *, assistant_id: int, version: int, channel: str, token_digest: str, now: datetime
+        self,
+        *,
+        assistant_id: int,
+        version: int,
+        channel: str,
+        token_digest: str,
+        now: datetime,
+        daily: DailyCaps = DailyCaps(),
     ) -> int:
-        """Insert an anonymous session (no link); its id."""
+        """Insert an anonymous session (no link); its id. Raises DailyLimitReached (see below)."""
         params = _session_params(assistant_id, version, None, channel, token_digest, now)
-        async with self._write() as tx:
-            row = await tx.one(_INSERT_SESSION, params)
+        if daily.sessions or daily.tokens:
+            row = await self._start_within_day(params, daily, link=False)
+        else:
+            async with self._write() as tx:
+                row = await tx.one(_INSERT_SESSION, params)
         assert row is not None
         return int(row["id"])
 
     async def start_session_taking_use(
-        self, *, assistant_id: int, version: int, link_id: int, channel: str, token_digest: str, now: datetime
+        self,
+        *,
+        assistant_id: int,
+        version: int,
+        link_id: int,
+        channel: str,
+        token_digest: str,
+        now: datetime,
+        daily: DailyCaps = DailyCaps(),
     ) -> tuple[int, int] | None:
         """Take one use of a link still active with one left, and insert its session, together.
 
         Returns the session's id and the link's uses now taken, or None when no use was left
-        (or the link was revoked) by the time the statement ran.
+        (or the link was revoked) by the time the statement ran. Raises DailyLimitReached (below).
         """
         params = _session_params(assistant_id, version, link_id, channel, token_digest, now)
+        if daily.sessions or daily.tokens:
+            row = await self._start_within_day(params, daily, link=True)
+            return None if row is None else (row["id"], row["sessions_used"])
         async with self._write() as tx:
             if self._postgres:
                 row = await tx.one(_INSERT_SESSION_TAKING_USE, params)
@@ -149,6 +193,36 @@ class GuestStore:
             row = await tx.one(_INSERT_SESSION, params)
         assert row is not None
         return row["id"], taken["sessions_used"]
+
+    async def _start_within_day(self, params: dict[str, Any], daily: DailyCaps, *, link: bool) -> dict[str, Any] | None:
+        """A start of an assistant with a daily quota, in one transaction: refused (DailyLimitReached)
+        when today's tokens are used up; else the link's use is taken and the session inserted as
+        without a quota, then today's session count is raised only while below the cap. When it is
+        not, the whole start rolls back, the link's use with it, so N admits exactly N."""
+        params = {
+            **params,
+            "p_day": day_of(params["p_now"]),
+            "p_sessions_cap": daily.sessions,
+            "p_tokens_cap": daily.tokens,
+        }
+        async with self._write(statements=3) as tx:
+            if daily.tokens and await tx.one(_OVER_TOKENS, params) is not None:
+                raise DailyLimitReached()
+            if not link:
+                row = await tx.one(_INSERT_SESSION, params)
+            elif self._postgres:
+                row = await tx.one(_INSERT_SESSION_TAKING_USE, params)
+            elif (taken := await tx.one(_TAKE_USE, params)) is None:
+                row = None
+            else:
+                inserted = await tx.one(_INSERT_SESSION, params)
+                row = None if inserted is None else {**inserted, "sessions_used": taken["sessions_used"]}
+            if row is None:
+                return None
+            count = _COUNT_SESSION_PG if self._postgres else _COUNT_SESSION_SQLITE
+            if daily.sessions and await tx.one(count, params) is None:
+                raise DailyLimitReached()  # rolls back the session and the link's use
+        return row
 
     async def open_session(self, session_id: int) -> OpenSession | None:
         async with self._read() as tx:
@@ -193,19 +267,46 @@ class GuestStore:
             rows = await tx.all(_HISTORY, {"p_session_id": session_id, "p_limit": turns})
         return [(row["role"], row["content"]) for row in reversed(rows)]
 
-    async def save_guest_message(self, session_id: int, *, content: str | None, now: datetime) -> bool:
-        """Save a guest's message and count it, only while the session is open; False if it ended."""
-        params = {"p_session_id": session_id, "p_content": content, "p_now": now}
+    async def save_guest_message(
+        self,
+        session_id: int,
+        *,
+        content: str | None,
+        now: datetime,
+        cap: int = 0,
+        assistant_id: int | None = None,
+        tokens_per_day: int = 0,
+    ) -> GuestSave:
+        """Save a guest's message and count it, only while the session is open, has had fewer
+        than `cap` guest messages (0 = no cap) and, with `tokens_per_day`, while the assistant's
+        tokens today are below it. The same one statement, with or without a cap."""
+        params = {"p_session_id": session_id, "p_content": content, "p_now": now, "p_cap": cap}
+        save, touch = _SAVE_MESSAGE, _TOUCH_SESSION
+        if tokens_per_day:
+            params.update(p_assistant_id=assistant_id, p_day=day_of(now), p_tokens_cap=tokens_per_day)
+            save, touch = _SAVE_MESSAGE_WITHIN_DAY, _TOUCH_SESSION_WITHIN_DAY
         async with self._write() as tx:
             if self._postgres:
-                return await tx.one(_SAVE_MESSAGE, params) is not None
-            if await tx.one(_TOUCH_SESSION, params) is None:
-                return False
-            await tx.all(_INSERT_MESSAGE, params)
-        return True
+                saved = await tx.one(save, params) is not None
+            else:
+                saved = await tx.one(touch, params) is not None
+                if saved:
+                    await tx.all(_INSERT_MESSAGE, params)
+        if saved:
+            return GuestSave.SAVED
+        # Refused: say why, from the session as it now is (only refusals pay for this read).
+        async with self._read() as tx:
+            row = await tx.one(_GUEST_MESSAGES, params)
+        if row is None or row["ended_at"] is not None:
+            return GuestSave.ENDED
+        if cap and row["guest_messages"] >= cap:
+            return GuestSave.MESSAGE_LIMIT
+        return GuestSave.DAILY_LIMIT if tokens_per_day else GuestSave.ENDED
 
-    async def save_reply(self, reply: Reply, *, now: datetime) -> int:
-        """Save a reply and add it to its session's totals; the reply's id."""
+    async def save_reply(self, reply: Reply, *, now: datetime, count_tokens_of: int | None = None) -> int:
+        """Save a reply and add it to its session's totals; the reply's id. With `count_tokens_of`
+        (an assistant with a tokens_per_day quota), its tokens are added to the assistant's day
+        in the same transaction."""
         params = {
             "p_session_id": reply.session_id,
             "p_content": reply.content,
@@ -216,12 +317,16 @@ class GuestStore:
             "p_tokens_out": reply.tokens_out,
             "p_error_code": reply.error_code,
         }
-        async with self._write() as tx:
+        if count_tokens_of is not None:
+            params.update(p_assistant_id=count_tokens_of, p_day=day_of(now))
+        async with self._write(statements=1 if count_tokens_of is None else 2) as tx:
             if self._postgres:
                 row = await tx.one(_SAVE_REPLY, params)
             else:
                 await tx.all(_COUNT_REPLY, params)
                 row = await tx.one(_INSERT_REPLY, params)
+            if count_tokens_of is not None:
+                await tx.all(_COUNT_TOKENS_PG if self._postgres else _COUNT_TOKENS_SQLITE, params)
         assert row is not None
         return int(row["id"])
 
@@ -293,6 +398,9 @@ _ASSISTANT_COLUMNS = (
     Assistant.share_mode,
     Assistant.store_transcripts,
     Assistant.allowed_domains,
+    Assistant.messages_per_session,
+    Assistant.sessions_per_day,
+    Assistant.tokens_per_day,
     AssistantVersion.greeting,
     AssistantVersion.settings,
     AssistantVersion.digest.label("published_digest"),
@@ -324,6 +432,9 @@ def _assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
         settings=row["settings"],
         allowed_domains=tuple(row["allowed_domains"] or ()),
         published_digest=row["published_digest"] or "",
+        messages_per_session=row["messages_per_session"],
+        sessions_per_day=row["sessions_per_day"],
+        tokens_per_day=row["tokens_per_day"],
     )
 
 
@@ -457,25 +568,53 @@ _HISTORY = Statement(
     .order_by(Message.id.desc())
     .limit(bindparam("p_limit", type_=Integer))
 )
-# A guest's message and its count are saved together, and only while the session is open.
+# A guest's message and its count are saved together, and only while the session is open and
+# below its assistant's messages_per_session (`p_cap`, 0 = none): the one condition makes the cap
+# exact however many messages arrive at once, and costs an uncapped session nothing.
 _TOUCH = (
     update(ChatSession)
-    .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
-    .values(last_activity_at=bindparam("p_now"), message_count=ChatSession.message_count + 1)
+    .where(
+        ChatSession.id == bindparam("p_session_id"),
+        ChatSession.ended_at.is_(None),
+        or_(bindparam("p_cap", type_=Integer) == 0, ChatSession.guest_messages < bindparam("p_cap", type_=Integer)),
+    )
+    .values(
+        last_activity_at=bindparam("p_now"),
+        message_count=ChatSession.message_count + 1,
+        guest_messages=ChatSession.guest_messages + 1,
+    )
     .returning(ChatSession.id)
 )
+# With a tokens_per_day quota, also only while the assistant's tokens today are below it.
+_TOKENS_TODAY = (
+    select(DailyUsage.tokens)
+    .where(DailyUsage.assistant_id == bindparam("p_assistant_id"), DailyUsage.day == bindparam("p_day"))
+    .scalar_subquery()
+)
+_TOUCH_WITHIN_DAY = _TOUCH.where(func.coalesce(_TOKENS_TODAY, 0) < bindparam("p_tokens_cap", type_=Integer))
 _GUEST_VALUES = {
     "role": literal(Role.GUEST.value, String),
     "content": bindparam("p_content", type_=Text),
     "created_at": bindparam("p_now", type_=UTCDateTime),
 }
-_TOUCHED = _TOUCH.cte("touched")
-_SAVE_MESSAGE = Statement(
-    insert(Message)
-    .from_select(["session_id", *_GUEST_VALUES], select(_TOUCHED.c.id, *_GUEST_VALUES.values()))
-    .returning(Message.id)
-)
+
+
+def _save_message(touch: Any) -> Statement:
+    touched = touch.cte("touched")
+    return Statement(
+        insert(Message)
+        .from_select(["session_id", *_GUEST_VALUES], select(touched.c.id, *_GUEST_VALUES.values()))
+        .returning(Message.id)
+    )
+
+
+_SAVE_MESSAGE = _save_message(_TOUCH)
+_SAVE_MESSAGE_WITHIN_DAY = _save_message(_TOUCH_WITHIN_DAY)
 _TOUCH_SESSION = Statement(_TOUCH)
+_TOUCH_SESSION_WITHIN_DAY = Statement(_TOUCH_WITHIN_DAY)
+_GUEST_MESSAGES = Statement(
+    select(ChatSession.ended_at, ChatSession.guest_messages).where(ChatSession.id == bindparam("p_session_id"))
+)
 # Every INSERT says what it returns: PostgreSQL's compiler would otherwise add the primary key.
 _INSERT_MESSAGE = Statement(
     insert(Message).values(session_id=bindparam("p_session_id"), **_GUEST_VALUES).returning(Message.id)
@@ -531,3 +670,45 @@ _COUNT_REFUSAL_SQLITE = Statement(
     .values(_REFUSAL_ROW)
     .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
 )
+
+# Today's use of an assistant with a daily quota (docs/design.md, "Quotas").
+_OVER_TOKENS = Statement(
+    select(DailyUsage.tokens).where(
+        DailyUsage.assistant_id == bindparam("p_assistant_id"),
+        DailyUsage.day == bindparam("p_day"),
+        DailyUsage.tokens >= bindparam("p_tokens_cap", type_=Integer),
+    )
+)
+_DAY_ROW = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "day": bindparam("p_day", type_=UTCDateTime),
+}
+
+
+def _count_session(insert_: Any) -> Statement:
+    """One more session today, only while below the cap: the conflicting row is locked and the
+    condition checked on its latest value, so concurrent starts never pass the cap together."""
+    statement = insert_(DailyUsage).values({**_DAY_ROW, "sessions": 1, "tokens": 0})
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=["assistant_id", "day"],
+            set_={"sessions": DailyUsage.sessions + 1},
+            where=DailyUsage.sessions < bindparam("p_sessions_cap", type_=Integer),
+        ).returning(DailyUsage.sessions)
+    )
+
+
+def _count_tokens(insert_: Any) -> Statement:
+    tokens = bindparam("p_tokens_in", type_=Integer) + bindparam("p_tokens_out", type_=Integer)
+    statement = insert_(DailyUsage).values({**_DAY_ROW, "sessions": 0, "tokens": tokens})
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=["assistant_id", "day"], set_={"tokens": DailyUsage.tokens + statement.excluded.tokens}
+        )
+    )
+
+
+_COUNT_SESSION_PG = _count_session(pg_insert)
+_COUNT_SESSION_SQLITE = _count_session(sqlite_insert)
+_COUNT_TOKENS_PG = _count_tokens(pg_insert)
+_COUNT_TOKENS_SQLITE = _count_tokens(sqlite_insert)

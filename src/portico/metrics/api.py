@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from portico.db import SessionDep
 from portico.deps import OwnedAssistant
 from portico.metrics import export, logs, params, service
+from portico.metrics.quotas import quota_use
 
 router = APIRouter(prefix="/assistants/{assistant_id}", tags=["logs and metrics"])
 
@@ -83,4 +84,5 @@ async def get_metrics(
 ) -> dict[str, Any]:
     begin, finish = params.period(name=period, start=start, end=end)
     result = await service.metrics(db, assistant_id=assistant.id, start=begin, end=finish, bucket=bucket)
-    return result.as_dict()
+    # Today's use against each quota, whatever the period (quotas are by UTC day).
+    return {**result.as_dict(), "quotas": await quota_use(db, assistant=assistant)}

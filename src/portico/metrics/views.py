@@ -16,6 +16,7 @@ from portico.db import SessionDep
 from portico.errors import InvalidRequest, PorticoError
 from portico.metrics import export, logs, params, service
 from portico.metrics.charts import bar_chart
+from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.vocabulary import CHANNEL_LABELS, END_LABELS, REFUSAL_LABELS
 from portico.web.deps import DashboardAssistant
@@ -193,4 +194,5 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
         labels=labels,
         refusal_labels=REFUSAL_LABELS,
         refusal_codes=refusal_codes,
+        quotas=await quota_use(db, assistant=assistant),
     )

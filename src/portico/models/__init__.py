@@ -6,7 +6,7 @@ from portico.models.link import PrivateLink
 from portico.models.message import Message
 from portico.models.owner import ApiToken, Owner, OwnerSession, SignInFailure
 from portico.models.session import ChatSession
-from portico.models.usage import RefusalHourly, UsageHourly, UsageUserHourly
+from portico.models.usage import DailyUsage, RefusalHourly, UsageHourly, UsageUserHourly
 
 __all__ = [
     "ApiToken",
@@ -14,6 +14,7 @@ __all__ = [
     "AssistantVersion",
     "Base",
     "ChatSession",
+    "DailyUsage",
     "Message",
     "Owner",
     "OwnerSession",

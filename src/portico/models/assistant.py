@@ -9,12 +9,16 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column
 from portico.models.base import Base, UTCDateTime, utcnow
 from portico.vocabulary import ShareMode, Status, sql_in
 
+# The owner's caps on use (0 = unlimited). Not versioned: they apply at once (docs/design.md, "Quotas").
+QUOTAS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
+
 
 class Assistant(Base):
     __tablename__ = "assistants"
     __table_args__ = (
         CheckConstraint(f"status IN {sql_in(Status)}", name="status"),
         CheckConstraint(f"share_mode IN {sql_in(ShareMode)}", name="share_mode"),
+        *(CheckConstraint(f"{quota} >= 0", name=quota) for quota in QUOTAS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,6 +37,9 @@ class Assistant(Base):
     # Logs: days to keep sessions (0 = forever), and whether message text is stored at all.
     retention_days: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     store_transcripts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    messages_per_session: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    sessions_per_day: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    tokens_per_day: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -40,5 +40,7 @@ class ChatSession(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     # Running totals, kept with each message so Logs need not count messages.
     message_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The guest's own messages, for the assistant's messages_per_session quota.
+    guest_messages: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     tokens_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     tokens_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portico.models.base import Base, UTCDateTime
@@ -59,3 +59,18 @@ class RefusalHourly(Base):
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyUsage(Base):
+    """Today's use of an assistant with a daily quota, counted as it happens (chat/store.py).
+
+    Written only while the assistant has `sessions_per_day` or `tokens_per_day`; set from the raw
+    rows when a cap is set (metrics/quotas.py). One row per assistant and UTC day.
+    """
+
+    __tablename__ = "daily_usage"
+
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    sessions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
