@@ -134,7 +134,9 @@ def serve(
         workers=workers,
         log_level=config.log_level,
         access_log=config.access_log,
-        proxy_headers=True,
+        # Portico reads X-Forwarded-For itself, and only from PORTICO_TRUSTED_PROXIES (kit/net.py):
+        # uvicorn's own trusts loopback by default, so anything on the machine chose its address.
+        proxy_headers=False,
     )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portico.kit.net import Network, parse_hosts, parse_networks
+
 
 class SettingsError(Exception):
     """A setting has a bad value; the message names the environment variable."""
@@ -31,6 +33,9 @@ class Settings(BaseSettings):
     session_days: int = Field(default=14, ge=1, le=365)
     reply_timeout: float = Field(default=120, ge=1, le=3600)
     send_timeout: float = Field(default=30, ge=1, le=600)
+    # Comma lists, parsed once here so that a bad value stops the start naming its variable.
+    trusted_proxies: str = ""
+    engine_allowed_hosts: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -53,6 +58,12 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters; leave it unset to have one generated")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -64,13 +75,23 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'portico.db'}"
 
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @property
+    def engine_hosts(self) -> frozenset[str]:
+        """The only hosts engines may reach; empty means any (but link-local and metadata addresses)."""
+        return parse_hosts(self.engine_allowed_hosts)
+
     def resolved_secret_key(self) -> str:
         """The configured secret, or the one generated into the data folder on first run."""
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Only Portico's own user may read what the data folder holds (the key, the database).
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
