@@ -163,7 +163,7 @@ def db_upgrade() -> None:
             await engine.dispose()
 
     if config.resolved_database_url.startswith("sqlite"):
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         asyncio.run(main())
     except OSError as exc:
