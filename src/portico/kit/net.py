@@ -110,17 +110,17 @@ def check_engine_host(host: str, allowed_hosts: frozenset[str]) -> None:
         raise EngineAddressRefused(f"{host} is a link-local or cloud-metadata address, which engines may not use")
 
 
-async def resolve_engine_host(host: str, port: int, allowed_hosts: frozenset[str]) -> str:
-    """The address to connect to, checked now: DNS may answer differently than when the owner
+async def resolve_engine_host(host: str, port: int, allowed_hosts: frozenset[str]) -> list[str]:
+    """The addresses to connect to, checked now: DNS may answer differently than when the owner
     saved the draft. Every address the name has must be allowed, not only the first. A name
     that does not resolve raises OSError, as connecting would."""
     check_engine_host(host, allowed_hosts)
     found = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    addresses = [str(sockaddr[0]) for *_, sockaddr in found]
+    addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found))
     for text in addresses:
         address = _address(text)
         if address is None or forbidden_engine_address(address):
             raise EngineAddressRefused(f"{host} resolves to a link-local or cloud-metadata address")
     if not addresses:
         raise OSError(f"{host} has no address")
-    return addresses[0]
+    return addresses
