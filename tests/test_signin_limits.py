@@ -6,8 +6,10 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 from sqlalchemy import select
 
+from portico.config import SettingsError, load_settings
 from portico.models import SignInFailure
 from portico.owners.signin import MAX_ADDRESS_FAILURES, MAX_FAILURES
 from tests import servers
@@ -106,3 +108,9 @@ def test_a_real_server_ignores_x_forwarded_for_from_loopback_unless_told_to_trus
         assert tries(url)[-1] == 429, "each forged address got a fresh count"
     with servers.portico_server(settings, tmp_path / "trusted.log", PORTICO_TRUSTED_PROXIES="127.0.0.1") as url:
         assert set(tries(url)) == {401}, "behind a trusted proxy, each forwarded client counts apart"
+
+
+def test_a_trusted_proxy_that_is_not_an_address_stops_portico_naming_the_variable():
+    with pytest.raises(SettingsError, match="PORTICO_TRUSTED_PROXIES: .*'nginx' is not an IP address or CIDR block"):
+        load_settings(trusted_proxies="127.0.0.1, nginx")
+    assert load_settings(trusted_proxies=" 127.0.0.1, 10.0.0.0/8 ,::1").trusted_proxy_networks[1].num_addresses == 2**24
