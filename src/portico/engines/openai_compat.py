@@ -85,6 +85,8 @@ class CheckedTransport(httpx2.AsyncHTTPTransport):
 
     def __init__(self, *, allowed_hosts: frozenset[str], limits: httpx2.Limits) -> None:
         super().__init__(limits=limits)
+        # httpx offers no way to hand its pool a network layer: the pool it made (still empty) is
+        # replaced by the same one on ours, with the TLS settings httpx would have used.
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(),
             max_connections=limits.max_connections,
@@ -232,8 +234,9 @@ class OpenAIEngine:
                     text = _message_of(whole)
                     if text is None:
                         raise EngineError("engine_error", NOT_A_COMPLETION, retryable=False)
-                    written.append(text)
-                    yield text
+                    if text:
+                        written.append(text)
+                        yield text
                     usage = _usage_of(whole)
                 else:
                     await stream.response.aclose()
