@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from portico.models import ApiToken, SignInFailure, utcnow
-from portico.owners.signin import locked_until
+from portico.owners.signin import MAX_ADDRESS_FAILURES, locked_until
 from tests.dashboard_helpers import Dashboard, dashboard_client
 
 
@@ -82,7 +82,7 @@ async def test_ten_failures_lock_the_email_for_fifteen_minutes(app, web, alice):
 
 
 async def test_failures_from_one_address_lock_every_email(web, alice):
-    for i in range(10):
+    for i in range(MAX_ADDRESS_FAILURES):
         await web.sign_in(f"guess{i}@example.com", "wrong password")
     assert (await web.sign_in(alice.email, "correct horse battery")).status_code == 429
 

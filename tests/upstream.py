@@ -1,6 +1,9 @@
 """A small OpenAI-compatible model server on loopback, for what a second Portico cannot do on
-demand: stream slowly, fail, or hang. The model name picks the behaviour: `slow` (100 words,
-50 ms apart), `quick` (3 words at once), `fail` (500) or `hang` (never answers)."""
+demand: stream slowly, fail, hang, or answer something else. The model name picks the behaviour:
+`slow` (100 words, 50 ms apart), `quick` (3 words at once), `fail` (500), `hang` (never answers),
+`html` (200, a web page, as a captive portal or a misconfigured proxy answers), `whole` (200, one
+JSON chat completion, as a server that ignores "stream" answers) and `metadata` (307 to the cloud
+metadata address)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from starlette.routing import Route
 
 from tests.servers import free_port
@@ -31,6 +34,16 @@ async def completions(request: Request):  # type: ignore[no-untyped-def]
         return JSONResponse({"error": {"message": "model crashed", "type": "server_error"}}, status_code=500)
     if model == "hang":
         await asyncio.sleep(3600)
+    if model == "html":
+        return HTMLResponse("<!doctype html><title>Sign in to the Wi-Fi</title><p>Welcome!</p>")
+    if model == "whole":
+        message = {"role": "assistant", "content": "All at once."}
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        return JSONResponse(
+            {"object": "chat.completion", "choices": [{"index": 0, "message": message}], "usage": usage}
+        )
+    if model == "metadata":
+        return RedirectResponse("http://169.254.169.254/v1/chat/completions", status_code=307)
 
     count, delay = (3, 0.0) if model == "quick" else (SLOW_CHUNKS, SLOW_DELAY)
 

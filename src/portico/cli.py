@@ -138,7 +138,9 @@ def serve(
         workers=workers,
         log_level=config.log_level,
         access_log=config.access_log,
-        proxy_headers=True,
+        # Portico reads X-Forwarded-For itself, and only from PORTICO_TRUSTED_PROXIES (kit/net.py):
+        # uvicorn's own trusts loopback by default, so anything on the machine chose its address.
+        proxy_headers=False,
     )
 
 
@@ -187,7 +189,7 @@ def db_upgrade() -> None:
             await engine.dispose()
 
     if config.resolved_database_url.startswith("sqlite"):
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         asyncio.run(main())
     except OSError as exc:

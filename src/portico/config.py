@@ -15,6 +15,8 @@ import limits
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portico.kit.net import Network, parse_hosts
+
 
 class SettingsError(Exception):
     """A setting has a bad value; the message names the environment variable."""
@@ -46,6 +48,7 @@ class Settings(BaseSettings):
     rate_assistant_starts: str = "600/minute"
     redis_url: str = ""
     trusted_proxies: str = ""
+    engine_allowed_hosts: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -123,13 +126,23 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'portico.db'}"
 
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return tuple(self.trusted_networks)
+
+    @property
+    def engine_hosts(self) -> frozenset[str]:
+        """The only hosts engines may reach; empty means any (but link-local and metadata addresses)."""
+        return parse_hosts(self.engine_allowed_hosts)
+
     def resolved_secret_key(self) -> str:
         """The configured secret, or the one generated into the data folder on first run."""
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Only Portico's own user may read what the data folder holds (the key, the database).
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()

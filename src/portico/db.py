@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
+
+log = logging.getLogger("portico")
 
 
 def async_url(url: str) -> str:
@@ -39,6 +44,7 @@ def make_engine(url: str, **kwargs: object) -> AsyncEngine:
     # Parameters may hold digests and ciphertexts; keep them out of error messages and logs.
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
+        _private_sqlite_file(make_url(url).database)
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None, **kwargs)
         _sqlite_immediate_transactions(engine)
         return engine
@@ -52,6 +58,24 @@ def make_engine(url: str, **kwargs: object) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_timeout", 3)
     return create_async_engine(url, pool_pre_ping=False, **kwargs)
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the database file readable by Portico's user only (0600), in a folder only it can
+    enter (0700) when Portico makes that folder: it holds password hashes, encrypted keys and
+    transcripts. SQLite gives the -wal and -shm files beside it the database file's own mode, so
+    making the empty file first (an empty file is an empty database) covers all three, with no
+    process-wide umask changed under other threads. An existing file keeps the mode its operator
+    gave it; a warning says when other users can read it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("%s can be read by other users of this machine: chmod 600 it and its -wal, -shm", path)
 
 
 def _sqlite_immediate_transactions(engine: AsyncEngine) -> None:

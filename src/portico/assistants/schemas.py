@@ -4,7 +4,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic_core import PydanticCustomError
 
+from portico.config import get_settings
+from portico.kit.net import EngineAddressRefused, check_engine_host
 from portico.schemas import Name, Strict
 from portico.vocabulary import ShareMode, Status
 from portico.widget.domains import normalise_all
@@ -52,7 +55,12 @@ class OpenAIEngine(Strict):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value:
-            HttpUrl(value)
+            # What can be checked without DNS, when the owner saves; the engine checks again, with
+            # DNS, each time it connects (engines/openai_compat.py).
+            try:
+                check_engine_host(HttpUrl(value).host or "", get_settings().engine_hosts)
+            except EngineAddressRefused as exc:
+                raise PydanticCustomError("engine_address", "{reason}", {"reason": str(exc)}) from None
         return value
 
 

@@ -3,20 +3,97 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore2
 import httpx2
 import openai
 
+from portico.config import get_settings
 from portico.engines.base import EngineError, EngineRequest, Usage, count_tokens
 from portico.engines.builtin import BuiltinEngine
+from portico.kit.net import EngineAddressRefused, resolve_engine_host
+
+log = logging.getLogger("portico")
 
 # Passages of the knowledge text handed to the model with each question, when there is knowledge.
 CONTEXT_PASSAGES = 3
+# A whole (not streamed) completion read into memory; the reply's own length is capped by max_tokens.
+MAX_JSON_ANSWER = 4 * 1024 * 1024
+NOT_A_COMPLETION = "the model server answered 200 with something that is not a chat completion"
+
+
+class CheckedNetwork(httpcore2.AsyncNetworkBackend):
+    """Opens connections only where an engine may: the host is resolved and every address checked
+    as each connection is opened (DNS may answer differently than when the draft was saved, and a
+    redirect may point elsewhere), and the socket goes to an address checked, not to a second
+    lookup. TLS still checks the certificate against the name."""
+
+    def __init__(self, allowed_hosts: frozenset[str]) -> None:
+        self._allowed_hosts = allowed_hosts
+        self._network = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        try:
+            addresses = await resolve_engine_host(host, port, self._allowed_hosts)
+        except EngineAddressRefused as exc:
+            # Not an HTTP library's error: it reaches the engine as it is, never retried.
+            log.warning("engine connection refused: %s", exc)
+            raise EngineError("engine_error", str(exc), retryable=False) from None
+        except OSError:
+            raise httpcore2.ConnectError(f"{host} could not be resolved") from None
+        failure: Exception | None = None
+        for address in addresses:
+            # In order, as the resolver ranked them: "localhost" is often ::1 first while the
+            # model server listens on 127.0.0.1 only.
+            try:
+                return await self._network.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise httpcore2.ConnectError("engines connect over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
+
+
+class CheckedTransport(httpx2.AsyncHTTPTransport):
+    """httpx's own transport, on a connection pool whose network is `CheckedNetwork`."""
+
+    def __init__(self, *, allowed_hosts: frozenset[str], limits: httpx2.Limits) -> None:
+        super().__init__(limits=limits)
+        # httpx offers no way to hand its pool a network layer: the pool it made (still empty) is
+        # replaced by the same one on ours, with the TLS settings httpx would have used.
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=httpx2.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=CheckedNetwork(allowed_hosts),
+        )
 
 
 class ClientPool:
@@ -90,7 +167,10 @@ class OpenAIEngine:
                 # The SDK's own pool stops at 1,000 connections: the 1,001st concurrent reply to one
                 # model server would wait and time out (bench/chat.py).
                 http_client=openai.DefaultAsyncHttpxClient(
-                    limits=httpx2.Limits(max_connections=20_000, max_keepalive_connections=200)
+                    transport=CheckedTransport(
+                        allowed_hosts=get_settings().engine_hosts,
+                        limits=httpx2.Limits(max_connections=20_000, max_keepalive_connections=200),
+                    )
                 ),
             )
 
@@ -136,12 +216,31 @@ class OpenAIEngine:
                 stream = await client.post(
                     "/chat/completions", cast_to=object, body=body, stream=True, stream_cls=openai.AsyncStream[Any]
                 )
-                async for chunk in stream:
-                    text = _text_of(chunk)
+                kind = stream.response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind == "text/event-stream":
+                    recognised = False
+                    async for chunk in stream:
+                        recognised = recognised or _is_chunk(chunk)
+                        text = _text_of(chunk)
+                        if text:
+                            written.append(text)
+                            yield text
+                        usage = _usage_of(chunk) or usage
+                    if not recognised:
+                        raise EngineError("engine_error", NOT_A_COMPLETION, retryable=False)
+                elif kind.endswith("json"):
+                    # A server that ignores "stream": the whole completion at once.
+                    whole = await _read_json(stream.response)
+                    text = _message_of(whole)
+                    if text is None:
+                        raise EngineError("engine_error", NOT_A_COMPLETION, retryable=False)
                     if text:
                         written.append(text)
                         yield text
-                    usage = _usage_of(chunk) or usage
+                    usage = _usage_of(whole)
+                else:
+                    await stream.response.aclose()
+                    raise EngineError("engine_error", f"{NOT_A_COMPLETION} ({kind or 'no type'})", retryable=False)
             except openai.APITimeoutError:
                 raise EngineError("engine_timeout", f"no answer within {config['timeout']} s", retryable=True) from None
             except openai.APIConnectionError:
@@ -153,11 +252,35 @@ class OpenAIEngine:
                 raise EngineError(
                     "engine_error", f"the model server answered {exc.status_code}", retryable=retryable
                 ) from None
-            except openai.OpenAIError as exc:
+            except (openai.OpenAIError, ValueError) as exc:
+                # ValueError: an event whose data is not JSON, which the SDK does not catch.
                 raise EngineError(
                     "engine_error", f"unexpected answer from the model server ({type(exc).__name__})", retryable=False
                 ) from None
         yield usage or Usage(count_tokens(" ".join(m["content"] for m in messages)), count_tokens("".join(written)))
+
+
+def _is_chunk(chunk: Any) -> bool:
+    return isinstance(chunk, dict) and (isinstance(chunk.get("choices"), list) or isinstance(chunk.get("usage"), dict))
+
+
+async def _read_json(response: httpx2.Response) -> Any:
+    body = bytearray()
+    async for part in response.aiter_bytes():
+        body += part
+        if len(body) > MAX_JSON_ANSWER:
+            await response.aclose()
+            raise EngineError("engine_error", "the model server's answer is too large", retryable=False)
+    return json.loads(body)
+
+
+def _message_of(whole: Any) -> str | None:
+    choices = whole.get("choices") if isinstance(whole, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def _text_of(chunk: Any) -> str | None:

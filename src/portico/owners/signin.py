@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import PorticoError
@@ -13,7 +13,12 @@ from portico.models import Owner, OwnerSession, SignInFailure, utcnow
 from portico.owners import service as owners
 
 SESSION_PREFIX = "pds_"
+# A wrong password counts against the pair (email, address) and against the address, never
+# against the email alone: a stranger's guesses then lock the stranger out, not the owner, who
+# signs in from their own address. An address gets more tries than a pair, so colleagues behind
+# one office address do not lock each other out over a few typos.
 MAX_FAILURES = 10
+MAX_ADDRESS_FAILURES = 30
 WINDOW = timedelta(minutes=15)
 LOCK = timedelta(minutes=15)
 
@@ -29,21 +34,26 @@ class SignInLocked(PorticoError):
     code = "sign_in_locked"
 
 
-def locked_until(failures: list[datetime], now: datetime) -> datetime | None:
-    """When MAX_FAILURES failures fall within WINDOW, tries are locked for LOCK after the last of them."""
+def locked_until(failures: list[datetime], now: datetime, limit: int = MAX_FAILURES) -> datetime | None:
+    """When `limit` failures fall within WINDOW, tries are locked for LOCK after the last of them."""
     failures = sorted(failures)
-    for i in range(MAX_FAILURES - 1, len(failures)):
-        if failures[i] - failures[i - MAX_FAILURES + 1] <= WINDOW and failures[i] + LOCK > now:
+    for i in range(limit - 1, len(failures)):
+        if failures[i] - failures[i - limit + 1] <= WINDOW and failures[i] + LOCK > now:
             return failures[i] + LOCK
     return None
 
 
-async def sign_in(db: AsyncSession, *, email: str, password: str, ip: str, days: int) -> tuple[Owner, str]:
+async def sign_in(db: AsyncSession, *, email: str, password: str, address: str, days: int) -> tuple[Owner, str]:
+    """`address` is the client's, as stored: a pseudonym (kit/net.py), never the address itself."""
     email = email.strip().lower()[:320]
     now = utcnow()
-    for column, value in ((SignInFailure.email, email), (SignInFailure.ip, ip)):
-        query = select(SignInFailure.at).where(column == value, SignInFailure.at > now - WINDOW - LOCK)
-        until = locked_until(list(await db.scalars(query)), now)
+    recent = SignInFailure.at > now - WINDOW - LOCK
+    checks = (
+        (and_(SignInFailure.email == email, SignInFailure.ip == address), MAX_FAILURES),
+        (SignInFailure.ip == address, MAX_ADDRESS_FAILURES),
+    )
+    for where, limit in checks:
+        until = locked_until(list(await db.scalars(select(SignInFailure.at).where(where, recent))), now, limit)
         if until is not None:
             minutes = max(1, round((until - now).total_seconds() / 60))
             raise SignInLocked(
@@ -51,12 +61,13 @@ async def sign_in(db: AsyncSession, *, email: str, password: str, ip: str, days:
             )
     owner = await owners.authenticate_password(db, email=email, password=password)
     if owner is None:
-        db.add(SignInFailure(email=email, ip=ip, at=now))
+        db.add(SignInFailure(email=email, ip=address, at=now))
         # Old failures are useless once outside every window; drop them as we go.
         await db.execute(delete(SignInFailure).where(SignInFailure.at < now - WINDOW - LOCK))
         await db.flush()
         raise SignInRefused()
-    await db.execute(delete(SignInFailure).where(or_(SignInFailure.email == email)))
+    # Only this pair's slate is wiped: signing in to one's own account clears no one else's count.
+    await db.execute(delete(SignInFailure).where(SignInFailure.email == email, SignInFailure.ip == address))
     return owner, await open_session(db, owner=owner, days=days)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from portico.db import SessionDep
 from portico.errors import Conflict, InvalidRequest, PorticoError
+from portico.kit import net
 from portico.owners import service as owners
 from portico.owners import signin
 from portico.web.deps import DashboardOwner
@@ -139,10 +140,15 @@ async def sign_in(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/dashboard",
 ) -> Response:
-    ip = request.client.host if request.client else "unknown"
+    settings = request.app.state.settings
+    seen_from = net.client_address(request, net.parse_networks(settings.trusted_proxies))
     try:
         _owner, token = await signin.sign_in(
-            db, email=email, password=password, ip=ip, days=request.app.state.settings.session_days
+            db,
+            email=email,
+            password=password,
+            address=net.pseudonym(seen_from, settings.resolved_secret_key()),
+            days=settings.session_days,
         )
     except (signin.SignInRefused, signin.SignInLocked) as exc:
         # A page, not a raised error: the request's transaction still commits the recorded failure.

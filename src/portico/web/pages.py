@@ -77,8 +77,15 @@ class CachedStatic(StaticFiles):
         return response
 
 
+# Dashboard pages and API answers carry keys, tokens and transcripts: no browser or proxy may keep
+# them, so Back after signing out (or the next person at a shared computer) shows nothing. A
+# response that sets its own Cache-Control (a download, the widget loader) keeps it.
+NO_STORE_PREFIXES = ("/dashboard", "/api/", "/v1/")
+
+
 class SecurityHeaders:
-    """Headers every response carries; HTML pages also get the strict Content-Security-Policy."""
+    """Headers every response carries; HTML pages also get the strict Content-Security-Policy, and
+    the dashboard and the APIs `Cache-Control: no-store`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,11 +95,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        private = scope["path"].startswith(NO_STORE_PREFIXES)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 present = {name.lower() for name, _ in headers}
                 extra = [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff")]
+                if private:
+                    extra.append((b"cache-control", b"no-store"))
                 content_type = dict(headers).get(b"content-type", b"")
                 if content_type.startswith(b"text/html") and b"content-security-policy" not in present:
                     extra += [(b"content-security-policy", STRICT_CSP.encode()), (b"x-frame-options", b"DENY")]
