@@ -11,6 +11,7 @@ from portico.db import SessionDep
 from portico.errors import Conflict, InvalidRequest, PorticoError
 from portico.owners import service as owners
 from portico.owners import signin
+from portico.schemas import Id
 from portico.web.deps import DashboardOwner
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
 
@@ -228,6 +229,6 @@ async def create_token(
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: int) -> Response:
+async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: Id) -> Response:
     await owners.revoke_api_token(db, owner=owner, token_id=token_id)
     return redirect("/dashboard/tokens")
