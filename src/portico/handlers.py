@@ -11,6 +11,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portico.errors import ClientDisconnected, NotFound, PorticoError
@@ -112,7 +113,22 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         413: f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
     }
     code = codes.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, messages.get(exc.status_code, str(exc.detail)))
+    response = error_response(exc.status_code, code, messages.get(exc.status_code, str(exc.detail)))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
+    return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers: Starlette names only the first route that matched the path,
+    and FastAPI makes one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -21,7 +21,7 @@ class SessionSettings(Strict):
 
 
 class BuiltinEngine(Strict):
-    type: Literal["builtin"] = "builtin"
+    type: Literal["builtin"]  # required: the tag that picks the engine
 
 
 class OpenAIEngine(Strict):
