@@ -38,6 +38,7 @@ from portico.metrics.retention import purge_forever
 from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
 from portico.owners import views as owners_views
+from portico.schemas import storable_parameters
 from portico.web.pages import STATIC_DIR, CachedStatic, CompressPublicAssets, SecurityHeaders
 from portico.widget.api import router as widget_router
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Publish AI assistants to the people who should use them.",
         lifespan=lifespan,
+        dependencies=[Depends(storable_parameters)],
         docs_url=None,
         redoc_url=None,
         responses=ERROR_RESPONSES,

@@ -15,6 +15,7 @@ from portico.errors import AuthRequired, InvalidToken
 from portico.kit.crypto import Vault
 from portico.models import Assistant, Owner
 from portico.owners import service as owners
+from portico.schemas import Id
 
 
 # Trivial dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a
@@ -60,7 +61,7 @@ async def current_owner(request: Request, db: SessionDep, token: BearerToken) ->
 CurrentOwner = Annotated[Owner, Depends(current_owner)]
 
 
-async def owned_assistant(db: SessionDep, owner: CurrentOwner, assistant_id: int) -> Assistant:
+async def owned_assistant(db: SessionDep, owner: CurrentOwner, assistant_id: Id) -> Assistant:
     return await assistants.get_owned(db, owner_id=owner.id, assistant_id=assistant_id)
 
 

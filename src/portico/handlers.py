@@ -12,9 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portico.errors import ClientDisconnected, PorticoError
+from portico.errors import ClientDisconnected, NotFound, PorticoError
 from portico.kit.logs import mark_logged
 from portico.schemas import ErrorResponse
 
@@ -54,19 +55,29 @@ def _describe(error: dict[str, Any]) -> str:
         message = "is not a known field"
     elif error["type"] == "missing":
         message = "is required"
+    elif error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        message = str(error["ctx"]["error"])  # the validator's own sentence, without "Value error, "
     return f"{location}: {message}" if location else message
+
+
+# Enough to fix a form by; a body with 10,000 bad entries does not get a 10,000-line answer.
+MAX_PROBLEMS = 20
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     errors = list(exc.errors())
+    if any(e["loc"][:1] == ("path",) for e in errors):
+        # `/assistants/abc` or an id past the database's range names nothing: not found, like an unknown id.
+        return await _portico_error(request, NotFound("There is nothing at this address."))
     if _wants_page(request):
         return _error_page(
             request, 422, "Something in this form is not right: " + "; ".join(_describe(e) for e in errors[:3])
         )
     if any(e["type"] == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "The request body is not valid JSON.")
-    described = [_describe(e) for e in errors]
-    return error_response(422, "invalid_request", "; ".join(described[:5]), details=described)
+    described = [_describe(e) for e in errors[:MAX_PROBLEMS]]
+    more = f" ({len(errors)} problems in all)" if len(errors) > 5 else ""
+    return error_response(422, "invalid_request", "; ".join(described[:5]) + more, details=described)
 
 
 def _wants_page(request: Request) -> bool:
@@ -101,14 +112,33 @@ async def _portico_error(request: Request, exc: PorticoError) -> Response:
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     if _wants_page(request) and exc.status_code in (404, 405):
         return _error_page(request, 404, "There is nothing at this address.")
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    if exc.status_code == 400 and "json" in request.headers.get("content-type", ""):
+        # FastAPI's answer to a JSON body it cannot decode (not UTF-8): the same as any malformed JSON.
+        return error_response(400, "malformed_json", "The request body is not valid JSON (it must be UTF-8).")
+    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
     messages = {
+        400: "The request body could not be read.",
         404: "There is nothing at this address.",
         405: "This method is not allowed here.",
         413: f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
     }
     code = codes.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, messages.get(exc.status_code, str(exc.detail)))
+    response = error_response(exc.status_code, code, messages.get(exc.status_code, str(exc.detail)))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
+    return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers: Starlette names only the first route that matched the path,
+    and FastAPI makes one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

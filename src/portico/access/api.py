@@ -6,6 +6,7 @@ from portico.access import links as service
 from portico.access.schemas import LinkCreated, LinkList, LinkOut, LinksCreate, LinkUpdate
 from portico.db import SessionDep
 from portico.deps import OwnedAssistant, SettingsDep, VaultDep
+from portico.schemas import Id
 
 router = APIRouter(prefix="/assistants/{assistant_id}/links", tags=["private links"])
 
@@ -34,7 +35,7 @@ async def list_links(
 
 @router.patch("/{link_id}")
 async def update_link(
-    link_id: int, body: LinkUpdate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+    link_id: Id, body: LinkUpdate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
 ) -> LinkOut:
     link = await service.update_link(
         db, assistant=assistant, link_id=link_id, name=body.name, max_sessions=body.max_sessions
@@ -43,14 +44,14 @@ async def update_link(
 
 
 @router.delete("/{link_id}", status_code=204)
-async def delete_link(link_id: int, assistant: OwnedAssistant, db: SessionDep) -> Response:
+async def delete_link(link_id: Id, assistant: OwnedAssistant, db: SessionDep) -> Response:
     await service.delete_link(db, assistant=assistant, link_id=link_id)
     return Response(status_code=204)
 
 
 @router.post("/{link_id}/reissue")
 async def reissue_link(
-    link_id: int, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+    link_id: Id, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
 ) -> LinkOut:
     link = await service.reissue_link(db, assistant=assistant, link_id=link_id, vault=vault)
     return service.link_out(link, vault=vault, base_url=settings.base_url)

@@ -20,6 +20,7 @@ from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.models import Assistant
+from portico.schemas import Id
 from portico.vocabulary import Status
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
@@ -204,7 +205,7 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
 
 
 @router.post("/users/{link_id}/cap")
-async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
+async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
     cap = _cap(str((await request.form()).get("max_sessions", "")))
     if cap is None:
         return await share_page(request, db, assistant, status=422, form_error=f"The cap must be {WHOLE_CAP}.")
@@ -213,12 +214,12 @@ async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistan
 
 
 @router.post("/users/{link_id}/reissue")
-async def reissue(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
+async def reissue(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
     link = await links_service.reissue_link(db, assistant=assistant, link_id=link_id, vault=request.app.state.vault)
     return redirect(_share_url(assistant, f"?done=reissued&new={link.id}#users"))
 
 
 @router.post("/users/{link_id}/delete")
-async def delete_user(db: SessionDep, assistant: DashboardAssistant, link_id: int) -> Response:
+async def delete_user(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
     await links_service.delete_link(db, assistant=assistant, link_id=link_id)
     return redirect(_share_url(assistant, "?done=deleted#users"))

@@ -38,7 +38,7 @@ class Quotas(Strict):
 
 
 class BuiltinEngine(Strict):
-    type: Literal["builtin"] = "builtin"
+    type: Literal["builtin"]  # required: the tag that picks the engine
 
 
 class OpenAIEngine(Strict):

@@ -18,6 +18,7 @@ from portico.db import SessionDep
 from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
 from portico.models import Assistant
+from portico.schemas import Id
 from portico.web.deps import DashboardAssistant, DashboardOwner
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
@@ -277,7 +278,7 @@ async def start_preview(request: Request, db: SessionDep, assistant: DashboardAs
 
 @router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages")
 async def preview_message(
-    request: Request, db: SessionDep, assistant: DashboardAssistant, settings: SettingsDep, session_id: int
+    request: Request, db: SessionDep, assistant: DashboardAssistant, settings: SettingsDep, session_id: Id
 ) -> Response:
     form = await request.form()
     content = str(form.get("content", ""))

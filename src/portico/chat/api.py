@@ -34,6 +34,7 @@ from portico.config import Settings
 from portico.deps import BearerToken, SettingsDep, VaultDep
 from portico.errors import ClientDisconnected
 from portico.handlers import error_response
+from portico.schemas import Id
 from portico.vocabulary import END_MESSAGES, EndReason, Role
 
 router = APIRouter(prefix="/chat", tags=["guest chat"])
@@ -123,13 +124,13 @@ async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts
 
 
 @router.get("/sessions/{session_id}")
-async def resume_session(session_id: int, token: BearerToken, store: StoreDep, _limits: GuardLookups) -> SessionState:
+async def resume_session(session_id: Id, token: BearerToken, store: StoreDep, _limits: GuardLookups) -> SessionState:
     opened = await service.open_session(store, session_id=session_id, token=token)
     return await _state(store, opened)
 
 
 @router.post("/sessions/{session_id}/end")
-async def end_session(session_id: int, token: BearerToken, store: StoreDep, _limits: GuardSecrets) -> SessionState:
+async def end_session(session_id: Id, token: BearerToken, store: StoreDep, _limits: GuardSecrets) -> SessionState:
     opened = await service.open_session(store, session_id=session_id, token=token)
     opened = await service.end_session(store, opened=opened, reason=EndReason.GUEST)
     return await _state(store, opened)
@@ -141,7 +142,7 @@ async def end_session(session_id: int, token: BearerToken, store: StoreDep, _lim
     responses={200: {"content": {"text/event-stream": {}}, "description": "The reply, as JSON or as events"}},
 )
 async def post_message(
-    session_id: int,
+    session_id: Id,
     body: MessageIn,
     token: BearerToken,
     store: StoreDep,

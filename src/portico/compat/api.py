@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from portico.access.gate import KEY_PREFIX
 from portico.access.ratelimit import GuardLookups, GuardStarts
@@ -27,6 +27,7 @@ from portico.deps import SettingsDep, VaultDep
 from portico.engines import Turn
 from portico.errors import InvalidRequest, PorticoError
 from portico.handlers import error_response
+from portico.schemas import Storable
 from portico.vocabulary import Channel, EndReason
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -43,7 +44,7 @@ def link_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends
 LinkKey = Annotated[str | None, Depends(link_key)]
 
 
-class TextPart(BaseModel):
+class TextPart(Storable):
     """A content part. Assistants answer text: an image or audio part is refused, not dropped."""
 
     model_config = ConfigDict(extra="ignore")
@@ -51,7 +52,7 @@ class TextPart(BaseModel):
     text: str
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(Storable):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
@@ -89,12 +90,12 @@ def whole_request_check(turns: list[ChatMessage]) -> Callable[[dict[str, Any]], 
     return check
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(Storable):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(Storable):
     # OpenAI clients send many optional fields; the assistant's own settings decide the reply.
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, max_length=200)

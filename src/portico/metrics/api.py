@@ -11,6 +11,7 @@ from portico.db import SessionDep
 from portico.deps import OwnedAssistant
 from portico.metrics import export, logs, params, service
 from portico.metrics.quotas import quota_use
+from portico.schemas import Id
 
 router = APIRouter(prefix="/assistants/{assistant_id}", tags=["logs and metrics"])
 
@@ -68,7 +69,7 @@ def _download(body: Any, filename: str, media_type: str) -> StreamingResponse:
 
 
 @router.get("/sessions/{session_id}")
-async def get_session(assistant: OwnedAssistant, db: SessionDep, session_id: int) -> dict[str, Any]:
+async def get_session(assistant: OwnedAssistant, db: SessionDep, session_id: Id) -> dict[str, Any]:
     row, messages = await logs.get_session(db, assistant_id=assistant.id, session_id=session_id)
     return {**row.as_dict(), "messages": [logs.message_dict(m) for m in messages]}
 

@@ -18,6 +18,7 @@ from portico.metrics import export, logs, params, service
 from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
 from portico.models import Assistant
+from portico.schemas import Id
 from portico.vocabulary import CHANNEL_LABELS, END_LABELS, REFUSAL_LABELS
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
@@ -123,7 +124,7 @@ async def logs_jsonl(request: Request, assistant: DashboardAssistant) -> Respons
 
 
 @router.get("/logs/{session_id}", response_class=HTMLResponse)
-async def transcript_page(request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: int) -> Response:
+async def transcript_page(request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: Id) -> Response:
     row, messages = await logs.get_session(db, assistant_id=assistant.id, session_id=session_id)
     return await assistant_page(
         request,

@@ -12,6 +12,7 @@ from portico.errors import Conflict, InvalidRequest, PorticoError
 from portico.kit import net
 from portico.owners import service as owners
 from portico.owners import signin
+from portico.schemas import Id
 from portico.web.deps import DashboardOwner
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
 
@@ -234,6 +235,6 @@ async def create_token(
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: int) -> Response:
+async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: Id) -> Response:
     await owners.revoke_api_token(db, owner=owner, token_id=token_id)
     return redirect("/dashboard/tokens")

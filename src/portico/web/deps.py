@@ -11,6 +11,7 @@ from portico.db import SessionDep
 from portico.errors import PorticoError
 from portico.models import Assistant, Owner
 from portico.owners import signin
+from portico.schemas import Id
 from portico.web.forms import SESSION_COOKIE
 
 
@@ -32,7 +33,7 @@ async def dashboard_owner(request: Request, db: SessionDep) -> Owner:
 DashboardOwner = Annotated[Owner, Depends(dashboard_owner)]
 
 
-async def dashboard_assistant(db: SessionDep, owner: DashboardOwner, assistant_id: int) -> Assistant:
+async def dashboard_assistant(db: SessionDep, owner: DashboardOwner, assistant_id: Id) -> Assistant:
     return await assistants.get_owned(db, owner_id=owner.id, assistant_id=assistant_id)
 
 
