@@ -92,7 +92,7 @@ class Limiter:
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix="portico-limits",
-                connection_pool=self._pool,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types its **options as scalars; redis-py takes a pool
             )
             self._redis = FixedWindowRateLimiter(storage)
         self._redis_retry_at = 0.0
