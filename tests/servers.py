@@ -42,6 +42,9 @@ def free_port() -> int:
     raise RuntimeError(f"no free loopback port in {first}-{first + PORT_BLOCK - 1}")
 
 
+RATE_SETTINGS = ("rate_session_starts", "rate_lookups", "rate_messages", "rate_failed_secrets", "rate_assistant_starts")
+
+
 def portico_env(settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
     env.update(
@@ -50,6 +53,8 @@ def portico_env(settings, **extra: str) -> dict[str, str]:
             "PORTICO_DATA_DIR": str(settings.data_dir),
             "PORTICO_SECRET_KEY": settings.secret_key,
             "PORTICO_BASE_URL": settings.base_url,
+            # The test's own rate limits (generous, unless a test set tight ones).
+            **{f"PORTICO_{name.upper()}": getattr(settings, name) for name in RATE_SETTINGS},
             **extra,
         }
     )

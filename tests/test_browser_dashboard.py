@@ -543,8 +543,9 @@ async def test_every_page_has_a_title_works_by_keyboard_and_at_360_pixels_and_pa
     await expect(page.locator("details.numbers")).to_have_count(2)
     await page.locator("details.numbers summary").first.click()
     await expect(page.locator("details.numbers table").first).to_be_visible()
-    await expect(page.locator("table.numbers-table")).to_contain_text("Exhausted")
-    await expect(page.locator("table.numbers-table")).to_contain_text("Key required")
+    refusals = page.locator("table.numbers-table", has_text="Refusals")
+    await expect(refusals).to_contain_text("Exhausted")
+    await expect(refusals).to_contain_text("Key required")
     await expect(page.locator("section[aria-labelledby=users-title] tbody tr")).to_have_count(len(USERS))
     await inspect(page, "metrics")
 

@@ -111,6 +111,6 @@ def test_a_real_server_ignores_x_forwarded_for_from_loopback_unless_told_to_trus
 
 
 def test_a_trusted_proxy_that_is_not_an_address_stops_portico_naming_the_variable():
-    with pytest.raises(SettingsError, match="PORTICO_TRUSTED_PROXIES: .*'nginx' is not an IP address or CIDR block"):
+    with pytest.raises(SettingsError, match="PORTICO_TRUSTED_PROXIES: .*'nginx' is not an address or a network"):
         load_settings(trusted_proxies="127.0.0.1, nginx")
     assert load_settings(trusted_proxies=" 127.0.0.1, 10.0.0.0/8 ,::1").trusted_proxy_networks[1].num_addresses == 2**24
