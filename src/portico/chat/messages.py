@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 
 from portico.access.gate import GateRefusal, Refused
 from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
+from portico.chat.records import GuestSave, Reply
 from portico.chat.sessions import OpenedSession, count_refusal, daily_limit, open_session
-from portico.chat.store import GuestSave, GuestStore, Reply
+from portico.chat.store import GuestStore
 from portico.engines import ENGINES, EngineError, EngineRequest, Turn, Usage, get_engine
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
@@ -26,6 +27,8 @@ from portico.models import utcnow
 from portico.vocabulary import END_MESSAGES, EndReason, Refusal, Role
 
 HISTORY_TURNS = 20
+# A reply being streamed is saved at most this often (and an instance that dies loses at most this much).
+SAVE_SECONDS = 1.0
 TOO_SLOW = "The assistant took too long to answer. Please try again in a moment."
 log = logging.getLogger("portico.chat")
 
@@ -157,21 +160,17 @@ class ReplyEvent:
 
 async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cutoffs) -> AsyncIterator[ReplyEvent]:
     chat_engine = get_engine(pending.request.engine["type"])
-    started = time.perf_counter()
-    first_token: float | None = None
-    parts: list[str] = []
-    usage = Usage(0, 0)
+    reply = _Growing(pending, store)
     error: tuple[str, str] | None = None
     with cutoffs.watch(assistant_id=pending.assistant_id, link_id=pending.link_id, preview=pending.preview) as watch:
         try:
             async for item in guarded(chat_engine.stream(pending.request), watch):
                 if isinstance(item, Usage):
-                    usage = item
+                    reply.usage = item
                     continue
-                if first_token is None:
-                    first_token = time.perf_counter()
-                parts.append(str(item))
+                reply.add(str(item))
                 yield ReplyEvent("token", {"text": item})
+                await reply.save_now_and_then()
             if watch.code == TIMED_OUT:
                 error = (watch.code, TOO_SLOW)
             elif watch.code is not None:
@@ -183,35 +182,67 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
             error = ("engine_error", EngineError.guest_message)
         except asyncio.CancelledError:
             # The guest went away mid-reply: keep what was written, then stop.
-            await asyncio.shield(_save_reply(store, pending, parts, usage, started, first_token, "disconnected"))
+            await asyncio.shield(reply.finish("disconnected"))
             raise
-    message_id = await _save_reply(store, pending, parts, usage, started, first_token, error and error[0])
+    message_id = await reply.finish(error and error[0])
     if error is not None:
         yield ReplyEvent("error", {"code": error[0], "message": error[1], "message_id": message_id})
     else:
         yield ReplyEvent(
-            "done", {"message_id": message_id, "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out}
+            "done", {"message_id": message_id, "tokens_in": reply.usage.tokens_in, "tokens_out": reply.usage.tokens_out}
         )
 
 
-async def _save_reply(
-    store: GuestStore,
-    pending: PendingReply,
-    parts: list[str],
-    usage: Usage,
-    started: float,
-    first_token: float | None,
-    error_code: str | None,
-) -> int:
-    finished = time.perf_counter()
-    reply = Reply(
-        session_id=pending.session_id,
-        content="".join(parts) if pending.store_text else None,
-        first_token_ms=round((first_token - started) * 1000) if first_token else None,
-        duration_ms=round((finished - started) * 1000),
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        error_code=error_code,
-    )
-    count_tokens_of = pending.assistant_id if pending.count_tokens else None
-    return await store.save_reply(reply, now=utcnow(), count_tokens_of=count_tokens_of)
+class _Growing:
+    """A reply as it streams. A reply longer than `SAVE_SECONDS` is saved as it grows, at most
+    that often (never once per token), so an instance that dies loses at most that much of it;
+    the sweep marks such an orphan `interrupted` (chat/sweep.py). A shorter reply is saved once,
+    at its end, in the one statement it always took."""
+
+    def __init__(self, pending: PendingReply, store: GuestStore) -> None:
+        self.pending = pending
+        self.store = store
+        self.started = time.perf_counter()
+        self.next_save = self.started + SAVE_SECONDS
+        self.parts: list[str] = []
+        self.usage = Usage(0, 0)
+        self.first_token: float | None = None
+        self.message_id: int | None = None
+
+    def add(self, text: str) -> None:
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+        self.parts.append(text)
+
+    def _content(self) -> str | None:
+        return "".join(self.parts) if self.pending.store_text else None
+
+    def _first_token_ms(self) -> int | None:
+        return round((self.first_token - self.started) * 1000) if self.first_token else None
+
+    async def save_now_and_then(self) -> None:
+        now = time.perf_counter()
+        if now < self.next_save:
+            return
+        self.next_save = now + SAVE_SECONDS
+        if self.message_id is None:
+            self.message_id = await self.store.start_reply(
+                self.pending.session_id, content=self._content(), first_token_ms=self._first_token_ms(), now=utcnow()
+            )
+        else:
+            await self.store.save_reply_progress(self.message_id, content=self._content())
+
+    async def finish(self, error_code: str | None) -> int:
+        reply = Reply(
+            session_id=self.pending.session_id,
+            content=self._content(),
+            first_token_ms=self._first_token_ms(),
+            duration_ms=round((time.perf_counter() - self.started) * 1000),
+            tokens_in=self.usage.tokens_in,
+            tokens_out=self.usage.tokens_out,
+            error_code=error_code,
+        )
+        count_tokens_of = self.pending.assistant_id if self.pending.count_tokens else None
+        return await self.store.save_reply(
+            reply, now=utcnow(), count_tokens_of=count_tokens_of, message_id=self.message_id
+        )

@@ -22,7 +22,8 @@ from portico.access.gate import (
     Refused,
     decide,
 )
-from portico.chat.store import DailyCaps, DailyLimitReached, GuestStore, SessionRecord
+from portico.chat.records import DailyCaps, DailyLimitReached, SessionRecord
+from portico.chat.store import GuestStore
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, is_well_formed, new_token
 from portico.metrics.quotas import seconds_to_next_day

@@ -1,17 +1,46 @@
-"""The periodic sweep that ends sessions whose time ran out while nobody was looking,
-so that Logs show the right end time without waiting for the guest's next request."""
+"""The periodic sweep: it ends sessions whose time ran out while nobody was looking, so that Logs
+show the right end time without waiting for the guest's next request; and it marks `interrupted`
+the replies whose instance died while streaming them (saved as they grew, then no more)."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from datetime import timedelta
+
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.assistants.schemas import SessionSettings
 from portico.chat.sessions import expiry
 from portico.kit.chores import run_every, this_instance_runs
-from portico.models import AssistantVersion, ChatSession, utcnow
+from portico.models import AssistantVersion, ChatSession, Message, utcnow
+from portico.models.base import UTCDateTime
+from portico.vocabulary import Role
 
 SWEEP_SECONDS = 30
+# A reply in progress is saved at least every second while tokens flow; one not saved for this long
+# lost its instance (or its model went silent that long, and its final save will correct the mark).
+STALE_REPLY_SECONDS = 30
+INTERRUPTED = "interrupted"
+
+
+async def mark_interrupted_replies(db: AsyncSession) -> int:
+    """Replies still in progress whose last save is stale, by the database's clock (instances'
+    clocks may differ), marked `interrupted` with the text saved so far."""
+    now = await db.scalar(select(func.now(type_=UTCDateTime)))
+    assert now is not None
+    stale = now - timedelta(seconds=STALE_REPLY_SECONDS)
+    query = select(Message.id, Message.created_at, Message.saved_at).where(
+        Message.role == Role.ASSISTANT, Message.duration_ms.is_(None), Message.saved_at < stale
+    )
+    rows = (await db.execute(query)).all()
+    for row in rows:
+        lasted = max(row.saved_at - row.created_at, timedelta(0)) if row.saved_at else timedelta(0)
+        await db.execute(
+            update(Message)
+            .where(Message.id == row.id, Message.duration_ms.is_(None))
+            .values(error_code=INTERRUPTED, duration_ms=round(lasted.total_seconds() * 1000))
+        )
+    return len(rows)
 
 
 async def end_expired_sessions(db: AsyncSession) -> int:
@@ -56,6 +85,7 @@ async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as db, db.begin():
         if not await this_instance_runs(db, "sweep"):
             return 0
+        await mark_interrupted_replies(db)
         return await end_expired_sessions(db)
 
 

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
 from portico.vocabulary import Role, sql_in
+
+IN_PROGRESS = "role = 'assistant' AND duration_ms IS NULL"
 
 
 class Message(Base):
@@ -18,6 +20,13 @@ class Message(Base):
         # The rollup reads the messages of recent hours.
         Index("ix_messages_created", "created_at"),
         CheckConstraint(f"role IN {sql_in(Role)}", name="role"),
+        # Replies still being written (no duration yet), for the sweep that marks the orphans.
+        Index(
+            "ix_messages_in_progress",
+            "saved_at",
+            sqlite_where=text(IN_PROGRESS),
+            postgresql_where=text(IN_PROGRESS),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -32,3 +41,6 @@ class Message(Base):
     tokens_in: Mapped[int | None] = mapped_column(Integer)
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(40))
+    # A reply being streamed is saved as it grows (chat/messages.py); this is the database's time
+    # of its last save. NULL for guests' messages and for replies saved whole.
+    saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,380 @@
+"""The guest store's statements, built once at import (chat/store.py runs them; nothing else
+imports this module). Each is compiled once per dialect (chat/_driver.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, Text, and_, bindparam, func, insert, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import ColumnElement
+
+from portico.access.gate import AssistantFacts, LinkFacts
+from portico.chat._driver import Statement
+from portico.chat.records import SessionRecord
+from portico.models import Assistant, AssistantVersion, ChatSession, DailyUsage, Message, PrivateLink, RefusalHourly
+from portico.models.base import UTCDateTime
+from portico.vocabulary import Role
+
+ASSISTANT_COLUMNS = (
+    Assistant.id,
+    Assistant.public_id,
+    Assistant.name,
+    Assistant.description,
+    Assistant.published_version,
+    Assistant.status,
+    Assistant.share_mode,
+    Assistant.store_transcripts,
+    Assistant.allowed_domains,
+    Assistant.messages_per_session,
+    Assistant.sessions_per_day,
+    Assistant.tokens_per_day,
+    AssistantVersion.greeting,
+    AssistantVersion.settings,
+    AssistantVersion.digest.label("published_digest"),
+)
+LINK_COLUMNS = (
+    PrivateLink.id.label("link_id"),
+    PrivateLink.assistant_id.label("link_assistant_id"),
+    PrivateLink.name.label("link_name"),
+    PrivateLink.revoked_at,
+    PrivateLink.max_sessions,
+    PrivateLink.sessions_used,
+)
+PUBLISHED = and_(AssistantVersion.assistant_id == Assistant.id, AssistantVersion.number == Assistant.published_version)
+
+
+def assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
+    if row["id"] is None:
+        return None
+    return AssistantFacts(
+        id=row["id"],
+        public_id=row["public_id"],
+        name=row["name"],
+        description=row["description"],
+        published_version=row["published_version"],
+        status=row["status"],
+        share_mode=row["share_mode"],
+        store_transcripts=row["store_transcripts"],
+        greeting=row["greeting"] or "",
+        settings=row["settings"],
+        allowed_domains=tuple(row["allowed_domains"] or ()),
+        published_digest=row["published_digest"] or "",
+        messages_per_session=row["messages_per_session"],
+        sessions_per_day=row["sessions_per_day"],
+        tokens_per_day=row["tokens_per_day"],
+    )
+
+
+def link_facts(row: Mapping[str, Any]) -> LinkFacts:
+    return LinkFacts(
+        id=row["link_id"],
+        assistant_id=row["link_assistant_id"],
+        name=row["link_name"],
+        revoked=row["revoked_at"] is not None,
+        max_sessions=row["max_sessions"],
+        sessions_used=row["sessions_used"],
+    )
+
+
+BY_KEY = Statement(
+    select(*LINK_COLUMNS, *ASSISTANT_COLUMNS)
+    .select_from(PrivateLink)
+    .outerjoin(Assistant, and_(Assistant.id == PrivateLink.assistant_id, Assistant.deleted_at.is_(None)))
+    .outerjoin(AssistantVersion, PUBLISHED)
+    .where(PrivateLink.key_digest == bindparam("p_digest"))
+)
+BY_PUBLIC_ID = Statement(
+    select(*ASSISTANT_COLUMNS)
+    .outerjoin(AssistantVersion, PUBLISHED)
+    .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
+)
+LINK_BY_ID = Statement(select(*LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
+
+# A session's values; its running totals take their server defaults (include_defaults=False).
+SESSION_VALUES: dict[str, ColumnElement[Any]] = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "version_number": bindparam("p_version_number", type_=Integer),
+    "link_id": bindparam("p_link_id", type_=Integer),
+    "channel": bindparam("p_channel", type_=String),
+    "token_digest": bindparam("p_token_digest", type_=String),
+    "started_at": bindparam("p_now", type_=UTCDateTime),
+    "last_activity_at": bindparam("p_now", type_=UTCDateTime),
+}
+
+
+def session_params(
+    assistant_id: int, version: int, link_id: int | None, channel: str, token_digest: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "p_assistant_id": assistant_id,
+        "p_version_number": version,
+        "p_link_id": link_id,
+        "p_channel": channel,
+        "p_token_digest": token_digest,
+        "p_now": now,
+    }
+
+
+INSERT_SESSION = Statement(
+    insert(ChatSession)
+    .from_select(list(SESSION_VALUES), select(*SESSION_VALUES.values()), include_defaults=False)
+    .returning(ChatSession.id)
+)
+# Takes one use of a link that is still active and has one left (docs/design.md, "The gate").
+TAKE_USE_UPDATE = (
+    update(PrivateLink)
+    .where(
+        PrivateLink.id == bindparam("p_link_id"),
+        PrivateLink.revoked_at.is_(None),
+        or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
+    )
+    .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))
+    .returning(PrivateLink.id, PrivateLink.sessions_used)
+)
+# SQLite has no UPDATE inside WITH: it runs these two in one transaction, which holds its one
+# write lock anyway. On PostgreSQL one statement, so the link's row is locked only while it runs,
+# however many guests start sessions on the same link at once (bench/session_start.py).
+TAKE_USE = Statement(TAKE_USE_UPDATE)
+USED = TAKE_USE_UPDATE.cte("used")
+INSERTED = (
+    insert(ChatSession)
+    .from_select(
+        list(SESSION_VALUES),
+        select(*[USED.c.id if column == "link_id" else value for column, value in SESSION_VALUES.items()]),
+        include_defaults=False,
+    )
+    .returning(ChatSession.id)
+    .cte("inserted")
+)
+INSERT_SESSION_TAKING_USE = Statement(
+    select(INSERTED.c.id, USED.c.sessions_used).select_from(INSERTED).join(USED, true())
+)
+
+# A session with all that opening it needs, in one query: the gate's facts about its assistant
+# (none when deleted) and its link, and the settings and digest of the version it started on.
+SessionVersion = aliased(AssistantVersion, name="session_version")
+SESSION_RECORD_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+OPEN = Statement(
+    select(
+        *(getattr(ChatSession, name).label(f"session_{name}") for name in SESSION_RECORD_FIELDS),
+        SessionVersion.settings.label("version_settings"),
+        SessionVersion.greeting.label("version_greeting"),
+        SessionVersion.digest.label("version_digest"),
+        *ASSISTANT_COLUMNS,
+        *LINK_COLUMNS,
+    )
+    .select_from(ChatSession)
+    .join(
+        SessionVersion,
+        and_(
+            SessionVersion.assistant_id == ChatSession.assistant_id,
+            SessionVersion.number == ChatSession.version_number,
+        ),
+    )
+    .outerjoin(Assistant, and_(Assistant.id == ChatSession.assistant_id, Assistant.deleted_at.is_(None)))
+    .outerjoin(AssistantVersion, PUBLISHED)
+    .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
+    .where(ChatSession.id == bindparam("p_session_id"))
+)
+END = Statement(
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"), ChatSession.ended_at.is_(None))
+    .values(ended_at=bindparam("p_at"), end_reason=bindparam("p_reason"))
+    .returning(ChatSession.id)
+)
+
+CONFIG = Statement(
+    select(AssistantVersion.config).where(
+        AssistantVersion.assistant_id == bindparam("p_assistant_id"),
+        AssistantVersion.number == bindparam("p_number"),
+    )
+)
+HISTORY = Statement(
+    select(Message.role, Message.content)
+    .where(Message.session_id == bindparam("p_session_id"), Message.content.is_not(None), Message.error_code.is_(None))
+    .order_by(Message.id.desc())
+    .limit(bindparam("p_limit", type_=Integer))
+)
+# A guest's message and its count are saved together, and only while the session is open and
+# below its assistant's messages_per_session (`p_cap`, 0 = none): the one condition makes the cap
+# exact however many messages arrive at once, and costs an uncapped session nothing.
+TOUCH = (
+    update(ChatSession)
+    .where(
+        ChatSession.id == bindparam("p_session_id"),
+        ChatSession.ended_at.is_(None),
+        or_(bindparam("p_cap", type_=Integer) == 0, ChatSession.guest_messages < bindparam("p_cap", type_=Integer)),
+    )
+    .values(
+        last_activity_at=bindparam("p_now"),
+        message_count=ChatSession.message_count + 1,
+        guest_messages=ChatSession.guest_messages + 1,
+    )
+    .returning(ChatSession.id)
+)
+# With a tokens_per_day quota, also only while the assistant's tokens today are below it.
+TOKENS_TODAY = (
+    select(DailyUsage.tokens)
+    .where(DailyUsage.assistant_id == bindparam("p_assistant_id"), DailyUsage.day == bindparam("p_day"))
+    .scalar_subquery()
+)
+TOUCH_WITHIN_DAY = TOUCH.where(func.coalesce(TOKENS_TODAY, 0) < bindparam("p_tokens_cap", type_=Integer))
+GUEST_VALUES = {
+    "role": literal(Role.GUEST.value, String),
+    "content": bindparam("p_content", type_=Text),
+    "created_at": bindparam("p_now", type_=UTCDateTime),
+}
+
+
+def save_message(touch: Any) -> Statement:
+    touched = touch.cte("touched")
+    return Statement(
+        insert(Message)
+        .from_select(["session_id", *GUEST_VALUES], select(touched.c.id, *GUEST_VALUES.values()))
+        .returning(Message.id)
+    )
+
+
+SAVE_MESSAGE = save_message(TOUCH)
+SAVE_MESSAGE_WITHIN_DAY = save_message(TOUCH_WITHIN_DAY)
+TOUCH_SESSION = Statement(TOUCH)
+TOUCH_SESSION_WITHIN_DAY = Statement(TOUCH_WITHIN_DAY)
+GUEST_MESSAGES = Statement(
+    select(ChatSession.ended_at, ChatSession.guest_messages).where(ChatSession.id == bindparam("p_session_id"))
+)
+# Every INSERT says what it returns: PostgreSQL's compiler would otherwise add the primary key.
+INSERT_MESSAGE = Statement(
+    insert(Message).values(session_id=bindparam("p_session_id"), **GUEST_VALUES).returning(Message.id)
+)
+# A reply and the session's running totals, likewise.
+COUNT = (
+    update(ChatSession)
+    .where(ChatSession.id == bindparam("p_session_id"))
+    .values(
+        last_activity_at=bindparam("p_now"),
+        message_count=ChatSession.message_count + 1,
+        tokens_in=ChatSession.tokens_in + bindparam("p_tokens_in", type_=Integer),
+        tokens_out=ChatSession.tokens_out + bindparam("p_tokens_out", type_=Integer),
+    )
+)
+REPLY = (
+    insert(Message)
+    .values(
+        session_id=bindparam("p_session_id"),
+        role=Role.ASSISTANT.value,
+        content=bindparam("p_content"),
+        created_at=bindparam("p_now"),
+        first_token_ms=bindparam("p_first_token_ms"),
+        duration_ms=bindparam("p_duration_ms"),
+        tokens_in=bindparam("p_tokens_in"),
+        tokens_out=bindparam("p_tokens_out"),
+        error_code=bindparam("p_error_code"),
+    )
+    .returning(Message.id)
+)
+SAVE_REPLY = Statement(REPLY.add_cte(COUNT.cte("counted")))
+COUNT_REPLY = Statement(COUNT)
+INSERT_REPLY = Statement(REPLY)
+# A reply still streaming, saved as it grows: inserted without a duration (in progress), then its
+# text updated; `saved_at` is the database's clock, so instances with skewed clocks agree.
+START_REPLY = Statement(
+    insert(Message)
+    .values(
+        session_id=bindparam("p_session_id"),
+        role=Role.ASSISTANT.value,
+        content=bindparam("p_content", type_=Text),
+        created_at=bindparam("p_now", type_=UTCDateTime),
+        first_token_ms=bindparam("p_first_token_ms", type_=Integer),
+        saved_at=func.now(),
+    )
+    .returning(Message.id)
+)
+SAVE_PROGRESS = Statement(
+    update(Message)
+    .where(Message.id == bindparam("p_message_id"))
+    .values(content=bindparam("p_content", type_=Text), saved_at=func.now())
+)
+FINISHED = (
+    update(Message)
+    .where(Message.id == bindparam("p_message_id"))
+    .values(
+        content=bindparam("p_content"),
+        first_token_ms=bindparam("p_first_token_ms"),
+        duration_ms=bindparam("p_duration_ms"),
+        tokens_in=bindparam("p_tokens_in"),
+        tokens_out=bindparam("p_tokens_out"),
+        error_code=bindparam("p_error_code"),
+    )
+    .returning(Message.id)
+)
+FINISH_REPLY = Statement(FINISHED.add_cte(COUNT.cte("counted")))
+FINISH_REPLY_ALONE = Statement(FINISHED)
+TRANSCRIPT = Statement(
+    select(Message.id, Message.role, Message.content, Message.created_at, Message.error_code)
+    .where(Message.session_id == bindparam("p_session_id"))
+    .order_by(Message.id)
+)
+
+REFUSAL_ROW = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "hour": bindparam("p_hour", type_=UTCDateTime),
+    "code": bindparam("p_code", type_=String),
+    "count": 1,
+}
+COUNT_REFUSAL_PG = Statement(
+    pg_insert(RefusalHourly)
+    .values(REFUSAL_ROW)
+    .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
+)
+COUNT_REFUSAL_SQLITE = Statement(
+    sqlite_insert(RefusalHourly)
+    .values(REFUSAL_ROW)
+    .on_conflict_do_update(index_elements=["assistant_id", "hour", "code"], set_={"count": RefusalHourly.count + 1})
+)
+
+# Today's use of an assistant with a daily quota (docs/design.md, "Quotas").
+OVER_TOKENS = Statement(
+    select(DailyUsage.tokens).where(
+        DailyUsage.assistant_id == bindparam("p_assistant_id"),
+        DailyUsage.day == bindparam("p_day"),
+        DailyUsage.tokens >= bindparam("p_tokens_cap", type_=Integer),
+    )
+)
+DAY_ROW = {
+    "assistant_id": bindparam("p_assistant_id", type_=Integer),
+    "day": bindparam("p_day", type_=UTCDateTime),
+}
+
+
+def count_session(insert_: Any) -> Statement:
+    """One more session today, only while below the cap: the conflicting row is locked and the
+    condition checked on its latest value, so concurrent starts never pass the cap together."""
+    statement = insert_(DailyUsage).values({**DAY_ROW, "sessions": 1, "tokens": 0})
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=["assistant_id", "day"],
+            set_={"sessions": DailyUsage.sessions + 1},
+            where=DailyUsage.sessions < bindparam("p_sessions_cap", type_=Integer),
+        ).returning(DailyUsage.sessions)
+    )
+
+
+def count_tokens(insert_: Any) -> Statement:
+    tokens = bindparam("p_tokens_in", type_=Integer) + bindparam("p_tokens_out", type_=Integer)
+    statement = insert_(DailyUsage).values({**DAY_ROW, "sessions": 0, "tokens": tokens})
+    return Statement(
+        statement.on_conflict_do_update(
+            index_elements=["assistant_id", "day"], set_={"tokens": DailyUsage.tokens + statement.excluded.tokens}
+        )
+    )
+
+
+COUNT_SESSION_PG = count_session(pg_insert)
+COUNT_SESSION_SQLITE = count_session(sqlite_insert)
+COUNT_TOKENS_PG = count_tokens(pg_insert)
+COUNT_TOKENS_SQLITE = count_tokens(sqlite_insert)
