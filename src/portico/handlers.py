@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portico.access.ratelimit import count_failed_secret
 from portico.errors import ClientDisconnected, NotFound, PorticoError
 from portico.kit.logs import mark_logged
 from portico.schemas import ErrorResponse
@@ -98,6 +99,7 @@ def _error_page(request: Request, status: int, message: str) -> Response:
 
 
 async def _portico_error(request: Request, exc: PorticoError) -> Response:
+    await count_failed_secret(request, exc)
     if _wants_page(request):
         response = _error_page(request, exc.status, exc.message)
     else:

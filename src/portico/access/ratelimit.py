@@ -21,8 +21,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import limits
@@ -51,6 +50,8 @@ MAX_LOCKED_OUT = 10_000
 
 # Refusals that mean "this secret is wrong": a guessed key, public id or access code.
 FAILED_SECRET_REFUSALS = {Refusal.LINK_INVALID, Refusal.NOT_FOUND, Refusal.ACCESS_CODE_INVALID}
+# chat.sessions.InvalidSessionToken's code (named here: chat imports this module).
+SESSION_TOKEN_REFUSED = "invalid_session_token"
 
 
 class RateLimited(PorticoError):
@@ -207,18 +208,19 @@ class Guard:
         target = public_id if public_id is not None else digest(key or "")
         await self.limiter.hit(self.limiter.assistant_starts, "assistant-starts", target)
 
-    @asynccontextmanager
-    async def counting_failures(self) -> AsyncIterator[None]:
-        """A wrong key, public id, access code or token raised inside counts against this address."""
-        try:
-            yield
-        except Refused as exc:
-            if exc.refusal.code in FAILED_SECRET_REFUSALS:
-                await self.limiter.count_failure(self.address)
-            raise
-        except InvalidToken:
-            await self.limiter.count_failure(self.address)
-            raise
+
+async def count_failed_secret(request: Request, error: Exception) -> None:
+    """A wrong key, public id, access code or session token counts against its client's address.
+
+    Called by the one error handler (handlers.py) for the errors guest routes raise, so a request
+    that succeeds pays nothing for it (a `yield` dependency around every guest route cost more
+    than the limiter itself). Wrong owner tokens are counted where they are checked (deps.py)."""
+    failed = (isinstance(error, Refused) and error.refusal.code in FAILED_SECRET_REFUSALS) or (
+        isinstance(error, InvalidToken) and error.code == SESSION_TOKEN_REFUSED
+    )
+    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
+    if failed and limiter is not None:
+        await limiter.count_failure(limiter.address(request))
 
 
 async def _guard(request: Request) -> Guard:
@@ -229,40 +231,34 @@ async def _guard(request: Request) -> Guard:
     return guard
 
 
-async def _secrets(request: Request) -> AsyncIterator[Guard]:
-    guard = await _guard(request)
-    async with guard.counting_failures():
-        yield guard
+async def _secrets(request: Request) -> Guard:
+    return await _guard(request)
 
 
-async def _lookups(request: Request) -> AsyncIterator[Guard]:
+async def _lookups(request: Request) -> Guard:
     guard = await _guard(request)
     await guard.limiter.hit(guard.limiter.lookups, "lookups", guard.address)
-    async with guard.counting_failures():
-        yield guard
+    return guard
 
 
-async def _starts(request: Request) -> AsyncIterator[Guard]:
+async def _starts(request: Request) -> Guard:
     guard = await _guard(request)
     await guard.limiter.hit(guard.limiter.session_starts, "session-starts", guard.address)
-    async with guard.counting_failures():
-        yield guard
+    return guard
 
 
-async def _messages(request: Request) -> AsyncIterator[Guard]:
+async def _messages(request: Request) -> Guard:
     guard = await _guard(request)
     # Per session, known by its token (one token, one session): a stranger sending messages to
     # someone else's session id with wrong tokens uses up their own failed secrets, not its limit.
     # Parsed as HTTPBearer does, so spelling the header differently does not make a new key.
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
     await guard.limiter.hit(guard.limiter.messages, "messages", digest(token))
-    async with guard.counting_failures():
-        yield guard
+    return guard
 
 
-# The routes' dependencies. `scope="function"`: their exit (counting a failure) runs when the route
-# returns, not after a streamed reply has been sent.
-GuardSecrets = Annotated[Guard, Depends(_secrets, scope="function")]
-GuardLookups = Annotated[Guard, Depends(_lookups, scope="function")]
-GuardStarts = Annotated[Guard, Depends(_starts, scope="function")]
-GuardMessages = Annotated[Guard, Depends(_messages, scope="function")]
+# The routes' dependencies: plain ones (failures are counted by the error handler).
+GuardSecrets = Annotated[Guard, Depends(_secrets)]
+GuardLookups = Annotated[Guard, Depends(_lookups)]
+GuardStarts = Annotated[Guard, Depends(_starts)]
+GuardMessages = Annotated[Guard, Depends(_messages)]
