@@ -141,6 +141,8 @@ def serve(
         # Portico reads X-Forwarded-For itself, and only from PORTICO_TRUSTED_PROXIES (kit/net.py):
         # uvicorn's own trusts loopback by default, so anything on the machine chose its address.
         proxy_headers=False,
+        # Beyond this many connections and requests at once, uvicorn answers 503 (PORTICO_MAX_CONNECTIONS).
+        limit_concurrency=config.max_connections,
     )
 
 

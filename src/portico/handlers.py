@@ -3,6 +3,7 @@ written for a person for the dashboard and the chat page."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -117,9 +118,16 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if exc.status_code == 400 and "json" in request.headers.get("content-type", ""):
         # FastAPI's answer to a JSON body it cannot decode (not UTF-8): the same as any malformed JSON.
         return error_response(400, "malformed_json", "The request body is not valid JSON (it must be UTF-8).")
-    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    codes = {
+        400: "malformed_body",
+        404: "not_found",
+        405: "method_not_allowed",
+        408: "body_timeout",
+        413: "body_too_large",
+    }
     messages = {
         400: "The request body could not be read.",
+        408: "The request body stopped arriving, so the connection is closed.",
         404: "There is nothing at this address.",
         405: "This method is not allowed here.",
         413: f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
@@ -181,11 +189,15 @@ DASHBOARD_BODY_BYTES = 3 * 1024 * 1024
 
 
 class BodyLimit:
-    """Refuses request bodies over a limit with 413, before any route reads them."""
+    """Refuses request bodies over a limit with 413, before any route reads them, and bodies that
+    stop arriving (a client holding the connection open with half a body) with 408 after
+    `body_timeout` seconds without a byte. (Headers that never end are the server's and the
+    reverse proxy's to time out: docs/deploy.md.)"""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, body_timeout: float = 30.0) -> None:
         self.app = app
         self.default_max = max_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,12 +209,20 @@ class BodyLimit:
             await self._refuse(scope, receive, send, max_bytes)
             return
         seen = 0
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:
+                # After the body, what comes is the client's going away: no time limit on that.
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                raise _BodyTimeout() from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if seen > max_bytes:
                     raise _BodyTooLarge()
             return message
@@ -211,11 +231,24 @@ class BodyLimit:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
             await self._refuse(scope, receive, send, max_bytes)
+        except _BodyTimeout:
+            response = error_response(
+                408, "body_timeout", f"The request body stopped arriving for {self.body_timeout:g} seconds."
+            )
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         limit = f"{max_bytes // 1024} KiB"
         response = error_response(413, "body_too_large", f"The request body is larger than {limit}.")
         await response(scope, receive, send)
+
+
+class _BodyTimeout(HTTPException):
+    # An HTTPException for the same reason as _BodyTooLarge; answered by _http_error when a route
+    # was reading the body, and here otherwise.
+    def __init__(self) -> None:
+        super().__init__(status_code=408, headers={"Connection": "close"})
 
 
 class _BodyTooLarge(HTTPException):
