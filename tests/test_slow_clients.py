@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+
+import httpx
 
 from tests.servers import portico_server
 
 
 async def test_a_body_that_stops_arriving_is_answered_408_and_closed(settings, tmp_path):
-    with portico_server(settings, tmp_path / "server.log", PORTICO_BODY_TIMEOUT="1") as url:
+    with portico_server(settings, tmp_path / "server.log", PORTICO_REQUEST_TIMEOUT="1") as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         began = time.monotonic()
@@ -22,5 +25,34 @@ async def test_a_body_that_stops_arriving_is_answered_408_and_closed(settings, t
         took = time.monotonic() - began
         writer.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert b"body_timeout" in answer
+    assert b"request_timeout" in answer
     assert took < 5, f"closed after {took:.1f} s with a 1 s timeout"
+
+
+async def test_headers_that_trickle_in_are_cut_off(settings, tmp_path):
+    with portico_server(settings, tmp_path / "server.log", PORTICO_REQUEST_TIMEOUT="1") as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        began = time.monotonic()
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: portico\r\n")  # and the rest never comes
+        await writer.drain()
+        for _ in range(3):
+            await asyncio.sleep(0.4)
+            if writer.is_closing():
+                break
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"X")  # a byte now and then, as slowloris does
+                await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # until the server closes
+        took = time.monotonic() - began
+        writer.close()
+    assert answer == b"", answer[:200]
+    assert took < 5, f"closed after {took:.1f} s with a 1 s timeout"
+
+
+async def test_a_prompt_client_is_not_cut_off(settings, tmp_path):
+    with portico_server(settings, tmp_path / "server.log", PORTICO_REQUEST_TIMEOUT="1") as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            for _ in range(3):
+                assert (await http.get("/healthz")).status_code == 200
+                await asyncio.sleep(0.7)  # kept alive across more than the timeout in all

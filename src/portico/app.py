@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.vault = Vault(settings.resolved_secret_key())
     install_handlers(app)
-    app.add_middleware(BodyLimit, body_timeout=settings.body_timeout)
+    app.add_middleware(BodyLimit, request_timeout=settings.request_timeout)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CompressPublicAssets)
 

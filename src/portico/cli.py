@@ -143,6 +143,8 @@ def serve(
         proxy_headers=False,
         # Beyond this many connections and requests at once, uvicorn answers 503 (PORTICO_MAX_CONNECTIONS).
         limit_concurrency=config.max_connections,
+        # Headers that trickle in are cut off after PORTICO_REQUEST_TIMEOUT (slowloris).
+        http="portico.serving:HeadersOnTime",
     )
 
 

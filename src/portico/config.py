@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=14, ge=1, le=1_000)
     db_max_overflow: int = Field(default=0, ge=0, le=1_000)
     db_pool_timeout: float = Field(default=3, gt=0, le=60)
-    body_timeout: float = Field(default=30, gt=0, le=600)
+    request_timeout: float = Field(default=30, gt=0, le=600)
     max_connections: int = Field(default=4096, ge=1, le=1_000_000)
     startup_wait: float = Field(default=15, ge=0, le=600)
     reply_timeout: float = Field(default=120, ge=1, le=3600)

@@ -122,7 +122,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         400: "malformed_body",
         404: "not_found",
         405: "method_not_allowed",
-        408: "body_timeout",
+        408: "request_timeout",
         413: "body_too_large",
     }
     messages = {
@@ -191,13 +191,13 @@ DASHBOARD_BODY_BYTES = 3 * 1024 * 1024
 class BodyLimit:
     """Refuses request bodies over a limit with 413, before any route reads them, and bodies that
     stop arriving (a client holding the connection open with half a body) with 408 after
-    `body_timeout` seconds without a byte. (Headers that never end are the server's and the
+    `request_timeout` seconds without a byte. (Headers that never end are the server's and the
     reverse proxy's to time out: docs/deploy.md.)"""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, body_timeout: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, request_timeout: float = 30.0) -> None:
         self.app = app
         self.default_max = max_bytes
-        self.body_timeout = body_timeout
+        self.request_timeout = request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -217,7 +217,7 @@ class BodyLimit:
                 # After the body, what comes is the client's going away: no time limit on that.
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
+                message = await asyncio.wait_for(receive(), self.request_timeout)
             except TimeoutError:
                 raise _BodyTimeout() from None
             if message["type"] == "http.request":
@@ -233,7 +233,7 @@ class BodyLimit:
             await self._refuse(scope, receive, send, max_bytes)
         except _BodyTimeout:
             response = error_response(
-                408, "body_timeout", f"The request body stopped arriving for {self.body_timeout:g} seconds."
+                408, "request_timeout", f"The request body stopped arriving for {self.request_timeout:g} seconds."
             )
             response.headers["Connection"] = "close"
             await response(scope, receive, send)
