@@ -8,6 +8,7 @@ when the assistant goes offline or the link is revoked (see cutoff.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -170,7 +171,7 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
                     continue
                 reply.add(str(item))
                 yield ReplyEvent("token", {"text": item})
-                await reply.save_now_and_then()
+                reply.save_now_and_then()
             if watch.code == TIMED_OUT:
                 error = (watch.code, TOO_SLOW)
             elif watch.code is not None:
@@ -208,6 +209,7 @@ class _Growing:
         self.usage = Usage(0, 0)
         self.first_token: float | None = None
         self.message_id: int | None = None
+        self._saving: asyncio.Task[None] | None = None
 
     def add(self, text: str) -> None:
         if self.first_token is None:
@@ -220,19 +222,28 @@ class _Growing:
     def _first_token_ms(self) -> int | None:
         return round((self.first_token - self.started) * 1000) if self.first_token else None
 
-    async def save_now_and_then(self) -> None:
+    def save_now_and_then(self) -> None:
+        """Save in the background, so tokens never wait for the database; while one save is still
+        on its way (a busy database), the next waits for it rather than queueing behind it."""
         now = time.perf_counter()
-        if now < self.next_save:
+        if now < self.next_save or (self._saving is not None and not self._saving.done()):
             return
         self.next_save = now + SAVE_SECONDS
+        self._saving = asyncio.create_task(self._save_progress(self._content(), self._first_token_ms()))
+
+    async def _save_progress(self, content: str | None, first_token_ms: int | None) -> None:
         if self.message_id is None:
             self.message_id = await self.store.start_reply(
-                self.pending.session_id, content=self._content(), first_token_ms=self._first_token_ms(), now=utcnow()
+                self.pending.session_id, content=content, first_token_ms=first_token_ms, now=utcnow()
             )
         else:
-            await self.store.save_reply_progress(self.message_id, content=self._content())
+            await self.store.save_reply_progress(self.message_id, content=content)
 
     async def finish(self, error_code: str | None) -> int:
+        if self._saving is not None:
+            # The reply's row (if the save made it) must exist before it is finished.
+            with contextlib.suppress(Exception):
+                await self._saving
         reply = Reply(
             session_id=self.pending.session_id,
             content=self._content(),

@@ -94,7 +94,7 @@ class GuestStore:
         if daily.sessions or daily.tokens:
             row = await self._start_within_day(params, daily, link=False)
         else:
-            async with self._write() as tx:
+            async with self._write(one_on_sqlite=True) as tx:
                 row = await tx.one(sql.INSERT_SESSION, params)
         assert row is not None
         return int(row["id"])
@@ -178,7 +178,7 @@ class GuestStore:
 
     async def end_session(self, session_id: int, *, reason: EndReason, at: datetime) -> bool:
         """End a session still open; False when it had already ended."""
-        async with self._write() as tx:
+        async with self._write(one_on_sqlite=True) as tx:
             row = await tx.one(sql.END, {"p_session_id": session_id, "p_at": at, "p_reason": reason.value})
         return row is not None
 
@@ -244,13 +244,13 @@ class GuestStore:
     ) -> int:
         """Save a reply still being streamed, as far as it got; its id (see `save_reply_progress`)."""
         params = {"p_session_id": session_id, "p_content": content, "p_first_token_ms": first_token_ms, "p_now": now}
-        async with self._write() as tx:
+        async with self._write(one_on_sqlite=True) as tx:
             row = await tx.one(sql.START_REPLY, params)
         assert row is not None
         return int(row["id"])
 
     async def save_reply_progress(self, message_id: int, *, content: str | None) -> None:
-        async with self._write() as tx:
+        async with self._write(one_on_sqlite=True) as tx:
             await tx.all(sql.SAVE_PROGRESS, {"p_message_id": message_id, "p_content": content})
 
     async def save_reply(
@@ -293,7 +293,7 @@ class GuestStore:
     async def count_refusal(self, *, assistant_id: int, code: str, now: datetime) -> None:
         """One refusal in the hour's count, by code only: nothing about who was refused."""
         statement = sql.COUNT_REFUSAL_PG if self._postgres else sql.COUNT_REFUSAL_SQLITE
-        async with self._write() as tx:
+        async with self._write(one_on_sqlite=True) as tx:
             await tx.all(statement, {"p_assistant_id": assistant_id, "p_hour": hour_of(now), "p_code": code})
 
     async def stopped(
@@ -328,11 +328,15 @@ class GuestStore:
                     yield tx
 
     @asynccontextmanager
-    async def _write(self, *, statements: int = 1) -> AsyncIterator[Tx]:
+    async def _write(self, *, statements: int = 1, one_on_sqlite: bool = False) -> AsyncIterator[Tx]:
+        """`statements`: how many this method runs on PostgreSQL; `one_on_sqlite`: it runs one on
+        SQLite too (several methods run two there, where PostgreSQL takes one WITH statement)."""
         async with writer_lock(self._engine), self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             tx = Tx(driver, self._dialect)
-            if self._postgres and statements == 1:
+            # One statement is its own transaction on both (SQLite's autocommit takes its write
+            # lock for the statement, behind this process's queue): no BEGIN and COMMIT hand-offs.
+            if statements == 1 and (self._postgres or one_on_sqlite):
                 yield tx
             else:
                 async with tx.transaction(immediate=True):
