@@ -3,7 +3,7 @@ instances' ports and its own port put in), with a config, a prefix, a PID file a
 in the test's folder, in the foreground as the test's subprocess. Never the system's nginx service.
 
 `make test` installs nginx when it is missing (as root); otherwise these tests are skipped, except
-under CI=true, where they fail."""
+under CI=true, where they fail. bench/scale_out.py renders its nginx with the same functions."""
 
 from __future__ import annotations
 
@@ -17,9 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import IN_CI
 from tests.servers import free_port
 
 SITE = Path(__file__).parent.parent / "deploy" / "nginx-portico.conf"
@@ -28,8 +25,17 @@ INSTANCE_LINE = re.compile(r"^([ \t]*)server 127\.0\.0\.1:\d+ (.*)$", re.MULTILI
 UPSTREAM_HEADER = "X-Test-Upstream"
 
 
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    """nginx's path, or the test is skipped (failed under CI=true)."""
+    import pytest
+
+    from tests.conftest import IN_CI
+
+    found = find_nginx()
     if found is None:
         problem = "nginx is not installed (as root: apt-get install nginx; `make test` does it)"
         if IN_CI:
@@ -52,7 +58,7 @@ def site_for(instance_ports: list[int], listen_port: int) -> str:
     return text.replace("server {", f"server {{\n    listen 127.0.0.1:{listen_port};", 1)
 
 
-def _main_config(folder: Path) -> str:
+def main_config(folder: Path) -> str:
     # As root nginx would run its worker as `nobody`, who cannot enter the test's private folder.
     user = "user root;" if os.geteuid() == 0 else ""
     temp = "\n".join(
@@ -80,7 +86,7 @@ def nginx_server(instance_urls: list[str], folder: Path) -> Iterator[str]:
     port = free_port()
     ports = [int(url.rsplit(":", 1)[1]) for url in instance_urls]
     (folder / "portico.conf").write_text(site_for(ports, port))
-    (folder / "nginx.conf").write_text(_main_config(folder))
+    (folder / "nginx.conf").write_text(main_config(folder))
     config = ["-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")]
     checked = subprocess.run([binary, *config, "-t"], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, f"nginx -t refused the site:\n{checked.stderr}"

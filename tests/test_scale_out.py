@@ -67,7 +67,8 @@ def fleet_settings(settings: Settings) -> Settings:
         pytest.skip("PostgreSQL only: instances share one database, which SQLite is not for")
     nginx_binary()
     try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+        with redis.Redis.from_url(REDIS_URL, socket_timeout=2) as client:
+            client.ping()
     except redis.RedisError as exc:
         if IN_CI:
             pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}); CI=true makes this test mandatory.")
@@ -168,7 +169,8 @@ async def say(http: httpx.AsyncClient, guest: Guest, content: str) -> None:
     try:
         async with http.stream("POST", path, json={"content": content}, headers=headers) as response:
             assert response.status_code == 200, (response.status_code, await response.aread())
-            guest.upstream = response.headers[UPSTREAM_HEADER]
+            # "a, b" when nginx passed the request on from a dead instance: b answered.
+            guest.upstream = response.headers[UPSTREAM_HEADER].split(",")[-1].strip()
             event = "message"
             async for line in response.aiter_lines():
                 if line.startswith("event:"):
@@ -183,7 +185,7 @@ async def until(condition: Callable[[], bool], within: float, what: str) -> None
     deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
 
 
 async def replies_of(app: object, session_ids: list[int]) -> dict[int, list[Message]]:
@@ -285,6 +287,20 @@ async def test_guests_chat_on_through_nginx_when_an_instance_is_killed_mid_reply
             when, event, data = g.last
             assert event == "error" and data["code"] == "assistant_offline", g.arrivals[-3:]
             assert when - acted < 1.0, f"a stream on {g.upstream} was cut {when - acted:.2f} s after the switch"
+
+
+async def test_a_guest_cannot_pose_as_another_address_through_nginx(fleet_settings: Settings, tmp_path: Path):
+    # Counted in the instance's memory (no Redis), so that no other test's starts count here.
+    tight = fleet_settings.model_copy(update={"rate_session_starts": "2/minute", "redis_url": ""})
+    with instances(tight, tmp_path, 1) as (one,), nginx_server([one.url], tmp_path / "nginx") as front:
+        async with httpx.AsyncClient(base_url=front, timeout=30) as http:
+            answers = [
+                await http.post("/api/v1/chat/sessions", json={"public_id": "nobody"}, headers={"X-Forwarded-For": f"203.0.113.{n}"})
+                for n in range(3)
+            ]
+    # Each start is counted (an unknown assistant too) against the one address nginx saw, whatever the
+    # guest wrote: an appended header would have made three addresses of them.
+    assert [a.status_code for a in answers] == [404, 404, 429], [a.text for a in answers]
 
 
 async def test_two_upgrades_at_once_wait_for_each_other_and_both_succeed(postgres_url: str, tmp_path: Path):
