@@ -165,9 +165,7 @@ class Layout:
         }
 
 
-async def measure(
-    layout: Layout, name: str, args: argparse.Namespace, work: Callable[[int], Awaitable[bool]]
-) -> Phase:
+async def measure(layout: Layout, name: str, args: argparse.Namespace, work: Callable[[int], Awaitable[bool]]) -> Phase:
     phase = Phase(layout.name, name)
     end = time.monotonic() + args.warmup + args.duration
     counting = asyncio.Event()
@@ -224,7 +222,9 @@ def start_layout(name: str, args: argparse.Namespace, workdir: Path, model: Serv
     for number in range(count):
         port = free_port()
         argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        instances.append(Server(f"portico{number}", argv, env, port, folder / f"portico{number}.log", many_sockets=True))
+        instances.append(
+            Server(f"portico{number}", argv, env, port, folder / f"portico{number}.log", many_sockets=True)
+        )
     for server in instances:
         server.start(timeout=120)
     port = free_port()
@@ -268,7 +268,9 @@ async def run_phases(layout: Layout, args: argparse.Namespace, folder: Path, mod
 def table(phases: list[Phase]) -> str:
     kinds = ("portico", "nginx", "postgres", "model", "client", "other")
     lines = [
-        "| layout | phase | per second | errors | " + " | ".join(f"{k} ms" for k in kinds) + " | PG connections (most / mean active) |",
+        "| layout | phase | per second | errors | "
+        + " | ".join(f"{k} ms" for k in kinds)
+        + " | PG connections (most / mean active) |",
         "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in kinds) + " | ---: |",
     ]
     for p in phases:

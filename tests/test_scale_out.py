@@ -114,7 +114,9 @@ def instances(settings: Settings, folder: Path, count: int) -> Iterator[list[Ins
                 except httpx.TransportError:
                     pass
                 if instance.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"instance {number} is not ready:\n{(folder / f'instance{number}.log').read_text()}")
+                    raise RuntimeError(
+                        f"instance {number} is not ready:\n{(folder / f'instance{number}.log').read_text()}"
+                    )
                 time.sleep(0.1)
         yield started
     finally:
@@ -131,7 +133,10 @@ def instances(settings: Settings, folder: Path, count: int) -> Iterator[list[Ins
 
 @pytest.fixture
 def fleet(fleet_settings: Settings, tmp_path: Path) -> Iterator[Fleet]:
-    with instances(fleet_settings, tmp_path, 3) as three, nginx_server([i.url for i in three], tmp_path / "nginx") as front:
+    with (
+        instances(fleet_settings, tmp_path, 3) as three,
+        nginx_server([i.url for i in three], tmp_path / "nginx") as front,
+    ):
         yield Fleet(three, front)
 
 
@@ -278,7 +283,9 @@ async def test_guests_chat_on_through_nginx_when_an_instance_is_killed_mid_reply
         # Offline, switched through one instance, cuts the streams on the other within a second.
         chatting = [asyncio.create_task(say(front, g, "One more thing")) for g in guests]
         await until(lambda: all(g.tokens >= 1 for g in guests), 60, "every reply under way")
-        switched = await owner.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"})
+        switched = await owner.request(
+            "PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"}
+        )
         assert switched.status_code == 200, switched.text
         acted = time.monotonic()
         await asyncio.wait_for(asyncio.gather(*chatting), 30)
@@ -295,7 +302,9 @@ async def test_a_guest_cannot_pose_as_another_address_through_nginx(fleet_settin
     with instances(tight, tmp_path, 1) as (one,), nginx_server([one.url], tmp_path / "nginx") as front:
         async with httpx.AsyncClient(base_url=front, timeout=30) as http:
             answers = [
-                await http.post("/api/v1/chat/sessions", json={"public_id": "nobody"}, headers={"X-Forwarded-For": f"203.0.113.{n}"})
+                await http.post(
+                    "/api/v1/chat/sessions", json={"public_id": "nobody"}, headers={"X-Forwarded-For": f"203.0.113.{n}"}
+                )
                 for n in range(3)
             ]
     # Each start is counted (an unknown assistant too) against the one address nginx saw, whatever the
