@@ -29,6 +29,7 @@ from portico.config import Settings
 from portico.health import migrations_head
 from portico.migrations.run import MIGRATIONS_LOCK
 from portico.models import Message
+from portico.vocabulary import Role
 from tests.chat_helpers import bearer
 from tests.conftest import IN_CI, SECRET, Person, make_person, start
 from tests.nginx import UPSTREAM_HEADER, nginx_binary, nginx_server
@@ -188,6 +189,8 @@ async def say(http: httpx.AsyncClient, guest: Guest, content: str) -> None:
 
 async def until(condition: Callable[[], bool], within: float, what: str) -> None:
     deadline = time.monotonic() + within
+    # Asked only after a first wait, so that the tasks just created have begun (and reset what they saw).
+    await asyncio.sleep(0.05)
     while not condition():
         assert time.monotonic() < deadline, f"not within {within} s: {what}"
         await asyncio.sleep(0.05)
@@ -239,8 +242,8 @@ async def test_guests_chat_on_through_nginx_when_an_instance_is_killed_mid_reply
         orphans = {}
         for n, g in enumerate(guests):
             mine = replies[g.session["session_id"]]
-            assert [m.content for m in mine if m.role == "user"] == [f"Hello, I am guest {n}"]
-            (reply,) = [m for m in mine if m.role == "assistant"]
+            assert [m.content for m in mine if m.role == Role.GUEST] == [f"Hello, I am guest {n}"]
+            (reply,) = [m for m in mine if m.role == Role.ASSISTANT]
             if g in cut_off:
                 assert reply.duration_ms is None and reply.error_code is None
                 assert g.seen.startswith(reply.content or "")
@@ -274,8 +277,11 @@ async def test_guests_chat_on_through_nginx_when_an_instance_is_killed_mid_reply
         replies = await replies_of(app, ids)
         for n, g in enumerate(guests):
             mine = replies[g.session["session_id"]]
-            assert [m.content for m in mine if m.role == "user"] == [f"Hello, I am guest {n}", "Are you still there?"]
-            assert [m.error_code for m in mine if m.role == "assistant"] == [
+            assert [m.content for m in mine if m.role == Role.GUEST] == [
+                f"Hello, I am guest {n}",
+                "Are you still there?",
+            ]
+            assert [m.error_code for m in mine if m.role == Role.ASSISTANT] == [
                 "interrupted" if g in cut_off else None,
                 None,
             ]
