@@ -213,6 +213,7 @@ def start_layout(name: str, args: argparse.Namespace, workdir: Path, model: Serv
             "PORTICO_SECRET_KEY": SECRET,
             "PORTICO_REDIS_URL": args.redis,
             "PORTICO_TRUSTED_PROXIES": "127.0.0.1",
+            "PORTICO_DB_POOL_SIZE": str(args.pool),
             **GENEROUS,
         }
     )
@@ -287,6 +288,7 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/7")
     parser.add_argument("--layouts", default="1x1,2x1,3x1,1x2,3x2", help="INSTANCESxWORKERS, comma-separated")
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--pool", type=int, default=14, help="PORTICO_DB_POOL_SIZE of each process")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--nginx", default=find_nginx())
