@@ -13,7 +13,7 @@ IN_CI := $(filter 1 true TRUE yes,$(CI))
 # one already busy, nothing does (docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=2
 TEST_WORKERS ?= 3
 
-.PHONY: run test lint install browser-deps
+.PHONY: run test lint install browser-deps nginx-deps
 
 run: $(STAMP)
 	$(BIN)/portico db upgrade
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/portico serve
 
 # Lint first, so a type error or an unformatted file fails `make test` (and CI) as a failing test does.
-test: lint browser-deps
+test: lint browser-deps nginx-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # All three run even when one fails, so one run shows everything to fix.
@@ -46,6 +46,19 @@ browser-deps:
 		echo "Missing for the browser tests:$$missing (install as root: apt-get install$$missing)" >&2; exit 1; \
 	else \
 		echo "Missing for the browser tests:$$missing; they will be skipped (as root: apt-get install$$missing)"; \
+	fi
+
+# nginx (Debian's) for tests/test_scale_out.py, which runs deploy/nginx-portico.conf in front of
+# several instances; the tests start their own nginx, never the system's service. Same rules as above.
+nginx-deps:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing for the scale-out tests: nginx"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx; \
+	elif [ -n "$(IN_CI)" ]; then \
+		echo "Missing for the scale-out tests: nginx (install as root: apt-get install nginx)" >&2; exit 1; \
+	else \
+		echo "Missing for the scale-out tests: nginx; they will be skipped (as root: apt-get install nginx)"; \
 	fi
 
 install: $(STAMP)

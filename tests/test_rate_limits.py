@@ -25,7 +25,9 @@ from tests.chat_helpers import bearer, say
 from tests.conftest import BASE_URL, IN_CI, Person, key_of, make_person, start
 from tests.servers import free_port
 
-REDIS_URL = os.environ.get("PORTICO_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+# One Redis database per pytest-xdist worker: the tests flush theirs, and must not flush another's.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+REDIS_URL = os.environ.get("PORTICO_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{5 + int(_WORKER or 0) % 10}")
 RATE_SETTINGS = ["session_starts", "lookups", "messages", "failed_secrets", "assistant_starts"]
 
 

@@ -164,12 +164,17 @@ class OpenAIEngine:
                 api_key=api_key or "no-key",
                 timeout=config["timeout"],
                 max_retries=0,
+                # Idle connections are dropped after 4 s, before servers close theirs (uvicorn, and so
+                # vLLM or another Portico, after 5 s): a reused connection the server just closed
+                # would fail the reply, and the engine does not retry.
                 # The SDK's own pool stops at 1,000 connections: the 1,001st concurrent reply to one
                 # model server would wait and time out (bench/chat.py).
                 http_client=openai.DefaultAsyncHttpxClient(
                     transport=CheckedTransport(
                         allowed_hosts=get_settings().engine_hosts,
-                        limits=httpx2.Limits(max_connections=20_000, max_keepalive_connections=200),
+                        limits=httpx2.Limits(
+                            max_connections=20_000, max_keepalive_connections=200, keepalive_expiry=4.0
+                        ),
                     )
                 ),
             )

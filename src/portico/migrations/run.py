@@ -3,6 +3,7 @@ downgrade, to prove that each migration undoes what it did)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +11,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 HERE = Path(__file__).parent
+# Two `portico db upgrade` at once (two operators, or a deploy script run on every instance) would
+# both find the same revision missing and both run it: the second then fails halfway ("column
+# already exists"). So on PostgreSQL an upgrade first takes this advisory lock, held until its
+# transaction ends; the others wait for it and then find nothing left to do.
+MIGRATIONS_LOCK = zlib.crc32(b"portico-migrations")
 
 
 def alembic_config() -> Config:
@@ -25,6 +31,7 @@ def alembic_config() -> Config:
 def upgrade_connection(connection: Connection, revision: str = "head") -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    _one_at_a_time(connection)
     with _sqlite_foreign_keys_off(connection):
         command.upgrade(config, revision)
 
@@ -32,8 +39,16 @@ def upgrade_connection(connection: Connection, revision: str = "head") -> None:
 def downgrade_connection(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    _one_at_a_time(connection)
     with _sqlite_foreign_keys_off(connection):
         command.downgrade(config, revision)
+
+
+def _one_at_a_time(connection: Connection) -> None:
+    """Wait for any other migration run on this database to end (PostgreSQL; SQLite's write lock,
+    taken by BEGIN IMMEDIATE below, already lets one run at a time)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATIONS_LOCK})
 
 
 @contextmanager
