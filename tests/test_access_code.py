@@ -106,9 +106,7 @@ async def test_an_expired_public_link_says_expired(client, alice: Person):
     later = (utcnow() + timedelta(days=1)).isoformat()
     await share(alice, assistant, public_link_expires_at=later, access_code=None)
     assert (await start(client, public_id=assistant["public_id"])).status_code == 201
-    refused(
-        await share(alice, assistant, public_link_expires_at="2030-01-01T00:00:00"), 422, "invalid_request"
-    )
+    refused(await share(alice, assistant, public_link_expires_at="2030-01-01T00:00:00"), 422, "invalid_request")
 
 
 async def test_wrong_codes_count_toward_the_failed_secrets_limit(running: Running):

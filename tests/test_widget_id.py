@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import html
+
 from sqlalchemy import text
 
 from portico.db import make_engine
 from portico.migrations.run import downgrade_connection, upgrade_connection
 from tests.conftest import Person, key_of, start
-from tests.test_gate import refused
 from tests.test_dashboard_pages import web  # noqa: F401 (fixture)
+from tests.test_gate import refused
 from tests.test_migrations import ASSISTANT, OWNER, migrate
 
 
@@ -23,7 +25,7 @@ async def lookup(client, **body: object):
 async def test_an_assistant_has_a_widget_id_of_its_own_in_the_embed_code(web, alice: Person):  # noqa: F811
     assistant = await alice.new_assistant()
     assert assistant["widget_id"] and assistant["widget_id"] != assistant["public_id"]
-    page = (await web.get(f"/dashboard/assistants/{assistant['id']}/share")).text
+    page = html.unescape((await web.get(f"/dashboard/assistants/{assistant['id']}/share")).text)
     assert f'data-assistant="{assistant["widget_id"]}"' in page
     assert f'data-assistant="{assistant["public_id"]}"' not in page
 

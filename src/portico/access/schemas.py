@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 
 from portico.schemas import Name, Strict
 
@@ -23,12 +23,21 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("the date is too far in the future; use a year before 9999") from None
 
 
+def _text_or_time(value: object) -> object:
+    # Strict bodies take no strings for datetimes, and lax ones would take a number as seconds
+    # since 1970: only ISO 8601 text (or a datetime from Python) is a date here.
+    if not isinstance(value, str | datetime):
+        raise ValueError("give the date as ISO 8601 text, like 2026-12-31T23:59:00+01:00")
+    return value
+
+
 # An end date with its offset ("2026-12-31T23:59:00+01:00"); without one the time would be
 # ambiguous. A time already past ends the link at once. Stored in UTC.
 Expiry = Annotated[
     AwareDatetime,
+    BeforeValidator(_text_or_time),
     AfterValidator(_in_utc),
-    Field(description="ISO 8601 with an offset (Z or +01:00); null = never."),
+    Field(strict=False, description="ISO 8601 with an offset (Z or +01:00); null = never."),
 ]
 
 

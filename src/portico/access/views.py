@@ -322,9 +322,7 @@ async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant) 
     if problem is not None:
         return await share_page(request, db, assistant, status=422, form_error=problem)
     assert not isinstance(expires, str)
-    await links_service.bulk(
-        db, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires
-    )
+    await links_service.bulk(db, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires)
     return redirect(_share_url(assistant, "?done=bulk#users"))
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
+from portico.access import codes
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
 from portico.assistants.schemas import (
     AssistantCreate,
@@ -18,7 +19,6 @@ from portico.assistants.schemas import (
     SessionSettings,
     ShareIn,
 )
-from portico.access import codes
 from portico.chat import lifecycle
 from portico.errors import NotFound
 from portico.kit.crypto import Vault, new_public_id

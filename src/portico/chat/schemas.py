@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field, model_validator
 from portico.schemas import Strict
 from portico.vocabulary import Channel, EndReason, Role
 
-
 ACCESS_CODE = Field(
     default=None,
     max_length=1_000,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from portico.access import codes
 from portico.access.gate import (
     KEY_PREFIX,
     Admission,
@@ -23,7 +24,6 @@ from portico.access.gate import (
     decide,
     link_refusal,
 )
-from portico.access import codes
 from portico.chat.records import DailyCaps, DailyLimitReached, SessionRecord
 from portico.chat.store import GuestStore
 from portico.errors import InvalidToken
