@@ -148,3 +148,21 @@ async def test_the_share_page_sets_and_removes_the_code(app, client, alice: Pers
         assert "letmein" not in page and "Remove code" in page
         assert (await web.post(f"{base}/access-code", {"remove": "1"})).status_code == 303
         assert (await start(client, public_id=assistant["public_id"])).status_code == 201
+
+
+async def test_the_share_page_ends_the_public_link_on_a_date(app, client, alice: Person):
+    assistant = await alice.new_assistant()
+    base = f"/dashboard/assistants/{assistant['id']}"
+    async with dashboard_client(app) as http:
+        web = Dashboard(http)
+        await web.sign_in(alice.email, "correct horse battery")
+        await web.get(f"{base}/share")
+        yesterday = (utcnow() - timedelta(days=2)).date().isoformat()
+        assert (await web.post(f"{base}/public-link/expiry", {"expires_on": yesterday})).status_code == 303
+        refused(await start(client, public_id=assistant["public_id"]), 403, "link_expired")
+        page = await web.get(f"{base}/share")
+        assert f'value="{yesterday}"' in page.text and ">Expired</span>" in page.text
+        bad = await web.post(f"{base}/public-link/expiry", {"expires_on": "9999-12-31"})
+        assert bad.status_code == 422 and "is not a date like" in bad.text
+        assert (await web.post(f"{base}/public-link/expiry", {"expires_on": ""})).status_code == 303
+        assert (await start(client, public_id=assistant["public_id"])).status_code == 201

@@ -123,3 +123,16 @@ async def test_existing_embeds_keep_working_after_the_migration(database_url):
         assert [tuple(row) for row in rows] == [("pub", "pub")]
     finally:
         await engine.dispose()
+
+
+async def test_the_share_page_rotates_the_widget_id_with_a_warning(web, alice: Person):  # noqa: F811
+    assistant = await alice.new_assistant()
+    share = f"/dashboard/assistants/{assistant['id']}/share"
+    page = html.unescape((await web.get(share)).text)
+    assert "Every website that embeds this assistant stops showing it until its snippet is updated" in page
+    assert "Private links and embedded widgets are not affected" in page
+    rotated = await web.post(f"/dashboard/assistants/{assistant['id']}/widget-id/rotate")
+    assert rotated.status_code == 303
+    now = (await alice.request("GET", base(assistant))).json()
+    assert now["widget_id"] != assistant["widget_id"] and now["public_id"] == assistant["public_id"]
+    assert f'data-assistant="{now["widget_id"]}"' in html.unescape((await web.get(share)).text)
