@@ -166,3 +166,14 @@ async def test_the_share_page_ends_the_public_link_on_a_date(app, client, alice:
         assert bad.status_code == 422 and "is not a date like" in bad.text
         assert (await web.post(f"{base}/public-link/expiry", {"expires_on": ""})).status_code == 303
         assert (await start(client, public_id=assistant["public_id"])).status_code == 201
+
+
+async def test_the_openai_endpoint_serves_a_coded_assistant_to_private_keys_only(client, alice: Person):
+    assistant = await alice.new_assistant()
+    await share(alice, assistant, access_code="1234")
+    body = {"model": assistant["public_id"], "messages": [{"role": "user", "content": "When are you open?"}]}
+    anyone = await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer anything"})
+    refused(anyone, 403, "access_code_required")
+    (link,) = await alice.new_links(assistant["id"], 0)
+    keyed = await client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key_of(link)}"})
+    assert keyed.status_code == 200, keyed.text
