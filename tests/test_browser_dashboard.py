@@ -368,7 +368,7 @@ async def test_the_owner_story_from_first_run_to_every_link_refused(browser, ser
     await expect(row).to_contain_text("1 / 3")
     await row.locator("input.mono").focus()
     delete = row.get_by_role("button", name="Delete Student 07")
-    await tab_to(page, delete, limit=8)
+    await tab_to(page, delete, limit=12)
     await page.keyboard.press("Enter")
     await flash(page, "User deleted")
     assert dialogs == [

@@ -195,7 +195,7 @@ def slow_model() -> Iterator[str]:
 def widget_tag(server: str, assistant: dict, **data: str | None) -> str:
     """The snippet the Publish page gives owners, with data-* options (None: a bare attribute)."""
     options = "".join(f" data-{k.replace('_', '-')}" + ("" if v is None else f'="{v}"') for k, v in data.items())
-    return f'<script src="{server}/widget.js" data-assistant="{assistant["public_id"]}"{options} async></script>'
+    return f'<script src="{server}/widget.js" data-assistant="{assistant["widget_id"]}"{options} async></script>'
 
 
 ARTICLE = (
@@ -328,15 +328,15 @@ def bubble_name(title: str) -> str:
     return f"Open chat: {title}"
 
 
-async def chat_frame(page, public_id: str):  # type: ignore[no-untyped-def]
+async def chat_frame(page, widget_id: str):  # type: ignore[no-untyped-def]
     """The widget's frame for this assistant (whatever it shows), waiting for it to appear."""
     deadline = time.monotonic() + WAIT
     while True:
         for frame in page.frames:
-            if f"/c/{public_id}?embed=1" in frame.url or (frame.parent_frame and frame.url.startswith("chrome-error:")):
+            if f"/c/{widget_id}?embed=1" in frame.url or (frame.parent_frame and frame.url.startswith("chrome-error:")):
                 return frame
         if time.monotonic() > deadline:
-            raise AssertionError(f"no widget frame for {public_id}: {[f.url for f in page.frames]}")
+            raise AssertionError(f"no widget frame for {widget_id}: {[f.url for f in page.frames]}")
         await page.wait_for_timeout(50)
 
 
@@ -418,7 +418,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
         knowledge=LIBRARY_KNOWLEDGE,
         engine={"type": "openai", "base_url": slow_model, "model": "stub", "api_key": "sk-stub"},
     )
-    public_id = assistant["public_id"]
+    widget_id = assistant["widget_id"]
     site = host_sites()
     url = site.page("/news", ARTICLE + widget_tag(server, assistant, title="Riverside Library", color="#1f5fbf"))
     context, page = await new_page(browser)
@@ -435,7 +435,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
     # 56 px round button, 20 px from the bottom-right corner, on top of the page at its centre.
     assert (round(box.width), round(box.height)) == (56, 56)
     assert (round(DESKTOP["width"] - box.x - box.width), round(DESKTOP["height"] - box.y - box.height)) == (20, 20)
-    assert await widget.on_top(box) == public_id
+    assert await widget.on_top(box) == widget_id
 
     # Nothing from Portico before the host page's load event but the loader itself (the script
     # tag), and nothing at all until the bubble is used: the frame loads on the first open.
@@ -446,7 +446,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
 
     # Open with the mouse: the panel shows the chat frame, from Portico's origin.
     await widget.click("button", bubble_name("Riverside Library"))
-    frame = await chat_frame(page, public_id)
+    frame = await chat_frame(page, widget_id)
     panel = await wait_panel(frame, open_=True)
     assert panel is not None and (round(panel.width), round(panel.height)) == (380, 600)
     assert (
@@ -456,7 +456,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
     await widget.wait_state("button", bubble_name("Riverside Library"), "expanded", True)
     await expect(frame.locator("#log li.msg.assistant").first).to_contain_text(LIBRARY_GREETING)
     await expect(frame.locator("#name")).to_have_text("Riverside Library")
-    assert [e["detail"] for e in await host_events(page, "open")] == [{"assistant": public_id}]
+    assert [e["detail"] for e in await host_events(page, "open")] == [{"assistant": widget_id}]
     # The × sits over the frame's header: it must not cover what the header shows.
     close_box = await widget.box(await widget.find("button", "Close chat"))
     for selector in ("#name", "#description"):
@@ -474,7 +474,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
 
     (started,) = await host_events(page, "session-start")
     session_id = started["detail"]["session_id"]
-    assert started["detail"]["assistant"] == public_id and isinstance(session_id, int)
+    assert started["detail"]["assistant"] == widget_id and isinstance(session_id, int)
     assert await page.evaluate("() => window.__on") == [started["detail"]]
     (logged,) = await logs(alice, assistant)
     assert (logged["id"], logged["channel"], logged["user"]) == (session_id, "widget", "Anonymous")
@@ -507,7 +507,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
     await wait_panel(frame, open_=True)
     await page.evaluate("() => Portico.close()")
     await wait_panel(frame, open_=False)
-    await page.evaluate(f"() => Portico.open({json.dumps(public_id)})")
+    await page.evaluate(f"() => Portico.open({json.dumps(widget_id)})")
     await wait_panel(frame, open_=True)
     await widget.click("button", "Close chat")
     await wait_panel(frame, open_=False)
@@ -516,7 +516,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
     # A reload of the host page comes back to the same session in the frame.
     await page.reload()
     await widget.click("button", bubble_name("Riverside Library"))
-    frame = await chat_frame(page, public_id)
+    frame = await chat_frame(page, widget_id)
     await wait_panel(frame, open_=True)
     await expect(frame.locator("#log li.msg.guest")).to_have_count(2)
     await expect(frame.locator("#end")).to_be_visible()
@@ -526,7 +526,7 @@ async def test_the_bubble_opens_a_streamed_chat_closes_and_reopens_into_the_same
     await frame.locator("#end").click()
     await expect(frame.locator("#notice")).to_have_text(ENDED_BY_GUEST)
     (ended,) = await host_events(page, "session-end")
-    assert ended["detail"] == {"assistant": public_id, "session_id": session_id, "reason": "guest"}
+    assert ended["detail"] == {"assistant": widget_id, "session_id": session_id, "reason": "guest"}
     errors.assert_none()
     await context.close()
 
@@ -556,13 +556,13 @@ async def test_a_private_key_attributes_the_session_and_allowed_domains_block_ot
     page.on("console", lambda m: console.append(m.text))
     page.on("requestfailed", lambda r: failed.append((urlsplit(r.url).path, r.failure)))
     await page.goto(other.page("/", ARTICLE + snippet))
-    frame = await chat_frame(page, assistant["public_id"])
+    frame = await chat_frame(page, assistant["widget_id"])
     deadline = time.monotonic() + WAIT
     while not frame.url.startswith("chrome-error:") and time.monotonic() < deadline:
         await page.wait_for_timeout(50)
     assert frame.url.startswith("chrome-error:"), f"the frame loaded {frame.url} on a website not allowed"
     assert await frame.locator("#app, #message").count() == 0
-    assert (f"/c/{assistant['public_id']}", "net::ERR_BLOCKED_BY_RESPONSE") in failed, failed
+    assert (f"/c/{assistant['widget_id']}", "net::ERR_BLOCKED_BY_RESPONSE") in failed, failed
     assert any("frame-ancestors" in text for text in console), console
     await screenshot(page, f"widget-blocked-{db_name}.png")
     await context.close()
@@ -580,7 +580,7 @@ async def test_a_private_key_attributes_the_session_and_allowed_domains_block_ot
     page.on("request", lambda r: requests.append(r.url))
     widget = await ClosedWidget(page).start()
     await page.goto(allowed.page("/", ARTICLE + snippet))
-    frame = await chat_frame(page, assistant["public_id"])
+    frame = await chat_frame(page, assistant["widget_id"])
     await wait_panel(frame, open_=True)
     await widget.wait_state("button", bubble_name("Riverside Library"), "expanded", True)
     await expect(frame.locator("#uses")).to_have_text("Your link has 3 sessions left.")
@@ -651,15 +651,15 @@ async def test_two_widgets_on_a_hostile_page_work_independently_and_offline_show
         assert (round(box.width), round(box.height)) == (56, 56), f"{title}: the host's CSS changed the bubble: {box}"
         assert round(DESKTOP["height"] - box.y - box.height) == 20
         assert (await widget.style(node, "background-color"))["background-color"] == colour
-        assert await widget.on_top(box) == assistant["public_id"], f"{title}: the host page covers the bubble"
+        assert await widget.on_top(box) == assistant["widget_id"], f"{title}: the host page covers the bubble"
     assert round(boxes["Riverside Library"].x + 56) == DESKTOP["width"] - 20 and round(boxes["City Museum"].x) == 20
 
     # Open both with the mouse, through the banners' area.
     await widget.click("button", bubble_name("Riverside Library"))
     await widget.click("button", bubble_name("City Museum"))
     frames = {
-        "library": await chat_frame(page, library["public_id"]),
-        "museum": await chat_frame(page, museum["public_id"]),
+        "library": await chat_frame(page, library["widget_id"]),
+        "museum": await chat_frame(page, museum["widget_id"]),
     }
     right, left = await wait_panel(frames["library"], open_=True), await wait_panel(frames["museum"], open_=True)
     assert (
@@ -669,7 +669,7 @@ async def test_two_widgets_on_a_hostile_page_work_independently_and_offline_show
     )
     assert round(left.x) == 20 and round(right.x + right.width) == DESKTOP["width"] - 20
     for frame_box, assistant in ((right, library), (left, museum)):
-        assert await widget.on_top(frame_box) == assistant["public_id"], "the host page covers the panel"
+        assert await widget.on_top(frame_box) == assistant["widget_id"], "the host page covers the panel"
     # The × of the left panel is on the right too, out of the way of the avatar.
     closes = [await widget.box(n) for n in await widget.nodes("button", "Close chat")]
     assert sorted(round(b.x + b.width) for b in closes) == [400 - 8, DESKTOP["width"] - 20 - 8]
@@ -679,18 +679,18 @@ async def test_two_widgets_on_a_hostile_page_work_independently_and_offline_show
     await expect(frames["library"].locator("#log")).not_to_contain_text("euros")
     await expect(frames["museum"].locator("#log")).not_to_contain_text("Saturdays")
     started = {e["detail"]["assistant"]: e["detail"]["session_id"] for e in await host_events(page, "session-start")}
-    assert [s["id"] for s in await logs(alice, library)] == [started[library["public_id"]]]
-    assert [s["id"] for s in await logs(alice, museum)] == [started[museum["public_id"]]]
+    assert [s["id"] for s in await logs(alice, library)] == [started[library["widget_id"]]]
+    assert [s["id"] for s in await logs(alice, museum)] == [started[museum["widget_id"]]]
     await screenshot(page, f"widget-two-hostile-{db_name}.png")
 
     # One API for both, addressed by assistant; Escape in one frame closes only that one.
-    await page.evaluate(f"() => Portico.close({json.dumps(library['public_id'])})")
+    await page.evaluate(f"() => Portico.close({json.dumps(library['widget_id'])})")
     await wait_panel(frames["library"], open_=False)
     assert await panel_box(frames["museum"]) is not None
     await frames["museum"].locator("#message").focus()
     await page.keyboard.press("Escape")
     await wait_panel(frames["museum"], open_=False)
-    await page.evaluate(f"() => Portico.open({json.dumps(museum['public_id'])})")
+    await page.evaluate(f"() => Portico.open({json.dumps(museum['widget_id'])})")
     await wait_panel(frames["museum"], open_=True)
     assert await panel_box(frames["library"]) is None
 
@@ -704,14 +704,14 @@ async def test_two_widgets_on_a_hostile_page_work_independently_and_offline_show
     # ...and so does the panel opened afresh, while the library's still chats.
     await page.reload()
     await widget.click("button", bubble_name("City Museum"))
-    museum_frame = await chat_frame(page, museum["public_id"])
+    museum_frame = await chat_frame(page, museum["widget_id"])
     await wait_panel(museum_frame, open_=True)
     await expect(museum_frame.locator("#notice")).to_have_text(OFFLINE)
     await expect(museum_frame.locator("#composer")).to_be_hidden()
     assert "assistant_offline" not in await museum_frame.locator("body").inner_text()
     await screenshot(page, f"widget-offline-{db_name}.png")
     await widget.click("button", bubble_name("Riverside Library"))
-    library_frame = await chat_frame(page, library["public_id"])
+    library_frame = await chat_frame(page, library["widget_id"])
     await wait_panel(library_frame, open_=True)
     await expect(library_frame.locator("#log li.msg.guest")).to_have_count(1)  # resumed
     assert MILL_STREET in await ask(library_frame, "Where do I park?", replies=3)
@@ -755,7 +755,7 @@ async def test_on_a_phone_the_panel_is_full_screen_and_the_bubble_is_accessible(
     assert focused["outline-style"] == "solid" and focused["outline-width"] == "3px", focused
 
     await page.touchscreen.tap(*box.centre)
-    frame = await chat_frame(page, assistant["public_id"])
+    frame = await chat_frame(page, assistant["widget_id"])
     panel = await wait_panel(frame, open_=True)
     assert panel is not None
     assert (round(panel.x), round(panel.y), round(panel.width), round(panel.height)) == (
@@ -814,7 +814,7 @@ async def test_a_refused_widget_says_why_in_the_servers_words_and_counts_once_pe
         async with page.expect_response(lambda r: urlsplit(r.url).path == "/api/v1/chat/lookup") as looked_up:
             await (page.goto(host) if load == 1 else page.reload())
         assert json.loads((await looked_up.value).request.post_data or "{}").get("count") is True
-        frame = await chat_frame(page, assistant["public_id"])
+        frame = await chat_frame(page, assistant["widget_id"])
         await wait_panel(frame, open_=True)
         await expect(frame.locator("#notice")).to_have_text(said["error"]["message"])
         await expect(frame.locator("#composer")).to_be_hidden()

@@ -71,7 +71,8 @@ async def test_owner_builds_publishes_and_shares_an_assistant(web, client, alice
     public_id = public_url.rsplit("/", 1)[1]
     started = (await start(client, public_id=public_id)).json()
     assert started["greeting"] == "Hi, class!"
-    assert 'data-assistant="' + public_id in share.text.replace("&#34;", '"').replace("&quot;", '"')
+    widget_id = (await alice.request("GET", f"/api/v1/assistants/{assistant_id}")).json()["widget_id"]
+    assert 'data-assistant="' + widget_id in share.text.replace("&#34;", '"').replace("&quot;", '"')
 
     await web.post(f"{base}/share-mode", {"mode": "private"})
     names = "\n".join(f"Student {i}" for i in range(1, 31))

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from portico.access.gate import Admission, AssistantFacts, LinkFacts, decide
+from portico.access.gate import Admission, AssistantFacts, LinkFacts, decide, link_refusal
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+PAST = NOW - timedelta(seconds=1)
+FUTURE = NOW + timedelta(days=1)
 
 
 def assistant(**changes: object) -> AssistantFacts:
@@ -20,7 +26,7 @@ def link(**changes: object) -> LinkFacts:
 
 
 def code(**kwargs: object) -> str:
-    decision = decide(**kwargs)  # type: ignore[arg-type]
+    decision = decide(**{"now": NOW, **kwargs})  # type: ignore[arg-type]
     return "admit" if isinstance(decision, Admission) else decision.code
 
 
@@ -63,10 +69,50 @@ def code(**kwargs: object) -> str:
             "link_revoked",
         ),
         (
+            dict(public_id_given=False, key_given=True, assistant=assistant(), link=link(revoked=True, paused=True)),
+            "link_revoked",
+        ),
+        (
+            dict(
+                public_id_given=False,
+                key_given=True,
+                assistant=assistant(),
+                link=link(paused=True, expires_at=PAST, max_sessions=1, sessions_used=1),
+            ),
+            "link_paused",
+        ),
+        (
+            dict(
+                public_id_given=False,
+                key_given=True,
+                assistant=assistant(),
+                link=link(expires_at=NOW, max_sessions=1, sessions_used=1),
+            ),
+            "link_expired",
+        ),
+        (
+            dict(
+                public_id_given=False,
+                key_given=True,
+                assistant=assistant(),
+                link=link(expires_at=FUTURE, max_sessions=1, sessions_used=1),
+            ),
+            "link_exhausted",
+        ),
+        (
             dict(
                 public_id_given=False, key_given=True, assistant=assistant(), link=link(max_sessions=1, sessions_used=1)
             ),
             "link_exhausted",
+        ),
+        (
+            dict(
+                public_id_given=True,
+                key_given=True,
+                assistant=assistant(access_code_hash="h", public_link_expires_at=PAST),
+                link=link(),
+            ),
+            "admit",
         ),
         (
             dict(
@@ -81,6 +127,53 @@ def code(**kwargs: object) -> str:
             dict(public_id_given=True, key_given=False, assistant=assistant(share_mode="private"), link=None),
             "key_required",
         ),
+        (
+            dict(
+                public_id_given=True,
+                key_given=False,
+                assistant=assistant(share_mode="private", public_link_expires_at=PAST, access_code_hash="h"),
+                link=None,
+            ),
+            "key_required",
+        ),
+        (
+            dict(
+                public_id_given=True,
+                key_given=False,
+                assistant=assistant(public_link_expires_at=NOW, access_code_hash="h"),
+                link=None,
+                access_code_valid=False,
+            ),
+            "link_expired",
+        ),
+        (
+            dict(public_id_given=True, key_given=False, assistant=assistant(access_code_hash="h"), link=None),
+            "access_code_required",
+        ),
+        (
+            dict(
+                public_id_given=True,
+                key_given=False,
+                assistant=assistant(access_code_hash="h"),
+                link=None,
+                access_code_valid=False,
+            ),
+            "access_code_invalid",
+        ),
+        (
+            dict(
+                public_id_given=True,
+                key_given=False,
+                assistant=assistant(access_code_hash="h", public_link_expires_at=FUTURE),
+                link=None,
+                access_code_valid=True,
+            ),
+            "admit",
+        ),
+        (
+            dict(public_id_given=True, key_given=False, assistant=assistant(), link=None, access_code_valid=False),
+            "admit",
+        ),
         (dict(public_id_given=True, key_given=False, assistant=assistant(), link=None), "admit"),
     ],
 )
@@ -89,5 +182,19 @@ def test_gate_checks_in_the_documented_order(kwargs, expected):
 
 
 def test_admission_is_attributed_to_the_link():
-    decision = decide(public_id_given=False, key_given=True, assistant=assistant(), link=link())
+    decision = decide(public_id_given=False, key_given=True, assistant=assistant(), link=link(), now=NOW)
     assert isinstance(decision, Admission) and decision.link is not None and decision.link.id == 7
+
+
+@pytest.mark.parametrize(
+    ("fresh", "expected"),
+    [
+        (None, "link_revoked"),
+        (link(revoked=True, paused=True), "link_revoked"),
+        (link(paused=True, expires_at=PAST), "link_paused"),
+        (link(expires_at=PAST, max_sessions=1, sessions_used=1), "link_expired"),
+        (link(max_sessions=1, sessions_used=1), "link_exhausted"),
+    ],
+)
+def test_a_use_not_taken_is_explained_by_the_link_as_it_now_is(fresh, expected):
+    assert link_refusal(fresh, assistant_id=1, now=NOW).code == expected

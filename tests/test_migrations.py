@@ -127,8 +127,8 @@ async def test_full_text_search_still_follows_messages_after_a_rebuild(database_
 
 OWNER = "INSERT INTO owners (email, password_hash, created_at) VALUES ('o@example.com', 'x', CURRENT_TIMESTAMP) RETURNING id"
 ASSISTANT = (
-    "INSERT INTO assistants (owner_id, public_id, name, description, status, share_mode, draft, draft_digest, "
-    "allowed_domains, created_at, updated_at) VALUES (:owner, 'pub', 'A', '', 'live', 'public', '{}', 'd', '[]', "
+    "INSERT INTO assistants (owner_id, public_id, widget_id, name, description, status, share_mode, draft, "
+    "draft_digest, allowed_domains, created_at, updated_at) VALUES (:owner, 'pub', 'wid', 'A', '', 'live', 'public', '{}', 'd', '[]', "
     "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) RETURNING id"
 )
 SESSION = (

@@ -26,7 +26,7 @@ async def test_the_embed_frame_may_be_framed_only_by_allowed_domains(client, ali
     direct = await client.get(f"/c/{assistant['public_id']}")
     assert "frame-ancestors 'none'" in direct.headers["content-security-policy"]
     assert direct.headers["x-frame-options"] == "DENY"
-    embed = await client.get(f"/c/{assistant['public_id']}", params={"embed": "1"})
+    embed = await client.get(f"/c/{assistant['widget_id']}", params={"embed": "1"})
     assert "frame-ancestors *" in embed.headers["content-security-policy"]
     assert "x-frame-options" not in embed.headers
     assert 'data-channel="widget"' in embed.text
@@ -35,7 +35,7 @@ async def test_the_embed_frame_may_be_framed_only_by_allowed_domains(client, ali
         f"/api/v1/assistants/{assistant['id']}",
         json={"allowed_domains": ["school.example", "http://127.0.0.1:8123"]},
     )
-    embed = await client.get(f"/c/{assistant['public_id']}", params={"embed": "1"})
+    embed = await client.get(f"/c/{assistant['widget_id']}", params={"embed": "1"})
     assert (
         "frame-ancestors 'self' school.example http://127.0.0.1:8123;" in embed.headers["content-security-policy"] + ";"
     )

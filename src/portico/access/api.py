@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from portico.access import links as service
-from portico.access.schemas import LinkCreated, LinkList, LinkOut, LinksCreate, LinkUpdate
+from portico.access.schemas import BulkDone, LinkCreated, LinkList, LinkOut, LinksBulk, LinksCreate, LinkUpdate
 from portico.db import SessionDep
 from portico.deps import OwnedAssistant, SettingsDep, VaultDep
 from portico.schemas import Id
@@ -37,9 +37,35 @@ async def list_links(
 async def update_link(
     link_id: Id, body: LinkUpdate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
 ) -> LinkOut:
+    """Rename, re-cap, pause or resume, or set or remove the end date (`expires_at: null`)."""
+    given = body.model_fields_set
     link = await service.update_link(
-        db, assistant=assistant, link_id=link_id, name=body.name, max_sessions=body.max_sessions
+        db,
+        assistant=assistant,
+        link_id=link_id,
+        name=body.name,
+        max_sessions=body.max_sessions,
+        paused=body.paused,
+        expires_at=body.expires_at if "expires_at" in given else service.UNCHANGED,
     )
+    return service.link_out(link, vault=vault, base_url=settings.base_url)
+
+
+@router.post("/bulk")
+async def bulk(
+    body: LinksBulk, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> BulkDone:
+    """Delete, pause, resume or expire a selection of links, all or nothing."""
+    links = await service.bulk(db, assistant=assistant, ids=body.ids, action=body.action, expires_at=body.expires_at)
+    return BulkDone(items=[service.link_out(link, vault=vault, base_url=settings.base_url) for link in links])
+
+
+@router.post("/{link_id}/reset")
+async def reset_link(
+    link_id: Id, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> LinkOut:
+    """Set sessions_used back to 0."""
+    link = await service.reset_link(db, assistant=assistant, link_id=link_id)
     return service.link_out(link, vault=vault, base_url=settings.base_url)
 
 

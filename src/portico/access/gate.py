@@ -9,7 +9,8 @@ session service's (chat/sessions.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from portico.errors import PorticoError
@@ -37,6 +38,10 @@ class AssistantFacts:
     messages_per_session: int = 0
     sessions_per_day: int = 0
     tokens_per_day: int = 0
+    widget_id: str = ""
+    # The public link's access code (an argon2 hash; None = no code) and end (None = never).
+    access_code_hash: str | None = field(default=None, repr=False)
+    public_link_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,11 @@ class LinkFacts:
     revoked: bool
     max_sessions: int
     sessions_used: int
+    paused: bool = False
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def exhausted(self) -> bool:
@@ -94,9 +104,20 @@ class Refused(PorticoError):
 
 
 def decide(
-    *, public_id_given: bool, key_given: bool, assistant: AssistantFacts | None, link: LinkFacts | None
+    *,
+    public_id_given: bool,
+    key_given: bool,
+    assistant: AssistantFacts | None,
+    link: LinkFacts | None,
+    now: datetime,
+    access_code_valid: bool | None = None,
 ) -> Admission | GateRefusal:
-    """Admit, or say why not, in the order of the table in docs/design.md."""
+    """Admit, or say why not, in the order of the table in docs/design.md.
+
+    `public_id_given`: a public id or a widget id was given. `access_code_valid`: None when no
+    access code was given, else whether it matches the assistant's (the caller verifies it, off
+    the event loop, and only when the assistant has one: argon2 costs CPU on purpose).
+    """
     if key_given and not public_id_given and link is None:
         return GateRefusal(Refusal.LINK_INVALID)
     if assistant is None:
@@ -112,9 +133,34 @@ def decide(
             return GateRefusal(Refusal.LINK_INVALID, assistant.id)
         if link.revoked:
             return GateRefusal(Refusal.LINK_REVOKED, assistant.id)
+        if link.paused:
+            return GateRefusal(Refusal.LINK_PAUSED, assistant.id)
+        if link.expired(now):
+            return GateRefusal(Refusal.LINK_EXPIRED, assistant.id)
         if link.exhausted:
             return GateRefusal(Refusal.LINK_EXHAUSTED, assistant.id)
         return Admission(assistant, link)
     if assistant.share_mode != ShareMode.PUBLIC:
         return GateRefusal(Refusal.KEY_REQUIRED, assistant.id)
+    if assistant.public_link_expires_at is not None and assistant.public_link_expires_at <= now:
+        return GateRefusal(Refusal.LINK_EXPIRED, assistant.id)
+    if assistant.access_code_hash is not None:
+        if access_code_valid is None:
+            return GateRefusal(Refusal.ACCESS_CODE_REQUIRED, assistant.id)
+        if not access_code_valid:
+            return GateRefusal(Refusal.ACCESS_CODE_INVALID, assistant.id)
     return Admission(assistant, None)
+
+
+def link_refusal(link: LinkFacts | None, *, assistant_id: int, now: datetime) -> GateRefusal:
+    """Why a link's use could not be taken after the gate admitted it (the store's conditional
+    UPDATE found it changed): the first of rows 5 to 6 that now holds."""
+    if link is None or link.revoked:
+        code = Refusal.LINK_REVOKED
+    elif link.paused:
+        code = Refusal.LINK_PAUSED
+    elif link.expired(now):
+        code = Refusal.LINK_EXPIRED
+    else:
+        code = Refusal.LINK_EXHAUSTED
+    return GateRefusal(code, assistant_id)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.access.gate import KEY_PREFIX
-from portico.access.schemas import LinkIn, LinkOut
+from portico.access.schemas import BulkAction, LinkIn, LinkOut, LinkState
 from portico.chat import lifecycle
 from portico.errors import Conflict, LimitReached, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, PrivateLink, utcnow
+
+
+class Unchanged:
+    """An argument left out, where None means something (`expires_at=None`: never)."""
+
+
+UNCHANGED = Unchanged()
 
 
 class LinkNotFound(NotFound):
@@ -29,6 +37,19 @@ class TooManyLinks(LimitReached):
     code = "link_limit_reached"
 
 
+def state_of(link: PrivateLink, now: datetime) -> LinkState:
+    """The first of the gate's link rows (5 to 6) that holds, or active."""
+    if link.revoked_at is not None:
+        return "deleted"
+    if link.paused:
+        return "paused"
+    if link.expires_at is not None and link.expires_at <= now:
+        return "expired"
+    if link.max_sessions > 0 and link.sessions_used >= link.max_sessions:
+        return "exhausted"
+    return "active"
+
+
 def link_out(link: PrivateLink, *, vault: Vault, base_url: str) -> LinkOut:
     return LinkOut(
         id=link.id,
@@ -38,6 +59,9 @@ def link_out(link: PrivateLink, *, vault: Vault, base_url: str) -> LinkOut:
         sessions_left=None if link.max_sessions == 0 else max(link.max_sessions - link.sessions_used, 0),
         url=f"{base_url}/c#k={vault.decrypt(link.key_encrypted)}",
         revoked=link.revoked_at is not None,
+        paused=link.paused,
+        expires_at=link.expires_at,
+        state=state_of(link, utcnow()),
         created_at=link.created_at,
         last_used_at=link.last_used_at,
     )
@@ -94,8 +118,16 @@ async def get_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> P
 
 
 async def update_link(
-    db: AsyncSession, *, assistant: Assistant, link_id: int, name: str | None, max_sessions: int | None
+    db: AsyncSession,
+    *,
+    assistant: Assistant,
+    link_id: int,
+    name: str | None = None,
+    max_sessions: int | None = None,
+    paused: bool | None = None,
+    expires_at: datetime | None | Unchanged = UNCHANGED,
 ) -> PrivateLink:
+    """Change what is given. A deleted link answers 409: it can be neither resumed nor edited."""
     link = await get_link(db, assistant=assistant, link_id=link_id)
     if link.revoked_at is not None:
         raise LinkAlreadyRevoked()
@@ -104,8 +136,58 @@ async def update_link(
     if max_sessions is not None:
         # Lowering the cap below the uses already taken makes the link exhausted; not an error.
         link.max_sessions = max_sessions
+    if paused is not None:
+        link.paused = paused
+    if not isinstance(expires_at, Unchanged):
+        # A time already past ends the link at once, like lowering a cap below its uses.
+        link.expires_at = expires_at
     await db.flush()
     return link
+
+
+async def reset_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> PrivateLink:
+    """Its uses back to 0: an exhausted link works again, with its whole cap."""
+    link = await get_link(db, assistant=assistant, link_id=link_id)
+    if link.revoked_at is not None:
+        raise LinkAlreadyRevoked()
+    link.sessions_used = 0
+    await db.flush()
+    return link
+
+
+async def bulk(
+    db: AsyncSession, *, assistant: Assistant, ids: list[int], action: BulkAction, expires_at: datetime | None
+) -> list[PrivateLink]:
+    """One action on a selection, all or nothing: every id must be a link of this assistant
+    (404 naming the others) still not deleted (409 naming the deleted ones)."""
+    wanted = sorted(set(ids))
+    query = select(PrivateLink).where(PrivateLink.assistant_id == assistant.id, PrivateLink.id.in_(wanted))
+    links = list(await db.scalars(query.order_by(PrivateLink.id)))
+    missing = sorted(set(wanted) - {link.id for link in links})
+    if missing:
+        raise LinkNotFound(f"This assistant has no private link with these ids: {_ids(missing)}. Nothing was changed.")
+    deleted = [link.id for link in links if link.revoked_at is not None]
+    if deleted:
+        raise LinkAlreadyRevoked(f"These links have been deleted: {_ids(deleted)}. Nothing was changed.")
+    if action == "delete":
+        for link in links:
+            await delete_link(db, assistant=assistant, link_id=link.id)
+        await db.flush()
+        for link in links:
+            await db.refresh(link)
+        return links
+    for link in links:
+        if action in ("pause", "resume"):
+            link.paused = action == "pause"
+        else:
+            link.expires_at = expires_at or utcnow()
+    await db.flush()
+    return links
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:20])
+    return shown + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
 
 
 async def delete_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> None:

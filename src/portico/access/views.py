@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast, get_args
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -13,15 +14,15 @@ from starlette.datastructures import UploadFile
 
 from portico.access import links as links_service
 from portico.access.csv_import import parse_link_rows
-from portico.access.schemas import MAX_SESSIONS_CAP, LinkIn, MaxSessions
+from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
 from portico.assistants import service
 from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
-from portico.models import Assistant
+from portico.models import Assistant, utcnow
 from portico.schemas import Id
-from portico.vocabulary import Status
+from portico.vocabulary import ShareMode, Status
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
@@ -34,6 +35,8 @@ WHOLE_CAP = f"a whole number from 0 (unlimited) to {MAX_SESSIONS_CAP:,}"
 CAP_SENTENCE = f"Enter {WHOLE_CAP}."
 USER_SENTENCES = {"name": "Give the user or group a name of 1 to 200 characters.", "max_sessions": CAP_SENTENCE}
 MODE_SENTENCE = "Choose Anyone with the link or Private."
+CODE_SENTENCES = {"access_code": "An access code has 4 to 64 characters, not only spaces.", "mode": MODE_SENTENCE}
+BULK_ACTIONS: tuple[BulkAction, ...] = get_args(BulkAction)
 
 
 def _share_url(assistant: Assistant, suffix: str = "") -> str:
@@ -69,7 +72,10 @@ async def share_page(
         limit=settings.max_private_links,
         warnings=warnings,
         public_url=f"{settings.base_url}/c/{assistant.public_id}",
-        embed_code=f'<script src="{settings.base_url}/widget.js" data-assistant="{assistant.public_id}" async></script>',
+        embed_code=f'<script src="{settings.base_url}/widget.js" data-assistant="{assistant.widget_id}" async></script>',
+        now=utcnow(),
+        # A stored end is the start of the day after the date typed: the form shows that date.
+        just_before=timedelta(microseconds=1),
         new_links=[o for o in outs if o.id in new_ids],
         **context,
     )
@@ -80,7 +86,16 @@ async def share(request: Request, db: SessionDep, assistant: DashboardAssistant,
     notices = {
         "status": "Status saved.",
         "mode": "Share settings saved.",
-        "rotated": "The public link changed; the old one no longer works.",
+        "rotated": "The public link changed; the old one no longer works. Embedded widgets keep working.",
+        "widget-rotated": "The widget id changed: update the snippet on every website that embeds this assistant.",
+        "code-set": "Access code saved. Guests of the public link and the widget now need it.",
+        "code-removed": "Access code removed: the public link works without one.",
+        "public-expiry": "The public link's end date was saved.",
+        "paused": "Link paused: its user is told so until you resume it.",
+        "resumed": "Link resumed.",
+        "reset": "Sessions used set back to 0.",
+        "expiry": "End date saved.",
+        "bulk": "Done for the selected users.",
         "cap": "Cap saved.",
         "domains": "Allowed websites saved.",
         "reissued": "New link made; the old one no longer works.",
@@ -130,6 +145,47 @@ async def set_domains(request: Request, db: SessionDep, assistant: DashboardAssi
 async def rotate(db: SessionDep, assistant: DashboardAssistant) -> Response:
     await service.rotate_public_link(db, assistant=assistant)
     return redirect(_share_url(assistant, "?done=rotated"))
+
+
+@router.post("/widget-id/rotate")
+async def rotate_widget(db: SessionDep, assistant: DashboardAssistant) -> Response:
+    await service.rotate_widget_id(db, assistant=assistant)
+    return redirect(_share_url(assistant, "?done=widget-rotated#embed-title"))
+
+
+@router.post("/access-code")
+async def set_access_code(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    form = await request.form()
+    remove = form.get("remove") is not None
+    code = None if remove else str(form.get("access_code", ""))
+    try:
+        body = parse_form(ShareIn, {"mode": assistant.share_mode, "access_code": code}, sentences=CODE_SENTENCES)
+    except FormInvalid as invalid:
+        return await share_page(request, db, assistant, status=422, errors=invalid.errors)
+    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+    return redirect(_share_url(assistant, "?done=code-removed" if remove else "?done=code-set"))
+
+
+@router.post("/public-link/expiry")
+async def set_public_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    expires = _end_of_day(str((await request.form()).get("expires_on", "")))
+    if isinstance(expires, str):
+        return await share_page(request, db, assistant, status=422, errors={"public_expires_on": expires})
+    body = ShareIn(mode=ShareMode(assistant.share_mode), public_link_expires_at=expires)
+    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+    return redirect(_share_url(assistant, "?done=public-expiry"))
+
+
+def _end_of_day(value: str) -> datetime | None | str:
+    """A date typed in a form (YYYY-MM-DD): the link ends when that day ends in UTC; empty is
+    never. A str is the sentence saying what is wrong."""
+    if not value.strip():
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+        return datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1)
+    except (ValueError, OverflowError):
+        return f"'{value.strip()[:40]}' is not a date like 2026-12-31 (before the year 9999)."
 
 
 def _cap(value: str) -> int | None:
@@ -206,11 +262,68 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
 
 @router.post("/users/{link_id}/cap")
 async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    cap = _cap(str((await request.form()).get("max_sessions", "")))
+    typed = str((await request.form()).get("max_sessions", ""))
+    # Blank is not "unlimited" here: a cleared box saved as ∞ surprised owners (0 is unlimited).
+    cap = _cap(typed) if typed.strip() else None
     if cap is None:
-        return await share_page(request, db, assistant, status=422, form_error=f"The cap must be {WHOLE_CAP}.")
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, name=None, max_sessions=cap)
+        link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
+        return await share_page(
+            request,
+            db,
+            assistant,
+            status=422,
+            form_error=f"The cap for {link.name} must be {WHOLE_CAP}; it was not changed.",
+        )
+    await links_service.update_link(db, assistant=assistant, link_id=link_id, max_sessions=cap)
     return redirect(_share_url(assistant, "?done=cap#users"))
+
+
+@router.post("/users/{link_id}/pause")
+async def pause(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+    await links_service.update_link(db, assistant=assistant, link_id=link_id, paused=True)
+    return redirect(_share_url(assistant, "?done=paused#users"))
+
+
+@router.post("/users/{link_id}/resume")
+async def resume(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+    await links_service.update_link(db, assistant=assistant, link_id=link_id, paused=False)
+    return redirect(_share_url(assistant, "?done=resumed#users"))
+
+
+@router.post("/users/{link_id}/reset")
+async def reset(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+    await links_service.reset_link(db, assistant=assistant, link_id=link_id)
+    return redirect(_share_url(assistant, "?done=reset#users"))
+
+
+@router.post("/users/{link_id}/expiry")
+async def set_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+    expires = _end_of_day(str((await request.form()).get("expires_on", "")))
+    if isinstance(expires, str):
+        link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
+        return await share_page(request, db, assistant, status=422, form_error=f"End date for {link.name}: {expires}")
+    await links_service.update_link(db, assistant=assistant, link_id=link_id, expires_at=expires)
+    return redirect(_share_url(assistant, "?done=expiry#users"))
+
+
+@router.post("/users/bulk")
+async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    form = await request.form()
+    ids = [int(i) for i in form.getlist("ids") if isinstance(i, str) and i.isdigit() and len(i) < 10]
+    action = str(form.get("action", ""))
+    expires = _end_of_day(str(form.get("expires_on", ""))) if action == "expire" else None
+    problem = None
+    if not ids:
+        problem = "Select at least one user first."
+    elif action not in BULK_ACTIONS:
+        problem = "Choose what to do with the selected users."
+    elif isinstance(expires, str):
+        problem = expires
+    if problem is not None:
+        return await share_page(request, db, assistant, status=422, form_error=problem)
+    assert not isinstance(expires, str)
+    await links_service.bulk(db, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires)
+    return redirect(_share_url(assistant, "?done=bulk#users"))
 
 
 @router.post("/users/{link_id}/reissue")

@@ -46,6 +46,9 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
         published_version=assistant.published_version,
         has_unpublished_changes=published_digest != assistant.draft_digest,
         public_url=f"{settings.base_url}/c/{assistant.public_id}",
+        widget_id=assistant.widget_id,
+        has_access_code=assistant.access_code_hash is not None,
+        public_link_expires_at=assistant.public_link_expires_at,
         retention_days=assistant.retention_days,
         store_transcripts=assistant.store_transcripts,
         allowed_domains=assistant.allowed_domains,
@@ -133,11 +136,18 @@ async def set_status(body: StatusIn, assistant: OwnedAssistant, db: SessionDep, 
 
 @router.put("/{assistant_id}/share")
 async def set_share(body: ShareIn, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode)
+    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
     return await _out(db, assistant, settings)
 
 
 @router.post("/{assistant_id}/public-link/rotate")
 async def rotate_public_link(assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
     await service.rotate_public_link(db, assistant=assistant)
+    return await _out(db, assistant, settings)
+
+
+@router.post("/{assistant_id}/widget-id/rotate")
+async def rotate_widget_id(assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
+    """A new widget id: websites must update their snippet. The public link is not affected."""
+    await service.rotate_widget_id(db, assistant=assistant)
     return await _out(db, assistant, settings)

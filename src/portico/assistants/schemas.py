@@ -3,9 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, field_validator
 from pydantic_core import PydanticCustomError
 
+from portico.access.codes import MAX_LENGTH as MAX_CODE
+from portico.access.codes import MIN_LENGTH as MIN_CODE
+from portico.access.schemas import Expiry
 from portico.config import get_settings
 from portico.kit.net import EngineAddressRefused, check_engine_host
 from portico.schemas import Name, Strict
@@ -127,6 +130,9 @@ class AssistantOut(BaseModel):
     published_version: int | None
     has_unpublished_changes: bool
     public_url: str
+    widget_id: str = Field(description="The embed code's `data-assistant`; rotating the public link leaves it alone.")
+    has_access_code: bool
+    public_link_expires_at: datetime | None
     retention_days: int
     store_transcripts: bool
     allowed_domains: list[str]
@@ -164,5 +170,23 @@ class StatusIn(Strict):
     status: StatusValue
 
 
+def _access_code(value: str) -> str:
+    if not MIN_CODE <= len(value) <= MAX_CODE:
+        raise ValueError(f"an access code has {MIN_CODE} to {MAX_CODE} characters")
+    if not value.strip():
+        raise ValueError("an access code cannot be only spaces")
+    return value
+
+
+AccessCode = Annotated[str, AfterValidator(_access_code)]
+
+
 class ShareIn(Strict):
+    """Public or private. Left out, the access code and the public link's end stay as they are;
+    null removes them. The code is stored as a hash and never shown again."""
+
     mode: ShareModeValue
+    access_code: AccessCode | None = Field(
+        default=None, description=f"{MIN_CODE} to {MAX_CODE} characters; null removes it (public link and widget)."
+    )
+    public_link_expires_at: Expiry | None = None

@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
+from portico.access import codes
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
 from portico.assistants.schemas import (
     AssistantCreate,
@@ -16,6 +17,7 @@ from portico.assistants.schemas import (
     EngineConfig,
     Quotas,
     SessionSettings,
+    ShareIn,
 )
 from portico.chat import lifecycle
 from portico.errors import NotFound
@@ -87,6 +89,7 @@ async def create_assistant(db: AsyncSession, *, owner_id: int, data: AssistantCr
     assistant = Assistant(
         owner_id=owner_id,
         public_id=new_public_id(),
+        widget_id=new_public_id(),
         name=data.name,
         description=data.description,
         draft=draft,
@@ -247,7 +250,17 @@ async def set_status(db: AsyncSession, *, assistant: Assistant, status: str) -> 
     return assistant
 
 
-async def set_share_mode(db: AsyncSession, *, assistant: Assistant, mode: str) -> Assistant:
+async def set_share_mode(
+    db: AsyncSession, *, assistant: Assistant, mode: str, public_link: ShareIn | None = None
+) -> Assistant:
+    """Public or private; with `public_link`, also the public link's access code and end date."""
+    if public_link is not None:
+        if "access_code" in public_link.model_fields_set:
+            code = public_link.access_code
+            assistant.access_code_hash = None if code is None else await codes.hash_code(code)
+        if "public_link_expires_at" in public_link.model_fields_set:
+            assistant.public_link_expires_at = public_link.public_link_expires_at
+        assistant.updated_at = utcnow()
     if mode != assistant.share_mode:
         assistant.share_mode = mode
         assistant.updated_at = utcnow()
@@ -258,7 +271,16 @@ async def set_share_mode(db: AsyncSession, *, assistant: Assistant, mode: str) -
 
 
 async def rotate_public_link(db: AsyncSession, *, assistant: Assistant) -> Assistant:
+    """A new public link; the widget id stays, so embedded widgets keep working."""
     assistant.public_id = new_public_id()
+    assistant.updated_at = utcnow()
+    await db.flush()
+    return assistant
+
+
+async def rotate_widget_id(db: AsyncSession, *, assistant: Assistant) -> Assistant:
+    """A new widget id: every website's snippet must be updated; the public link stays."""
+    assistant.widget_id = new_public_id()
     assistant.updated_at = utcnow()
     await db.flush()
     return assistant

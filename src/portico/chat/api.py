@@ -101,7 +101,14 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
 @router.post("/lookup")
 async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
-    admission = await service.ask_gate(store, public_id=body.public_id, key=body.key, count_refusal=body.count)
+    admission = await service.ask_gate(
+        store,
+        public_id=body.public_id,
+        widget_id=body.widget_id,
+        key=body.key,
+        access_code=body.access_code,
+        count_refusal=body.count,
+    )
     assistant = admission.assistant
     link = link_brief(admission.link, in_session=False)
     return LookupOut(assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting)
@@ -109,9 +116,16 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
 
 @router.post("/sessions", status_code=201)
 async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts) -> SessionStarted:
-    await limits.assistant_start(public_id=body.public_id, key=body.key)
+    await limits.assistant_start(public_id=body.public_id or body.widget_id, key=body.key)
+    assert body.channel is not None  # set by SessionStart's validator
     opened, token = await service.start_session(
-        store, public_id=body.public_id, key=body.key, channel=body.channel, origin=body.origin
+        store,
+        public_id=body.public_id,
+        widget_id=body.widget_id,
+        key=body.key,
+        access_code=body.access_code,
+        channel=body.channel,
+        origin=body.origin,
     )
     assert opened.assistant is not None
     return SessionStarted(

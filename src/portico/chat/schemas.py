@@ -8,17 +8,45 @@ from pydantic import BaseModel, Field, model_validator
 from portico.schemas import Strict
 from portico.vocabulary import Channel, EndReason, Role
 
+ACCESS_CODE = Field(
+    default=None,
+    max_length=1_000,
+    description="The public link's access code, when its owner set one (never needed with a key).",
+)
+WIDGET_ID = Field(
+    default=None, max_length=200, description="The embed code's `data-assistant`: in place of public_id (widget)."
+)
 
-class SessionStart(Strict):
+
+class Asking(Strict):
+    """Who a guest asks for: a public id or a widget id, a private key, or a key with either."""
+
     public_id: str | None = Field(default=None, max_length=200)
+    widget_id: str | None = WIDGET_ID
     key: str | None = Field(default=None, max_length=1_000)
-    channel: Literal[Channel.LINK, Channel.WIDGET, Channel.API] = Channel.LINK
+    access_code: str | None = ACCESS_CODE
+
+    @model_validator(mode="after")
+    def _someone(self) -> Asking:
+        if self.public_id is not None and self.widget_id is not None:
+            raise ValueError("give public_id or widget_id, not both")
+        if self.public_id is None and self.widget_id is None and self.key is None:
+            raise ValueError("give public_id, widget_id or key")
+        return self
+
+
+class SessionStart(Asking):
+    channel: Literal[Channel.LINK, Channel.WIDGET, Channel.API] | None = Field(
+        default=None, description="`link` unless a widget_id is given (then `widget`)."
+    )
     origin: str | None = Field(default=None, max_length=300, description="The embedding page's origin (widget).")
 
     @model_validator(mode="after")
-    def _public_id_or_key(self) -> SessionStart:
-        if self.public_id is None and self.key is None:
-            raise ValueError("give public_id, key, or both")
+    def _channel(self) -> SessionStart:
+        if self.widget_id is not None and self.channel not in (None, Channel.WIDGET):
+            raise ValueError("a widget_id starts a widget session: leave channel out or make it widget")
+        if self.channel is None:
+            self.channel = Channel.WIDGET if self.widget_id is not None else Channel.LINK
         return self
 
 
@@ -67,19 +95,11 @@ class ReplyOut(BaseModel):
     tokens_out: int
 
 
-class Lookup(Strict):
-    public_id: str | None = Field(default=None, max_length=200)
-    key: str | None = Field(default=None, max_length=1_000)
+class Lookup(Asking):
     count: bool = Field(
         default=False,
         description="Count a refusal in the owner's Metrics: the chat page asks so on its first lookup of a page load.",
     )
-
-    @model_validator(mode="after")
-    def _public_id_or_key(self) -> Lookup:
-        if self.public_id is None and self.key is None:
-            raise ValueError("give public_id, key, or both")
-        return self
 
 
 class LookupOut(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from portico.access import codes
 from portico.access.gate import (
     KEY_PREFIX,
     Admission,
@@ -21,6 +22,7 @@ from portico.access.gate import (
     LinkFacts,
     Refused,
     decide,
+    link_refusal,
 )
 from portico.chat.records import DailyCaps, DailyLimitReached, SessionRecord
 from portico.chat.store import GuestStore
@@ -55,14 +57,20 @@ class OpenedSession:
 
 
 async def ask_gate(
-    store: GuestStore, *, public_id: str | None, key: str | None, count_refusal: bool = False
+    store: GuestStore,
+    *,
+    public_id: str | None,
+    key: str | None,
+    widget_id: str | None = None,
+    access_code: str | None = None,
+    count_refusal: bool = False,
 ) -> Admission:
     """The gate's answer without taking a use (what the chat page shows before Start).
 
     Raises `Refused`; with `count_refusal`, a refusal naming a known assistant is first counted
     in Metrics (the chat page asks so once per page load).
     """
-    decision = await _decide(store, public_id=public_id, key=key)
+    decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
     if isinstance(decision, GateRefusal):
         if count_refusal:
             await _count(store, decision)
@@ -70,16 +78,46 @@ async def ask_gate(
     return decision
 
 
-async def _decide(store: GuestStore, *, public_id: str | None, key: str | None) -> Admission | GateRefusal:
+async def _decide(
+    store: GuestStore, *, public_id: str | None, widget_id: str | None, key: str | None, access_code: str | None
+) -> Admission | GateRefusal:
+    """Load the gate's facts and ask it.
+
+    A key that finds its link finds its assistant: a public id or widget id given with it that
+    names no assistant (rotated since the page or the snippet was made) is ignored, so a widget
+    with `data-key` and a private link opened on a stale page survive every rotation. One that
+    names *another* existing assistant still refuses the key (row 1b).
+    """
     link: LinkFacts | None = None
     assistant: AssistantFacts | None = None
     if key is not None and is_well_formed(key, KEY_PREFIX):
         found = await store.facts_by_key(digest(key))
         if found is not None:
             link, assistant = found
-    if public_id is not None and (assistant is None or assistant.public_id != public_id):
-        assistant = await store.facts_by_public_id(public_id)
-    return decide(public_id_given=public_id is not None, key_given=key is not None, assistant=assistant, link=link)
+    named = public_id is not None or widget_id is not None
+    if named and not _names(assistant, public_id=public_id, widget_id=widget_id):
+        other = await (
+            store.facts_by_public_id(public_id) if public_id is not None else store.facts_by_widget_id(widget_id or "")
+        )
+        if other is not None or link is None:
+            assistant = other
+    code_valid: bool | None = None
+    if access_code is not None and key is None and assistant is not None and assistant.access_code_hash:
+        code_valid = await codes.matches(assistant.access_code_hash, access_code)
+    return decide(
+        public_id_given=named,
+        key_given=key is not None,
+        assistant=assistant,
+        link=link,
+        now=utcnow(),
+        access_code_valid=code_valid,
+    )
+
+
+def _names(assistant: AssistantFacts | None, *, public_id: str | None, widget_id: str | None) -> bool:
+    if assistant is None:
+        return False
+    return assistant.public_id == public_id if public_id is not None else assistant.widget_id == widget_id
 
 
 async def _count(store: GuestStore, refusal: GateRefusal) -> None:
@@ -93,6 +131,8 @@ async def start_session(
     public_id: str | None,
     key: str | None,
     channel: Channel,
+    widget_id: str | None = None,
+    access_code: str | None = None,
     origin: str | None = None,
     check: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[OpenedSession, str]:
@@ -101,7 +141,7 @@ async def start_session(
     `check` sees the admitted version's session settings before any use is taken, and may
     refuse the request by raising (the OpenAI-compatible endpoint checks its whole request).
     """
-    decision = await _decide(store, public_id=public_id, key=key)
+    decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
     if isinstance(decision, Admission) and channel == Channel.WIDGET:
         if not allows(list(decision.assistant.allowed_domains), origin):
             decision = GateRefusal(Refusal.ORIGIN_NOT_ALLOWED, decision.assistant.id)
@@ -135,10 +175,9 @@ async def start_session(
         raise Refused(refusal) from None
     if decision.link is not None:
         if started is None:
-            # Another session took the last use, or the owner revoked the link, since the gate looked.
-            fresh = await store.link(decision.link.id)
-            code = Refusal.LINK_REVOKED if fresh is None or fresh.revoked else Refusal.LINK_EXHAUSTED
-            refusal = GateRefusal(code, assistant.id)
+            # Another session took the last use, or the owner deleted, paused or ended the link,
+            # since the gate looked.
+            refusal = link_refusal(await store.link(decision.link.id), assistant_id=assistant.id, now=now)
             await _count(store, refusal)
             raise Refused(refusal)
         session_id, sessions_used = started

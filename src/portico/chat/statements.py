@@ -33,6 +33,9 @@ ASSISTANT_COLUMNS = (
     Assistant.messages_per_session,
     Assistant.sessions_per_day,
     Assistant.tokens_per_day,
+    Assistant.widget_id,
+    Assistant.access_code_hash,
+    Assistant.public_link_expires_at,
     AssistantVersion.greeting,
     AssistantVersion.settings,
     AssistantVersion.digest.label("published_digest"),
@@ -44,6 +47,8 @@ LINK_COLUMNS = (
     PrivateLink.revoked_at,
     PrivateLink.max_sessions,
     PrivateLink.sessions_used,
+    PrivateLink.paused.label("link_paused"),
+    PrivateLink.expires_at.label("link_expires_at"),
 )
 PUBLISHED = and_(AssistantVersion.assistant_id == Assistant.id, AssistantVersion.number == Assistant.published_version)
 
@@ -67,6 +72,9 @@ def assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
         messages_per_session=row["messages_per_session"],
         sessions_per_day=row["sessions_per_day"],
         tokens_per_day=row["tokens_per_day"],
+        widget_id=row["widget_id"],
+        access_code_hash=row["access_code_hash"],
+        public_link_expires_at=row["public_link_expires_at"],
     )
 
 
@@ -78,6 +86,8 @@ def link_facts(row: Mapping[str, Any]) -> LinkFacts:
         revoked=row["revoked_at"] is not None,
         max_sessions=row["max_sessions"],
         sessions_used=row["sessions_used"],
+        paused=bool(row["link_paused"]),
+        expires_at=row["link_expires_at"],
     )
 
 
@@ -92,6 +102,11 @@ BY_PUBLIC_ID = Statement(
     select(*ASSISTANT_COLUMNS)
     .outerjoin(AssistantVersion, PUBLISHED)
     .where(Assistant.public_id == bindparam("p_public_id"), Assistant.deleted_at.is_(None))
+)
+BY_WIDGET_ID = Statement(
+    select(*ASSISTANT_COLUMNS)
+    .outerjoin(AssistantVersion, PUBLISHED)
+    .where(Assistant.widget_id == bindparam("p_widget_id"), Assistant.deleted_at.is_(None))
 )
 LINK_BY_ID = Statement(select(*LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 
@@ -125,12 +140,15 @@ INSERT_SESSION = Statement(
     .from_select(list(SESSION_VALUES), select(*SESSION_VALUES.values()), include_defaults=False)
     .returning(ChatSession.id)
 )
-# Takes one use of a link that is still active and has one left (docs/design.md, "The gate").
+# Takes one use of a link that is still active (not deleted, paused or expired) and has one left
+# (docs/design.md, "The gate"): a link paused between the gate's look and this finds no row.
 TAKE_USE_UPDATE = (
     update(PrivateLink)
     .where(
         PrivateLink.id == bindparam("p_link_id"),
         PrivateLink.revoked_at.is_(None),
+        PrivateLink.paused.is_(False),
+        or_(PrivateLink.expires_at.is_(None), PrivateLink.expires_at > bindparam("p_now", type_=UTCDateTime)),
         or_(PrivateLink.max_sessions == 0, PrivateLink.sessions_used < PrivateLink.max_sessions),
     )
     .values(sessions_used=PrivateLink.sessions_used + 1, last_used_at=bindparam("p_now"))

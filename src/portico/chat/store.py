@@ -72,6 +72,11 @@ class GuestStore:
             row = await tx.one(sql.BY_PUBLIC_ID, {"p_public_id": public_id})
         return None if row is None else sql.assistant_facts(row)
 
+    async def facts_by_widget_id(self, widget_id: str) -> AssistantFacts | None:
+        async with self._read() as tx:
+            row = await tx.one(sql.BY_WIDGET_ID, {"p_widget_id": widget_id})
+        return None if row is None else sql.assistant_facts(row)
+
     async def link(self, link_id: int) -> LinkFacts | None:
         async with self._read() as tx:
             row = await tx.one(sql.LINK_BY_ID, {"p_link_id": link_id})
@@ -113,7 +118,7 @@ class GuestStore:
         """Take one use of a link still active with one left, and insert its session, together.
 
         Returns the session's id and the link's uses now taken, or None when no use was left
-        (or the link was revoked) by the time the statement ran. Raises DailyLimitReached (below).
+        (or the link was deleted, paused or expired at `now`) by the time the statement ran. Raises DailyLimitReached (below).
         """
         params = sql.session_params(assistant_id, version, link_id, channel, token_digest, now)
         if daily.sessions or daily.tokens:

@@ -1,4 +1,5 @@
-"""The chat page guests open: `/c/{public_id}` (public link) and `/c#k=KEY` (private link).
+"""The chat page guests open: `/c/{public_id}` (public link) and `/c#k=KEY` (private link), and
+the widget's frame, `/c/{widget_id}?embed=1`.
 
 Opening the page takes nothing: the session starts on the guest's first message.
 """
@@ -10,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from portico.access.gate import GateRefusal, decide
 from portico.chat.api import StoreDep
+from portico.models import utcnow
 from portico.vocabulary import REFUSAL_STATUS, Refusal
 from portico.web.pages import STRICT_CSP, templates
 from portico.widget.domains import frame_ancestors
@@ -33,17 +35,22 @@ async def private_chat(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "chat.html", _page(title="Chat", embed=False))
 
 
+# Refusals the page's script answers itself: a key may be in the fragment, or the guest types the code.
+ASKED_BY_THE_PAGE = {Refusal.KEY_REQUIRED, Refusal.ACCESS_CODE_REQUIRED}
+
+
 @router.get("/c/{public_id}", response_class=HTMLResponse)
 async def public_chat(public_id: str, request: Request, store: StoreDep, embed: bool = False) -> HTMLResponse:
-    context = _page(public_id=public_id, embed=embed)
+    # The widget's frame is named by the widget id, which rotating the public link leaves alone.
+    context = _page(widget_id=public_id, embed=embed) if embed else _page(public_id=public_id, embed=embed)
     status = 200
     # Opening the page counts nothing: the page's own lookup counts a refusal once (chat.js).
-    facts = await store.facts_by_public_id(public_id)
-    decision = decide(public_id_given=True, key_given=False, assistant=facts, link=None)
+    facts = await (store.facts_by_widget_id(public_id) if embed else store.facts_by_public_id(public_id))
+    decision = decide(public_id_given=True, key_given=False, assistant=facts, link=None, now=utcnow())
     if facts is not None:
         # Named even when refused (offline, not published, private: a key may be in the fragment).
         context.update(title=facts.name, name=facts.name, description=facts.description)
-    if isinstance(decision, GateRefusal) and decision.code != Refusal.KEY_REQUIRED:
+    if isinstance(decision, GateRefusal) and decision.code not in ASKED_BY_THE_PAGE:
         status = REFUSAL_STATUS.get(decision.code, 403)
         if facts is None:
             context.update(title=UNAVAILABLE, description="")  # no name, so no avatar letter

@@ -24,6 +24,12 @@ class Assistant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    # What the embed code carries (`data-assistant`): rotated on its own, so rotating the public
+    # link never breaks a website's widget.
+    widget_id: Mapped[str] = mapped_column(String(32), unique=True)
+    # An optional password on the public link and the key-less widget, as an argon2 hash.
+    access_code_hash: Mapped[str | None] = mapped_column(String(200))
+    public_link_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="offline")

@@ -22,6 +22,8 @@
   var NETWORK = app.dataset.networkMessage;
 
   var publicId = app.dataset.publicId || null;
+  // The widget's frame names its assistant by the widget id, which outlives public link rotations.
+  var widgetId = app.dataset.widgetId || null;
   var channel = app.dataset.channel || "link";
   function fragment(name) {
     var found = new RegExp("(?:^|[#&])" + name + "=([^&]+)").exec(location.hash);
@@ -30,7 +32,14 @@
   var key = fragment("k");
   // In the widget's frame: the host page's origin, for allowed domains and for talking to it.
   var hostOrigin = channel === "widget" ? fragment("o") : null;
-  var storageKey = "portico:" + channel + ":" + (key ? "k:" + key : "p:" + publicId);
+  var named = widgetId ? "w:" + widgetId : "p:" + publicId;
+  var storageKey = "portico:" + channel + ":" + (key ? "k:" + key : named);
+  // The public link's access code, if its owner set one: kept for this tab only, sent only in
+  // request bodies, never in a URL.
+  var codeKey = "portico:code:" + named;
+  var CODE_REFUSALS = { access_code_required: 1, access_code_invalid: 1 };
+  var codeForm = document.getElementById("code-form");
+  var codeInput = document.getElementById("access-code");
   var session = null;
   var busy = false;
   var greeted = false; // the greeting was shown before the session started
@@ -50,6 +59,43 @@
   function stored() {
     try { return JSON.parse(sessionStorage.getItem(storageKey) || "null"); } catch (e) { return null; }
   }
+  function accessCode() {
+    try { return sessionStorage.getItem(codeKey); } catch (e) { return null; }
+  }
+  var typedCode = null; // when storage is disabled, the code lasts as long as the page
+  function rememberCode(code) {
+    typedCode = code;
+    try {
+      if (code) sessionStorage.setItem(codeKey, code); else sessionStorage.removeItem(codeKey);
+    } catch (e) { /* kept in typedCode */ }
+  }
+  function whom(body) {
+    if (widgetId) body.widget_id = widgetId;
+    else if (publicId) body.public_id = publicId;
+    var code = key ? null : (accessCode() || typedCode);
+    if (code) body.access_code = code;
+    return body;
+  }
+
+  // The server said a code is needed (or the one given is wrong): ask for it, with its sentence.
+  function askCode(error) {
+    rememberCode(null);
+    form.hidden = true;
+    endButton.hidden = true;
+    restartWrap.hidden = true;
+    showNotice(messageOf(error));
+    codeForm.hidden = false;
+    codeInput.value = "";
+    codeInput.focus();
+  }
+  codeForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (!codeInput.value) return;
+    rememberCode(codeInput.value);
+    codeInput.value = "";
+    codeForm.hidden = true;
+    lookup().then(function () { if (!form.hidden) input.focus(); });
+  });
 
   function showNotice(text) { notice.textContent = text; notice.hidden = !text; }
 
@@ -59,7 +105,7 @@
     avatar.textContent = (assistant.name || "P").charAt(0).toUpperCase();
     avatar.hidden = false;
     document.title = assistant.name;
-    publicId = assistant.public_id;
+    if (!widgetId) publicId = assistant.public_id;
     showUses(link);
   }
 
@@ -139,12 +185,16 @@
   }
 
   function startSession() {
-    var body = { channel: channel };
+    var body = whom({ channel: channel });
     if (key) body.key = key;
-    if (publicId) body.public_id = publicId;
     if (hostOrigin) body.origin = hostOrigin;
     return api("POST", "/api/v1/chat/sessions", body).then(function (response) {
-      if (!response.ok) return errorOf(response).then(function (e) { refused(e); return null; });
+      if (!response.ok) {
+        return errorOf(response).then(function (e) {
+          if (CODE_REFUSALS[e.code]) askCode(e); else refused(e);
+          return null;
+        });
+      }
       return response.json().then(function (started) {
         session = { id: started.session_id, token: started.token };
         store(session);
@@ -193,13 +243,13 @@
     var reply = null;
     // A message the server did not take goes back into the box, so nothing typed is lost.
     function giveBack() {
-      if (accepted || form.hidden) return;
+      if (accepted || (form.hidden && codeForm.hidden)) return;
       mine.remove();
       if (!input.value) { input.value = text; grow(); }
     }
     var ready = session ? Promise.resolve(session) : startSession();
     return ready.then(function (current) {
-      if (!current) return;
+      if (!current) { giveBack(); return; }
       var outcome = null;
       return api("POST", "/api/v1/chat/sessions/" + current.id + "/messages", { content: text }, current.token, "text/event-stream")
         .then(function (response) {
@@ -274,14 +324,16 @@
   // Asked before any session starts, and again for a new conversation: a refusal here means
   // no session is started at all.
   function lookup() {
-    var body = {};
-    if (publicId) body.public_id = publicId;
+    var body = whom({});
     // No key and no assistant (`/c` opened without its fragment): an empty key, which the
     // server refuses as an invalid link, in its own words.
-    if (key || !publicId) body.key = key || "";
+    if (key || !(publicId || widgetId)) body.key = key || "";
     if (countLookup) body.count = true;
     return api("POST", "/api/v1/chat/lookup", body).then(function (response) {
-      if (!response.ok) { countLookup = false; return errorOf(response).then(refused); }
+      if (!response.ok) {
+        countLookup = false;
+        return errorOf(response).then(function (e) { if (CODE_REFUSALS[e.code]) askCode(e); else refused(e); });
+      }
       return response.json().then(function (found) {
         // The page may have been rendered with a refusal that no longer holds.
         form.hidden = false;

@@ -1,4 +1,4 @@
-/*! Portico widget loader. <script src=".../widget.js" data-assistant="PUBLIC_ID" async></script>
+/*! Portico widget loader. <script src=".../widget.js" data-assistant="WIDGET_ID" async></script>
  * Options: data-key, data-position (bottom-right|bottom-left), data-color, data-title, data-open,
  * data-mode="inline" with data-target="#element". API: Portico.open(id?), Portico.close(id?),
  * Portico.on("session-start"|"session-end"|"open"|"close", fn); the same as window events "portico:*". */
@@ -69,6 +69,7 @@
       frame.title = title;
       frame.allow = "clipboard-write";
       var fragment = "#o=" + encodeURIComponent(location.origin) + (d.key ? "&k=" + encodeURIComponent(d.key) : "");
+      // The frame is named by the widget id (rotating the public link leaves it alone).
       frame.src = base + "/c/" + encodeURIComponent(id) + "?embed=1&v=" + VERSION + fragment;
       panel.insertBefore(frame, panel.firstChild);
     }

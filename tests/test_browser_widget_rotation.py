@@ -1,0 +1,61 @@
+"""An embedded widget survives the owner rotating the public link; one with `data-key` survives
+every rotation. In a real browser, on another origin, on both databases."""
+
+from __future__ import annotations
+
+from tests.browser import browser, page_errors  # noqa: F401  (browser: fixture)
+from tests.conftest import Person, key_of
+from tests.test_browser_widget import (  # noqa: F401  (fixtures)
+    ARTICLE,
+    LIBRARY_GREETING,
+    LIBRARY_KNOWLEDGE,
+    SATURDAY,
+    ask,
+    chat_frame,
+    db_name,
+    host_sites,
+    new_page,
+    server,
+    wait_panel,
+    widget_tag,
+)
+
+
+async def test_the_widget_still_answers_after_the_public_link_is_rotated(browser, server, alice: Person, host_sites):
+    assistant = await alice.new_assistant(
+        name="Riverside Library", greeting=LIBRARY_GREETING, knowledge=LIBRARY_KNOWLEDGE
+    )
+    snippet = widget_tag(server, assistant, title="Riverside Library", open=None)
+    rotated = await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/public-link/rotate")
+    assert rotated.json()["public_id"] != assistant["public_id"]
+
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    await page.goto(host_sites().page("/", ARTICLE + snippet))
+    frame = await chat_frame(page, assistant["widget_id"])
+    await wait_panel(frame, open_=True)
+    assert SATURDAY in await ask(frame, "When are you open on Saturdays?", replies=2)
+    errors.assert_none()
+    await context.close()
+
+
+async def test_a_widget_with_a_key_answers_through_every_rotation(browser, server, alice: Person, host_sites):
+    assistant = await alice.new_assistant(
+        name="Riverside Library", greeting=LIBRARY_GREETING, knowledge=LIBRARY_KNOWLEDGE, share="private"
+    )
+    (link,) = await alice.new_links(assistant["id"], 0)
+    snippet = widget_tag(server, assistant, key=key_of(link), title="Riverside Library", open=None)
+    base = f"/api/v1/assistants/{assistant['id']}"
+    await alice.request("POST", f"{base}/public-link/rotate")
+    await alice.request("POST", f"{base}/widget-id/rotate")
+
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    await page.goto(host_sites().page("/", ARTICLE + snippet))
+    frame = await chat_frame(page, assistant["widget_id"])
+    await wait_panel(frame, open_=True)
+    assert SATURDAY in await ask(frame, "When are you open on Saturdays?", replies=2)
+    links = (await alice.request("GET", f"{base}/links")).json()["items"]
+    assert links[0]["sessions_used"] == 1
+    errors.assert_none()
+    await context.close()
