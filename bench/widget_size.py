@@ -112,6 +112,11 @@ class Portico:
         if not found:
             raise SystemExit(f"`portico demo` did not name the demo assistant:\n{demo.stdout}{demo.stderr}")
         self.public_id = found.group(1)
+        token = re.search(r"API token: (pto_\S+)", demo.stdout)
+        if not token:
+            raise SystemExit(f"`portico demo` printed no API token:\n{demo.stdout}")
+        self.token = token.group(1)
+        self.widget_id = ""
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [PORTICO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -123,6 +128,9 @@ class Portico:
         while True:
             try:
                 httpx.get(f"{self.url}/openapi.json", timeout=1)
+                # The embed code names the widget id, not the public id (they differ; docs/design.md).
+                mine = httpx.get(f"{self.url}/api/v1/assistants", headers={"Authorization": f"Bearer {self.token}"})
+                self.widget_id = next(a["widget_id"] for a in mine.json()["items"] if a["public_id"] == self.public_id)
                 return self
             except httpx.TransportError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
@@ -204,7 +212,7 @@ async def frame_assets(browser, portico: Portico, host: HostSite) -> list[dict]:
     deadline = time.monotonic() + 20
     frame = None
     while frame is None or not await frame.locator("#log li.msg").count():
-        frame = next((f for f in page.frames if f"/c/{portico.public_id}?embed=1" in f.url), None)
+        frame = next((f for f in page.frames if f"/c/{portico.widget_id}?embed=1" in f.url), None)
         if time.monotonic() > deadline:
             raise SystemExit("the widget's frame did not show the greeting within 20 s")
         await page.wait_for_timeout(50)
@@ -419,7 +427,7 @@ async def main_async(args: argparse.Namespace) -> int:
         host = HostSite()
         try:
             with Portico(workdir) as portico:
-                tag = f'<script src="{portico.url}/widget.js" data-assistant="{portico.public_id}" async></script>'
+                tag = f'<script src="{portico.url}/widget.js" data-assistant="{portico.widget_id}" async></script>'
                 host.pages["/open"] = host_page(ARTICLE + tag)
                 host.pages["/timing"] = host_page(ARTICLE + WATCH + tag)
                 async with async_playwright() as playwright:
