@@ -280,18 +280,22 @@ COUNT = (
         tokens_out=ChatSession.tokens_out + bindparam("p_tokens_out", type_=Integer),
     )
 )
+# What a finished reply records, whether it is inserted whole or its row (saved as it grew) updated.
+REPLY_VALUES: dict[str, ColumnElement[Any]] = {
+    "content": bindparam("p_content"),
+    "first_token_ms": bindparam("p_first_token_ms"),
+    "duration_ms": bindparam("p_duration_ms"),
+    "tokens_in": bindparam("p_tokens_in"),
+    "tokens_out": bindparam("p_tokens_out"),
+    "error_code": bindparam("p_error_code"),
+}
 REPLY = (
     insert(Message)
     .values(
         session_id=bindparam("p_session_id"),
         role=Role.ASSISTANT.value,
-        content=bindparam("p_content"),
         created_at=bindparam("p_now"),
-        first_token_ms=bindparam("p_first_token_ms"),
-        duration_ms=bindparam("p_duration_ms"),
-        tokens_in=bindparam("p_tokens_in"),
-        tokens_out=bindparam("p_tokens_out"),
-        error_code=bindparam("p_error_code"),
+        **REPLY_VALUES,
     )
     .returning(Message.id)
 )
@@ -317,19 +321,7 @@ SAVE_PROGRESS = Statement(
     .where(Message.id == bindparam("p_message_id"))
     .values(content=bindparam("p_content", type_=Text), saved_at=func.now())
 )
-FINISHED = (
-    update(Message)
-    .where(Message.id == bindparam("p_message_id"))
-    .values(
-        content=bindparam("p_content"),
-        first_token_ms=bindparam("p_first_token_ms"),
-        duration_ms=bindparam("p_duration_ms"),
-        tokens_in=bindparam("p_tokens_in"),
-        tokens_out=bindparam("p_tokens_out"),
-        error_code=bindparam("p_error_code"),
-    )
-    .returning(Message.id)
-)
+FINISHED = update(Message).where(Message.id == bindparam("p_message_id")).values(**REPLY_VALUES).returning(Message.id)
 FINISH_REPLY = Statement(FINISHED.add_cte(COUNT.cte("counted")))
 FINISH_REPLY_ALONE = Statement(FINISHED)
 TRANSCRIPT = Statement(
