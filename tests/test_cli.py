@@ -204,3 +204,9 @@ def test_serve_refuses_to_start_without_a_database():
     done = subprocess.run([PORTICO, "serve", "--port", "9"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "the database does not answer after 1 s" in done.stderr and "ConnectionRefusedError" in done.stderr
+
+
+def test_public_ids_never_start_with_a_dash_the_command_line_would_take_for_an_option():
+    from portico.kit.crypto import new_public_id
+
+    assert not any(new_public_id().startswith("-") for _ in range(5_000))

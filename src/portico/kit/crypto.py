@@ -35,8 +35,12 @@ def is_well_formed(token: str, prefix: str) -> bool:
 
 
 def new_public_id() -> str:
-    # 16 URL-safe characters (96 bits): unguessable, and short enough to read in a link.
-    return secrets.token_urlsafe(12)
+    # 16 URL-safe characters (96 bits): unguessable, and short enough to read in a link. Never
+    # starting with "-", which a command line would take for an option (`portico status -x... live`).
+    while True:
+        public_id = secrets.token_urlsafe(12)
+        if not public_id.startswith("-"):
+            return public_id
 
 
 class Vault:
