@@ -3,6 +3,8 @@ every rotation. In a real browser, on another origin, on both databases."""
 
 from __future__ import annotations
 
+from playwright.async_api import expect
+
 from tests.browser import browser, page_errors  # noqa: F401  (browser: fixture)
 from tests.conftest import Person, key_of
 from tests.test_browser_widget import (  # noqa: F401  (fixtures)
@@ -34,6 +36,9 @@ async def test_the_widget_still_answers_after_the_public_link_is_rotated(browser
     await page.goto(host_sites().page("/", ARTICLE + snippet))
     frame = await chat_frame(page, assistant["widget_id"])
     await wait_panel(frame, open_=True)
+    # The frame's script has looked the assistant up (by the rotated ids) once its greeting shows:
+    # typing before that could be lost to a page still loading.
+    await expect(frame.locator("#log li.msg.assistant").first).to_contain_text(LIBRARY_GREETING)
     assert SATURDAY in await ask(frame, "When are you open on Saturdays?", replies=2)
     errors.assert_none()
     await context.close()
@@ -54,6 +59,9 @@ async def test_a_widget_with_a_key_answers_through_every_rotation(browser, serve
     await page.goto(host_sites().page("/", ARTICLE + snippet))
     frame = await chat_frame(page, assistant["widget_id"])
     await wait_panel(frame, open_=True)
+    # The frame's script has looked the assistant up (by the rotated ids) once its greeting shows:
+    # typing before that could be lost to a page still loading.
+    await expect(frame.locator("#log li.msg.assistant").first).to_contain_text(LIBRARY_GREETING)
     assert SATURDAY in await ask(frame, "When are you open on Saturdays?", replies=2)
     links = (await alice.request("GET", f"{base}/links")).json()["items"]
     assert links[0]["sessions_used"] == 1
