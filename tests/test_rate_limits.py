@@ -261,7 +261,7 @@ def test_the_defaults_are_the_documented_ones(monkeypatch):
         settings.rate_failed_secrets,
         settings.rate_assistant_starts,
     ) == ("30/minute", "120/minute", "20/minute", "20/10minutes", "600/minute")
-    assert (settings.redis_url, settings.trusted_networks) == ("", [])
+    assert (settings.redis_url, settings.trusted_proxy_networks) == ("", ())
 
 
 async def everything(app: object) -> dict[str, list[tuple]]:

@@ -15,7 +15,7 @@ import limits
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from portico.kit.net import Network, parse_hosts
+from portico.kit.net import Network, parse_hosts, parse_networks
 
 
 class SettingsError(Exception):
@@ -121,16 +121,12 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()]
-
-    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'portico.db'}"
 
     @property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
-        return tuple(self.trusted_networks)
+        return parse_networks(self.trusted_proxies)
 
     @property
     def engine_hosts(self) -> frozenset[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import time
@@ -35,6 +34,7 @@ from portico.access.gate import Refused
 from portico.config import Settings
 from portico.errors import InvalidToken, PorticoError
 from portico.kit.crypto import digest
+from portico.kit.net import client_address
 from portico.vocabulary import REFUSAL_MESSAGES, Refusal
 
 log = logging.getLogger("portico")
@@ -79,7 +79,7 @@ class Limiter:
         self.messages = limits.parse(settings.rate_messages)
         self.failed_secrets = limits.parse(settings.rate_failed_secrets)
         self.assistant_starts = limits.parse(settings.rate_assistant_starts)
-        self._trusted = settings.trusted_networks
+        self._trusted = settings.trusted_proxy_networks
         self._secret = secret.encode()
         self._memory: RateLimiter = FixedWindowRateLimiter(MemoryStorage())
         self._redis: RateLimiter | None = None
@@ -169,31 +169,6 @@ class Limiter:
             self._on_memory = False
             log.info("Redis answers again; rate limits are shared again")
         return result
-
-
-def client_address(request: Request, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """The socket's peer, or the address a trusted proxy says it forwarded for.
-
-    `X-Forwarded-For` is read right to left, skipping our own proxies: the first address that is
-    not one of them is the client (anything left of it, the client could have written itself).
-    """
-    peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for")
-    if not trusted or not forwarded or not _within(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _within(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 class Guard:

@@ -142,7 +142,7 @@ async def sign_in(
     next: Annotated[str, Form()] = "/dashboard",
 ) -> Response:
     settings = request.app.state.settings
-    seen_from = net.client_address(request, net.parse_networks(settings.trusted_proxies))
+    seen_from = net.client_address(request, settings.trusted_proxy_networks)
     try:
         _owner, token = await signin.sign_in(
             db,
