@@ -21,7 +21,7 @@ from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
 from portico.chat.records import GuestSave, Reply
 from portico.chat.sessions import OpenedSession, count_refusal, daily_limit, open_session
 from portico.chat.store import GuestStore
-from portico.engines import ENGINES, EngineError, EngineRequest, Turn, Usage, get_engine
+from portico.engines import ENGINES, EngineError, EngineRequest, Sources, Turn, Usage, get_engine
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
 from portico.models import utcnow
@@ -169,6 +169,9 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
                 if isinstance(item, Usage):
                     reply.usage = item
                     continue
+                if isinstance(item, Sources):
+                    reply.sources = item
+                    continue
                 reply.add(str(item))
                 yield ReplyEvent("token", {"text": item})
                 reply.save_now_and_then()
@@ -190,7 +193,14 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
         yield ReplyEvent("error", {"code": error[0], "message": error[1], "message_id": message_id})
     else:
         yield ReplyEvent(
-            "done", {"message_id": message_id, "tokens_in": reply.usage.tokens_in, "tokens_out": reply.usage.tokens_out}
+            "done",
+            {
+                "message_id": message_id,
+                "tokens_in": reply.usage.tokens_in,
+                "tokens_out": reply.usage.tokens_out,
+                "sources": list(reply.sources.titles),
+                "answered": reply.sources.answered,
+            },
         )
 
 
@@ -207,6 +217,7 @@ class _Growing:
         self.next_save = self.started + SAVE_SECONDS
         self.parts: list[str] = []
         self.usage = Usage(0, 0)
+        self.sources = Sources()
         self.first_token: float | None = None
         self.message_id: int | None = None
         self._saving: asyncio.Task[None] | None = None

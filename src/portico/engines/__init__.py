@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from portico.engines.base import Engine, EngineError, EngineRequest, Turn, Usage
+from portico.engines.base import Engine, EngineError, EngineRequest, Sources, Turn, Usage
 from portico.engines.builtin import BuiltinEngine
 from portico.engines.openai_compat import OpenAIEngine
 
@@ -56,4 +56,14 @@ async def close_engines() -> None:
     await ENGINES.aclose()
 
 
-__all__ = ["ENGINES", "Engine", "EngineError", "EngineRequest", "Turn", "Usage", "close_engines", "get_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineError",
+    "EngineRequest",
+    "Sources",
+    "Turn",
+    "Usage",
+    "close_engines",
+    "get_engine",
+]

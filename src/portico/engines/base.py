@@ -33,6 +33,16 @@ class EngineRequest:
     api_key: str | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where a reply came from: the knowledge sections it quotes (builtin) or was given (openai).
+    `answered` is False when the engine found nothing in the knowledge to answer with: such
+    questions feed the owner's unanswered report. An engine yields at most one, before its `Usage`."""
+
+    titles: tuple[str, ...] = ()
+    answered: bool = True
+
+
 class EngineError(Exception):
     """An engine could not answer. `retryable` says whether trying again may help."""
 
@@ -51,8 +61,9 @@ class Engine(Protocol):
     # the history is not read from the database.
     reads_history: bool
 
-    def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
-        """Yield the reply's text piece by piece, then at most one `Usage`; raise `EngineError`."""
+    def stream(self, request: EngineRequest) -> AsyncIterator[str | Sources | Usage]:
+        """Yield the reply's text piece by piece, at most one `Sources`, then at most one `Usage`;
+        raise `EngineError`."""
         ...
 
     async def aclose(self) -> None:

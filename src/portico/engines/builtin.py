@@ -17,7 +17,7 @@ import bm25s
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-from portico.engines.base import EngineRequest, Usage, count_tokens
+from portico.engines.base import EngineRequest, Sources, Usage, count_tokens
 
 NO_ANSWER = (
     "I'm sorry, I don't have an answer to that in what I know. Try asking in other words, or about something else."
@@ -92,15 +92,19 @@ class KnowledgeIndex:
         return [(self.passages[int(i)], float(s)) for i, s in zip(results[0], scores[0], strict=True) if s > 0]
 
 
-def compose(question: str, found: list[tuple[Passage, float]]) -> str:
+def quoted(found: list[tuple[Passage, float]]) -> list[Passage]:
+    """The passages an answer quotes: the best, and a second only when nearly as relevant."""
     if not found:
+        return []
+    best_score = found[0][1]
+    return [found[0][0]] + [passage for passage, score in found[1:] if score >= 0.75 * best_score]
+
+
+def compose(question: str, found: list[tuple[Passage, float]]) -> str:
+    passages = quoted(found)
+    if not passages:
         return NO_ANSWER
-    best, best_score = found[0]
-    parts = [_quote(best)]
-    for passage, score in found[1:]:
-        # A second passage only when it is nearly as relevant as the first.
-        if score >= 0.75 * best_score:
-            parts.append("Also relevant:\n" + _quote(passage))
+    parts = [_quote(passages[0])] + ["Also relevant:\n" + _quote(p) for p in passages[1:]]
     return "\n\n".join(parts)
 
 
@@ -139,9 +143,12 @@ class BuiltinEngine:
         # Its indexes are plain memory, dropped with the engine.
         return None
 
-    async def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: EngineRequest) -> AsyncIterator[str | Sources | Usage]:
         index = await self.index_for(request)
-        answer = compose(request.prompt, index.search(request.prompt))
+        found = index.search(request.prompt)
+        answer = compose(request.prompt, found)
         for piece in re.findall(r"\S+\s*|\s+", answer):
             yield piece
+        titles = tuple(dict.fromkeys(p.title for p in quoted(found) if p.title))
+        yield Sources(titles=titles, answered=bool(found))
         yield Usage(tokens_in=count_tokens(request.prompt), tokens_out=count_tokens(answer))

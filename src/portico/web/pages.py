@@ -63,7 +63,12 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel)
+def gettext(message: str) -> str:
+    """A guest-facing sentence in the guest's language. English until the message catalogue lands."""
+    return message
+
+
+templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel, _=gettext)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 
