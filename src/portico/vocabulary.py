@@ -150,6 +150,31 @@ CHANNEL_LABELS: dict[Channel, str] = {
 }
 
 
+class Rating(StrEnum):
+    """A guest's verdict on one reply (issue 14: feedback)."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+class FeedbackReason(StrEnum):
+    """Why a reply was rated, when the guest says: one of a few choices, plus free text."""
+
+    WRONG = "wrong"
+    NOT_ANSWERED = "not_answered"
+    UNCLEAR = "unclear"
+    OTHER = "other"
+
+
+# What a guest reads beside each choice, and an owner in Logs.
+FEEDBACK_REASON_LABELS: dict[FeedbackReason, str] = {
+    FeedbackReason.WRONG: "It was wrong",
+    FeedbackReason.NOT_ANSWERED: "It did not answer my question",
+    FeedbackReason.UNCLEAR: "It was hard to understand",
+    FeedbackReason.OTHER: "Something else",
+}
+
+
 def sql_in(members: Iterable[StrEnum]) -> str:
     """The values of an enum (or some of its members) as an SQL list, for CHECK constraints:
     `('live', 'offline')`."""
