@@ -144,7 +144,7 @@ def test_cli_refuses_bad_input_with_one_sentence(portico, tmp_path):
     )
     assert "either --name or --from-file" in error(portico("links", "create", assistant_id))
     bad = tmp_path / "bad.csv"
-    bad.write_text("Alice,lots\n")
+    bad.write_text("Alice,-3\n")
     assert "line 1" in error(portico("links", "create", assistant_id, "--from-file", str(bad)))
     big = tmp_path / "big.txt"
     big.write_text("\n".join(f"User {i}" for i in range(51)))

@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.assistants import views as assistants_views
 from portico.metrics import views as metrics_views
@@ -201,7 +202,7 @@ async def test_bad_user_input_is_explained(web, alice):
     assert "name of 1 to 200" in (await web.post(f"{base}/users", {"name": "", "max_sessions": "0"})).text
     assert "whole number" in (await web.post(f"{base}/users", {"name": "A", "max_sessions": "lots"})).text
     assert "no names in it" in (await web.post(f"{base}/users/batch", {"names": "\n\n", "max_sessions": "0"})).text
-    assert "line 2" in (await web.post(f"{base}/users/batch", {"names": "A\nB,many", "max_sessions": "0"})).text
+    assert "Line 2" in (await web.post(f"{base}/users/batch", {"names": "A\nB,-2", "max_sessions": "0"})).text
 
 
 async def test_names_with_markup_are_shown_as_text(web, alice):
@@ -225,7 +226,13 @@ async def test_dashboard_pages_carry_strict_security_headers(web):
 
 def _dashboard_routes() -> list[tuple[str, str]]:
     routes = []
-    for router in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
+    for router in (
+        owners_views.router,
+        assistants_views.router,
+        access_views.router,
+        access_sheet.router,
+        metrics_views.router,
+    ):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.append((method, route.path))

@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from swagger_ui_bundle import swagger_ui_path
 
 from portico import __version__
+from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.access.api import router as links_router
 from portico.access.ratelimit import Limiter
@@ -114,7 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     owner_api.include_router(links_router)
     owner_api.include_router(metrics_router)
     app.include_router(owner_api)
-    for dashboard in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
+    dashboards = (
+        owners_views.router,
+        assistants_views.router,
+        access_views.router,
+        access_sheet.router,
+        metrics_views.router,
+    )
+    for dashboard in dashboards:
         app.include_router(dashboard)
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")

@@ -24,8 +24,29 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+    // Printing the selection changes nothing: no confirmation for it.
+    var printing = form.id === "bulk" && form.elements.action.value === "print";
+    if (form.dataset.confirm && !printing && !window.confirm(form.dataset.confirm)) event.preventDefault();
   });
+
+  // Share page: one box selects every user shown (without JavaScript it stays hidden).
+  var selectAll = document.getElementById("select-all");
+  if (selectAll) {
+    var boxes = function () { return document.querySelectorAll("input.select-user"); };
+    selectAll.hidden = false;
+    selectAll.addEventListener("change", function () {
+      boxes().forEach(function (box) { box.checked = selectAll.checked; });
+    });
+    document.addEventListener("change", function (event) {
+      if (!event.target.classList.contains("select-user")) return;
+      var all = Array.prototype.every.call(boxes(), function (box) { return box.checked; });
+      var some = Array.prototype.some.call(boxes(), function (box) { return box.checked; });
+      selectAll.checked = all;
+      selectAll.indeterminate = some && !all;
+    });
+  }
+  var printButton = document.querySelector("[data-print]");
+  if (printButton) printButton.addEventListener("click", function () { window.print(); });
 
   // On a narrow screen the assistant's tabs scroll sideways: bring the current one into view.
   var tabs = document.querySelector(".tabs");
