@@ -71,7 +71,7 @@ async def test_the_share_page_shows_the_qr_codes_by_link_id_never_by_key(web: Da
     (link,) = await alice.new_links(assistant["id"], 0)
     base = f"/dashboard/assistants/{assistant['id']}"
     page = (await web.get(f"{base}/share")).text
-    assert f'{base}/users/{link["id"]}/qr.svg?download=1' in page
+    assert f"{base}/users/{link['id']}/qr.svg?download=1" in page
     # The key is in the page (the link to copy) but in no address the page makes the browser fetch.
     fetched = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert fetched and not [url for url in fetched if key_of(link) in url]
@@ -220,7 +220,7 @@ async def test_a_batch_reports_every_bad_line_and_keeps_the_box(web: Dashboard, 
     assert f">{typed}</textarea>" in page and autofocused(refused.text) == ["names"]
     assert await names(alice, assistant) == []
 
-    made = await web.post(f"{base}/users/batch", {"names": "Smith, John\nCy, 3\n\"Lee, Bo\",2", "max_sessions": "5"})
+    made = await web.post(f"{base}/users/batch", {"names": 'Smith, John\nCy, 3\n"Lee, Bo",2', "max_sessions": "5"})
     assert made.status_code == 303
     items = (await alice.request("GET", links_path(assistant))).json()["items"]
     assert [(i["name"], i["max_sessions"]) for i in items] == [("Smith, John", 5), ("Cy", 3), ("Lee, Bo", 2)]

@@ -20,6 +20,7 @@ from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
 from portico.owners import service as owners_service
+from portico.web.forms import sentence
 
 T = TypeVar("T")
 
@@ -97,4 +98,6 @@ def vault(config: Settings) -> Vault:
 def first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}" if where else error["msg"]
+    # The dashboard's sentences, not the validation library's ("This cannot be empty.").
+    said = sentence(error)
+    return f"{where}: {said}" if where else said

@@ -152,7 +152,13 @@ def links_expire(
         typer.echo(f"{_links(count)} without an end date.")
         return
     try:
-        body = LinksBulk.model_validate({"ids": link_ids, "action": "expire", "expires_at": at})
+        moment = datetime.fromisoformat(at) if at is not None else None
+    except ValueError:
+        raise fail(f"'{at}' is not a time like 2026-12-31T23:59:00+01:00 (ISO 8601 with its offset).") from None
+    if moment is not None and moment.tzinfo is None:
+        raise fail(f"'{at}' has no offset: say which time zone, like 2026-12-31T23:59:00+01:00 or ...Z for UTC.")
+    try:
+        body = LinksBulk.model_validate({"ids": link_ids, "action": "expire", "expires_at": moment})
     except ValidationError as exc:
         raise fail(first_error(exc)) from None
     count = _links_command(assistant, body.ids, "expire", body.expires_at)
