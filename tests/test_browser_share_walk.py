@@ -166,3 +166,41 @@ async def test_the_owner_walks_through_sharing_and_prints_the_links(
 
     errors.assert_none()
     await context.close()
+
+
+async def test_long_names_wrap_and_a_refused_batch_keeps_its_box_and_focus(browser, server, alice: Person, db_name):
+    assistant = await alice.new_assistant(share="private")
+    long_name = "W" * 200
+    body = {"links": [{"name": long_name}, {"name": "Short"}]}
+    assert (await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/links", json=body)).status_code == 201
+    context, page, _dialogs = await owner_page(browser, server)
+    errors = page_errors(page)
+    await sign_in(page, server, alice.email)
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/share")
+
+    # A 200-character unbroken name wraps in its cell, with the whole name as its tooltip.
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= DESKTOP["width"]
+    table = await page.locator("table.users").bounding_box()
+    assert table and table["x"] + table["width"] <= DESKTOP["width"]
+    await expect(page.locator(f'td.user-name[title="{long_name}"]')).to_be_visible()
+
+    # A batch with bad lines: every one is reported, the box keeps what was typed and has the focus.
+    typed = "Smith, John\nAnn,-1\nBo,2.5"
+    await page.get_by_text("Create users").click()
+    await page.locator("#names").fill(typed)
+    await page.get_by_role("button", name="Create links").click()
+    await expect(page.locator("#names-error")).to_contain_text("2 lines to fix, nothing was created.")
+    await expect(page.locator("#bad-lines li")).to_have_count(2)
+    await expect(page.locator("#names")).to_have_value(typed)
+    await expect(page.locator("#names")).to_be_focused()
+    await shot(page, f"share-batch-refused-{db_name}.png")
+
+    # A blank cap on a new user names the user, beside the field, which has the focus.
+    await page.locator("#user-name").fill("Room 12")
+    await page.locator("#user-max").fill("")
+    await page.get_by_role("button", name="Create link", exact=True).click()
+    await expect(page.locator("#max_sessions-error")).to_contain_text("Enter the maximum sessions for Room 12")
+    await expect(page.locator("#user-max")).to_be_focused()
+    await expect(page.locator("#user-name")).to_have_value("Room 12")
+    errors.assert_none()
+    await context.close()
