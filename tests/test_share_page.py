@@ -273,3 +273,17 @@ async def test_another_owner_cannot_print_or_see_the_qr_codes(app, alice: Person
         assert (await bob_web.get(f"{base}/public-link/qr.svg")).status_code == 404
         printed = await bob_web.post(f"{base}/users/bulk", {"action": "print", "ids": [link["id"]]})
         assert printed.status_code == 404 and key_of(link) not in printed.text
+
+
+async def test_refused_public_link_forms_focus_their_field_and_keep_the_date(web: Dashboard, alice: Person):  # noqa: F811
+    assistant = await alice.new_assistant()
+    base = f"/dashboard/assistants/{assistant['id']}"
+    await web.get(f"{base}/share")
+    short = await web.post(f"{base}/access-code", {"access_code": "abc"})
+    assert short.status_code == 422 and autofocused(short.text) == ["access_code"]
+    assert 'value="abc"' not in short.text  # a code is never written back into a page
+    bad_date = await web.post(f"{base}/public-link/expiry", {"expires_on": "31/12/2026"})
+    assert bad_date.status_code == 422 and autofocused(bad_date.text) == ["public_expires_on"]
+    assert 'value="31/12/2026"' in bad_date.text
+    domains = await web.post(f"{base}/domains", {"allowed_domains": "not a domain!"})
+    assert domains.status_code == 422 and autofocused(domains.text) == ["allowed_domains"]

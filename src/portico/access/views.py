@@ -177,9 +177,17 @@ async def set_access_code(request: Request, db: SessionDep, assistant: Dashboard
 
 @router.post("/public-link/expiry")
 async def set_public_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    expires = _end_of_day(str((await request.form()).get("expires_on", "")))
+    typed = str((await request.form()).get("expires_on", ""))
+    expires = _end_of_day(typed)
     if isinstance(expires, str):
-        return await share_page(request, db, assistant, status=422, errors={"public_expires_on": expires})
+        return await share_page(
+            request,
+            db,
+            assistant,
+            status=422,
+            errors={"public_expires_on": expires},
+            typed={"public_expires_on": typed},
+        )
     body = ShareIn(mode=ShareMode(assistant.share_mode), public_link_expires_at=expires)
     await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
     return redirect(_share_url(assistant, "?done=public-expiry"))
