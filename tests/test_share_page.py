@@ -141,7 +141,10 @@ async def test_the_users_table_filters_by_name_and_sorts_without_javascript(web:
         return re.findall(r'<td class="strong user-name" title="([^"]+)"', page)
 
     assert rows((await web.get(share)).text) == ["Charlie", "alice", "Bob", "Alina"]
-    assert rows((await web.get(share, params={"sort": "name"})).text) == ["alice", "Alina", "Bob", "Charlie"]
+    by_name = (await web.get(share, params={"sort": "name"})).text
+    assert rows(by_name) == ["alice", "Alina", "Bob", "Charlie"]
+    # The Name heading now sorts the other way, from the Share page's own address (also after a refused POST).
+    assert f'href="{share}?sort=-name&amp;q=#users"' in by_name and 'aria-sort="ascending"' in by_name
     assert rows((await web.get(share, params={"sort": "-name"})).text) == ["Charlie", "Bob", "Alina", "alice"]
     assert rows((await web.get(share, params={"q": "ALI"})).text) == ["alice", "Alina"]
     nothing = await web.get(share, params={"q": "zed", "sort": "nonsense"})
