@@ -281,7 +281,7 @@ async def test_the_owner_story_from_first_run_to_every_link_refused(browser, ser
     await page.get_by_role("button", name="Save draft").click()
     await flash(page, "Draft saved")
     await expect(page.locator("#knowledge")).to_have_value(KNOWLEDGE)
-    await expect(page.locator(".status-pill")).to_contain_text("Unpublished changes")
+    await expect(page.locator(".status-pill")).to_contain_text("Not published yet")
     await story_shot("behavior-saved")
 
     # Publish.

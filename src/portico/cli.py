@@ -24,6 +24,7 @@ from portico.config import Settings, SettingsError, load_settings
 from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, NotFound, PorticoError
 from portico.kit.crypto import Vault
+from portico.kit.spreadsheet import safe_cell
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
 from portico.owners import service as owners_service
@@ -246,7 +247,7 @@ def assistants_list(owner: Annotated[str | None, typer.Option(help="Only this ow
     writer = csv.writer(sys.stdout)
     writer.writerow(["id", "public_id", "status", "share_mode", "published_version", "name"])
     for a in run(work):
-        writer.writerow([a.id, a.public_id, a.status, a.share_mode, a.published_version or "", a.name])
+        writer.writerow([a.id, a.public_id, a.status, a.share_mode, a.published_version or "", safe_cell(a.name)])
 
 
 @assistants_app.command("create")
@@ -388,7 +389,7 @@ def links_create(
             db, assistant=found, items=items, limit=config.max_private_links, vault=vault(config)
         )
         outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in created]
-        return [(out.name, out.url) for out in outs]
+        return [(safe_cell(out.name), out.url) for out in outs]
 
     rows = run(work)
     writer = csv.writer(sys.stdout)
@@ -405,7 +406,14 @@ def links_list(assistant: str) -> None:
         links = await links_service.list_links(db, assistant=found)
         outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in links]
         return [
-            [o.id, o.name, o.max_sessions, o.sessions_used, o.last_used_at.isoformat() if o.last_used_at else "", o.url]
+            [
+                o.id,
+                safe_cell(o.name),
+                o.max_sessions,
+                o.sessions_used,
+                o.last_used_at.isoformat() if o.last_used_at else "",
+                o.url,
+            ]
             for o in outs
         ]
 

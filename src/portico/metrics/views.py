@@ -44,6 +44,19 @@ def _query_string(values: dict[str, str], **extra: str) -> str:
 async def logs_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, cursor: str | None = None, done: str | None = None
 ) -> Response:
+    notice = "Logs settings saved." if done == "settings" else None
+    return await _logs_page(request, db, assistant, cursor=cursor, notice=notice)
+
+
+async def _logs_page(
+    request: Request,
+    db: SessionDep,
+    assistant: Assistant,
+    *,
+    cursor: str | None = None,
+    status: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
     values = _filter_args(request)
     links = await links_service.list_links(db, assistant=assistant, include_revoked=True)
     context: dict[str, Any] = {
@@ -53,7 +66,7 @@ async def logs_page(
         "channel_labels": CHANNEL_LABELS,
         "rows": [],
         "next_cursor": None,
-        "notice": "Logs settings saved." if done == "settings" else None,
+        "kept": {"retention_days": assistant.retention_days, "store_transcripts": assistant.store_transcripts},
     }
     try:
         filters = params.log_filters(
@@ -76,19 +89,19 @@ async def logs_page(
         csv_url=f"/dashboard/assistants/{assistant.id}/logs.csv?{query}",
         jsonl_url=f"/dashboard/assistants/{assistant.id}/logs.jsonl?{query}",
     )
-    return await assistant_page(request, db, assistant, "logs", "Logs", **context)
+    return await assistant_page(request, db, assistant, "logs", "Logs", status=status, **{**context, **extra})
 
 
 @router.post("/logs/settings")
 async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    days = str(form.get("retention_days", "")).strip() or "0"
+    typed = str(form.get("retention_days", ""))
+    store = form.get("store_transcripts") == "1"
     try:
-        data = parse_form(
-            AssistantUpdate, {"retention_days": days, "store_transcripts": form.get("store_transcripts") == "1"}
-        )
-    except FormInvalid:
-        raise InvalidRequest("Keep sessions for a whole number of days from 0 (forever) to 3,650.") from None
+        data = parse_form(AssistantUpdate, {"retention_days": typed.strip() or "0", "store_transcripts": store})
+    except FormInvalid as invalid:
+        kept = {"retention_days": typed, "store_transcripts": store}
+        return await _logs_page(request, db, assistant, status=422, errors=invalid.errors, kept=kept)
     await update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/logs?done=settings")
 
