@@ -132,7 +132,7 @@ async def test_an_assistant_is_deleted_from_settings_once_its_name_is_typed(
 
     await page.locator("#confirm_name").fill("Riverside Library")
     await page.get_by_role("button", name="Delete assistant").click()
-    await expect(page).to_have_url(re.compile(r"/dashboard$"))
+    await expect(page).to_have_url(re.compile(r"/dashboard\?done=deleted$"))
     await expect(page.locator(".flash")).to_have_text(
         "The assistant was deleted. Its links and its widget no longer work."
     )
