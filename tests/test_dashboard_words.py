@@ -163,3 +163,31 @@ async def test_a_form_field_that_cannot_be_stored_is_named_in_a_sentence(web: Da
     assert response.status_code == 422
     assert "The name contains a character that cannot be stored" in response.text
     assert "Value error" not in response.text and "body.name" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("page", "query", "field", "said"),
+    [
+        ("logs", {"from": "yesterday"}, "from", "Enter the first day as a date, like 2026-11-24."),
+        ("logs", {"to": "9999-12-31"}, "to", "Enter the last day as a date, like 2026-11-24."),
+        ("logs", {"from": "2026-11-24", "to": "2026-11-01"}, "to", "The last day cannot come before the first."),
+        ("logs", {"user": "²"}, "user", "Choose a user from the list."),
+        ("logs", {"end_reason": "exploded"}, "end_reason", "Choose an ending from the list."),
+        ("logs", {"q": "q" * 201}, "q", "Search for at most 200 characters."),
+        ("metrics", {"period": "forever"}, "period", "Choose a period from the list."),
+        ("metrics", {"bucket": "minute"}, "bucket", "Choose hours or days."),
+        ("metrics", {"period": "custom", "from": "soon"}, "from", "Enter the first day as a date, like 2026-11-24."),
+        ("metrics", {"period": "custom", "from": "2026-11-24", "to": "2026-11-01"}, "to", None),
+        ("metrics", {"period": "custom", "from": "2000-01-01", "bucket": "hour"}, "period", None),
+    ],
+)
+async def test_logs_and_metrics_filters_say_what_is_wrong_beside_the_field(
+    web, alice: Person, page: str, query: dict, field: str, said: str | None
+):
+    assistant = await alice.new_assistant()
+    response = await web.get(f"/dashboard/assistants/{assistant['id']}/{page}", params=query)
+    assert response.status_code in (200, 422)
+    errors = {k: html.unescape(v) for k, v in field_errors(response.text).items()}
+    assert list(errors) == [field]
+    assert errors[field] == said if said else "'" not in errors[field] and errors[field].endswith(".")
+    assert f'aria-describedby="{field}-error" aria-invalid="true"' in response.text

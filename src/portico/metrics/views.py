@@ -13,7 +13,7 @@ from portico.assistants.schemas import AssistantUpdate
 from portico.assistants.service import update_assistant
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
-from portico.errors import InvalidRequest, PorticoError
+from portico.errors import InvalidRequest
 from portico.metrics import export, logs, params, service
 from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
@@ -30,6 +30,28 @@ router = APIRouter(
 FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q")
 # The Logs filter offers every end reason, and sessions still running.
 END_FILTER_LABELS = {reason.value: label for reason, label in END_LABELS.items()} | {logs.OPEN: "Still open"}
+
+
+# The API's messages name query parameters ('from', end_reason); the dashboard's filters speak of
+# the fields the owner sees. A problem's field -> (the form field it shows beside, its sentence, or
+# None when the service's own sentence already speaks to the owner).
+FILTER_PROBLEMS: dict[str, tuple[str, str | None]] = {
+    "user": ("user", "Choose a user from the list."),
+    "channel": ("channel", "Choose a channel from the list."),
+    "end_reason": ("end_reason", "Choose an ending from the list."),
+    "from": ("from", "Enter the first day as a date, like 2026-11-24."),
+    "to": ("to", "Enter the last day as a date, like 2026-11-24."),
+    "range": ("to", "The last day cannot come before the first."),
+    "q": ("q", None),
+    "period": ("period", "Choose a period from the list."),
+    "bucket": ("bucket", "Choose hours or days."),
+    "length": ("period", None),
+}
+
+
+def _filter_errors(exc: InvalidRequest) -> dict[str, str]:
+    field, said = FILTER_PROBLEMS.get(exc.field or "", ("form", None))
+    return {field: said or exc.message}
 
 
 def _filter_args(request: Request) -> dict[str, str]:
@@ -80,7 +102,7 @@ async def _logs_page(
         rows, next_cursor = await logs.list_sessions(db, assistant_id=assistant.id, filters=filters, cursor=cursor)
         context.update(rows=rows, next_cursor=next_cursor)
     except InvalidRequest as exc:
-        context["filter_error"] = exc.message
+        context["filter_errors"] = _filter_errors(exc)
     query = _query_string(values)
     context.update(
         query=query,
@@ -166,7 +188,7 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
     try:
         start, end = params.period(name=period, start=values["from"], end=values["to"])
         result = await service.metrics(db, assistant_id=assistant.id, start=start, end=end, bucket=bucket)
-    except PorticoError as exc:
+    except InvalidRequest as exc:
         return await assistant_page(
             request,
             db,
@@ -175,7 +197,7 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
             "Metrics",
             status=422,
             values=values,
-            period_error=exc.message,
+            filter_errors=_filter_errors(exc),
             result=None,
         )
     fmt = "%H:00" if bucket == "hour" else "%b %d"
