@@ -548,6 +548,9 @@ async def test_every_page_has_a_title_works_by_keyboard_and_at_360_pixels_and_pa
     await expect(refusals).to_contain_text("Key required")
     await expect(page.locator("section[aria-labelledby=users-title] tbody tr")).to_have_count(len(USERS))
     await inspect(page, "metrics")
+    await page.goto(f"{base}/settings")
+    await expect(page.get_by_role("button", name="Delete assistant")).to_be_visible()
+    await inspect(page, "settings")
 
     await page.goto(f"{server}/dashboard/tokens")
     await page.get_by_label("What is it for?").fill("Grading script")
