@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -217,10 +218,8 @@ async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Res
     sealed = request.cookies.get(NEW_TOKEN_COOKIE)
     new_token = None
     if sealed:
-        try:
+        with contextlib.suppress(ValueError):  # sealed under a secret key that has changed since
             new_token = request.app.state.vault.decrypt(sealed)
-        except ValueError:
-            new_token = None
     response = await _tokens_page(request, db, owner, new_token=new_token)
     if sealed:
         response.delete_cookie(NEW_TOKEN_COOKIE, path="/dashboard/tokens")
