@@ -281,7 +281,7 @@ async def test_the_owner_story_from_first_run_to_every_link_refused(browser, ser
     await page.get_by_role("button", name="Save draft").click()
     await flash(page, "Draft saved")
     await expect(page.locator("#knowledge")).to_have_value(KNOWLEDGE)
-    await expect(page.locator(".status-pill")).to_contain_text("Unpublished changes")
+    await expect(page.locator(".status-pill")).to_contain_text("Not published yet")
     await story_shot("behavior-saved")
 
     # Publish.
@@ -549,6 +549,9 @@ async def test_every_page_has_a_title_works_by_keyboard_and_at_360_pixels_and_pa
     await expect(refusals).to_contain_text("Key required")
     await expect(page.locator("section[aria-labelledby=users-title] tbody tr")).to_have_count(len(USERS))
     await inspect(page, "metrics")
+    await page.goto(f"{base}/settings")
+    await expect(page.get_by_role("button", name="Delete assistant")).to_be_visible()
+    await inspect(page, "settings")
 
     await page.goto(f"{server}/dashboard/tokens")
     await page.get_by_label("What is it for?").fill("Grading script")

@@ -63,9 +63,10 @@ async def test_owner_builds_publishes_and_shares_an_assistant(web, client, alice
     saved = await web.post(f"{base}/behavior", BEHAVIOR)
     assert saved.headers["location"].endswith("?done=saved")
     publish_page = await web.get(f"{base}/publish")
-    assert "Unpublished changes" in publish_page.text
+    assert "Not published yet" in publish_page.text and "Unpublished changes" not in publish_page.text
     await web.post(f"{base}/publish")
-    assert "Unpublished changes" not in (await web.get(f"{base}/publish")).text
+    published = (await web.get(f"{base}/publish")).text
+    assert "Unpublished changes" not in published and "Not published yet" not in published
     await web.post(f"{base}/status", {"status": "live"})
     share = await web.get(f"{base}/share")
     public_url = re.search(r'id="public-url" class="mono" type="text" readonly value="([^"]+)"', share.text).group(1)
@@ -105,7 +106,7 @@ async def test_behavior_shows_every_problem_next_to_its_field_and_saves_nothing(
     assert response.status_code == 422
     errors = field_errors(response.text)
     assert set(errors) == {"name", "base_url", "temperature", "max_tokens", "inactivity_timeout"}
-    assert errors["max_tokens"] == "Enter a whole number."
+    assert errors["max_tokens"] == "The response length must be a whole number."
     assert "Biology tutor" in (await web.get(path)).text
 
 
@@ -278,7 +279,9 @@ async def test_logs_transcript_and_metrics_pages_show_what_happened(web, client,
     filtered = await web.get(f"{base}/logs", params={"q": "cells", "channel": "link"})
     assert f"{base}/logs/{session['session_id']}" in filtered.text
     assert "No sessions match" in (await web.get(f"{base}/logs", params={"q": "zebra"})).text
-    assert "must be one of" in (await web.get(f"{base}/logs", params={"channel": "fax"})).text
+    assert field_errors((await web.get(f"{base}/logs", params={"channel": "fax"})).text) == {
+        "channel": "Choose a channel from the list."
+    }
     transcript = await web.get(f"{base}/logs/{session['session_id']}")
     assert "What are cells?" in transcript.text and "first token" in transcript.text
     exported = await web.get(f"{base}/logs.csv")

@@ -20,6 +20,7 @@ from portico.commands import fail, find_assistant, find_owner, first_error, run,
 from portico.config import Settings
 from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, PorticoError
+from portico.kit.spreadsheet import safe_cell
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
 from portico.owners import service as owners_service
@@ -169,7 +170,7 @@ def assistants_list(owner: Annotated[str | None, typer.Option(help="Only this ow
     writer = csv.writer(sys.stdout)
     writer.writerow(["id", "public_id", "status", "share_mode", "published_version", "name"])
     for a in run(work):
-        writer.writerow([a.id, a.public_id, a.status, a.share_mode, a.published_version or "", a.name])
+        writer.writerow([a.id, a.public_id, a.status, a.share_mode, a.published_version or "", safe_cell(a.name)])
 
 
 @assistants_app.command("create")

@@ -20,6 +20,7 @@ from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, LinksBu
 from portico.commands import fail, find_assistant, first_error, run, vault
 from portico.config import Settings
 from portico.errors import InvalidRequest
+from portico.kit.spreadsheet import safe_cell
 from portico.models import Assistant
 
 links_app = typer.Typer(
@@ -62,7 +63,7 @@ def links_create(
             db, assistant=found, items=items, limit=config.max_private_links, vault=vault(config)
         )
         outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in created]
-        return [(out.name, out.url) for out in outs]
+        return [(safe_cell(out.name), out.url) for out in outs]
 
     rows = run(work)
     writer = csv.writer(sys.stdout)
@@ -79,7 +80,14 @@ def links_list(assistant: str) -> None:
         links = await links_service.list_links(db, assistant=found)
         outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in links]
         return [
-            [o.id, o.name, o.max_sessions, o.sessions_used, o.last_used_at.isoformat() if o.last_used_at else "", o.url]
+            [
+                o.id,
+                safe_cell(o.name),
+                o.max_sessions,
+                o.sessions_used,
+                o.last_used_at.isoformat() if o.last_used_at else "",
+                o.url,
+            ]
             for o in outs
         ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast, get_args
@@ -21,6 +20,7 @@ from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
+from portico.kit.spreadsheet import SafeWriter
 from portico.models import Assistant, utcnow
 from portico.schemas import Id
 from portico.vocabulary import ShareMode, Status
@@ -281,7 +281,7 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
     wanted = {int(i) for i in ids.split(",") if i.isdigit()}
     links = await links_service.list_links(db, assistant=assistant)
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(["name", "link"])
     for link in links:
         if not wanted or link.id in wanted:

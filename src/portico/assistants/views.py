@@ -1,4 +1,4 @@
-"""The assistant pages: the list, Behavior, Publish and Preview."""
+"""The assistant pages: the list, Behavior, Publish, Preview and Settings (where an assistant is deleted)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
 from portico.models import Assistant
 from portico.schemas import Id
+from portico.vocabulary import Status
 from portico.web.deps import DashboardAssistant, DashboardOwner
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
@@ -49,18 +50,23 @@ async def assistant_page(
         "tab_title": title,
         "unpublished": await _unpublished(db, assistant),
     }
-    return render(request, f"{tab}.html", {**base, **context}, status=status)
+    page_url = f"/dashboard/assistants/{assistant.id}/{tab}"
+    return render(request, f"{tab}.html", {**base, **context}, status=status, page_url=page_url)
+
+
+async def _assistants_list(
+    request: Request, db: SessionDep, owner_id: int, status: int = 200, **context: Any
+) -> Response:
+    assistants = await service.list_owned(db, owner_id=owner_id)
+    today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
+    base = {"title": "Assistants", "section": "assistants", "assistants": assistants, "today": today}
+    return render(request, "assistants.html", {**base, **context}, status=status, page_url="/dashboard")
 
 
 @router.get("", response_class=HTMLResponse)
-async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
-    assistants = await service.list_owned(db, owner_id=owner.id)
-    today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
-    return render(
-        request,
-        "assistants.html",
-        {"title": "Assistants", "section": "assistants", "assistants": assistants, "today": today},
-    )
+async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwner, done: str | None = None) -> Response:
+    notices = {"deleted": "The assistant was deleted. Its links and its widget no longer work."}
+    return await _assistants_list(request, db, owner.id, notice=notices.get(done or ""))
 
 
 @router.post("/assistants")
@@ -69,21 +75,7 @@ async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwn
     try:
         data = parse_form(AssistantCreate, {"name": name}, sentences={"name": NAME_SENTENCE})
     except FormInvalid as invalid:
-        assistants = await service.list_owned(db, owner_id=owner.id)
-        today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
-        return render(
-            request,
-            "assistants.html",
-            {
-                "title": "Assistants",
-                "section": "assistants",
-                "assistants": assistants,
-                "today": today,
-                "errors": invalid.errors,
-                "name": name,
-            },
-            status=422,
-        )
+        return await _assistants_list(request, db, owner.id, status=422, errors=invalid.errors, name=name)
     assistant = await service.create_assistant(db, owner_id=owner.id, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior")
 
@@ -236,8 +228,15 @@ async def publish_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
 ) -> Response:
     versions = await service.list_versions(db, assistant=assistant)
+    if assistant.status == Status.LIVE:
+        published = f"Published version {assistant.published_version}. Guests now get it."
+    else:
+        published = (
+            f"Published version {assistant.published_version}. The assistant is Offline: "
+            "guests get this version once you switch it Live."
+        )
     notices = {
-        "published": f"Published version {assistant.published_version}. Guests now get it.",
+        "published": published,
         "restored": "The version was copied into the draft. Publish to let guests see it.",
     }
     return await assistant_page(
@@ -291,3 +290,22 @@ async def preview_message(
     await db.commit()
     events = messages_service.stream_reply(pending, store=request.app.state.store, cutoffs=request.app.state.cutoffs)
     return event_stream(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), settings)
+
+
+@router.get("/assistants/{assistant_id}/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    return await assistant_page(request, db, assistant, "settings", "Settings")
+
+
+@router.post("/assistants/{assistant_id}/delete")
+async def delete_assistant(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    """Deleted as the API deletes (guests cut at once), once the owner has typed its name."""
+    typed = str((await request.form()).get("confirm_name", ""))
+    if typed.strip() != assistant.name:
+        problem = "Type the assistant's name exactly as shown above to delete it." if typed.strip() else None
+        errors = {"confirm_name": problem or "Type the assistant's name to confirm."}
+        return await assistant_page(
+            request, db, assistant, "settings", "Settings", status=422, errors=errors, confirm_name=typed
+        )
+    await service.delete_assistant(db, assistant=assistant)
+    return redirect("/dashboard?done=deleted")

@@ -32,15 +32,15 @@ class LogFilters:
 
     def __post_init__(self) -> None:
         if self.channel is not None and self.channel not in CHANNELS:
-            raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.")
+            raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.", field="channel")
         if self.end_reason is not None and self.end_reason not in END_REASONS:
-            raise InvalidRequest(f"end_reason must be one of {', '.join(END_REASONS)}.")
+            raise InvalidRequest(f"end_reason must be one of {', '.join(END_REASONS)}.", field="end_reason")
         if self.user is not None and self.user not in ("anonymous", Channel.PREVIEW) and not self.user.isdigit():
-            raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.")
+            raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.", field="user")
         if self.start and self.end and self.start >= self.end:
-            raise InvalidRequest("The start of the date range must be before its end.")
+            raise InvalidRequest("The start of the date range must be before its end.", field="range")
         if self.q is not None and len(self.q) > 200:
-            raise InvalidRequest("Search for at most 200 characters.")
+            raise InvalidRequest("Search for at most 200 characters.", field="q")
 
 
 @dataclass(frozen=True)

@@ -70,13 +70,15 @@ def bucket_start(moment: datetime, bucket: str) -> datetime:
 
 async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: datetime, bucket: str) -> Metrics:
     if bucket not in ("hour", "day"):
-        raise InvalidRequest("bucket must be 'hour' or 'day'.")
+        raise InvalidRequest("bucket must be 'hour' or 'day'.", field="bucket")
     if start >= end:
-        raise InvalidRequest("'from' must be before 'to'.")
+        raise InvalidRequest("'from' must be before 'to'.", field="range")
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
     first = bucket_start(start, bucket)
     if (end - first) / step > MAX_BUCKETS:
-        raise InvalidRequest(f"That is too many {bucket}s for one chart: choose a shorter period or a larger bucket.")
+        raise InvalidRequest(
+            f"That is too many {bucket}s for one chart: choose a shorter period or a larger bucket.", field="length"
+        )
     now = utcnow()
     if end > hour_of(now):
         # The current hour is recomputed on demand, so the page is up to the second.

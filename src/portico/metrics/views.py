@@ -13,7 +13,7 @@ from portico.assistants.schemas import AssistantUpdate
 from portico.assistants.service import update_assistant
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
-from portico.errors import InvalidRequest, PorticoError
+from portico.errors import InvalidRequest
 from portico.metrics import export, logs, params, service
 from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
@@ -32,6 +32,28 @@ FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q")
 END_FILTER_LABELS = {reason.value: label for reason, label in END_LABELS.items()} | {logs.OPEN: "Still open"}
 
 
+# The API's messages name query parameters ('from', end_reason); the dashboard's filters speak of
+# the fields the owner sees. A problem's field -> (the form field it shows beside, its sentence, or
+# None when the service's own sentence already speaks to the owner).
+FILTER_PROBLEMS: dict[str, tuple[str, str | None]] = {
+    "user": ("user", "Choose a user from the list."),
+    "channel": ("channel", "Choose a channel from the list."),
+    "end_reason": ("end_reason", "Choose an ending from the list."),
+    "from": ("from", "Enter the first day as a date, like 2026-11-24."),
+    "to": ("to", "Enter the last day as a date, like 2026-11-24."),
+    "range": ("to", "The last day cannot come before the first."),
+    "q": ("q", None),
+    "period": ("period", "Choose a period from the list."),
+    "bucket": ("bucket", "Choose hours or days."),
+    "length": ("period", None),
+}
+
+
+def _filter_errors(exc: InvalidRequest) -> dict[str, str]:
+    field, said = FILTER_PROBLEMS.get(exc.field or "", ("form", None))
+    return {field: said or exc.message}
+
+
 def _filter_args(request: Request) -> dict[str, str]:
     return {key: request.query_params.get(key, "") for key in FILTER_KEYS}
 
@@ -44,6 +66,19 @@ def _query_string(values: dict[str, str], **extra: str) -> str:
 async def logs_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, cursor: str | None = None, done: str | None = None
 ) -> Response:
+    notice = "Logs settings saved." if done == "settings" else None
+    return await _logs_page(request, db, assistant, cursor=cursor, notice=notice)
+
+
+async def _logs_page(
+    request: Request,
+    db: SessionDep,
+    assistant: Assistant,
+    *,
+    cursor: str | None = None,
+    status: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
     values = _filter_args(request)
     links = await links_service.list_links(db, assistant=assistant, include_revoked=True)
     context: dict[str, Any] = {
@@ -53,7 +88,7 @@ async def logs_page(
         "channel_labels": CHANNEL_LABELS,
         "rows": [],
         "next_cursor": None,
-        "notice": "Logs settings saved." if done == "settings" else None,
+        "kept": {"retention_days": assistant.retention_days, "store_transcripts": assistant.store_transcripts},
     }
     try:
         filters = params.log_filters(
@@ -67,7 +102,7 @@ async def logs_page(
         rows, next_cursor = await logs.list_sessions(db, assistant_id=assistant.id, filters=filters, cursor=cursor)
         context.update(rows=rows, next_cursor=next_cursor)
     except InvalidRequest as exc:
-        context["filter_error"] = exc.message
+        context["filter_errors"] = _filter_errors(exc)
     query = _query_string(values)
     context.update(
         query=query,
@@ -76,19 +111,19 @@ async def logs_page(
         csv_url=f"/dashboard/assistants/{assistant.id}/logs.csv?{query}",
         jsonl_url=f"/dashboard/assistants/{assistant.id}/logs.jsonl?{query}",
     )
-    return await assistant_page(request, db, assistant, "logs", "Logs", **context)
+    return await assistant_page(request, db, assistant, "logs", "Logs", status=status, **{**context, **extra})
 
 
 @router.post("/logs/settings")
 async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
-    days = str(form.get("retention_days", "")).strip() or "0"
+    typed = str(form.get("retention_days", ""))
+    store = form.get("store_transcripts") == "1"
     try:
-        data = parse_form(
-            AssistantUpdate, {"retention_days": days, "store_transcripts": form.get("store_transcripts") == "1"}
-        )
-    except FormInvalid:
-        raise InvalidRequest("Keep sessions for a whole number of days from 0 (forever) to 3,650.") from None
+        data = parse_form(AssistantUpdate, {"retention_days": typed.strip() or "0", "store_transcripts": store})
+    except FormInvalid as invalid:
+        kept = {"retention_days": typed, "store_transcripts": store}
+        return await _logs_page(request, db, assistant, status=422, errors=invalid.errors, kept=kept)
     await update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/logs?done=settings")
 
@@ -153,7 +188,7 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
     try:
         start, end = params.period(name=period, start=values["from"], end=values["to"])
         result = await service.metrics(db, assistant_id=assistant.id, start=start, end=end, bucket=bucket)
-    except PorticoError as exc:
+    except InvalidRequest as exc:
         return await assistant_page(
             request,
             db,
@@ -162,7 +197,7 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
             "Metrics",
             status=422,
             values=values,
-            period_error=exc.message,
+            filter_errors=_filter_errors(exc),
             result=None,
         )
     fmt = "%H:00" if bucket == "hour" else "%b %d"

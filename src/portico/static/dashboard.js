@@ -22,6 +22,23 @@
     }
   });
 
+  // A form that failed comes back at its POST address: show the page's own address instead, so a
+  // reload asks for the page and never sends the form again.
+  var pageUrl = document.body.dataset.pageUrl;
+  if (pageUrl && window.history.replaceState) window.history.replaceState(null, "", pageUrl + window.location.hash);
+
+  // Take the owner to the first problem: the field that is wrong (focused, ready to retype), else
+  // the message that says what went wrong.
+  var problem = document.querySelector("[aria-invalid=true]");
+  if (!problem) {
+    problem = document.querySelector(".field-error, .alert[role=alert]");
+    if (problem) problem.setAttribute("tabindex", "-1");
+  }
+  if (problem) {
+    problem.focus({ preventScroll: true });
+    problem.scrollIntoView({ block: "center" });
+  }
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     // Printing the selection changes nothing: no confirmation for it.

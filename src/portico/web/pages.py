@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portico.vocabulary import Channel, ShareMode, Status
+from portico.vocabulary import Channel, ShareMode, Status, reply_error_label
 
 HERE = Path(__file__).parent.parent
 STATIC_DIR = HERE / "static"
@@ -68,7 +68,14 @@ def gettext(message: str) -> str:
     return message
 
 
-templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel, _=gettext)
+templates.env.globals.update(
+    static=static_url,
+    Status=Status,
+    ShareMode=ShareMode,
+    Channel=Channel,
+    reply_error_label=reply_error_label,
+    _=gettext,
+)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 
