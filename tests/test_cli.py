@@ -139,7 +139,7 @@ def test_cli_refuses_bad_input_with_one_sentence(portico, tmp_path):
     assert "name" in error(portico("assistants", "create", "--name", ""))
     assistant_id = ok(portico("assistants", "create", "--name", "Empty")).split(",")[0]
     assert "knowledge" in error(portico("assistants", "publish", assistant_id))
-    assert "Enter a number of at least 0." in error(
+    assert "max_sessions: The maximum sessions must be at least 0." in error(
         portico("links", "create", assistant_id, "--name", "X", "--max-sessions", "-1")
     )
     assert "either --name or --from-file" in error(portico("links", "create", assistant_id))

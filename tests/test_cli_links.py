@@ -88,7 +88,7 @@ def test_link_commands_refuse_bad_input_with_one_sentence(portico, settings, tmp
         portico("links", "expire", "--never", "--at", "2030-01-01T00:00:00Z", "--", assistant, a)
     )
     assert "whole number from 0" in error(portico("links", "cap", "--", assistant, "-1", a))
-    assert "name: This cannot be empty." in error(portico("links", "rename", "--", assistant, a, "   "))
+    assert "name: The name cannot be empty." in error(portico("links", "rename", "--", assistant, a, "   "))
     assert "no private link with these ids: 999" in error(portico("links", "pause", "--", assistant, a, "999"))
     assert links(portico, assistant)[a]["name"] == "Ann"
     ok(portico("links", "expire", "--at", "2020-01-01T00:00:00Z", "--", assistant, a))

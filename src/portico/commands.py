@@ -98,6 +98,6 @@ def vault(config: Settings) -> Vault:
 def first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
-    # The dashboard's sentences, not the validation library's ("This cannot be empty.").
-    said = sentence(error)
+    # The dashboard's sentences about the field, not the validation library's.
+    said = sentence(error, str(error["loc"][-1]) if error["loc"] else "")
     return f"{where}: {said}" if where else said
