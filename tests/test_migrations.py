@@ -155,6 +155,9 @@ MESSAGE = (
         ("assistants", "sessions_per_day = 0", "sessions_per_day = -1", "ck_assistants_sessions_per_day"),
         ("assistants", "tokens_per_day = 5", "tokens_per_day = -5", "ck_assistants_tokens_per_day"),
         ("assistants", "messages_per_session = 1", "messages_per_session = -1", "ck_assistants_messages_per_session"),
+        ("messages", "rating = 'down'", "rating = 'meh'", "ck_messages_rating"),
+        ("messages", "rating_reason = 'unclear'", "rating_reason = 'rude'", "ck_messages_rating_reason"),
+        ("messages", "rating_comment = 'ok'", "rating_comment = '" + "x" * 501 + "'", "ck_messages_rating_comment"),
     ],
 )
 async def test_the_database_refuses_a_word_outside_the_vocabulary(
@@ -182,7 +185,7 @@ async def test_the_schema_holds_every_check_the_models_declare(app):
                 (table, check["name"]) for table in TABLES for check in inspect(sync).get_check_constraints(table)
             }
         )
-    assert len(declared) == 9
+    assert len(declared) == 12
     assert built == declared
 
 
