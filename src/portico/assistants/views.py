@@ -109,6 +109,7 @@ def _behavior_form(assistant: Assistant) -> dict[str, Any]:
         "temperature": engine.get("temperature", 0.7),
         "max_tokens": engine.get("max_tokens", 512),
         "timeout": engine.get("timeout", 30),
+        "starters": service.starters_of(draft),
         **draft["settings"],
     }
 
@@ -192,7 +193,13 @@ def _behavior_data(form: FormData, knowledge: str) -> dict[str, Any]:
         "knowledge": knowledge.replace("\r\n", "\n"),
         "engine": engine,
         "settings": {key: text[key].strip() for key in SETTINGS_FIELDS},
+        # Four boxes; the empty ones are no starter.
+        "starters": _starters(form),
     }
+
+
+def _starters(form: FormData) -> list[str]:
+    return [str(value) for value in form.getlist("starter") if str(value).strip()]
 
 
 @router.post("/assistants/{assistant_id}/behavior")
@@ -214,7 +221,12 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
     if errors:
         # Show what was typed, not what is saved, so nothing has to be typed twice.
         typed = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
-        form_values = {**typed, "greeting_enabled": data["greeting_enabled"], "knowledge": knowledge}
+        form_values = {
+            **typed,
+            "greeting_enabled": data["greeting_enabled"],
+            "knowledge": knowledge,
+            "starters": [str(value) for value in form.getlist("starter")],
+        }
         return await assistant_page(
             request,
             db,
@@ -265,15 +277,17 @@ async def restore(db: SessionDep, assistant: DashboardAssistant, number: int) ->
 
 @router.get("/assistants/{assistant_id}/preview", response_class=HTMLResponse)
 async def preview_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    return await assistant_page(request, db, assistant, "preview", "Preview")
+    # The draft's opening, shown before the first message (the preview starts on the draft).
+    greeting, starters = preview_service.opening(assistant.draft)
+    return await assistant_page(request, db, assistant, "preview", "Preview", greeting=greeting, starters=starters)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions")
 async def start_preview(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
     session = await preview_service.start_preview(db, assistant=assistant, use_published=form.get("use") == "published")
-    greeting = await preview_service.preview_greeting(db, assistant=assistant, session=session)
-    return JSONResponse({"session_id": session.id, "greeting": greeting}, status_code=201)
+    greeting, starters = await preview_service.preview_opening(db, assistant=assistant, session=session)
+    return JSONResponse({"session_id": session.id, "greeting": greeting, "starters": starters}, status_code=201)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages")

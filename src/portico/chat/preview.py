@@ -42,9 +42,15 @@ async def start_preview(db: AsyncSession, *, assistant: Assistant, use_published
     return session
 
 
-async def preview_greeting(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> str:
+async def preview_opening(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> tuple[str, list[str]]:
+    """The greeting and starter questions a guest of this version (or the draft) sees first."""
     config = await _config(db, assistant=assistant, session=session)
-    return str(config["greeting"]) if config.get("greeting_enabled", True) else ""
+    return opening(config)
+
+
+def opening(config: dict[str, Any]) -> tuple[str, list[str]]:
+    greeting = str(config["greeting"]) if config.get("greeting_enabled", True) else ""
+    return greeting, list(config.get("starters", []))
 
 
 async def _config(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> dict[str, Any]:
