@@ -29,6 +29,8 @@ TEXT_FIELDS = ("name", "description", "greeting", "instructions")
 ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
 SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length")
 QUOTA_FIELDS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
+# A question from the unanswered report, as a heading (one line, trimmed to this).
+ANSWER_MAX = 500
 NAME_SENTENCE = "Give the assistant a name of 1 to 200 characters."
 BEHAVIOR_SENTENCES = {"name": NAME_SENTENCE, "engine_type": "Choose the built-in engine or an OpenAI-compatible one."}
 
@@ -120,16 +122,23 @@ def _limits_form(assistant: Assistant) -> dict[str, Any]:
 
 @router.get("/assistants/{assistant_id}/behavior", response_class=HTMLResponse)
 async def behavior_page(
-    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
+    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None, answer: str | None = None
 ) -> Response:
     notices = {"saved": "Draft saved. Publish to let guests see it.", "limits": "Limits saved. They apply at once."}
+    form = _behavior_form(assistant)
+    if answer is not None and (question := " ".join(answer.split())[:ANSWER_MAX]):
+        # From the unanswered report: the question as a new section at the end of the knowledge,
+        # for the owner to answer; nothing is saved until the owner saves.
+        knowledge = form["knowledge"].rstrip()
+        form["knowledge"] = f"{knowledge}\n\n## {question}\n" if knowledge else f"## {question}\n"
     return await assistant_page(
         request,
         db,
         assistant,
         "behavior",
         "Behavior",
-        form=_behavior_form(assistant),
+        answering=answer is not None,
+        form=form,
         limits=_limits_form(assistant),
         has_api_key="api_key_encrypted" in assistant.draft["engine"],
         notice=notices.get(done or ""),

@@ -14,7 +14,7 @@ from portico.assistants.service import update_assistant
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, PorticoError
-from portico.metrics import export, logs, params, service
+from portico.metrics import export, logs, params, service, unanswered
 from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
 from portico.models import Assistant
@@ -197,3 +197,27 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
         refusal_codes=refusal_codes,
         quotas=await quota_use(db, assistant=assistant),
     )
+
+
+@router.get("/unanswered", response_class=HTMLResponse)
+async def unanswered_page(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, cursor: str | None = None
+) -> Response:
+    period = request.query_params.get("period", "30d")
+    context: dict[str, Any] = {"period": period, "groups": [], "next_url": None}
+    try:
+        start, end = params.period(name=period, start=None, end=None)
+        groups, next_cursor = await unanswered.report(
+            db, assistant_id=assistant.id, start=start, end=end, cursor=cursor
+        )
+    except InvalidRequest as exc:
+        return await assistant_page(
+            request, db, assistant, "unanswered", "Unanswered", status=422, period_error=exc.message, **context
+        )
+    behavior = f"/dashboard/assistants/{assistant.id}/behavior"
+    context.update(
+        groups=[(group, f"{behavior}?{urlencode({'answer': group.question})}#knowledge") for group in groups],
+        next_url=f"?{urlencode({'period': period, 'cursor': next_cursor})}" if next_cursor else None,
+        paged=bool(cursor),
+    )
+    return await assistant_page(request, db, assistant, "unanswered", "Unanswered", **context)
