@@ -29,8 +29,11 @@ class Filters:
         end: Annotated[str | None, Query(alias="to", description="Last day (inclusive) or an ISO date-time.")] = None,
         end_reason: Annotated[str | None, Query(description="An end reason, or 'open' for running sessions.")] = None,
         q: Annotated[str | None, Query(description="Words that appear in the transcript.")] = None,
+        rating: Annotated[str | None, Query(description="up or down: sessions with a reply rated so.")] = None,
     ) -> None:
-        self.value = params.log_filters(user=user, channel=channel, start=start, end=end, end_reason=end_reason, q=q)
+        self.value = params.log_filters(
+            user=user, channel=channel, start=start, end=end, end_reason=end_reason, q=q, rating=rating
+        )
 
 
 @router.get("/sessions")

@@ -19,7 +19,7 @@ from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.schemas import Id
-from portico.vocabulary import CHANNEL_LABELS, END_LABELS, REFUSAL_LABELS
+from portico.vocabulary import CHANNEL_LABELS, END_LABELS, FEEDBACK_REASON_LABELS, REFUSAL_LABELS
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
@@ -27,7 +27,7 @@ router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
 
-FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q")
+FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q", "rating")
 # The Logs filter offers every end reason, and sessions still running.
 END_FILTER_LABELS = {reason.value: label for reason, label in END_LABELS.items()} | {logs.OPEN: "Still open"}
 
@@ -63,6 +63,7 @@ async def logs_page(
             end=values["to"],
             end_reason=values["end_reason"],
             q=values["q"],
+            rating=values["rating"],
         )
         rows, next_cursor = await logs.list_sessions(db, assistant_id=assistant.id, filters=filters, cursor=cursor)
         context.update(rows=rows, next_cursor=next_cursor)
@@ -102,6 +103,7 @@ def _export(request: Request, assistant: Assistant, kind: str) -> StreamingRespo
         end=values["to"],
         end_reason=values["end_reason"],
         q=values["q"],
+        rating=values["rating"],
     )
     make = export.csv_lines if kind == "csv" else export.jsonl_lines
     body = make(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters)
@@ -136,6 +138,7 @@ async def transcript_page(request: Request, db: SessionDep, assistant: Dashboard
         messages=messages,
         end_labels=END_LABELS,
         channel_labels=CHANNEL_LABELS,
+        reason_labels=FEEDBACK_REASON_LABELS,
         back=request.query_params.get("back", ""),
     )
 
@@ -173,6 +176,20 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
         "sessions": bar_chart("chart-sessions", "Sessions per " + bucket, labels, [b.sessions for b in result.buckets]),
         "messages": bar_chart(
             "chart-messages", "Messages per " + bucket, labels, [b.messages for b in result.buckets], color="#116329"
+        ),
+        "rated_up": bar_chart(
+            "chart-rated-up",
+            f"Share of replies rated up per {bucket} (%)",
+            labels,
+            [b.rated_up_share or 0 for b in result.buckets],
+            color="#116329",
+        ),
+        "rated_down": bar_chart(
+            "chart-rated-down",
+            f"Share of replies rated down per {bucket} (%)",
+            labels,
+            [b.rated_down_share or 0 for b in result.buckets],
+            color="#cf222e",
         ),
         "refusals": bar_chart(
             "chart-refusals",
