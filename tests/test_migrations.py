@@ -32,13 +32,19 @@ SINCE_0004 = {"daily_usage"}
 
 
 async def a_day_of_use(app, client, alice: Person) -> None:
-    assistant = await alice.new_assistant(knowledge="# Parking\nParking is free behind the building.")
+    assistant = await alice.new_assistant(
+        knowledge="# Parking\nParking is free behind the building.", starters=["Where can I park?"]
+    )
     quotas = {"quotas": {"messages_per_session": 10, "sessions_per_day": 100, "tokens_per_day": 100_000}}
     assert (await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json=quotas)).status_code == 200
     (link,) = await alice.new_links(assistant["id"], 1)
     for body in ({"key": key_of(link)}, {"public_id": assistant["public_id"]}):
         session = (await start(client, **body)).json()
-        await say(client, session, "Where can I park?")
+        reply = (await say(client, session, "Where can I park?")).json()
+    # Rated, with its sources and starters on the version: 0009's columns hold data too.
+    feedback = {"rating": "down", "reason": "unclear", "comment": "Which building?"}
+    path = f"/api/v1/chat/sessions/{session['session_id']}/messages/{reply['message_id']}/feedback"
+    assert (await client.post(path, json=feedback, headers=bearer(session))).status_code == 200
     await client.post(f"/api/v1/chat/sessions/{session['session_id']}/end", headers=bearer(session))
     assert (await start(client, key=key_of(link))).status_code == 403  # exhausted: a refusal counted
     await rollup_recent(app.state.sessionmaker)
