@@ -8,6 +8,8 @@ import pytest
 from portico.models import utcnow
 from tests.chat_helpers import bearer, say
 from tests.conftest import Person, start
+from tests.dashboard_helpers import Dashboard, dashboard_client
+from tests.test_preview import preview_reply
 from tests.test_rate_limits import Running, assert_rate_limited, running  # noqa: F401 - a fixture
 
 KNOWLEDGE = "# Opening hours\nWe are open from 9 to 5 on weekdays."
@@ -150,3 +152,30 @@ async def test_ratings_are_limited_per_session_apart_from_messages(running: Runn
         assert_rate_limited(await rate(portico.http, session, message_id, rating="up"))
         # One message was sent: the session has one left, whatever its ratings.
         assert (await say(portico.http, session, "When are you open?")).status_code == 200
+
+
+async def test_the_owner_tries_the_thumbs_in_the_preview_and_it_is_not_counted(app, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    async with dashboard_client(app) as http:
+        web = Dashboard(http)
+        await web.sign_in(alice.email, "correct horse battery")
+        base = f"/dashboard/assistants/{assistant['id']}/preview/sessions"
+        events = await preview_reply(web, assistant["id"], "What is the capital of Peru?")
+        done = events[-1][1]
+        sessions = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/sessions")).json()["items"]
+        session_id = sessions[0]["id"]
+        feedback = f"{base}/{session_id}/messages/{done['message_id']}/feedback"
+        rated = await web.post(feedback, {"rating": "down", "reason": "not_answered", "comment": "Needs Peru"})
+        assert rated.json() == {
+            "message_id": done["message_id"],
+            "rating": "down",
+            "reason": "not_answered",
+            "comment": "Needs Peru",
+        }
+        guest = await web.post(f"{base}/{session_id}/messages/{done['message_id'] - 1}/feedback", {"rating": "up"})
+        assert (guest.status_code, guest.json()["error"]["code"]) == (422, "not_a_reply")
+        bad = await web.post(feedback, {"rating": "sideways"})
+        assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_request")
+    metrics = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/metrics?period=today")).json()
+    assert metrics["totals"]["rated_down"] == 0
+    assert (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/unanswered")).json()["items"] == []

@@ -14,6 +14,7 @@ from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
 from portico.chat import preview as preview_service
 from portico.chat.api import event_stream
+from portico.chat.schemas import FeedbackIn, FeedbackOut
 from portico.db import SessionDep
 from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
@@ -314,3 +315,27 @@ async def preview_message(
     await db.commit()
     events = messages_service.stream_reply(pending, store=request.app.state.store, cutoffs=request.app.state.cutoffs)
     return event_stream(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), settings)
+
+
+@router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages/{message_id}/feedback")
+async def preview_feedback(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: Id, message_id: Id
+) -> Response:
+    """The guest's thumbs, tried in the preview (a form: rating, reason, comment): the feedback JSON."""
+    form = await request.form()
+    fields = {name: str(form[name]) for name in ("rating", "reason", "comment") if form.get(name)}
+    try:
+        body = parse_form(FeedbackIn, fields)
+    except FormInvalid as invalid:
+        raise InvalidRequest(" ".join(f"{name}: {text}" for name, text in invalid.errors.items())) from None
+    comment = await preview_service.rate_preview_reply(
+        db,
+        assistant=assistant,
+        session_id=session_id,
+        message_id=message_id,
+        rating=body.rating,
+        reason=body.reason,
+        comment=body.comment,
+    )
+    out = FeedbackOut(message_id=message_id, rating=body.rating, reason=body.reason, comment=comment)
+    return JSONResponse(out.model_dump(mode="json"))
