@@ -528,8 +528,8 @@ async def test_every_page_has_a_title_works_by_keyboard_and_at_360_pixels_and_pa
     # Metrics: charts drawn as images with their numbers beside them.
     await page.goto(f"{base}/metrics?period=today")
     charts = page.locator("svg[role=img]")
-    await expect(charts).to_have_count(3)
-    for i in range(3):
+    await expect(charts).to_have_count(5)  # sessions, messages, shares rated up and down, refusals
+    for i in range(5):
         assert (await charts.nth(i).locator("rect").count()) >= 1
         assert await charts.nth(i).get_attribute("aria-labelledby")
     await expect(page.locator(".stats")).to_contain_text("Sessions")
@@ -541,7 +541,7 @@ async def test_every_page_has_a_title_works_by_keyboard_and_at_360_pixels_and_pa
         )
     )
     assert stats["Sessions"] == "4" and stats["Refusals at the gate"] == "2", stats  # the preview is no guest session
-    await expect(page.locator("details.numbers")).to_have_count(2)
+    await expect(page.locator("details.numbers")).to_have_count(3)
     await page.locator("details.numbers summary").first.click()
     await expect(page.locator("details.numbers table").first).to_be_visible()
     refusals = page.locator("table.numbers-table", has_text="Refusals")
@@ -549,6 +549,9 @@ async def test_every_page_has_a_title_works_by_keyboard_and_at_360_pixels_and_pa
     await expect(refusals).to_contain_text("Key required")
     await expect(page.locator("section[aria-labelledby=users-title] tbody tr")).to_have_count(len(USERS))
     await inspect(page, "metrics")
+    await page.goto(f"{base}/unanswered")
+    await expect(page.get_by_role("heading", level=2)).to_contain_text("no good answer")
+    await inspect(page, "unanswered")
     await page.goto(f"{base}/settings")
     await expect(page.get_by_role("button", name="Delete assistant")).to_be_visible()
     await inspect(page, "settings")

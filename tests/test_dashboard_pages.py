@@ -253,7 +253,11 @@ async def test_another_owner_gets_404_on_every_dashboard_route(app, web, alice):
             if "{assistant_id}" not in path:
                 continue
             url = path.format(
-                assistant_id=assistant["id"], link_id=link["id"], number=1, session_id=session["session_id"]
+                assistant_id=assistant["id"],
+                link_id=link["id"],
+                number=1,
+                session_id=session["session_id"],
+                message_id=1,
             )
             response = await (
                 bob_web.get(url) if method == "GET" else bob_web.post(url, {"name": "x", "status": "offline"})

@@ -47,7 +47,7 @@ async def test_guest_gets_a_reply_as_events(client, alice: Person):
     assert "Parking is free behind the building." in "".join(tokens)
     name, done = events[-1]
     assert name == "done"
-    assert set(done) == {"message_id", "tokens_in", "tokens_out"}
+    assert set(done) == {"message_id", "tokens_in", "tokens_out", "sources", "answered"}
 
 
 async def test_the_builtin_engine_says_plainly_when_nothing_matches(client, alice: Person):
@@ -144,6 +144,7 @@ async def test_the_page_learns_the_assistant_from_a_key_without_taking_a_use(cli
         "assistant": {"public_id": assistant["public_id"], "name": "Helper", "description": ""},
         "link": {"name": "User 1", "sessions_left": 2, "uses_message": "Your link has 2 sessions left."},
         "greeting": "Welcome, class!",
+        "starters": [],
     }
     refused = await client.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"]})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "key_required")

@@ -34,6 +34,7 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         ("GET", f"{a}/sessions.csv", None),
         ("GET", f"{a}/sessions.jsonl", None),
         ("GET", f"{a}/metrics", None),
+        ("GET", f"{a}/unanswered", None),
     ]
     routes = {
         (method.upper(), path)

@@ -68,6 +68,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
             knowledge=draft["knowledge"],
             engine=engine_out(draft["engine"]),
             settings=draft["settings"],
+            starters=service.starters_of(draft),
         ),
     )
 

@@ -14,6 +14,7 @@ from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
 from portico.chat import preview as preview_service
 from portico.chat.api import event_stream
+from portico.chat.schemas import FeedbackIn, FeedbackOut
 from portico.db import SessionDep
 from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
@@ -30,6 +31,8 @@ TEXT_FIELDS = ("name", "description", "greeting", "instructions")
 ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
 SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length")
 QUOTA_FIELDS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
+# A question from the unanswered report, as a heading (one line, trimmed to this).
+ANSWER_MAX = 500
 NAME_SENTENCE = "Give the assistant a name of 1 to 200 characters."
 BEHAVIOR_SENTENCES = {"name": NAME_SENTENCE, "engine_type": "Choose the built-in engine or an OpenAI-compatible one."}
 
@@ -101,6 +104,7 @@ def _behavior_form(assistant: Assistant) -> dict[str, Any]:
         "temperature": engine.get("temperature", 0.7),
         "max_tokens": engine.get("max_tokens", 512),
         "timeout": engine.get("timeout", 30),
+        "starters": service.starters_of(draft),
         **draft["settings"],
     }
 
@@ -111,16 +115,23 @@ def _limits_form(assistant: Assistant) -> dict[str, Any]:
 
 @router.get("/assistants/{assistant_id}/behavior", response_class=HTMLResponse)
 async def behavior_page(
-    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
+    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None, answer: str | None = None
 ) -> Response:
     notices = {"saved": "Draft saved. Publish to let guests see it.", "limits": "Limits saved. They apply at once."}
+    form = _behavior_form(assistant)
+    if answer is not None and (question := " ".join(answer.split())[:ANSWER_MAX]):
+        # From the unanswered report: the question as a new section at the end of the knowledge,
+        # for the owner to answer; nothing is saved until the owner saves.
+        knowledge = form["knowledge"].rstrip()
+        form["knowledge"] = f"{knowledge}\n\n## {question}\n" if knowledge else f"## {question}\n"
     return await assistant_page(
         request,
         db,
         assistant,
         "behavior",
         "Behavior",
-        form=_behavior_form(assistant),
+        answering=answer is not None,
+        form=form,
         limits=_limits_form(assistant),
         has_api_key="api_key_encrypted" in assistant.draft["engine"],
         notice=notices.get(done or ""),
@@ -184,7 +195,13 @@ def _behavior_data(form: FormData, knowledge: str) -> dict[str, Any]:
         "knowledge": knowledge.replace("\r\n", "\n"),
         "engine": engine,
         "settings": {key: text[key].strip() for key in SETTINGS_FIELDS},
+        # Four boxes; the empty ones are no starter.
+        "starters": _starters(form),
     }
+
+
+def _starters(form: FormData) -> list[str]:
+    return [str(value) for value in form.getlist("starter") if str(value).strip()]
 
 
 @router.post("/assistants/{assistant_id}/behavior")
@@ -206,7 +223,12 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
     if errors:
         # Show what was typed, not what is saved, so nothing has to be typed twice.
         typed = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
-        form_values = {**typed, "greeting_enabled": data["greeting_enabled"], "knowledge": knowledge}
+        form_values = {
+            **typed,
+            "greeting_enabled": data["greeting_enabled"],
+            "knowledge": knowledge,
+            "starters": [str(value) for value in form.getlist("starter")],
+        }
         return await assistant_page(
             request,
             db,
@@ -264,15 +286,17 @@ async def restore(db: SessionDep, assistant: DashboardAssistant, number: int) ->
 
 @router.get("/assistants/{assistant_id}/preview", response_class=HTMLResponse)
 async def preview_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    return await assistant_page(request, db, assistant, "preview", "Preview")
+    # The draft's opening, shown before the first message (the preview starts on the draft).
+    greeting, starters = preview_service.opening(assistant.draft)
+    return await assistant_page(request, db, assistant, "preview", "Preview", greeting=greeting, starters=starters)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions")
 async def start_preview(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
     session = await preview_service.start_preview(db, assistant=assistant, use_published=form.get("use") == "published")
-    greeting = await preview_service.preview_greeting(db, assistant=assistant, session=session)
-    return JSONResponse({"session_id": session.id, "greeting": greeting}, status_code=201)
+    greeting, starters = await preview_service.preview_opening(db, assistant=assistant, session=session)
+    return JSONResponse({"session_id": session.id, "greeting": greeting, "starters": starters}, status_code=201)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages")
@@ -309,3 +333,27 @@ async def delete_assistant(request: Request, db: SessionDep, assistant: Dashboar
         )
     await service.delete_assistant(db, assistant=assistant)
     return redirect("/dashboard?done=deleted")
+
+
+@router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages/{message_id}/feedback")
+async def preview_feedback(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: Id, message_id: Id
+) -> Response:
+    """The guest's thumbs, tried in the preview (a form: rating, reason, comment): the feedback JSON."""
+    form = await request.form()
+    fields = {name: str(form[name]) for name in ("rating", "reason", "comment") if form.get(name)}
+    try:
+        body = parse_form(FeedbackIn, fields)
+    except FormInvalid as invalid:
+        raise InvalidRequest(" ".join(f"{name}: {text}" for name, text in invalid.errors.items())) from None
+    comment = await preview_service.rate_preview_reply(
+        db,
+        assistant=assistant,
+        session_id=session_id,
+        message_id=message_id,
+        rating=body.rating,
+        reason=body.reason,
+        comment=body.comment,
+    )
+    out = FeedbackOut(message_id=message_id, rating=body.rating, reason=body.reason, comment=comment)
+    return JSONResponse(out.model_dump(mode="json"))

@@ -23,6 +23,9 @@ CSV_COLUMNS = [
     "tokens_out",
     "end_reason",
     "version",
+    "rated_up",
+    "rated_down",
+    "ratings",
 ]
 
 
@@ -48,6 +51,10 @@ async def csv_lines(
                     record["tokens_out"],
                     record["end_reason"] or "",
                     record["version"],
+                    record["rated_up"],
+                    record["rated_down"],
+                    # Each starts with its rating (up, down), so a comment never starts a cell.
+                    "; ".join(str(rated) for rated in row.ratings),
                 ]
             )
         yield buffer.getvalue()

@@ -44,9 +44,17 @@ def parse_user(value: str | None) -> str | None:
 
 
 def log_filters(
-    *, user: str | None, channel: str | None, start: str | None, end: str | None, end_reason: str | None, q: str | None
+    *,
+    user: str | None,
+    channel: str | None,
+    start: str | None,
+    end: str | None,
+    end_reason: str | None,
+    q: str | None,
+    rating: str | None = None,
 ) -> LogFilters:
     return LogFilters(
+        rating=rating or None,
         user=parse_user(user),
         channel=channel or None,
         start=parse_moment(start, name="from"),

@@ -14,12 +14,12 @@ from portico.assistants.service import update_assistant
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest
-from portico.metrics import export, logs, params, service
+from portico.metrics import export, logs, params, service, unanswered
 from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.schemas import Id
-from portico.vocabulary import CHANNEL_LABELS, END_LABELS, REFUSAL_LABELS
+from portico.vocabulary import CHANNEL_LABELS, END_LABELS, FEEDBACK_REASON_LABELS, REFUSAL_LABELS
 from portico.web.deps import DashboardAssistant
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
@@ -27,7 +27,7 @@ router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
 
-FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q")
+FILTER_KEYS = ("user", "channel", "from", "to", "end_reason", "q", "rating")
 # The Logs filter offers every end reason, and sessions still running.
 END_FILTER_LABELS = {reason.value: label for reason, label in END_LABELS.items()} | {logs.OPEN: "Still open"}
 
@@ -98,6 +98,7 @@ async def _logs_page(
             end=values["to"],
             end_reason=values["end_reason"],
             q=values["q"],
+            rating=values["rating"],
         )
         rows, next_cursor = await logs.list_sessions(db, assistant_id=assistant.id, filters=filters, cursor=cursor)
         context.update(rows=rows, next_cursor=next_cursor)
@@ -137,6 +138,7 @@ def _export(request: Request, assistant: Assistant, kind: str) -> StreamingRespo
         end=values["to"],
         end_reason=values["end_reason"],
         q=values["q"],
+        rating=values["rating"],
     )
     make = export.csv_lines if kind == "csv" else export.jsonl_lines
     body = make(request.app.state.sessionmaker, assistant_id=assistant.id, filters=filters)
@@ -171,6 +173,7 @@ async def transcript_page(request: Request, db: SessionDep, assistant: Dashboard
         messages=messages,
         end_labels=END_LABELS,
         channel_labels=CHANNEL_LABELS,
+        reason_labels=FEEDBACK_REASON_LABELS,
         back=request.query_params.get("back", ""),
     )
 
@@ -209,6 +212,20 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
         "messages": bar_chart(
             "chart-messages", "Messages per " + bucket, labels, [b.messages for b in result.buckets], color="#116329"
         ),
+        "rated_up": bar_chart(
+            "chart-rated-up",
+            f"Share of replies rated up per {bucket} (%)",
+            labels,
+            [b.rated_up_share or 0 for b in result.buckets],
+            color="#116329",
+        ),
+        "rated_down": bar_chart(
+            "chart-rated-down",
+            f"Share of replies rated down per {bucket} (%)",
+            labels,
+            [b.rated_down_share or 0 for b in result.buckets],
+            color="#cf222e",
+        ),
         "refusals": bar_chart(
             "chart-refusals",
             "Refusals at the gate by reason",
@@ -232,3 +249,27 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
         refusal_codes=refusal_codes,
         quotas=await quota_use(db, assistant=assistant),
     )
+
+
+@router.get("/unanswered", response_class=HTMLResponse)
+async def unanswered_page(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, cursor: str | None = None
+) -> Response:
+    period = request.query_params.get("period", "30d")
+    context: dict[str, Any] = {"period": period, "groups": [], "next_url": None}
+    try:
+        start, end = params.period(name=period, start=None, end=None)
+        groups, next_cursor = await unanswered.report(
+            db, assistant_id=assistant.id, start=start, end=end, cursor=cursor
+        )
+    except InvalidRequest as exc:
+        return await assistant_page(
+            request, db, assistant, "unanswered", "Unanswered", status=422, period_error=exc.message, **context
+        )
+    behavior = f"/dashboard/assistants/{assistant.id}/behavior"
+    context.update(
+        groups=[(group, f"{behavior}?{urlencode({'answer': group.question})}#knowledge") for group in groups],
+        next_url=f"?{urlencode({'period': period, 'cursor': next_cursor})}" if next_cursor else None,
+        paged=bool(cursor),
+    )
+    return await assistant_page(request, db, assistant, "unanswered", "Unanswered", **context)

@@ -2,6 +2,14 @@
 (function () {
   "use strict";
 
+  // A question from the unanswered report waits at the end of the knowledge: put the caret there.
+  var answering = document.querySelector("textarea[data-caret-end]");
+  if (answering) {
+    answering.focus();
+    answering.setSelectionRange(answering.value.length, answering.value.length);
+    answering.scrollTop = answering.scrollHeight;
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button.copy");
     if (!button) return;
