@@ -183,7 +183,9 @@ async def ask(page, text: str, replies: int) -> str:  # type: ignore[no-untyped-
                 && !document.querySelector('#log li.typing') && !document.getElementById('send').disabled""",
         arg=replies,
     )
-    return await page.locator("#log li.msg.assistant").last.evaluate("li => li.lastChild.textContent")
+    return await page.locator("#log li.msg.assistant").last.evaluate(
+        "li => li.querySelector('.text').textContent.trim()"
+    )
 
 
 async def guest_page(browser):  # type: ignore[no-untyped-def]

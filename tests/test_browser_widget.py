@@ -374,7 +374,9 @@ async def ask(frame, text: str, replies: int) -> str:  # type: ignore[no-untyped
     await box.press("Enter")
     await expect(frame.locator("#log li.msg.guest").last).to_contain_text(text)
     await wait_idle(frame, replies)
-    return await frame.locator("#log li.msg.assistant").last.evaluate("i => i.lastChild.textContent")
+    return await frame.locator("#log li.msg.assistant").last.evaluate(
+        "i => i.querySelector('.text').textContent.trim()"
+    )
 
 
 async def host_events(page, kind: str | None = None) -> list[dict]:  # type: ignore[no-untyped-def]

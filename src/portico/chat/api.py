@@ -91,6 +91,7 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
         greeting=opened.greeting,
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link, in_session=True),
+        max_message_length=opened.settings["max_message_length"],
         messages=[
             MessageOut(id=m.id, role=Role(m.role), content=m.content, created_at=m.created_at, error_code=m.error_code)
             for m in messages
@@ -111,7 +112,13 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
     )
     assistant = admission.assistant
     link = link_brief(admission.link, in_session=False)
-    return LookupOut(assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting)
+    assert assistant.settings is not None  # the gate admits only a published version
+    return LookupOut(
+        assistant=assistant_brief(assistant),
+        link=link,
+        greeting=assistant.greeting,
+        max_message_length=assistant.settings["max_message_length"],
+    )
 
 
 @router.post("/sessions", status_code=201)
@@ -134,6 +141,7 @@ async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts
         greeting=opened.greeting,
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link, in_session=True),
+        max_message_length=opened.settings["max_message_length"],
     )
 
 

@@ -68,6 +68,7 @@ class SessionStarted(BaseModel):
     greeting: str
     assistant: AssistantBrief
     link: LinkBrief | None
+    max_message_length: int = Field(description="The most characters a guest message may have.")
 
 
 class MessageIn(Strict):
@@ -106,6 +107,7 @@ class LookupOut(BaseModel):
     assistant: AssistantBrief
     link: LinkBrief | None
     greeting: str
+    max_message_length: int = Field(description="The most characters a guest message may have.")
 
 
 class SessionState(BaseModel):
@@ -119,4 +121,5 @@ class SessionState(BaseModel):
     greeting: str
     assistant: AssistantBrief
     link: LinkBrief | None
+    max_message_length: int = Field(description="The most characters a guest message may have.")
     messages: list[MessageOut]
