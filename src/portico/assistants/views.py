@@ -265,7 +265,8 @@ async def restore(db: SessionDep, assistant: DashboardAssistant, number: int) ->
 
 @router.get("/assistants/{assistant_id}/preview", response_class=HTMLResponse)
 async def preview_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    return await assistant_page(request, db, assistant, "preview", "Preview")
+    intro = await preview_service.preview_intro(db, assistant=assistant)
+    return await assistant_page(request, db, assistant, "preview", "Preview", intro=intro)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions")
