@@ -290,3 +290,26 @@ async def test_after_merge_starters_and_thumbs_are_real_and_restored_on_resume(b
     assert state["messages"][-1]["rating"] == "down" and state["messages"][-1]["reason"] == "wrong"
     errors.assert_none()
     await context.close()
+
+
+@pytest.mark.skipif(not HAS_STARTERS, reason=AFTER_MERGE)
+async def test_after_merge_the_preview_shows_the_drafts_starters_before_the_first_message(
+    browser, server, alice: Person
+):
+    assistant = await library(alice)
+    path = f"/api/v1/assistants/{assistant['id']}"
+    assert (await alice.request("PATCH", path, json={"starters": STARTERS})).status_code == 200
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    await page.goto(f"{server}/dashboard/sign-in")
+    await page.get_by_label("Email").fill(alice.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/preview")
+    await expect(page.locator("#preview-starters button")).to_have_text(STARTERS)
+    await page.locator("#preview-starters button", has_text=STARTERS[1]).click()
+    await expect(page.locator("#preview-log > li")).to_have_count(3)
+    await expect(page.locator("#preview-log > li").last).to_contain_text(MILL_STREET)
+    await expect(page.locator("#preview-starters")).to_be_hidden()
+    errors.assert_none()
+    await context.close()

@@ -174,3 +174,34 @@ def test_the_markdown_libraries_are_vendored_with_their_licences_and_only_the_fr
     loader = (STATIC / "widget.js").read_text()
     assert "marked" not in loader and "purify" not in loader and "markdown" not in loader
     assert len(gzip.compress(loader.encode(), compresslevel=9)) <= 4 * 1024
+
+
+async def test_the_owners_transcript_shows_replies_as_markdown_and_payloads_as_text(
+    browser, server, alice: Person, model: str
+):
+    assistant = await library(alice, engine=engine(model), settings={"max_message_length": 10_000})
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    page.on("dialog", lambda dialog: errors.errors.append(f"dialog: {dialog.message}"))
+    await page.goto(f"{server}/c/{assistant['public_id']}")
+    await wait_ready(page)
+    await send(page, MARKDOWN + "\n\n" + "\n\n".join(PAYLOADS), replies=2)
+
+    await page.goto(f"{server}/dashboard/sign-in")
+    await page.get_by_label("Email").fill(alice.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/logs")
+    await page.locator("tbody tr").first.get_by_role("link").click()
+    reply = page.locator("ol.transcript > li.assistant .text")
+    await expect(reply.locator("strong")).to_have_text("bold")
+    await expect(reply.locator("ul > li")).to_have_text(["first point", "second point"])
+    await expect(reply.locator("a", has_text="the docs")).to_have_attribute("rel", "noopener noreferrer")
+    for tag in ("img", "script", "svg", "iframe"):
+        await expect(reply.locator(tag)).to_have_count(0)
+    await expect(reply).to_contain_text("<img src=x onerror=window.__pwned=1>")
+    guest = page.locator("ol.transcript > li.guest .text")
+    await expect(guest).to_contain_text("**bold**")  # the guest's own words are never Markdown
+    assert await page.evaluate("() => window.__pwned") is None
+    errors.assert_none()
+    await context.close()
