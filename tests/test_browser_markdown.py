@@ -144,22 +144,32 @@ async def test_a_200_kb_reply_of_nested_lists_renders_without_freezing_the_page(
     errors = page_errors(page)
     await page.goto(f"{server}/c/{assistant['public_id']}")
     await wait_ready(page)
-    # Long tasks (over 50 ms) while the reply streams: the page must keep answering.
+    # Long tasks (over 50 ms) while the reply streams, and how often the growing reply was drawn.
     await page.evaluate(
-        """() => { window.__long = [];
+        """() => { window.__long = []; window.__draws = 0;
         new PerformanceObserver(l => l.getEntries().forEach(e => window.__long.push(e.duration)))
-          .observe({ type: 'longtask' }); }"""
+          .observe({ type: 'longtask' });
+        new MutationObserver(records => records.forEach(r => {
+          if (r.type === 'childList' && r.target.classList && r.target.classList.contains('text')) window.__draws++;
+        })).observe(document.getElementById('log'), { subtree: true, childList: true }); }"""
     )
     began = await page.evaluate("() => performance.now()")
     await send(page, "Lists, please.", replies=2)
     took = await page.evaluate("t => performance.now() - t", began)
     items = await page.locator("#log li.msg.assistant").last.locator(".text li").count()
-    longest = max(await page.evaluate("() => window.__long"), default=0)
+    long_tasks = await page.evaluate("() => window.__long")
+    draws = await page.evaluate("() => window.__draws")
     print(
-        f"{db_name}: {NESTED_BYTES:,} characters of nested lists: {items} items, {took:.0f} ms, longest task {longest:.0f} ms"
+        f"{db_name}: {NESTED_BYTES:,} characters of nested lists in 50 pieces: {items} items, {took:.0f} ms, "
+        f"{draws} drawings, {len(long_tasks)} long tasks, longest {max(long_tasks, default=0):.0f} ms, "
+        f"all {sum(long_tasks):.0f} ms"
     )
     assert items > 2_000
-    assert longest < 2_000, f"the page froze for {longest:.0f} ms"
+    # Drawn far less often than once per piece (each drawing costs more as the text grows), and no
+    # single task near the point where a browser offers to stop the page. The measured times are in
+    # docs/benchmarks.md; on a shared machine they vary several-fold, hence the generous bound.
+    assert draws < 25, f"the reply was drawn {draws} times"
+    assert max(long_tasks, default=0) < 5_000, f"the page froze for {max(long_tasks):.0f} ms"
     # Typing still works at once afterwards.
     await page.locator("#message").fill("still here")
     await expect(page.locator("#message")).to_have_value("still here")
