@@ -177,6 +177,7 @@
     if (!rateable) tools.querySelectorAll(".rate").forEach(function (b) { b.remove(); });
     li.appendChild(tools);
     if (rateable) rating(reply, tools, details.messageId, details.session, details.saved);
+    li.scrollIntoView({ block: "end" }); // the tools under the reply, too
   }
 
   function readEvents(response, onEvent) {
