@@ -106,8 +106,8 @@ async def test_the_preview_shows_the_drafts_greeting_and_starters(web: Dashboard
     assistant = await alice.new_assistant(publish=False, live=False, greeting="Hi there!", starters=STARTERS)
     base = f"/dashboard/assistants/{assistant['id']}"
     page = await web.get(f"{base}/preview")
-    opening = page.text.split('id="preview-opening">', 1)[1].split("</script>", 1)[0]
-    assert json.loads(opening) == {"greeting": "Hi there!", "starters": STARTERS}
+    intro = page.text.split('id="preview-intro">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(intro) == {"draft": {"greeting": "Hi there!", "starters": STARTERS}, "published": None}
     started = await web.post(f"{base}/preview/sessions", {"use": "draft"})
     assert started.json()["greeting"] == "Hi there!"
     assert started.json()["starters"] == STARTERS

@@ -286,9 +286,8 @@ async def restore(db: SessionDep, assistant: DashboardAssistant, number: int) ->
 
 @router.get("/assistants/{assistant_id}/preview", response_class=HTMLResponse)
 async def preview_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    # The draft's opening, shown before the first message (the preview starts on the draft).
-    greeting, starters = preview_service.opening(assistant.draft)
-    return await assistant_page(request, db, assistant, "preview", "Preview", greeting=greeting, starters=starters)
+    intro = await preview_service.preview_intro(db, assistant=assistant)
+    return await assistant_page(request, db, assistant, "preview", "Preview", intro=intro)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions")

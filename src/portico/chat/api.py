@@ -95,6 +95,7 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
         starters=list(opened.starters),
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link, in_session=True),
+        max_message_length=opened.settings["max_message_length"],
         messages=[
             MessageOut(
                 id=m.id,
@@ -126,8 +127,13 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
     )
     assistant = admission.assistant
     link = link_brief(admission.link, in_session=False)
+    assert assistant.settings is not None  # the gate admits only a published version
     return LookupOut(
-        assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting, starters=list(assistant.starters)
+        assistant=assistant_brief(assistant),
+        link=link,
+        greeting=assistant.greeting,
+        starters=list(assistant.starters),
+        max_message_length=assistant.settings["max_message_length"],
     )
 
 
@@ -152,6 +158,7 @@ async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts
         starters=list(opened.starters),
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link, in_session=True),
+        max_message_length=opened.settings["max_message_length"],
     )
 
 

@@ -45,7 +45,7 @@ async def start_preview(db: AsyncSession, *, assistant: Assistant, use_published
 
 async def preview_opening(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> tuple[str, list[str]]:
     """The greeting and starter questions a guest of this version (or the draft) sees first."""
-    config = await _config(db, assistant=assistant, session=session)
+    config = await _config(db, assistant=assistant, number=session.version_number)
     return opening(config)
 
 
@@ -54,13 +54,27 @@ def opening(config: dict[str, Any]) -> tuple[str, list[str]]:
     return greeting, list(config.get("starters", []))
 
 
-async def _config(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> dict[str, Any]:
-    if session.version_number == DRAFT:
+async def preview_intro(db: AsyncSession, *, assistant: Assistant) -> dict[str, dict[str, Any] | None]:
+    """What the preview shows before the first message, for the draft and the published version:
+    the greeting and the starter questions, as a guest would see them."""
+
+    def intro(config: dict[str, Any]) -> dict[str, Any]:
+        greeting = str(config.get("greeting") or "") if config.get("greeting_enabled", True) else ""
+        return {"greeting": greeting, "starters": list(config.get("starters") or [])}
+
+    published = None
+    if assistant.published_version is not None:
+        published = intro(await _config(db, assistant=assistant, number=assistant.published_version))
+    return {"draft": intro(assistant.draft), "published": published}
+
+
+async def _config(db: AsyncSession, *, assistant: Assistant, number: int) -> dict[str, Any]:
+    if number == DRAFT:
         return {**assistant.draft, "digest": assistant.draft_digest}
     version = await db.scalar(
         select(AssistantVersion)
         .options(undefer(AssistantVersion.config))
-        .where(AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == session.version_number)
+        .where(AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == number)
     )
     assert version is not None  # versions are never deleted
     return {**version.config, "digest": version.digest}
@@ -84,7 +98,7 @@ async def accept_preview_message(
 ) -> PendingReply:
     """Save the owner's message in the request's transaction (the caller commits before the engine)."""
     session = await get_preview_session(db, assistant=assistant, session_id=session_id)
-    config = await _config(db, assistant=assistant, session=session)
+    config = await _config(db, assistant=assistant, number=session.version_number)
     check_length(content, config["settings"])
     history = await _history(db, session_id=session.id)
     now = utcnow()

@@ -73,6 +73,7 @@ class SessionStarted(BaseModel):
     starters: list[str] = STARTERS
     assistant: AssistantBrief
     link: LinkBrief | None
+    max_message_length: int = Field(description="The most characters a guest message may have.")
 
 
 class MessageIn(Strict):
@@ -135,6 +136,7 @@ class LookupOut(BaseModel):
     link: LinkBrief | None
     greeting: str
     starters: list[str] = STARTERS
+    max_message_length: int = Field(description="The most characters a guest message may have.")
 
 
 class SessionState(BaseModel):
@@ -149,4 +151,5 @@ class SessionState(BaseModel):
     starters: list[str] = STARTERS
     assistant: AssistantBrief
     link: LinkBrief | None
+    max_message_length: int = Field(description="The most characters a guest message may have.")
     messages: list[MessageOut]
