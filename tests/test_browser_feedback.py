@@ -291,6 +291,19 @@ async def test_after_merge_starters_and_thumbs_are_real_and_restored_on_resume(b
     errors.assert_none()
     await context.close()
 
+    # The owner sees the thumbs down in Logs: the session under "Rated down", the reason on its transcript.
+    context, page = await new_page(browser)
+    await page.goto(f"{server}/dashboard/sign-in")
+    await page.get_by_label("Email").fill(alice.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/logs?rating=down")
+    await page.locator(f"a[href*='/logs/{session['id']}']").first.click()
+    rating = page.locator("p.rating")
+    await expect(rating).to_contain_text("Rated down by the guest")
+    await expect(rating).to_contain_text(FEEDBACK_REASON_LABELS[FeedbackReason.WRONG])
+    await context.close()
+
 
 @pytest.mark.skipif(not HAS_STARTERS, reason=AFTER_MERGE)
 async def test_after_merge_the_preview_shows_the_drafts_starters_before_the_first_message(
