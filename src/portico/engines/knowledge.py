@@ -1,0 +1,270 @@
+"""The knowledge text as the built-in engine reads it: passages, their sentences, and an index.
+
+A passage is a Markdown section (or a paragraph of a long one). A question finds passages by BM25
+(bm25s) over its own words and, at a lower weight, the words the lexicon relates to them; the
+passage found answers only when it covers most of what the question asks about (weighted by how
+rare each word is), so a question about something the knowledge never mentions gets the no-answer.
+Within the passage the sentences (or list items) that share the most with the question, or look
+like what it asks for (a price, a time, a phone number), are the answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+from portico.engines.lexicon import PHRASES, SYNONYMS, QuestionType, question_types, rewrite_phrases
+
+MAX_SECTION = 900
+# The weight of a word the question did not use but the lexicon relates to one it did.
+RELATED = 0.5
+# How much of the question (by the rarity of its words) the passage must cover to answer it.
+COVERAGE = 0.25
+# The weight, against the rarest known word, of a question word the knowledge never uses.
+UNKNOWN = 0.7
+# How much a passage's rank depends on its coverage of the question: score x (COVERED + coverage).
+COVERED = 0.5
+# What a sentence gains for having the shape of the answer (a price for "how much").
+SHAPE = 1.5
+_HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+# A sentence ends at . ! or ? followed by a space and a capital, digit or quote; not after a title
+# or a common abbreviation ("Dr. Okafor", "e.g. this").
+_SENTENCE_END = re.compile(
+    r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bNo\.)(?<!\bProf\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])"
+)
+_REFERS_BACK = re.compile(r"^(?:it|they|this|these|that|those|there|then|its|their)\b", re.I)
+_stemmer = Stemmer.Stemmer("english")
+# bm25s's English list, plus the words every question has: alone they match every FAQ heading.
+STOPWORDS = frozenset(
+    set(STOPWORDS_EN)
+    | set(
+        "what whats how why when where which who whom whose can could do does did done i me my mine you your "
+        "we our us he she him her his its am were been being have has had would should shall may might must "
+        "about so than too very just also any some all there here from up out over again please tell know "
+        "want need get i'm im ok okay hi hello don't dont can't cant won't isn't every happen happens happened "
+        "something anything thing things still now right today possible able allowed own good certain give "
+        "much many long far often soon feel feeling before after until".split()
+    )
+)
+
+
+def words(text: str) -> list[str]:
+    """The stemmed words of a text that carry meaning, in order."""
+    found = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [w for w in _stemmer.stemWords(found) if w not in _STOPPED_STEMS]
+
+
+# "gets" is "get" once stemmed.
+_STOPPED_STEMS = frozenset(_stemmer.stemWords(list(STOPWORDS)))
+
+
+def _related() -> dict[str, frozenset[str]]:
+    related: dict[str, set[str]] = {}
+    for line in SYNONYMS.strip().splitlines():
+        group = set(_stemmer.stemWords(line.split()))
+        for word in group:
+            related.setdefault(word, set()).update(group - {word})
+    for word in set(PHRASES.values()):
+        related.setdefault(_stemmer.stemWord(word), set())
+    return {word: frozenset(others) for word, others in related.items()}
+
+
+RELATED_WORDS = _related()
+
+
+@dataclass(frozen=True)
+class Passage:
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A sentence, or an item of a list (`item` keeps its marker out of `text`)."""
+
+    text: str
+    item: bool
+    words: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Question:
+    words: tuple[str, ...]
+    # The words related to them, and the words an answer of its kind uses (`cues`).
+    related: tuple[str, ...]
+    cues: frozenset[str]
+    kinds: tuple[QuestionType, ...]
+
+    def shaped(self, text: str) -> bool:
+        """Whether a text looks like what the question asks for (a price for "how much")."""
+        return any(kind.answer.search(text) for kind in self.kinds)
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage: Passage
+    score: float
+    coverage: float
+    units: tuple[Unit, ...]
+
+
+def split_passages(knowledge: str) -> list[Passage]:
+    """Markdown sections become passages; long sections and heading-less text split by paragraph."""
+    passages: list[Passage] = []
+    title = ""
+    lines: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(lines).strip()
+        if not body:
+            return
+        if len(body) <= MAX_SECTION:
+            passages.append(Passage(title, body))
+            return
+        for paragraph in re.split(r"\n\s*\n", body):
+            if paragraph.strip():
+                passages.append(Passage(title, paragraph.strip()))
+
+    for line in knowledge.splitlines():
+        match = _HEADING.match(line)
+        if match:
+            flush()
+            title, lines = match.group(1), []
+        else:
+            lines.append(line)
+    flush()
+    return passages
+
+
+def split_units(text: str) -> list[Unit]:
+    units: list[Unit] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        for sentence in _SENTENCE_END.split(" ".join(paragraph)):
+            if sentence.strip():
+                units.append(Unit(sentence.strip(), False, frozenset(words(sentence))))
+        paragraph.clear()
+
+    for line in text.splitlines():
+        marker = _LIST_ITEM.match(line)
+        if marker:
+            flush()
+            item = line[marker.end() :].strip()
+            units.append(Unit(item, True, frozenset(words(item))))
+        elif line.strip():
+            paragraph.append(line.strip())
+        else:
+            flush()
+    flush()
+    return units
+
+
+def parse_question(text: str) -> Question:
+    asked = tuple(dict.fromkeys(words(rewrite_phrases(text))))
+    kinds = tuple(question_types(text))
+    cues = frozenset(_stemmer.stemWords([w for kind in kinds for w in kind.words])) - set(asked)
+    related = {r for word in asked for r in RELATED_WORDS.get(word, ())} | cues
+    return Question(asked, tuple(sorted(related - set(asked))), cues, kinds)
+
+
+class KnowledgeIndex:
+    def __init__(self, knowledge: str) -> None:
+        self.passages = split_passages(knowledge)
+        self._units = [tuple(split_units(p.text)) for p in self.passages]
+        self._words = [
+            frozenset(words(p.title)) | frozenset().union(*(u.words for u in units))
+            for p, units in zip(self.passages, self._units, strict=True)
+        ]
+        counts = Counter(word for passage_words in self._words for word in passage_words)
+        n = len(self.passages)
+        self._idf = {word: math.log(1 + (n - df + 0.5) / (df + 0.5)) for word, df in counts.items()}
+        # A word no passage has counts, for coverage, as a rare word at a discount: it is as often
+        # the question's own phrasing ("feeling", "grandmother") as what the knowledge lacks ("gym").
+        self._unknown_idf = UNKNOWN * math.log(1 + (n + 0.5) / 0.5)
+        self._retriever: bm25s.BM25 | None = None
+        if self.passages:
+            corpus = [words(f"{p.title}\n{p.title}\n{p.text}") for p in self.passages]
+            self._retriever = bm25s.BM25()
+            self._retriever.index(corpus, show_progress=False)
+
+    def idf(self, word: str) -> float:
+        return self._idf.get(word, self._unknown_idf)
+
+    def search(self, text: str, k: int = 2) -> list[Hit]:
+        """The best passages for a question, best first, each with how much of the question it covers."""
+        question = parse_question(text)
+        if self._retriever is None or not question.words:
+            return []
+        scores = self._scores(list(question.words)) + RELATED * self._scores(list(question.related))
+        for kind in question.kinds:
+            for i, units in enumerate(self._units):
+                if scores[i] > 0 and any(kind.answer.search(u.text) for u in units):
+                    scores[i] += RELATED * SHAPE
+        coverage = {i: self._coverage(question, i) for i in range(len(self.passages)) if scores[i] > 0}
+        # A passage that matches many words of the question ranks above one that matches one of them often.
+        ranked = sorted(coverage, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
+        return [
+            Hit(self.passages[i], float(scores[i]) * (COVERED + coverage[i]), coverage[i], self._answering(question, i))
+            for i in ranked
+        ]
+
+    def answers(self, text: str) -> list[Hit]:
+        """The passages that answer the question: the best when it covers enough of the question,
+        and the second only when nearly as good."""
+        found = self.search(text, 2)
+        if not found or found[0].coverage < COVERAGE:
+            return []
+        return [found[0]] + [h for h in found[1:] if h.coverage >= COVERAGE and h.score >= 0.9 * found[0].score]
+
+    def _scores(self, query: list[str]) -> npt.NDArray[np.float64]:
+        assert self._retriever is not None
+        if not query:
+            return np.zeros(len(self.passages))
+        return np.asarray(self._retriever.get_scores(query), dtype=np.float64)
+
+    def _coverage(self, question: Question, i: int) -> float:
+        have = self._words[i]
+        total = sum(self.idf(w) for w in question.words)
+        covered = sum(self.idf(w) for w in question.words if w in have or RELATED_WORDS.get(w, frozenset()) & have)
+        return covered / total if total else 0.0
+
+    def _match(self, question: Question, have: frozenset[str]) -> float:
+        """How much of the question a sentence says: each question word counts once, by its rarity,
+        found itself or (for less) through a related word."""
+        total = 0.0
+        for word in question.words:
+            if word in have:
+                total += self.idf(word)
+            elif related := RELATED_WORDS.get(word, frozenset()) & have:
+                total += RELATED * max(self.idf(r) for r in related)
+        if cues := question.cues & have:
+            total += RELATED * max(self.idf(c) for c in cues)
+        return total
+
+    def _answering(self, question: Question, i: int) -> tuple[Unit, ...]:
+        units = self._units[i]
+        if not units:
+            return ()
+        scores = [self._match(question, u.words) + (SHAPE if question.shaped(u.text) else 0.0) for u in units]
+        best = max(scores)
+        if best <= 0:
+            return units[:2]
+        chosen = {j for j, s in enumerate(scores) if s >= 0.6 * best}
+        chosen = set(sorted(chosen, key=lambda j: -scores[j])[:3])
+        # "They are valid for three years" needs the sentence that says what "they" are.
+        for j in sorted(chosen):
+            if j > 0 and not units[j].item and _REFERS_BACK.match(units[j].text):
+                chosen.add(j - 1)
+        return tuple(units[j] for j in sorted(chosen))
