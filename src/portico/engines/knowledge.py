@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -30,19 +31,24 @@ RELATED = 0.5
 COVERAGE = 0.25
 # The weight, against the rarest known word, of a question word the knowledge never uses.
 UNKNOWN = 0.7
+# The sentences or list items an answer quotes from one passage, at most.
+MAX_UNITS = 3
+# A sentence scoring this share of the best one's is quoted with it.
+NEARLY = 0.6
 # How much a passage's rank depends on its coverage of the question: score x (COVERED + coverage).
 COVERED = 0.5
 # What a sentence gains for having the shape of the answer (a price for "how much").
 SHAPE = 1.5
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
-_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
 # A sentence ends at . ! or ? followed by a space and a capital, digit or quote; not after a title
 # or a common abbreviation ("Dr. Okafor", "e.g. this").
 _SENTENCE_END = re.compile(
     r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bNo\.)(?<!\bProf\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
     r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])"
 )
+_YES_NO = re.compile(r"^(?:yes|no)\b", re.I)
 _REFERS_BACK = re.compile(r"^(?:it|they|this|these|that|those|there|then|its|their)\b", re.I)
 _stemmer = Stemmer.Stemmer("english")
 # bm25s's English list, plus the words every question has: alone they match every FAQ heading.
@@ -61,12 +67,17 @@ STOPWORDS = frozenset(
 
 def words(text: str) -> list[str]:
     """The stemmed words of a text that carry meaning, in order."""
-    found = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    found = [w for w in _WORD.findall(_folded(text)) if w not in STOPWORDS]
     return [w for w in _stemmer.stemWords(found) if w not in _STOPPED_STEMS]
 
 
 # "gets" is "get" once stemmed.
 _STOPPED_STEMS = frozenset(_stemmer.stemWords(list(STOPWORDS)))
+
+
+def _folded(text: str) -> str:
+    """Lower case without accents: "Café" and "cafe" are one word, as guests type them."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 
 def _related() -> dict[str, frozenset[str]]:
@@ -116,6 +127,8 @@ class Hit:
     passage: Passage
     score: float
     coverage: float
+    # The question's words the passage has, itself or through a related word.
+    covered: frozenset[str]
     units: tuple[Unit, ...]
 
 
@@ -212,11 +225,19 @@ class KnowledgeIndex:
             for i, units in enumerate(self._units):
                 if scores[i] > 0 and any(kind.answer.search(u.text) for u in units):
                     scores[i] += RELATED * SHAPE
-        coverage = {i: self._coverage(question, i) for i in range(len(self.passages)) if scores[i] > 0}
+        covered = {i: self._covered(question, self._words[i]) for i in range(len(self.passages)) if scores[i] > 0}
+        total = sum(self.idf(w) for w in question.words)
+        coverage = {i: sum(self.idf(w) for w in words) / total for i, words in covered.items()}
         # A passage that matches many words of the question ranks above one that matches one of them often.
-        ranked = sorted(coverage, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
+        ranked = sorted(covered, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
         return [
-            Hit(self.passages[i], float(scores[i]) * (COVERED + coverage[i]), coverage[i], self._answering(question, i))
+            Hit(
+                self.passages[i],
+                float(scores[i]) * (COVERED + coverage[i]),
+                coverage[i],
+                covered[i],
+                self._answering(question, i),
+            )
             for i in ranked
         ]
 
@@ -226,7 +247,9 @@ class KnowledgeIndex:
         found = self.search(text, 2)
         if not found or found[0].coverage < COVERAGE:
             return []
-        return [found[0]] + [h for h in found[1:] if h.coverage >= COVERAGE and h.score >= 0.9 * found[0].score]
+        best = found[0]
+        # The second must also say something the first does not ("public" and "private").
+        return [best] + [h for h in found[1:] if h.score >= 0.9 * best.score and h.covered - best.covered]
 
     def _scores(self, query: list[str]) -> npt.NDArray[np.float64]:
         assert self._retriever is not None
@@ -234,17 +257,17 @@ class KnowledgeIndex:
             return np.zeros(len(self.passages))
         return np.asarray(self._retriever.get_scores(query), dtype=np.float64)
 
-    def _coverage(self, question: Question, i: int) -> float:
-        have = self._words[i]
-        total = sum(self.idf(w) for w in question.words)
-        covered = sum(self.idf(w) for w in question.words if w in have or RELATED_WORDS.get(w, frozenset()) & have)
-        return covered / total if total else 0.0
+    @staticmethod
+    def _covered(question: Question, have: frozenset[str]) -> frozenset[str]:
+        return frozenset(w for w in question.words if w in have or RELATED_WORDS.get(w, frozenset()) & have)
 
-    def _match(self, question: Question, have: frozenset[str]) -> float:
-        """How much of the question a sentence says: each question word counts once, by its rarity,
-        found itself or (for less) through a related word."""
+    def _match(self, question: Question, have: frozenset[str], skip: frozenset[str] = frozenset()) -> float:
+        """How much of the question a sentence says: each question word (but those in `skip`) counts
+        once, by its rarity, found itself or (for less) through a related word."""
         total = 0.0
         for word in question.words:
+            if word in skip:
+                continue
             if word in have:
                 total += self.idf(word)
             elif related := RELATED_WORDS.get(word, frozenset()) & have:
@@ -258,11 +281,22 @@ class KnowledgeIndex:
         if not units:
             return ()
         scores = [self._match(question, u.words) + (SHAPE if question.shaped(u.text) else 0.0) for u in units]
-        best = max(scores)
-        if best <= 0:
+        best = max(range(len(units)), key=scores.__getitem__)
+        if scores[best] <= 0:
             return units[:2]
-        chosen = {j for j, s in enumerate(scores) if s >= 0.6 * best}
-        chosen = set(sorted(chosen, key=lambda j: -scores[j])[:3])
+        chosen = {best}
+        said = self._covered(question, units[best].words)
+        # Then the sentences nearly as good, or that say a part of the question not yet said.
+        for j in sorted(range(len(units)), key=lambda j: -scores[j]):
+            if len(chosen) == MAX_UNITS:
+                break
+            gain = self._match(question, units[j].words, skip=said)
+            if j not in chosen and (scores[j] >= NEARLY * scores[best] or gain >= 0.3 * scores[best]):
+                chosen.add(j)
+                said |= self._covered(question, units[j].words)
+        # An FAQ's "Yes." or "No, ..." answers the question its heading asks.
+        if _YES_NO.match(units[0].text) and len(units[0].text.split()) <= 6:
+            chosen.add(0)
         # "They are valid for three years" needs the sentence that says what "they" are.
         for j in sorted(chosen):
             if j > 0 and not units[j].item and _REFERS_BACK.match(units[j].text):
