@@ -37,6 +37,8 @@ MAX_UNITS = 3
 NEARLY = 0.6
 # How much a passage's rank depends on its coverage of the question: score x (COVERED + coverage).
 COVERED = 0.5
+# What is left of a passage's coverage when no sentence of it looks like what the question asks.
+UNSHAPED = 0.5
 # What a sentence gains for having the shape of the answer (a price for "how much").
 SHAPE = 1.5
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$")
@@ -221,13 +223,17 @@ class KnowledgeIndex:
         if self._retriever is None or not question.words:
             return []
         scores = self._scores(list(question.words)) + RELATED * self._scores(list(question.related))
-        for kind in question.kinds:
-            for i, units in enumerate(self._units):
-                if scores[i] > 0 and any(kind.answer.search(u.text) for u in units):
-                    scores[i] += RELATED * SHAPE
         covered = {i: self._covered(question, self._words[i]) for i in range(len(self.passages)) if scores[i] > 0}
         total = sum(self.idf(w) for w in question.words)
         coverage = {i: sum(self.idf(w) for w in words) / total for i, words in covered.items()}
+        for i in covered:
+            if not question.kinds:
+                break
+            if any(question.shaped(u.text) for u in self._units[i]):
+                scores[i] += RELATED * SHAPE
+            else:
+                # "How much does it cost?" is not answered by a passage without a price in it.
+                coverage[i] *= UNSHAPED
         # A passage that matches many words of the question ranks above one that matches one of them often.
         ranked = sorted(covered, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
         return [

@@ -146,7 +146,10 @@ _NUMBER = r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twen
 
 QUESTION_TYPES = (
     QuestionType(
-        re.compile(r"\bhow much\b|\bcosts?\b|\bprices?\b|\bfees?\b|\bcharge\b"),
+        # "How much notice" asks for a time, "how much is it" for a price.
+        re.compile(
+            r"\bhow much (?:is|are|does|do|will|would|for|to)\b|\bhow much\W*$|\bcosts?\b|\bprices?\b|\bfees?\b"
+        ),
         ("price", "cost", "fee", "eur", "free"),
         re.compile(r"\d[\d.,]*\s?(?:eur|euro|usd|gbp|chf|%)|[€$£]\s?\d|\bfree\b", re.I),
     ),
