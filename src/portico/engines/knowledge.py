@@ -35,6 +35,8 @@ UNKNOWN = 0.7
 MAX_UNITS = 3
 # A sentence scoring this share of the best one's is quoted with it.
 NEARLY = 0.6
+# A second passage is quoted when it scores this share of the best and covers words the best does not.
+SECOND = 0.5
 # How much a passage's rank depends on its coverage of the question: score x (COVERED + coverage).
 COVERED = 0.5
 # What is left of a passage's coverage when no sentence of it looks like what the question asks.
@@ -226,14 +228,13 @@ class KnowledgeIndex:
         covered = {i: self._covered(question, self._words[i]) for i in range(len(self.passages)) if scores[i] > 0}
         total = sum(self.idf(w) for w in question.words)
         coverage = {i: sum(self.idf(w) for w in words) / total for i, words in covered.items()}
-        for i in covered:
-            if not question.kinds:
-                break
-            if any(question.shaped(u.text) for u in self._units[i]):
-                scores[i] += RELATED * SHAPE
-            else:
-                # "How much does it cost?" is not answered by a passage without a price in it.
-                coverage[i] *= UNSHAPED
+        for kind in question.kinds:
+            for i in covered:
+                if any(kind.answer.search(u.text) for u in self._units[i]):
+                    scores[i] *= 1 + RELATED
+                elif kind.strict:
+                    # "How much does it cost?" is not answered by a passage without a price in it.
+                    coverage[i] *= UNSHAPED
         # A passage that matches many words of the question ranks above one that matches one of them often.
         ranked = sorted(covered, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
         return [
@@ -255,7 +256,7 @@ class KnowledgeIndex:
             return []
         best = found[0]
         # The second must also say something the first does not ("public" and "private").
-        return [best] + [h for h in found[1:] if h.score >= 0.9 * best.score and h.covered - best.covered]
+        return [best] + [h for h in found[1:] if h.score >= SECOND * best.score and h.covered - best.covered]
 
     def _scores(self, query: list[str]) -> npt.NDArray[np.float64]:
         assert self._retriever is not None

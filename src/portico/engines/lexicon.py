@@ -138,6 +138,8 @@ class QuestionType:
     asks: re.Pattern[str]
     words: tuple[str, ...]
     answer: re.Pattern[str]
+    # Whether a passage without that shape cannot answer (no price, no answer to "how much").
+    strict: bool = False
 
 
 _DAYS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekday|weekend"
@@ -152,11 +154,13 @@ QUESTION_TYPES = (
         ),
         ("price", "cost", "fee", "eur", "free"),
         re.compile(r"\d[\d.,]*\s?(?:eur|euro|usd|gbp|chf|%)|[€$£]\s?\d|\bfree\b", re.I),
+        strict=True,
     ),
     QuestionType(
         re.compile(r"\bphone\b|\bcall\b|\btelephone\b|\bring\b"),
         ("call", "phone", "extension"),
         re.compile(r"\+?\d[\d ()/-]{6,}\d|\bextension \d+", re.I),
+        strict=True,
     ),
     QuestionType(
         re.compile(r"\be-?mail\b|\bcontact\b|\breach\b"),
