@@ -188,3 +188,16 @@ def test_sentences_split_at_their_ends_not_at_titles_or_prices():
         ("one item", True),
         ("another", True),
     ]
+
+
+async def test_knowledge_in_german_answers_questions_in_german():
+    knowledge = (
+        "# Öffnungszeiten\nWir haben Montag bis Freitag von 9 bis 18 Uhr geöffnet. Am Sonntag ist geschlossen.\n"
+        "# Versand\nDer Versand kostet 4,90 EUR.\n"
+    )
+    assert await answer(knowledge, "Wann habt ihr geöffnet?") == (
+        "Wir haben Montag bis Freitag von 9 bis 18 Uhr geöffnet.",
+        Sources(titles=("Öffnungszeiten",)),
+    )
+    assert (await answer(knowledge, "Was kostet der Versand?"))[0] == "Der Versand kostet 4,90 EUR."
+    assert (await answer(knowledge, "Verkauft ihr Teekannen?"))[0] == NO_ANSWER

@@ -2,7 +2,7 @@
 
 A passage is a Markdown section (or a paragraph of a long one). A question finds passages by BM25
 (bm25s) over its own words and, at a lower weight, the words the lexicon relates to them; the
-passage found answers only when it covers most of what the question asks about (weighted by how
+passage found answers only when it covers enough of what the question asks about (weighted by how
 rare each word is), so a question about something the knowledge never mentions gets the no-answer.
 Within the passage the sentences (or list items) that share the most with the question, or look
 like what it asks for (a price, a time, a phone number), are the answer.
@@ -20,7 +20,7 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH, STOPWORDS_GERMAN, STOPWORDS_SPANISH
 
 from portico.engines.lexicon import PHRASES, SYNONYMS, QuestionType, question_types, rewrite_phrases
 
@@ -41,7 +41,8 @@ SECOND = 0.5
 COVERED = 0.5
 # What is left of a passage's coverage when no sentence of it looks like what the question asks.
 UNSHAPED = 0.5
-# What a sentence gains for having the shape of the answer (a price for "how much").
+# What a sentence gains for having the shape of the answer (a price for "how much"); a passage
+# with such a sentence gains half its score again.
 SHAPE = 1.5
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
@@ -69,19 +70,32 @@ STOPWORDS = frozenset(
 )
 
 
-def words(text: str) -> list[str]:
-    """The stemmed words of a text that carry meaning, in order."""
-    found = [w for w in _WORD.findall(_folded(text)) if w not in STOPWORDS]
-    return [w for w in _stemmer.stemWords(found) if w not in _STOPPED_STEMS]
-
-
-# "gets" is "get" once stemmed.
-_STOPPED_STEMS = frozenset(_stemmer.stemWords(list(STOPWORDS)))
-
-
 def _folded(text: str) -> str:
     """Lower case without accents: "Café" and "cafe" are one word, as guests type them."""
     return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
+# The English stems of stopwords ("gets" is "get" once stemmed).
+_STOPPED_STEMS = frozenset(_stemmer.stemWords(list(STOPWORDS)))
+# German, French and Spanish function words, so that a question asked in those languages is not
+# mostly unknown words; stems are English, so only the words as written are dropped. Words that
+# are also English content words ("hat", "son") stay.
+_FOREIGN_STOPWORDS = frozenset(
+    _folded(word)
+    for word in [
+        *STOPWORDS_GERMAN,
+        *STOPWORDS_FRENCH,
+        *STOPWORDS_SPANISH,
+        *"wann warum wieso weshalb habt gibt bitte quand comment pourquoi quel quelle cuando donde como".split(),
+    ]
+    if word not in {"die", "hat", "war", "son", "pour", "man", "bin", "mist", "sale"}
+)
+
+
+def words(text: str) -> list[str]:
+    """The stemmed words of a text that carry meaning, in order."""
+    found = [w for w in _WORD.findall(_folded(text)) if w not in STOPWORDS and w not in _FOREIGN_STOPWORDS]
+    return [w for w in _stemmer.stemWords(found) if w not in _STOPPED_STEMS]
 
 
 def _related() -> dict[str, frozenset[str]]:
