@@ -148,7 +148,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "scores": {name: score.row() for name, score in scores.items()} | {"all": total.row()},
         "misses": total.misses,
         "cpu_ms": {name: {"p50": percentile(v, 50), "p99": percentile(v, 99)} for name, v in cpu.items()},
-        "sections": {name: len(KnowledgeIndex(text).passages) for name, text in [*knowledge.items(), ("joined", joined)]},
+        "sections": {
+            name: len(KnowledgeIndex(text).passages) for name, text in [*knowledge.items(), ("joined", joined)]
+        },
         "build_ms": {name: build_ms(text, args.repeat) for name, text in [*knowledge.items(), ("joined", joined)]},
     }
 
@@ -156,7 +158,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     print(f"answers benchmark, set {result['set']}; source {result['source']}; {result['machine']}")
     print()
-    print("| knowledge | questions | top-1 section | key phrase | no-answer precision | no-answer recall | answer chars |")
+    print(
+        "| knowledge | questions | top-1 section | key phrase | no-answer precision | no-answer recall | answer chars |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, row in result["scores"].items():
         print(
@@ -184,9 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--set", choices=("dev", "heldout", "all"), default="dev", help="which questions (default dev)"
-    )
+    parser.add_argument("--set", choices=("dev", "heldout", "all"), default="dev", help="which questions (default dev)")
     parser.add_argument("--repeat", type=int, default=20, help="timing rounds over the questions (default 20)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
