@@ -31,6 +31,8 @@ RELATED = 0.5
 COVERAGE = 0.25
 # The weight, against the rarest known word, of a question word the knowledge never uses.
 UNKNOWN = 0.7
+# A passage of at most this many sentences or list items is quoted whole.
+WHOLE = 2
 # The sentences or list items an answer quotes from one passage, at most.
 MAX_UNITS = 3
 # A sentence scoring this share of the best one's is quoted with it.
@@ -299,8 +301,9 @@ class KnowledgeIndex:
 
     def _answering(self, question: Question, i: int) -> tuple[Unit, ...]:
         units = self._units[i]
-        if not units:
-            return ()
+        if len(units) <= WHOLE:
+            # Cutting a passage this short saves the guest nothing and can lose what it says.
+            return units
         scores = [self._match(question, u.words) + (SHAPE if question.shaped(u.text) else 0.0) for u in units]
         best = max(range(len(units)), key=scores.__getitem__)
         if scores[best] <= 0:
