@@ -164,6 +164,12 @@ async def test_the_answer_is_the_sentences_that_answer_not_the_whole_section():
     assert "takes orders around the clock" not in reply
 
 
+async def test_a_numbered_step_keeps_its_number():
+    knowledge = "# Returns\n1. Sign in.\n2. Open My orders.\n3. Print the return label.\n4. Drop the parcel at DHL."
+    reply, _ = await answer(knowledge, "How do I print a return label?")
+    assert reply == "3. Print the return label."
+
+
 async def test_a_section_of_two_sentences_is_quoted_whole():
     knowledge = "# Parking\nVisitors park free behind the building. The entrance is on Mill Street.\n"
     reply, _ = await answer(knowledge, "Where do I park?")
@@ -187,12 +193,12 @@ async def test_a_second_section_is_quoted_only_when_it_says_more():
 
 def test_sentences_split_at_their_ends_not_at_titles_or_prices():
     units = split_units("Ask Dr. Okafor. It costs 4.90 EUR, e.g. for tea! Really?\n- one item\n2. another")
-    assert [(u.text, u.item) for u in units] == [
-        ("Ask Dr. Okafor.", False),
-        ("It costs 4.90 EUR, e.g. for tea!", False),
-        ("Really?", False),
-        ("one item", True),
-        ("another", True),
+    assert [(u.text, u.marker) for u in units] == [
+        ("Ask Dr. Okafor.", ""),
+        ("It costs 4.90 EUR, e.g. for tea!", ""),
+        ("Really?", ""),
+        ("one item", "-"),
+        ("another", "2."),
     ]
 
 

@@ -3,7 +3,7 @@
 The knowledge is indexed once per published version (versions never change, so the index is
 cached by the version's digest; engines/knowledge.py says how questions find passages), and the
 answer is Markdown: the answering sentences or list items of the best passage, and of a second
-only when it is nearly as good. The titles of the sections quoted come with it as `Sources`.
+only when it is nearly as good and says something the first does not. The titles of the sections quoted come with it as `Sources`.
 """
 
 from __future__ import annotations
@@ -32,17 +32,19 @@ def compose(hits: list[Hit]) -> str:
 
 def _markdown(units: tuple[Unit, ...]) -> str:
     blocks: list[str] = []
+    listed = False
     for unit in units:
         if unit.item:
-            line = f"- {unit.text}"
-            if blocks and blocks[-1].startswith("- "):
+            line = f"{unit.marker} {unit.text}"
+            if blocks and listed:
                 blocks[-1] += "\n" + line
             else:
                 blocks.append(line)
-        elif blocks and not blocks[-1].startswith("- "):
+        elif blocks and not listed:
             blocks[-1] += " " + unit.text
         else:
             blocks.append(unit.text)
+        listed = unit.item
     return "\n\n".join(blocks)
 
 

@@ -122,11 +122,16 @@ class Passage:
 
 @dataclass(frozen=True)
 class Unit:
-    """A sentence, or an item of a list (`item` keeps its marker out of `text`)."""
+    """A sentence, or an item of a list: then `marker` is its "-" or "3." (kept, so a numbered
+    step quoted alone is still step 3)."""
 
     text: str
-    item: bool
+    marker: str
     words: frozenset[str]
+
+    @property
+    def item(self) -> bool:
+        return bool(self.marker)
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ def split_units(text: str) -> list[Unit]:
     def flush() -> None:
         for sentence in _SENTENCE_END.split(" ".join(paragraph)):
             if sentence.strip():
-                units.append(Unit(sentence.strip(), False, frozenset(words(sentence))))
+                units.append(Unit(sentence.strip(), "", frozenset(words(sentence))))
         paragraph.clear()
 
     for line in text.splitlines():
@@ -195,7 +200,7 @@ def split_units(text: str) -> list[Unit]:
         if marker:
             flush()
             item = line[marker.end() :].strip()
-            units.append(Unit(item, True, frozenset(words(item))))
+            units.append(Unit(item, marker.group().strip(), frozenset(words(item))))
         elif line.strip():
             paragraph.append(line.strip())
         else:
