@@ -141,7 +141,10 @@ async def test_the_model_gets_the_best_passages_under_their_titles_and_the_reply
         events = parse_events((await say(client, session, "Where can I leave my car?", stream=True)).text)
     system = seen[-1]["body"]["messages"][0]
     assert system["role"] == "system"
-    assert "Knowledge:\n### Parking\nCars park free behind the building." in system["content"]
+    assert (
+        "Knowledge (answer from it when it is relevant):\n### Parking\nCars park free behind the building."
+        in system["content"]
+    )
     assert "Dogs are welcome" not in system["content"]
     done = next(data for name, data in events if name == "done")
     assert done["sources"][0] == "Parking"

@@ -198,7 +198,7 @@ class OpenAIEngine:
         blocks = [
             f"### {hit.passage.title}\n{hit.passage.text}" if hit.passage.title else hit.passage.text for hit in hits
         ]
-        prompt += "\n\nAnswer from the knowledge below when it is relevant.\n\nKnowledge:\n" + "\n\n".join(blocks)
+        prompt += "\n\nKnowledge (answer from it when it is relevant):\n" + "\n\n".join(blocks)
         return prompt.strip(), tuple(dict.fromkeys(hit.passage.title for hit in hits if hit.passage.title))
 
     async def stream(self, request: EngineRequest) -> AsyncIterator[str | Sources | Usage]:
