@@ -22,7 +22,14 @@ import numpy.typing as npt
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH, STOPWORDS_GERMAN, STOPWORDS_SPANISH
 
-from portico.engines.lexicon import PHRASES, SYNONYMS, QuestionType, question_types, rewrite_phrases
+from portico.engines.lexicon import (
+    PHRASES,
+    QUESTION_TYPES,
+    SYNONYMS,
+    QuestionType,
+    question_types,
+    rewrite_phrases,
+)
 
 MAX_SECTION = 900
 # The weight of a word the question did not use but the lexicon relates to one it did.
@@ -221,6 +228,11 @@ class KnowledgeIndex:
     def __init__(self, knowledge: str) -> None:
         self.passages = split_passages(knowledge)
         self._units = [tuple(split_units(p.text)) for p in self.passages]
+        # Which question types each passage can answer (it has a price, a time, ...), found once.
+        self._shapes = [
+            frozenset(kind for kind in QUESTION_TYPES if any(kind.answer.search(u.text) for u in units))
+            for units in self._units
+        ]
         self._words = [
             frozenset(words(p.title)) | frozenset().union(*(u.words for u in units))
             for p, units in zip(self.passages, self._units, strict=True)
@@ -251,7 +263,7 @@ class KnowledgeIndex:
         coverage = {i: sum(self.idf(w) for w in words) / total for i, words in covered.items()}
         for kind in question.kinds:
             for i in covered:
-                if any(kind.answer.search(u.text) for u in self._units[i]):
+                if kind in self._shapes[i]:
                     scores[i] *= 1 + RELATED
                 elif kind.strict:
                     # "How much does it cost?" is not answered by a passage without a price in it.
