@@ -251,3 +251,11 @@ def source_line() -> str:
 
 def fmt(value: float, digits: int = 1) -> str:
     return "-" if value != value else f"{value:,.{digits}f}"  # nan -> "-"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile (nan for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]

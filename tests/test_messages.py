@@ -48,6 +48,7 @@ async def test_guest_gets_a_reply_as_events(client, alice: Person):
     name, done = events[-1]
     assert name == "done"
     assert set(done) == {"message_id", "tokens_in", "tokens_out", "sources", "answered"}
+    assert (done["sources"], done["answered"]) == (["Parking"], True)
 
 
 async def test_the_builtin_engine_says_plainly_when_nothing_matches(client, alice: Person):

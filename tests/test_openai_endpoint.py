@@ -65,7 +65,7 @@ async def test_each_completion_is_one_api_session_and_client_turns_are_not_the_a
     assert (session.channel, session.end_reason, session.message_count) == ("api", "completed", 2)
     assert [(m.role, m.content[:17]) for m in messages] == [
         ("guest", "Where can I park?"),
-        ("assistant", "Parking\nParking i"),
+        ("assistant", "Parking is free b"),
     ]
 
 

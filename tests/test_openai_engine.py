@@ -126,3 +126,27 @@ async def test_instructions_history_and_settings_reach_the_model(client, alice: 
     assert "We are open from 9 to 5." in system["content"]
     assert [t["role"] for t in turns] == ["user", "assistant", "user"]
     assert turns[0]["content"] == "Where can I park?" and turns[-1]["content"] == "And when are you open?"
+
+
+async def test_the_model_gets_the_best_passages_under_their_titles_and_the_reply_names_them(client, alice: Person):
+    knowledge = (
+        "# Parking\nCars park free behind the building.\n# Hours\nWe are open from 9 to 5.\n"
+        "# Menu\nWe serve soup and bread.\n# Pets\nDogs are welcome on a lead.\n# Wi-Fi\nThe password is on the menu.\n"
+    )
+    with upstream_server() as (base_url, seen):
+        assistant = await alice.new_assistant(
+            knowledge=knowledge, engine={"type": "openai", "base_url": base_url, "model": "quick"}
+        )
+        session = (await start(client, public_id=assistant["public_id"])).json()
+        events = parse_events((await say(client, session, "Where can I leave my car?", stream=True)).text)
+    system = seen[-1]["body"]["messages"][0]
+    assert system["role"] == "system"
+    assert (
+        "Knowledge (answer from it when it is relevant):\n### Parking\nCars park free behind the building."
+        in system["content"]
+    )
+    assert "Dogs are welcome" not in system["content"]
+    done = next(data for name, data in events if name == "done")
+    assert done["sources"][0] == "Parking"
+    assert "Pets" not in done["sources"]
+    assert all(f"### {title}\n" in system["content"] for title in done["sources"])

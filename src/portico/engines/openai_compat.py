@@ -16,13 +16,13 @@ import httpx2
 import openai
 
 from portico.config import get_settings
-from portico.engines.base import EngineError, EngineRequest, Usage, count_tokens
+from portico.engines.base import EngineError, EngineRequest, Sources, Usage, count_tokens
 from portico.engines.builtin import BuiltinEngine
 from portico.kit.net import EngineAddressRefused, resolve_engine_host
 
 log = logging.getLogger("portico")
 
-# Passages of the knowledge text handed to the model with each question, when there is knowledge.
+# Passages of the knowledge handed to the model with each question (the best matches), when there is knowledge.
 CONTEXT_PASSAGES = 3
 # A whole (not streamed) completion read into memory; the reply's own length is capped by max_tokens.
 MAX_JSON_ANSWER = 4 * 1024 * 1024
@@ -184,20 +184,27 @@ class OpenAIEngine:
     async def aclose(self) -> None:
         await self.clients.aclose()
 
-    async def _system_prompt(self, request: EngineRequest) -> str:
+    async def _system_prompt(self, request: EngineRequest) -> tuple[str, tuple[str, ...]]:
+        """The instructions, and the passages of the knowledge that best match the question under
+        their titles (a whole knowledge text could outgrow the model's context, and the titles let
+        the reply name its sources); with the titles of the sections given."""
         prompt = request.instructions.strip()
-        if request.knowledge.strip():
-            index = await self._retriever.index_for(request)
-            found = index.search(request.prompt, k=CONTEXT_PASSAGES)
-            if found:
-                context = "\n\n".join(f"{p.title}\n{p.text}".strip() for p, _ in found)
-                prompt += "\n\nReference material (answer from it when it is relevant):\n" + context
-        return prompt
+        if not request.knowledge.strip():
+            return prompt, ()
+        index = await self._retriever.index_for(request)
+        hits = index.search(request.prompt, k=CONTEXT_PASSAGES)
+        if not hits:
+            return prompt, ()
+        blocks = [
+            f"### {hit.passage.title}\n{hit.passage.text}" if hit.passage.title else hit.passage.text for hit in hits
+        ]
+        prompt += "\n\nKnowledge (answer from it when it is relevant):\n" + "\n\n".join(blocks)
+        return prompt.strip(), tuple(dict.fromkeys(hit.passage.title for hit in hits if hit.passage.title))
 
-    async def stream(self, request: EngineRequest) -> AsyncIterator[str | Usage]:
+    async def stream(self, request: EngineRequest) -> AsyncIterator[str | Sources | Usage]:
         config = request.engine
         messages: list[dict[str, str]] = []
-        system = await self._system_prompt(request)
+        system, given = await self._system_prompt(request)
         if system:
             messages.append({"role": "system", "content": system})
         messages += [{"role": turn.role, "content": turn.content} for turn in request.history]
@@ -262,6 +269,7 @@ class OpenAIEngine:
                 raise EngineError(
                     "engine_error", f"unexpected answer from the model server ({type(exc).__name__})", retryable=False
                 ) from None
+        yield Sources(titles=given)
         yield usage or Usage(count_tokens(" ".join(m["content"] for m in messages)), count_tokens("".join(written)))
 
 

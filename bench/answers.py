@@ -1,0 +1,203 @@
+"""How well the built-in engine answers questions asked in other words, and how fast.
+
+Three knowledge texts of different kinds (bench/data/answers/: a shop FAQ, a course syllabus, an
+HR policy) and a paraphrase set (questions.json; heldout.json is kept aside and run only with
+`--set heldout`). Each question names the section that answers it and a phrase the answer must
+contain, or no section when the knowledge has no answer. Every question goes through the engine's
+own `stream` (as a reply does), in this process, with the index built beforehand.
+
+Figures, per text and overall:
+  top-1 section   the first title in the reply's `Sources` is the labelled section
+  key phrase      the reply contains the labelled phrase (case and spacing ignored)
+  no-answer P/R   precision and recall of the engine's no-answer (`Sources.answered` False)
+  answer chars    the mean length of the replies to answerable questions
+  CPU ms/answer   p50 and p99 of the process CPU time of one whole reply, over --repeat rounds;
+                  also on the three texts joined into one knowledge (about 50 sections)
+  index build ms  CPU time to build the index of each text (best of --repeat builds)
+
+    .venv/bin/python bench/answers.py
+    .venv/bin/python bench/answers.py --set heldout
+    .venv/bin/python bench/answers.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchkit import ROOT, fmt, machine_line, percentile, source_line
+
+sys.path.insert(0, str(ROOT / "src"))
+
+from portico.engines.base import EngineRequest, Sources  # noqa: E402
+from portico.engines.builtin import BuiltinEngine, KnowledgeIndex  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data" / "answers"
+TEXTS = ("shop", "course", "hr")
+
+
+@dataclass
+class Score:
+    questions: int = 0
+    answerable: int = 0
+    top1: int = 0
+    key: int = 0
+    said_no: int = 0
+    said_no_rightly: int = 0
+    unanswerable: int = 0
+    answer_chars: list[int] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, question: dict[str, Any], text: str, sources: Sources) -> None:
+        self.questions += 1
+        if not sources.answered:
+            self.said_no += 1
+        if question["section"] is None:
+            self.unanswerable += 1
+            if not sources.answered:
+                self.said_no_rightly += 1
+            else:
+                self.misses.append(f"{question['question']!r}: answered from {sources.titles}")
+            return
+        self.answerable += 1
+        self.answer_chars.append(len(text))
+        first = sources.titles[0] if sources.answered and sources.titles else None
+        self.top1 += first == question["section"]
+        found = _plain(question["key"]) in _plain(text)
+        self.key += found
+        if first != question["section"] or not found:
+            self.misses.append(f"{question['question']!r}: wanted {question['section']!r}, got {first!r}")
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "questions": self.questions,
+            "top1": self.top1 / self.answerable if self.answerable else float("nan"),
+            "key": self.key / self.answerable if self.answerable else float("nan"),
+            "no_precision": self.said_no_rightly / self.said_no if self.said_no else float("nan"),
+            "no_recall": self.said_no_rightly / self.unanswerable if self.unanswerable else float("nan"),
+            "answer_chars": sum(self.answer_chars) / len(self.answer_chars) if self.answer_chars else float("nan"),
+        }
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[*_`]", "", text).casefold().split())
+
+
+async def ask(engine: BuiltinEngine, version: str, knowledge: str, question: str) -> tuple[str, Sources, float]:
+    request = EngineRequest(
+        version_key=version, instructions="", knowledge=knowledge, engine={"type": "builtin"}, prompt=question
+    )
+    started = time.process_time()
+    pieces: list[str] = []
+    sources = Sources(answered=True)
+    async for item in engine.stream(request):
+        if isinstance(item, str):
+            pieces.append(item)
+        elif isinstance(item, Sources):
+            sources = item
+    return "".join(pieces), sources, (time.process_time() - started) * 1000
+
+
+def build_ms(knowledge: str, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        KnowledgeIndex(knowledge)
+        best = min(best, (time.process_time() - started) * 1000)
+    return best
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    questions = json.loads((DATA / f"{'heldout' if args.set == 'heldout' else 'questions'}.json").read_text())[
+        "questions"
+    ]
+    if args.set == "all":
+        questions += json.loads((DATA / "heldout.json").read_text())["questions"]
+    knowledge = {name: (DATA / f"{name}.md").read_text(encoding="utf-8") for name in TEXTS}
+    joined = "\n\n".join(knowledge.values())
+    engine = BuiltinEngine()
+    for name, text in [*knowledge.items(), ("joined", joined)]:
+        await engine.index_for(EngineRequest(name, "", text, {"type": "builtin"}, ""))
+
+    scores = {name: Score() for name in TEXTS}
+    total = Score()
+    for question in questions:
+        name = question["knowledge"]
+        text, sources, _ = await ask(engine, name, knowledge[name], question["question"])
+        scores[name].add(question, text, sources)
+        total.add(question, text, sources)
+
+    cpu: dict[str, list[float]] = {"each text": [], "joined": []}
+    for _ in range(args.repeat):
+        for question in questions:
+            name = question["knowledge"]
+            cpu["each text"].append((await ask(engine, name, knowledge[name], question["question"]))[2])
+            cpu["joined"].append((await ask(engine, "joined", joined, question["question"]))[2])
+
+    return {
+        "set": args.set,
+        "source": source_line(),
+        "machine": machine_line(),
+        "scores": {name: score.row() for name, score in scores.items()} | {"all": total.row()},
+        "misses": total.misses,
+        "cpu_ms": {name: {"p50": percentile(v, 50), "p99": percentile(v, 99)} for name, v in cpu.items()},
+        "sections": {
+            name: len(KnowledgeIndex(text).passages) for name, text in [*knowledge.items(), ("joined", joined)]
+        },
+        "build_ms": {name: build_ms(text, args.repeat) for name, text in [*knowledge.items(), ("joined", joined)]},
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"answers benchmark, set {result['set']}; source {result['source']}; {result['machine']}")
+    print()
+    print(
+        "| knowledge | questions | top-1 section | key phrase | no-answer precision | no-answer recall | answer chars |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, row in result["scores"].items():
+        print(
+            f"| {name} | {row['questions']} | {fmt(100 * row['top1'])}% | {fmt(100 * row['key'])}% "
+            f"| {fmt(100 * row['no_precision'])}% | {fmt(100 * row['no_recall'])}% | {fmt(row['answer_chars'], 0)} |"
+        )
+    print()
+    print("| knowledge | passages | index build ms | CPU ms/answer p50 | p99 |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("each text", "joined"):
+        builds = [result["build_ms"][n] for n in TEXTS] if name == "each text" else [result["build_ms"]["joined"]]
+        passages = [result["sections"][n] for n in TEXTS] if name == "each text" else [result["sections"]["joined"]]
+        print(
+            f"| {name} | {'/'.join(map(str, passages))} | {'/'.join(fmt(b, 2) for b in builds)} "
+            f"| {fmt(result['cpu_ms'][name]['p50'], 2)} | {fmt(result['cpu_ms'][name]['p99'], 2)} |"
+        )
+    if result["misses"]:
+        print()
+        print("Missed:")
+        for miss in result["misses"]:
+            print(f"  {miss}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--set", choices=("dev", "heldout", "all"), default="dev", help="which questions (default dev)")
+    parser.add_argument("--repeat", type=int, default=20, help="timing rounds over the questions (default 20)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report(result)
+
+
+if __name__ == "__main__":
+    main()
