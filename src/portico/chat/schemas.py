@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from portico.kit.i18n import gettext
 from portico.schemas import Strict
 from portico.vocabulary import Channel, EndReason, Role
 
@@ -76,7 +77,7 @@ class MessageIn(Strict):
     @model_validator(mode="after")
     def _not_blank(self) -> MessageIn:
         if not self.content.strip():
-            raise ValueError("write something: the message is empty")
+            raise ValueError(gettext("write something: the message is empty"))
         return self
 
 
