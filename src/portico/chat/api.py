@@ -119,7 +119,8 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
     )
     assistant = admission.assistant
     link = link_brief(admission.link, in_session=False)
-    return LookupOut(assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting)
+    language = (assistant.settings or {}).get("language")
+    return LookupOut(assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting, language=language)
 
 
 @router.post("/sessions", status_code=201)

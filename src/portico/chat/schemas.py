@@ -107,6 +107,9 @@ class LookupOut(BaseModel):
     assistant: AssistantBrief
     link: LinkBrief | None
     greeting: str
+    language: str | None = Field(
+        default=None, description="The assistant's own language for its guest pages (`settings.language`), if set."
+    )
 
 
 class SessionState(BaseModel):

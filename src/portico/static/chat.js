@@ -172,6 +172,8 @@
 
   function api(method, path, body, token, accept) {
     var headers = { "Accept": accept || "application/json" };
+    // The server words its answers in the page's language.
+    headers["Accept-Language"] = document.documentElement.lang || "en";
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (token) headers["Authorization"] = "Bearer " + token;
     return fetch(path, {
@@ -335,6 +337,12 @@
         return errorOf(response).then(function (e) { if (CODE_REFUSALS[e.code]) askCode(e); else refused(e); });
       }
       return response.json().then(function (found) {
+        // A private link's page is rendered before its assistant is known: when the assistant has
+        // a language of its own and the link named none, show the page in it.
+        if (found.language && found.language !== document.documentElement.lang && !/[?&]lang=/.test(location.search)) {
+          location.replace(location.pathname + "?lang=" + encodeURIComponent(found.language) + location.hash);
+          return;
+        }
         // The page may have been rendered with a refusal that no longer holds.
         form.hidden = false;
         showNotice("");
