@@ -15,6 +15,7 @@ from portico.access.ratelimit import RateLimited
 from portico.kit import i18n
 from tests.chat_helpers import bearer
 from tests.conftest import Person, key_of, start
+from tests.test_dashboard_pages import BEHAVIOR, field_errors, new_assistant, web  # noqa: F401 (web: fixture)
 
 GERMAN_PAGE = "Nachricht senden"  # the send button's label
 FRENCH_PAGE = "Envoyer le message"
@@ -242,3 +243,24 @@ def test_accept_language_picks_the_best_shipped_language():
     assert best("es;q=0, fr;q=0.1").code == "fr"
     assert best("ja, zh") is None and best("*") is None and best(";;;q=x,,") is None
     assert best("en-GB").code == "en"
+
+
+async def test_the_owner_chooses_the_assistants_language_on_the_behavior_page(web, alice: Person):
+    assistant_id = await new_assistant(web)
+    path = f"/dashboard/assistants/{assistant_id}/behavior"
+    page = await web.get(path)
+    assert '<option value="" selected>' not in page.text  # nothing chosen: the browser decides
+    assert '<option value="de">Deutsch</option>' in page.text and '<option value="fr">Français</option>' in page.text
+    assert (await web.post(path, {**BEHAVIOR, "language": "de"})).status_code == 303
+    assert '<option value="de" selected>' in (await web.get(path)).text
+    stored = (await alice.request("GET", f"/api/v1/assistants/{assistant_id}")).json()
+    assert stored["draft"]["settings"]["language"] == "de"
+
+    refused = await web.post(path, {**BEHAVIOR, "language": "klingon"})
+    assert refused.status_code == 422
+    assert field_errors(refused.text) == {"language": "Choose one of the languages in the list."}
+    assert 'aria-describedby="language-hint language-error" aria-invalid="true"' in refused.text
+    # Back to the browser's choice.
+    assert (await web.post(path, {**BEHAVIOR, "language": ""})).status_code == 303
+    stored = (await alice.request("GET", f"/api/v1/assistants/{assistant_id}")).json()
+    assert stored["draft"]["settings"]["language"] is None
