@@ -144,6 +144,7 @@ async def test_the_page_learns_the_assistant_from_a_key_without_taking_a_use(cli
         "assistant": {"public_id": assistant["public_id"], "name": "Helper", "description": ""},
         "link": {"name": "User 1", "sessions_left": 2, "uses_message": "Your link has 2 sessions left."},
         "greeting": "Welcome, class!",
+        "language": None,
     }
     refused = await client.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"]})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "key_required")
