@@ -177,6 +177,9 @@ async def test_an_ending_and_a_too_long_message_are_in_the_guests_language(clien
 
 async def test_owners_read_english_whatever_their_browser_asks(client, alice: Person):
     german = {"Accept-Language": "de"}
+    # A German chat page first: its language ends with its request.
+    assistant = await alice.new_assistant()
+    assert html_lang((await client.get(f"/c/{assistant['public_id']}", params={"lang": "de"})).text)[0] == "de"
     # A sentence guests read in German (an address that names nothing) stays English for owners.
     missing = await alice.request("GET", "/api/v1/assistants/not-an-id", headers=german)
     assert missing.status_code == 404 and missing.json()["error"]["message"] == "There is nothing at this address."

@@ -136,21 +136,21 @@ def choose(*tags: str | None, accept_language: str = "") -> Language:
 
 class GuestLanguage:
     """Guest routes answer in the language of `Accept-Language` (the chat page sends its own
-    language there). Every other route stays in English."""
+    language there). Every other route stays in English. The language is reset when the request
+    ends, whoever set it during the request (the chat page sets its own)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["path"].startswith(GUEST_PREFIXES) or scope["path"] == "/c"):
-            header = next((value for name, value in scope["headers"] if name == b"accept-language"), None)
-            if header:
-                language = from_accept_language(header.decode("latin-1"))
-                if language is not None:
-                    token = _current.set(language)
-                    try:
-                        await self.app(scope, receive, send)
-                    finally:
-                        _current.reset(token)
-                    return
-        await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith(GUEST_PREFIXES) or path == "/c"):
+            await self.app(scope, receive, send)
+            return
+        header = next((value for name, value in scope["headers"] if name == b"accept-language"), b"")
+        language = from_accept_language(header.decode("latin-1")) if header else None
+        token = _current.set(language or ENGLISH)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
