@@ -31,6 +31,8 @@ LOCALES_DIR = Path(__file__).parent.parent / "locales"
 SOURCE = "en"
 # The guest routes: the chat page and its frame, the guest chat API, the OpenAI-compatible API.
 GUEST_PREFIXES = ("/c/", "/api/v1/chat/", "/v1/")
+# Browsers send a few dozen characters; what is cached per header stays small whatever is sent.
+MAX_HEADER = 200
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def from_accept_language(header: str) -> Language | None:
     """The best shipped language an `Accept-Language` header asks for, or None. Cached: browsers
     send a handful of distinct headers, so most requests pay a dict lookup."""
     wanted: list[tuple[float, int, str]] = []
-    for position, part in enumerate(header[:500].split(",")):
+    for position, part in enumerate(header.split(",")):
         tag, _, params = part.partition(";")
         quality = 1.0
         params = params.strip()
@@ -131,7 +133,7 @@ def choose(*tags: str | None, accept_language: str = "") -> Language:
         language = find(tag)
         if language is not None:
             return language
-    return from_accept_language(accept_language) or ENGLISH
+    return from_accept_language(accept_language[:MAX_HEADER]) or ENGLISH
 
 
 class GuestLanguage:
@@ -147,8 +149,11 @@ class GuestLanguage:
         if scope["type"] != "http" or not (path.startswith(GUEST_PREFIXES) or path == "/c"):
             await self.app(scope, receive, send)
             return
-        header = next((value for name, value in scope["headers"] if name == b"accept-language"), b"")
-        language = from_accept_language(header.decode("latin-1")) if header else None
+        language = None
+        for name, value in scope["headers"]:
+            if name == b"accept-language":
+                language = from_accept_language(value[:MAX_HEADER].decode("latin-1"))
+                break
         token = _current.set(language or ENGLISH)
         try:
             await self.app(scope, receive, send)
