@@ -7,9 +7,11 @@ The sentences are found the way `make messages` finds them: Babel's extraction w
 
 from __future__ import annotations
 
+from gettext import NullTranslations
 from pathlib import Path
 from string import Formatter
 
+from babel import Locale
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
@@ -99,3 +101,10 @@ def test_each_catalogue_is_read_as_written():
     french = i18n.LANGUAGES["fr"].translations
     assert french.ngettext("{count} second", "{count} seconds", 0) == "{count} seconde"  # French: 0 is singular
     assert i18n.LANGUAGES["de"].dir == "ltr"
+
+
+def test_a_right_to_left_language_gets_dir_rtl_without_code_of_its_own():
+    # None ships yet; a catalogue for Arabic or Hebrew would need only its .po.
+    assert i18n.Language("ar", Locale.parse("ar"), NullTranslations()).dir == "rtl"
+    assert i18n.Language("he", Locale.parse("he"), NullTranslations()).dir == "rtl"
+    assert all(language.dir == "ltr" for language in i18n.LANGUAGES.values())
