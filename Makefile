@@ -13,7 +13,7 @@ IN_CI := $(filter 1 true TRUE yes,$(CI))
 # one already busy, nothing does (docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=2
 TEST_WORKERS ?= 3
 
-.PHONY: run test lint install browser-deps nginx-deps
+.PHONY: run test lint install messages browser-deps nginx-deps
 
 run: $(STAMP)
 	$(BIN)/portico db upgrade
@@ -31,6 +31,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench || status=1; \
 	$(BIN)/mypy --strict src || status=1; \
 	exit $$status
+
+# After adding or changing a guest sentence (`_("...")` in a template, `gettext`/`N_` in Python):
+# collects every sentence into messages.pot and merges it into each language's messages.po. Then
+# translate the entries left empty (and check those marked fuzzy); tests/test_i18n.py names them.
+LOCALES := src/portico/locales
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --add-location=file --no-wrap --sort-by-file --project=Portico \
+		-c "Translators:" -o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-wrap --ignore-obsolete
 
 # Installs what is missing when it can (root with apt-get). Otherwise the browser tests skip,
 # except under CI=true, where this step fails.

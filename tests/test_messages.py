@@ -162,6 +162,7 @@ async def test_the_page_learns_the_assistant_from_a_key_without_taking_a_use(cli
         "greeting": "Welcome, class!",
         "starters": [],
         "max_message_length": 4_000,
+        "language": None,
     }
     refused = await client.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"]})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "key_required")

@@ -32,6 +32,7 @@ from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.health import router as health_router
 from portico.kit.crypto import Vault
+from portico.kit.i18n import GuestLanguage
 from portico.kit.logs import install_redaction
 from portico.metrics import views as metrics_views
 from portico.metrics.api import router as metrics_router
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, request_timeout=settings.request_timeout)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CompressPublicAssets)
+    # Outermost: every guest route, its errors included, answers in the guest's language.
+    app.add_middleware(GuestLanguage)
 
     # Guest routes: public by design; each one takes a key, a public id or a session token.
     # Included first: they are the busiest, and routes are matched in order.

@@ -1,21 +1,24 @@
 """Domain errors carry their own code, HTTP status and a sentence a person understands.
 
 Services raise them; one handler renders them (see `handlers.py`). Routes never build error
-responses themselves.
+responses themselves. Sentences are in the request's language (kit/i18n.py): English for owners.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from portico.kit.i18n import N_, gettext
+
 
 class PorticoError(Exception):
     status = 400
     code = "bad_request"
-    message = "The request could not be processed."
+    message = N_("The request could not be processed.")
 
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
-        self.message = message or self.message
+        # A class's own sentence is translated here; a sentence given is already in the request's language.
+        self.message = message or gettext(self.message)
         self.details = details
         super().__init__(self.message)
 
@@ -23,25 +26,25 @@ class PorticoError(Exception):
 class NotFound(PorticoError):
     status = 404
     code = "not_found"
-    message = "Nothing was found here."
+    message = N_("Nothing was found here.")
 
 
 class AuthRequired(PorticoError):
     status = 401
     code = "auth_required"
-    message = "This needs a token: send it as 'Authorization: Bearer <token>'."
+    message = N_("This needs a token: send it as 'Authorization: Bearer <token>'.")
 
 
 class InvalidToken(PorticoError):
     status = 401
     code = "invalid_token"
-    message = "This token is not valid (mistyped, revoked or for something else)."
+    message = N_("This token is not valid (mistyped, revoked or for something else).")
 
 
 class InvalidRequest(PorticoError):
     status = 422
     code = "invalid_request"
-    message = "The request is not valid."
+    message = N_("The request is not valid.")
 
     def __init__(self, message: str | None = None, *, details: Any = None, field: str | None = None) -> None:
         super().__init__(message, details=details)
@@ -52,13 +55,13 @@ class InvalidRequest(PorticoError):
 class Conflict(PorticoError):
     status = 409
     code = "conflict"
-    message = "The request conflicts with the current state."
+    message = N_("The request conflicts with the current state.")
 
 
 class LimitReached(PorticoError):
     status = 409
     code = "limit_reached"
-    message = "A limit was reached."
+    message = N_("A limit was reached.")
 
 
 class ClientDisconnected(Exception):

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portico.access.ratelimit import count_failed_secret
 from portico.errors import ClientDisconnected, NotFound, PorticoError
+from portico.kit.i18n import gettext
 from portico.kit.logs import mark_logged
 from portico.schemas import ErrorResponse
 
@@ -54,9 +55,9 @@ def _describe(error: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"] if part not in ("body", "query", "path"))
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "is not a known field"
+        message = gettext("is not a known field")
     elif error["type"] == "missing":
-        message = "is required"
+        message = gettext("is required")
     elif error["type"] == "value_error" and "error" in error.get("ctx", {}):
         message = str(error["ctx"]["error"])  # the validator's own sentence, without "Value error, "
     return f"{location}: {message}" if location else message
@@ -75,7 +76,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     errors = list(exc.errors())
     if any(e["loc"][:1] == ("path",) for e in errors):
         # `/assistants/abc` or an id past the database's range names nothing: not found, like an unknown id.
-        return await _portico_error(request, NotFound("There is nothing at this address."))
+        return await _portico_error(request, NotFound(gettext("There is nothing at this address.")))
     if _wants_page(request):
         from portico.web.forms import sentence
 
@@ -120,7 +121,7 @@ async def _portico_error(request: Request, exc: PorticoError) -> Response:
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     if _wants_page(request) and exc.status_code in (404, 405):
-        return _error_page(request, 404, "There is nothing at this address.")
+        return _error_page(request, 404, gettext("There is nothing at this address."))
     if exc.status_code == 400 and "json" in request.headers.get("content-type", ""):
         # FastAPI's answer to a JSON body it cannot decode (not UTF-8): the same as any malformed JSON.
         return error_response(400, "malformed_json", "The request body is not valid JSON (it must be UTF-8).")
@@ -134,7 +135,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     messages = {
         400: "The request body could not be read.",
         408: "The request body stopped arriving, so the connection is closed.",
-        404: "There is nothing at this address.",
+        404: gettext("There is nothing at this address."),
         405: "This method is not allowed here.",
         413: f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
     }
@@ -162,7 +163,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     # would log it again when Starlette re-raises it after this answer.
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     mark_logged(exc)
-    message = "Something went wrong on our side. Please try again."
+    message = gettext("Something went wrong on our side. Please try again.")
     if _wants_page(request):
         return _error_page(request, 500, message)
     return error_response(500, "internal_error", message)
@@ -171,7 +172,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 async def _pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
     # Every connection of this process's pool was busy for PORTICO_DB_POOL_TIMEOUT: say so, and when to retry.
     log.warning("database pool exhausted: answering 503 busy")
-    response = error_response(503, "busy", "The server is busy right now. Please try again in a moment.")
+    response = error_response(503, "busy", gettext("The server is busy right now. Please try again in a moment."))
     response.headers["Retry-After"] = "1"
     return response
 

@@ -3,13 +3,16 @@
 Models, schemas, services, views, Metrics and the guest pages use these and nothing else; the
 schema holds the same values as CHECK constraints (migration 0005). Every sentence a guest reads
 about a refusal or an ending comes from here (the chat page and the widget show the server's
-`message`, never one of their own).
+`message`, never one of their own), in English, marked `N_` for the message catalogue: translate it
+with `kit.i18n.gettext` where a guest is given it. Owners' labels stay English.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+
+from portico.kit.i18n import N_
 
 
 class Status(StrEnum):
@@ -81,21 +84,25 @@ REFUSAL_STATUS: dict[Refusal, int] = {
 }
 
 REFUSAL_MESSAGES: dict[Refusal, str] = {
-    Refusal.NOT_FOUND: "This assistant does not exist. The link may have been changed or removed.",
-    Refusal.NOT_PUBLISHED: "This assistant is not ready yet. Please try again later.",
-    Refusal.ASSISTANT_OFFLINE: "This assistant is offline right now. Please try again later.",
-    Refusal.LINK_INVALID: "This link is not valid. Check that you copied all of it.",
-    Refusal.LINK_REVOKED: "This link has been turned off by the assistant's owner.",
-    Refusal.LINK_PAUSED: "This link is paused by the assistant's owner. Please try again later.",
-    Refusal.LINK_EXPIRED: "This link has expired. Ask the person who shared it for a new one.",
-    Refusal.LINK_EXHAUSTED: "This link has no sessions left. Ask the person who shared it for more.",
-    Refusal.KEY_REQUIRED: "This assistant is private. Open it with the personal link you were given.",
-    Refusal.ACCESS_CODE_REQUIRED: "This assistant needs an access code. Ask the person who shared it.",
-    Refusal.ACCESS_CODE_INVALID: "That access code is not right. Check it and try again.",
-    Refusal.ORIGIN_NOT_ALLOWED: "This assistant cannot be used on this website.",
-    Refusal.DAILY_LIMIT_REACHED: "This assistant has had all the conversations it can have today. Try again tomorrow.",
-    Refusal.MESSAGE_LIMIT_REACHED: "This conversation has reached its message limit. Start a new one to keep talking.",
-    Refusal.RATE_LIMITED: "Too many requests at once. Please wait a moment and try again.",
+    Refusal.NOT_FOUND: N_("This assistant does not exist. The link may have been changed or removed."),
+    Refusal.NOT_PUBLISHED: N_("This assistant is not ready yet. Please try again later."),
+    Refusal.ASSISTANT_OFFLINE: N_("This assistant is offline right now. Please try again later."),
+    Refusal.LINK_INVALID: N_("This link is not valid. Check that you copied all of it."),
+    Refusal.LINK_REVOKED: N_("This link has been turned off by the assistant's owner."),
+    Refusal.LINK_PAUSED: N_("This link is paused by the assistant's owner. Please try again later."),
+    Refusal.LINK_EXPIRED: N_("This link has expired. Ask the person who shared it for a new one."),
+    Refusal.LINK_EXHAUSTED: N_("This link has no sessions left. Ask the person who shared it for more."),
+    Refusal.KEY_REQUIRED: N_("This assistant is private. Open it with the personal link you were given."),
+    Refusal.ACCESS_CODE_REQUIRED: N_("This assistant needs an access code. Ask the person who shared it."),
+    Refusal.ACCESS_CODE_INVALID: N_("That access code is not right. Check it and try again."),
+    Refusal.ORIGIN_NOT_ALLOWED: N_("This assistant cannot be used on this website."),
+    Refusal.DAILY_LIMIT_REACHED: N_(
+        "This assistant has had all the conversations it can have today. Try again tomorrow."
+    ),
+    Refusal.MESSAGE_LIMIT_REACHED: N_(
+        "This conversation has reached its message limit. Start a new one to keep talking."
+    ),
+    Refusal.RATE_LIMITED: N_("Too many requests at once. Please wait a moment and try again."),
 }
 
 # Owners read these in Metrics ("Refusals at the gate").
@@ -119,15 +126,15 @@ REFUSAL_LABELS: dict[Refusal, str] = {
 
 # What a guest reads when a conversation has ended, by its end reason.
 END_MESSAGES: dict[EndReason, str] = {
-    EndReason.GUEST: "You ended this conversation.",
-    EndReason.INACTIVITY: "This conversation ended after a period without messages.",
-    EndReason.MAX_DURATION: "This conversation reached its time limit.",
-    EndReason.ASSISTANT_OFFLINE: "The assistant went offline, so this conversation has ended.",
-    EndReason.ASSISTANT_DELETED: "This assistant was removed, so this conversation has ended.",
-    EndReason.LINK_REVOKED: "Your link was turned off by the assistant's owner, so this conversation has ended.",
-    EndReason.MADE_PRIVATE: "This assistant is now private, so this conversation has ended.",
-    EndReason.COMPLETED: "This conversation has ended.",
-    EndReason.INTERRUPTED: "This conversation was interrupted. Start a new one to keep talking.",
+    EndReason.GUEST: N_("You ended this conversation."),
+    EndReason.INACTIVITY: N_("This conversation ended after a period without messages."),
+    EndReason.MAX_DURATION: N_("This conversation reached its time limit."),
+    EndReason.ASSISTANT_OFFLINE: N_("The assistant went offline, so this conversation has ended."),
+    EndReason.ASSISTANT_DELETED: N_("This assistant was removed, so this conversation has ended."),
+    EndReason.LINK_REVOKED: N_("Your link was turned off by the assistant's owner, so this conversation has ended."),
+    EndReason.MADE_PRIVATE: N_("This assistant is now private, so this conversation has ended."),
+    EndReason.COMPLETED: N_("This conversation has ended."),
+    EndReason.INTERRUPTED: N_("This conversation was interrupted. Start a new one to keep talking."),
 }
 
 END_LABELS: dict[EndReason, str] = {
@@ -207,10 +214,10 @@ class FeedbackReason(StrEnum):
 
 # What a guest reads beside each choice, and an owner in Logs.
 FEEDBACK_REASON_LABELS: dict[FeedbackReason, str] = {
-    FeedbackReason.WRONG: "It was wrong",
-    FeedbackReason.NOT_ANSWERED: "It did not answer my question",
-    FeedbackReason.UNCLEAR: "It was hard to understand",
-    FeedbackReason.OTHER: "Something else",
+    FeedbackReason.WRONG: N_("It was wrong"),
+    FeedbackReason.NOT_ANSWERED: N_("It did not answer my question"),
+    FeedbackReason.UNCLEAR: N_("It was hard to understand"),
+    FeedbackReason.OTHER: N_("Something else"),
 }
 
 

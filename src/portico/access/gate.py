@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from portico.errors import PorticoError
+from portico.kit.i18n import gettext
 from portico.vocabulary import REFUSAL_MESSAGES, REFUSAL_STATUS, Refusal, ShareMode, Status
 
 KEY_PREFIX = "ptk_"
@@ -89,7 +90,7 @@ class GateRefusal:
 
     @property
     def message(self) -> str:
-        return REFUSAL_MESSAGES[self.code]
+        return gettext(REFUSAL_MESSAGES[self.code])
 
 
 class Refused(PorticoError):

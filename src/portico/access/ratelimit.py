@@ -34,6 +34,7 @@ from portico.access.gate import Refused
 from portico.config import Settings
 from portico.errors import InvalidToken, PorticoError
 from portico.kit.crypto import digest
+from portico.kit.i18n import format_number, gettext, ngettext
 from portico.kit.net import client_address
 from portico.vocabulary import REFUSAL_MESSAGES, Refusal
 
@@ -61,13 +62,15 @@ class RateLimited(PorticoError):
     def __init__(self, retry_after: int) -> None:
         # handlers.py sends it as the `Retry-After` header.
         self.retry_after = retry_after
-        super().__init__(f"{REFUSAL_MESSAGES[Refusal.RATE_LIMITED]} You can try again in {_wait(retry_after)}.")
+        again = gettext("You can try again in {wait}.").format(wait=_wait(retry_after))
+        super().__init__(f"{gettext(REFUSAL_MESSAGES[Refusal.RATE_LIMITED])} {again}")
 
 
 def _wait(seconds: int) -> str:
     if seconds < 120:
-        return "1 second" if seconds == 1 else f"{seconds} seconds"
-    return f"{math.ceil(seconds / 60)} minutes"
+        return ngettext("{count} second", "{count} seconds", seconds).format(count=format_number(seconds))
+    minutes = math.ceil(seconds / 60)
+    return ngettext("{count} minute", "{count} minutes", minutes).format(count=format_number(minutes))
 
 
 class Limiter:

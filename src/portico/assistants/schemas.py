@@ -10,6 +10,7 @@ from portico.access.codes import MAX_LENGTH as MAX_CODE
 from portico.access.codes import MIN_LENGTH as MIN_CODE
 from portico.access.schemas import Expiry
 from portico.config import get_settings
+from portico.kit.i18n import LANGUAGES
 from portico.kit.net import EngineAddressRefused, check_engine_host
 from portico.schemas import Name, Strict
 from portico.vocabulary import ShareMode, Status
@@ -27,6 +28,21 @@ class SessionSettings(Strict):
     )
     max_duration: int = Field(default=3_600, ge=60, le=604_800, description="Seconds after which a session ends.")
     max_message_length: int = Field(default=4_000, ge=1, le=100_000, description="Characters in one guest message.")
+    language: str | None = Field(
+        default=None,
+        description="The guest pages' language when the link names none (`en`, `de`, `fr`, `es`); "
+        "null: the guest's browser decides.",
+    )
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _shipped_language(cls, value: object) -> object:
+        if value == "":
+            return None  # the Behavior form's "the guest's browser decides"
+        if value is not None and (not isinstance(value, str) or value.lower() not in LANGUAGES):
+            choices = ", ".join(sorted(LANGUAGES))
+            raise PydanticCustomError("language", "Choose one of {choices}, or null.", {"choices": choices})
+        return value.lower() if isinstance(value, str) else value
 
 
 class Quotas(Strict):

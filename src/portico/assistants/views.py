@@ -29,12 +29,16 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[D
 KNOWLEDGE_UPLOAD_MAX = 1024 * 1024
 TEXT_FIELDS = ("name", "description", "greeting", "instructions")
 ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
-SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length")
+SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length", "language")
 QUOTA_FIELDS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
 # A question from the unanswered report, as a heading (one line, trimmed to this).
 ANSWER_MAX = 500
 NAME_SENTENCE = "Give the assistant a name of 1 to 200 characters."
-BEHAVIOR_SENTENCES = {"name": NAME_SENTENCE, "engine_type": "Choose the built-in engine or an OpenAI-compatible one."}
+BEHAVIOR_SENTENCES = {
+    "name": NAME_SENTENCE,
+    "engine_type": "Choose the built-in engine or an OpenAI-compatible one.",
+    "language": "Choose one of the languages in the list.",
+}
 
 
 async def _unpublished(db: SessionDep, assistant: Assistant) -> bool:

@@ -37,6 +37,7 @@ from portico.config import Settings
 from portico.deps import BearerToken, SettingsDep, VaultDep
 from portico.errors import ClientDisconnected
 from portico.handlers import error_response
+from portico.kit.i18n import format_number, gettext, ngettext
 from portico.schemas import Id
 from portico.vocabulary import END_MESSAGES, EndReason, FeedbackReason, Rating, Role
 
@@ -71,11 +72,18 @@ def link_brief(facts: LinkFacts | None, *, in_session: bool) -> LinkBrief | None
 def _uses(left: int | None, in_session: bool) -> str | None:
     if left is None:
         return None
+    count = format_number(left)
     if not in_session:
-        return "Your link has 1 session left." if left == 1 else f"Your link has {left:,} sessions left."
+        return ngettext("Your link has {count} session left.", "Your link has {count} sessions left.", left).format(
+            count=count
+        )
     if left == 0:
-        return "This is the last session on your link."
-    return f"Your link has {left:,} more session{'s' if left > 1 else ''} after this one."
+        return gettext("This is the last session on your link.")
+    return ngettext(
+        "Your link has {count} more session after this one.",
+        "Your link has {count} more sessions after this one.",
+        left,
+    ).format(count=count)
 
 
 async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionState:
@@ -87,7 +95,7 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
         session_id=session.id,
         state="ended" if session.ended_at else "active",
         end_reason=end_reason,
-        end_message=END_MESSAGES[end_reason] if end_reason else None,
+        end_message=gettext(END_MESSAGES[end_reason]) if end_reason else None,
         channel=session.channel,  # type: ignore[arg-type]  # validated by pydantic against Channel
         started_at=session.started_at,
         ended_at=session.ended_at,
@@ -134,6 +142,7 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
         greeting=assistant.greeting,
         starters=list(assistant.starters),
         max_message_length=assistant.settings["max_message_length"],
+        language=assistant.settings.get("language"),
     )
 
 

@@ -24,19 +24,20 @@ from portico.chat.store import GuestStore
 from portico.engines import ENGINES, EngineError, EngineRequest, Sources, Turn, Usage, get_engine
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
+from portico.kit.i18n import N_, format_number, gettext
 from portico.models import utcnow
 from portico.vocabulary import END_MESSAGES, EndReason, Refusal, Role
 
 HISTORY_TURNS = 20
 # A reply being streamed is saved at most this often (and an instance that dies loses at most this much).
 SAVE_SECONDS = 1.0
-TOO_SLOW = "The assistant took too long to answer. Please try again in a moment."
+TOO_SLOW = N_("The assistant took too long to answer. Please try again in a moment.")
 log = logging.getLogger("portico.chat")
 
 
 class SessionEnded(Conflict):
     code = "session_ended"
-    message = "This conversation has ended. Start a new one to keep talking."
+    message = N_("This conversation has ended. Start a new one to keep talking.")
 
 
 class MessageTooLong(PorticoError):
@@ -44,7 +45,8 @@ class MessageTooLong(PorticoError):
     code = "message_too_long"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"This message is too long: at most {limit:,} characters, please.")
+        sentence = gettext("This message is too long: at most {limit} characters, please.")
+        super().__init__(sentence.format(limit=format_number(limit)))
 
 
 @dataclass(frozen=True)
@@ -176,14 +178,14 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
                 yield ReplyEvent("token", {"text": item})
                 reply.save_now_and_then()
             if watch.code == TIMED_OUT:
-                error = (watch.code, TOO_SLOW)
+                error = (watch.code, gettext(TOO_SLOW))
             elif watch.code is not None:
-                error = (watch.code, END_MESSAGES[EndReason(watch.code)])
+                error = (watch.code, gettext(END_MESSAGES[EndReason(watch.code)]))
         except EngineError as exc:
-            error = (exc.code, exc.guest_message)
+            error = (exc.code, gettext(exc.guest_message))
         except Exception as exc:  # noqa: BLE001 - a guest gets a sentence, never a broken stream
             log.error("engine %s failed: %s", pending.request.engine["type"], type(exc).__name__)
-            error = ("engine_error", EngineError.guest_message)
+            error = ("engine_error", gettext(EngineError.guest_message))
         except asyncio.CancelledError:
             # The guest went away mid-reply: keep what was written, then stop.
             await asyncio.shield(reply.finish("disconnected"))

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from portico.models.message import COMMENT_MAX
+from portico.kit.i18n import gettext
 from portico.schemas import Strict
 from portico.vocabulary import Channel, EndReason, FeedbackReason, Rating, Role
 
@@ -82,7 +83,7 @@ class MessageIn(Strict):
     @model_validator(mode="after")
     def _not_blank(self) -> MessageIn:
         if not self.content.strip():
-            raise ValueError("write something: the message is empty")
+            raise ValueError(gettext("write something: the message is empty"))
         return self
 
 
@@ -137,6 +138,9 @@ class LookupOut(BaseModel):
     greeting: str
     starters: list[str] = STARTERS
     max_message_length: int = Field(description="The most characters a guest message may have.")
+    language: str | None = Field(
+        default=None, description="The assistant's own language for its guest pages (`settings.language`), if set."
+    )
 
 
 class SessionState(BaseModel):

@@ -28,6 +28,7 @@ from portico.chat.records import DailyCaps, DailyLimitReached, SessionRecord
 from portico.chat.store import GuestStore
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, is_well_formed, new_token
+from portico.kit.i18n import N_
 from portico.metrics.quotas import seconds_to_next_day
 from portico.models import utcnow
 from portico.vocabulary import Channel, EndReason, Refusal, ShareMode, Status
@@ -38,7 +39,7 @@ TOKEN_PREFIX = "pts_"
 
 class InvalidSessionToken(InvalidToken):
     code = "invalid_session_token"
-    message = "This session token does not belong to this session."
+    message = N_("This session token does not belong to this session.")
 
 
 @dataclass(frozen=True)

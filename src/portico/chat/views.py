@@ -1,7 +1,9 @@
 """The chat page guests open: `/c/{public_id}` (public link) and `/c#k=KEY` (private link), and
 the widget's frame, `/c/{widget_id}?embed=1`.
 
-Opening the page takes nothing: the session starts on the guest's first message.
+Opening the page takes nothing: the session starts on the guest's first message. The page is in
+the guest's language: `?lang=` (the widget's loader passes its `data-lang` so), else the
+assistant's default language, else the browser's `Accept-Language`, else English.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from portico.access.gate import GateRefusal, decide
+from portico.access.gate import AssistantFacts, GateRefusal, decide
 from portico.chat.api import StoreDep
+from portico.kit import i18n
+from portico.kit.i18n import N_, gettext
 from portico.models import utcnow
 from portico.vocabulary import FEEDBACK_REASON_LABELS, REFUSAL_STATUS, Refusal
 from portico.web.pages import STRICT_CSP, templates
@@ -20,23 +24,32 @@ router = APIRouter(include_in_schema=False)
 
 # The page's own words, for what the API cannot say: a heading when no assistant can be named,
 # and the one sentence for when the server cannot be reached at all. Every other sentence on
-# the page is a `message` from the API or in the template (static/chat*.js hold none).
-UNAVAILABLE = "Unavailable"
-NETWORK_MESSAGE = "The connection was lost. Check your internet connection and try again."
+# the page is a `message` from the API (static/chat.js holds none).
+UNAVAILABLE = N_("Unavailable")
+NETWORK_MESSAGE = N_("The connection was lost. Check your internet connection and try again.")
 
 
-# The reasons a guest may give for a thumbs down, in the vocabulary's order and words.
-REASONS = [(reason.value, label) for reason, label in FEEDBACK_REASON_LABELS.items()]
-
-
-def _page(**context: object) -> dict[str, object]:
-    return {"unavailable": UNAVAILABLE, "network_message": NETWORK_MESSAGE, "reasons": REASONS, **context}
+def _page(request: Request, facts: AssistantFacts | None = None, **context: object) -> dict[str, object]:
+    """The page's context, in the guest's language (which every sentence made after this is in)."""
+    default = (facts.settings or {}).get("language") if facts else None
+    accept = request.headers.get("accept-language", "")
+    language = i18n.choose(request.query_params.get("lang", "")[:64], default, accept_language=accept)
+    i18n.use(language)
+    return {
+        "language": language,
+        "unavailable": gettext(UNAVAILABLE),
+        "network_message": gettext(NETWORK_MESSAGE),
+        # The reasons a guest may give for a thumbs down, in the vocabulary's order.
+        "reasons": [(reason.value, gettext(label)) for reason, label in FEEDBACK_REASON_LABELS.items()],
+        **context,
+    }
 
 
 @router.get("/c", response_class=HTMLResponse)
 async def private_chat(request: Request) -> HTMLResponse:
     # The key is in the fragment, which the server never sees; the page's script looks it up.
-    return templates.TemplateResponse(request, "chat.html", _page(title="Chat", embed=False))
+    context = _page(request, embed=False)
+    return templates.TemplateResponse(request, "chat.html", {**context, "title": gettext("Chat")})
 
 
 # Refusals the page's script answers itself: a key may be in the fragment, or the guest types the code.
@@ -46,10 +59,11 @@ ASKED_BY_THE_PAGE = {Refusal.KEY_REQUIRED, Refusal.ACCESS_CODE_REQUIRED}
 @router.get("/c/{public_id}", response_class=HTMLResponse)
 async def public_chat(public_id: str, request: Request, store: StoreDep, embed: bool = False) -> HTMLResponse:
     # The widget's frame is named by the widget id, which rotating the public link leaves alone.
-    context = _page(widget_id=public_id, embed=embed) if embed else _page(public_id=public_id, embed=embed)
     status = 200
     # Opening the page counts nothing: the page's own lookup counts a refusal once (chat.js).
     facts = await (store.facts_by_widget_id(public_id) if embed else store.facts_by_public_id(public_id))
+    named = {"widget_id": public_id} if embed else {"public_id": public_id}
+    context = _page(request, facts, embed=embed, **named)
     decision = decide(public_id_given=True, key_given=False, assistant=facts, link=None, now=utcnow())
     if facts is not None:
         # Named even when refused (offline, not published, private: a key may be in the fragment).
@@ -57,7 +71,7 @@ async def public_chat(public_id: str, request: Request, store: StoreDep, embed: 
     if isinstance(decision, GateRefusal) and decision.code not in ASKED_BY_THE_PAGE:
         status = REFUSAL_STATUS.get(decision.code, 403)
         if facts is None:
-            context.update(title=UNAVAILABLE, description="")  # no name, so no avatar letter
+            context.update(title=context["unavailable"], description="")  # no name, so no avatar letter
         context.update(refusal=decision.message)
     response = templates.TemplateResponse(request, "chat.html", context, status_code=status)
     if embed:

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from portico.kit.i18n import N_
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -46,7 +48,7 @@ class Sources:
 class EngineError(Exception):
     """An engine could not answer. `retryable` says whether trying again may help."""
 
-    guest_message = "The assistant could not answer just now. Please try again in a moment."
+    guest_message = N_("The assistant could not answer just now. Please try again in a moment.")
 
     def __init__(self, code: str, detail: str, *, retryable: bool) -> None:
         super().__init__(detail)

@@ -364,6 +364,12 @@
         return errorOf(response).then(function (e) { if (CODE_REFUSALS[e.code]) askCode(e); else refused(e); });
       }
       return response.json().then(function (found) {
+        // A private link's page is rendered before its assistant is known: when the assistant has
+        // a language of its own and the link named none, show the page in it.
+        if (found.language && found.language !== document.documentElement.lang && !/[?&]lang=/.test(location.search)) {
+          location.replace(location.pathname + "?lang=" + encodeURIComponent(found.language) + location.hash);
+          return;
+        }
         // The page may have been rendered with a refusal that no longer holds.
         reopen();
         showNotice("");

@@ -1,5 +1,5 @@
 /*! Portico widget loader. <script src=".../widget.js" data-assistant="WIDGET_ID" async></script>
- * Options: data-key, data-position (bottom-right|bottom-left), data-color, data-title, data-open,
+ * Options: data-key, data-lang, data-position (bottom-right|bottom-left), data-color, data-title, data-open,
  * data-mode="inline" with data-target="#element". API: Portico.open(id?), Portico.close(id?),
  * Portico.on("session-start"|"session-end"|"open"|"close", fn); the same as window events "portico:*". */
 (function () {
@@ -9,6 +9,17 @@
   var d = script.dataset;
   var base = new URL(script.src).origin;
   var VERSION = "__PORTICO_VERSION__";
+  // The loader's own words in each language the server ships (put in by the server, from its catalogue).
+  var WORDS = {/*__PORTICO_WORDS__*/};
+  function words() {
+    var tags = [d.lang, navigator.language];
+    for (var i = 0; i < tags.length; i++) {
+      var tag = (tags[i] || "").toLowerCase().replace("_", "-");
+      var found = WORDS[tag] || WORDS[tag.split("-")[0]];
+      if (found) return found;
+    }
+    return WORDS.en;
+  }
   var api = window.Portico = window.Portico || { widgets: [], handlers: {} };
   if (!api.open) {
     api.on = function (name, fn) { (api.handlers[name] = api.handlers[name] || []).push(fn); };
@@ -26,7 +37,8 @@
   function boot() {
     var id = d.assistant;
     var color = /^#[0-9a-f]{3,8}$|^[a-z]+$/i.test(d.color || "") ? d.color : "#1f5fbf";
-    var title = d.title || "Chat";
+    var said = words();
+    var title = d.title || said.title;
     var left = d.position === "bottom-left";
     var inline = d.mode === "inline";
     var target = inline ? document.querySelector(d.target || "") : null;
@@ -70,7 +82,8 @@
       frame.allow = "clipboard-write";
       var fragment = "#o=" + encodeURIComponent(location.origin) + (d.key ? "&k=" + encodeURIComponent(d.key) : "");
       // The frame is named by the widget id (rotating the public link leaves it alone).
-      frame.src = base + "/c/" + encodeURIComponent(id) + "?embed=1&v=" + VERSION + fragment;
+      var lang = d.lang ? "&lang=" + encodeURIComponent(d.lang) : "";
+      frame.src = base + "/c/" + encodeURIComponent(id) + "?embed=1&v=" + VERSION + lang + fragment;
       panel.insertBefore(frame, panel.firstChild);
     }
     function open() {
@@ -92,7 +105,7 @@
       button = document.createElement("button");
       button.className = "b";
       button.type = "button";
-      button.setAttribute("aria-label", "Open chat: " + title);
+      button.setAttribute("aria-label", said.open.replace("{title}", title));
       button.setAttribute("aria-expanded", "false");
       button.innerHTML = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true">' +
         '<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg>';
@@ -100,7 +113,7 @@
       var x = document.createElement("button");
       x.className = "x";
       x.type = "button";
-      x.setAttribute("aria-label", "Close chat");
+      x.setAttribute("aria-label", said.close);
       x.textContent = "\u00d7";
       x.addEventListener("click", close);
       panel.appendChild(x);

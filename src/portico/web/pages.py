@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portico.kit.i18n import LANGUAGES, gettext, ngettext
 from portico.vocabulary import Channel, ShareMode, Status, reply_error_label
 
 HERE = Path(__file__).parent.parent
@@ -63,11 +64,13 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def gettext(message: str) -> str:
-    """A guest-facing sentence in the guest's language. English until the message catalogue lands."""
-    return message
+# The languages guests can be answered in, each named in itself (the Behavior page's choice).
+GUEST_LANGUAGES = sorted(
+    (code, (language.locale.get_display_name(language.locale) or code).capitalize())
+    for code, language in LANGUAGES.items()
+)
 
-
+# `_` and `ngettext`: a sentence in the request's language (kit/i18n.py); English on owner pages.
 templates.env.globals.update(
     static=static_url,
     Status=Status,
@@ -75,6 +78,8 @@ templates.env.globals.update(
     Channel=Channel,
     reply_error_label=reply_error_label,
     _=gettext,
+    ngettext=ngettext,
+    guest_languages=GUEST_LANGUAGES,
 )
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
