@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from portico.models.message import COMMENT_MAX
 from portico.kit.i18n import gettext
+from portico.models.message import COMMENT_MAX
 from portico.schemas import Strict
 from portico.vocabulary import Channel, EndReason, FeedbackReason, Rating, Role
 
