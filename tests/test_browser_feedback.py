@@ -1,21 +1,16 @@
 """Starters, sources and thumbs on the chat page, the widget's frame and the preview, in a real
 browser, and axe-core over the page with every new control showing. Both databases.
 
-The server half of starters and feedback (issue 14) is the answers branch's. Until it is merged,
-the tests marked `STUB` answer those routes inside the browser (Playwright's page.route: the
-server is real, only the missing fields and route are filled in); the tests marked `AFTER MERGE`
-run against the real routes and skip, saying why, while they are missing.
+Every route is the real server's; the page's requests to the feedback route are only watched.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from playwright.async_api import expect
 
-from portico.chat.schemas import LookupOut, MessageOut
-from portico.vocabulary import FEEDBACK_REASON_LABELS, FeedbackReason
+from portico.vocabulary import FEEDBACK_REASON_LABELS, REFUSAL_MESSAGES, FeedbackReason, Refusal
 from tests.browser import browser, page_errors, run_axe  # noqa: F401  (browser: fixture)
 from tests.conftest import Person
 from tests.test_browser_chat import (  # noqa: F401  (server, server_log, db_name: fixtures)
@@ -36,65 +31,33 @@ from tests.test_browser_chat import (  # noqa: F401  (server, server_log, db_nam
 
 STARTERS = ["When are you open on Saturdays?", "Where do I park?"]
 THANKS = "Thank you for your feedback."
-HAS_STARTERS = "starters" in LookupOut.model_fields
-HAS_FEEDBACK = "rating" in MessageOut.model_fields
-AFTER_MERGE = "AFTER MERGE: needs the answers branch (issue 14's starters and feedback on the server)"
 
 
-async def stub_starters(page) -> None:  # type: ignore[no-untyped-def]
-    """STUB: the real lookup's answer, with the starters the answers branch adds."""
-
-    async def handle(route) -> None:  # type: ignore[no-untyped-def]
-        response = await route.fetch()
-        body = await response.json()
-        if response.ok:
-            body["starters"] = STARTERS
-        await route.fulfill(response=response, json=body)
-
-    await page.route("**/api/v1/chat/lookup", handle)
+async def give_starters(alice: Person, assistant: dict) -> None:
+    path = f"/api/v1/assistants/{assistant['id']}"
+    assert (await alice.request("PATCH", path, json={"starters": STARTERS})).status_code == 200
+    assert (await alice.request("POST", f"{path}/publish")).status_code == 201
 
 
-async def stub_feedback(page, posted: list[dict], status: int = 200) -> None:  # type: ignore[no-untyped-def]
-    """STUB: the feedback route as the contract shapes it; records what the page sent."""
+def record_feedback(page, posted: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """What the page sends to the (real) feedback route, with the header that authorises it."""
 
-    async def handle(route) -> None:  # type: ignore[no-untyped-def]
-        request = route.request
-        body = request.post_data_json
-        message_id = int(request.url.rsplit("/", 2)[-2])
-        posted.append({**body, "message_id": message_id, "auth": await request.header_value("authorization")})
-        if status != 200:
-            error = {"code": "invalid_request", "message": "This reply cannot be rated."}
-            await route.fulfill(status=status, json={"error": error})
-        else:
-            await route.fulfill(json={"message_id": message_id, **body})
+    def seen(request) -> None:  # type: ignore[no-untyped-def]
+        if request.method == "POST" and request.url.endswith("/feedback"):
+            message_id = int(request.url.rsplit("/", 2)[-2])
+            auth = request.headers.get("authorization")
+            posted.append({**request.post_data_json, "message_id": message_id, "auth": auth})
 
-    await page.route("**/api/v1/chat/sessions/*/messages/*/feedback", handle)
+    page.on("request", seen)
 
 
-async def stub_resumed(page, extra: dict) -> None:  # type: ignore[no-untyped-def]
-    """STUB: the real transcript a resuming guest gets, with the answers branch's fields on replies."""
-
-    async def handle(route) -> None:  # type: ignore[no-untyped-def]
-        if route.request.method != "GET":
-            await route.fallback()
-            return
-        response = await route.fetch()
-        body = await response.json()
-        for message in body.get("messages", []):
-            if message["role"] == "assistant":
-                message.update(extra)
-        await route.fulfill(response=response, json=body)
-
-    await page.route("**/api/v1/chat/sessions/*", handle)
-
-
-async def test_starters_show_before_the_first_message_and_a_click_starts_the_session_stub(
+async def test_starters_show_before_the_first_message_and_a_click_starts_the_session(
     browser, server, app, alice: Person
 ):
     assistant = await library(alice)
+    await give_starters(alice, assistant)
     context, page = await new_page(browser)
     errors = page_errors(page)
-    await stub_starters(page)
     for url in (f"/c/{assistant['public_id']}", f"/c/{assistant['widget_id']}?embed=1"):
         await page.goto(f"{server}{url}")
         await wait_ready(page)
@@ -114,7 +77,7 @@ async def test_starters_show_before_the_first_message_and_a_click_starts_the_ses
     await context.close()
 
 
-async def test_a_built_in_reply_shows_its_sources_collapsed_and_on_resume_stub(browser, server, alice: Person):
+async def test_a_built_in_reply_shows_its_sources_collapsed_and_on_resume(browser, server, alice: Person):
     assistant = await library(alice)
     context, page = await new_page(browser)
     errors = page_errors(page)
@@ -128,20 +91,19 @@ async def test_a_built_in_reply_shows_its_sources_collapsed_and_on_resume_stub(b
     await sources.locator("summary").click()
     await expect(sources.locator("li")).to_be_visible()
 
-    await stub_resumed(page, {"sources": ["Parking"]})
-    await page.reload()
+    await page.reload()  # resumed: the sources saved with the reply
     await wait_ready(page)
     await expect(page.locator("#log li.msg.assistant").last.locator("details.sources li")).to_have_text(["Parking"])
     errors.assert_none()
     await context.close()
 
 
-async def test_thumbs_are_posted_changeable_with_a_reason_and_restored_on_resume_stub(browser, server, alice: Person):
+async def test_thumbs_are_posted_changeable_with_a_reason_and_restored_on_resume(browser, server, alice: Person):
     assistant = await library(alice)
     context, page = await new_page(browser)
     errors = page_errors(page)
     posted: list[dict] = []
-    await stub_feedback(page, posted)
+    record_feedback(page, posted)
     await page.goto(f"{server}/c/{assistant['public_id']}")
     await wait_ready(page)
     await ask(page, "Where do I park?", replies=2)
@@ -181,32 +143,33 @@ async def test_thumbs_are_posted_changeable_with_a_reason_and_restored_on_resume
     assert [p["rating"] for p in posted] == ["up", "down", "down"]
 
     # Resumed: the rating shown as it was saved; the reason and comment come back to change them.
-    await stub_resumed(page, {"rating": "down", "reason": "unclear", "comment": "Too long."})
     await page.reload()
     await wait_ready(page)
     reply = page.locator("#log li.msg.assistant").last
     await expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
     await reply.get_by_role("button", name="Bad reply").click()  # pressed again: opens the reason
     form = reply.locator("form.feedback")
-    await expect(form.get_by_label(FEEDBACK_REASON_LABELS[FeedbackReason.UNCLEAR])).to_be_checked()
-    await expect(form.locator("textarea")).to_have_value("Too long.")
+    await expect(form.get_by_label(FEEDBACK_REASON_LABELS[FeedbackReason.NOT_ANSWERED])).to_be_checked()
+    await expect(form.locator("textarea")).to_have_value("It did not say where the entrance is.")
     assert len(posted) == 3, "pressing the chosen thumb again must not post"
     errors.assert_none()
     await context.close()
 
 
-async def test_a_refused_rating_shows_the_servers_sentence_and_changes_nothing_stub(browser, server, alice: Person):
+async def test_a_refused_rating_shows_the_servers_sentence_and_changes_nothing(browser, server, alice: Person):
     assistant = await library(alice)
     context, page = await new_page(browser)
     errors = page_errors(page)
-    posted: list[dict] = []
-    await stub_feedback(page, posted, status=422)
     await page.goto(f"{server}/c/{assistant['public_id']}")
     await wait_ready(page)
     await ask(page, "Where do I park?", replies=2)
+    # The owner takes the assistant offline: the server refuses the rating with the gate's sentence.
+    assert (
+        await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"})
+    ).status_code == 200
     reply = page.locator("#log li.msg.assistant").last
     await reply.get_by_role("button", name="Good reply").click()
-    await expect(reply.locator(".thanks")).to_have_text("This reply cannot be rated.")
+    await expect(reply.locator(".thanks")).to_have_text(REFUSAL_MESSAGES[Refusal.ASSISTANT_OFFLINE])
     await expect(reply.get_by_role("button", name="Good reply")).to_have_attribute("aria-pressed", "false")
     errors.assert_none()
     await context.close()
@@ -239,9 +202,8 @@ async def test_axe_finds_no_violation_with_starters_sources_thumbs_the_reason_fo
     browser, server, alice: Person
 ):
     assistant = await library(alice, settings={"max_message_length": 40})
+    await give_starters(alice, assistant)
     context, page = await new_page(browser, bypass_csp=True)
-    await stub_starters(page)
-    await stub_feedback(page, [])
     await page.goto(f"{server}/c/{assistant['public_id']}")
     await wait_ready(page)
     found = await run_axe(page, "starters")
@@ -258,8 +220,7 @@ async def test_axe_finds_no_violation_with_starters_sources_thumbs_the_reason_fo
     await context.close()
 
 
-@pytest.mark.skipif(not (HAS_STARTERS and HAS_FEEDBACK), reason=AFTER_MERGE)
-async def test_after_merge_starters_and_thumbs_are_real_and_restored_on_resume(browser, server, app, alice: Person):
+async def test_a_guests_thumbs_down_reaches_the_owners_logs(browser, server, app, alice: Person):
     assistant = await library(alice)
     path = f"/api/v1/assistants/{assistant['id']}"
     assert (await alice.request("PATCH", path, json={"starters": STARTERS})).status_code == 200
@@ -305,10 +266,7 @@ async def test_after_merge_starters_and_thumbs_are_real_and_restored_on_resume(b
     await context.close()
 
 
-@pytest.mark.skipif(not HAS_STARTERS, reason=AFTER_MERGE)
-async def test_after_merge_the_preview_shows_the_drafts_starters_before_the_first_message(
-    browser, server, alice: Person
-):
+async def test_the_preview_shows_the_drafts_starters_before_the_first_message(browser, server, alice: Person):
     assistant = await library(alice)
     path = f"/api/v1/assistants/{assistant['id']}"
     assert (await alice.request("PATCH", path, json={"starters": STARTERS})).status_code == 200
