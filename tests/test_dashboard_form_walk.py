@@ -165,6 +165,8 @@ def test_every_form_the_dashboard_has_is_walked():
         "/dashboard/assistants/{assistant_id}/versions/{number}/restore",
         "/dashboard/assistants/{assistant_id}/preview/sessions",  # the preview's script reads JSON
         "/dashboard/assistants/{assistant_id}/preview/sessions/{session_id}/messages",
+        # The preview's thumbs: its script reads the JSON answer (tests/test_feedback.py).
+        "/dashboard/assistants/{assistant_id}/preview/sessions/{session_id}/messages/{message_id}/feedback",
     }
     # Sign-in, setup and sign-up are walked in tests/test_dashboard_auth.py; the Share page's other
     # forms (users, caps, links) in tests/test_dashboard_forms.py and the Share tests.
