@@ -26,9 +26,13 @@ WITH_DATA = {
     "usage_user_hourly",
     "refusals_hourly",
     "daily_usage",
+    "teams",
+    "memberships",
+    "audit_events",
 }
-# Tables that migrations after 0004 create: gone on the way down to 0004, empty on the way up.
-SINCE_0004 = {"daily_usage"}
+# Tables that migrations after 0004 create: gone on the way down to 0004, empty on the way up
+# (or, for teams, made again from the owners: tests/test_team_migration.py).
+SINCE_0004 = {"daily_usage", "teams", "memberships", "invitations", "audit_events"}
 
 
 async def a_day_of_use(app, client, alice: Person) -> None:
@@ -125,9 +129,9 @@ async def test_full_text_search_still_follows_messages_after_a_rebuild(database_
         await engine.dispose()
 
 
-OWNER = "INSERT INTO owners (email, password_hash, created_at) VALUES ('o@example.com', 'x', CURRENT_TIMESTAMP) RETURNING id"
+OWNER = "INSERT INTO teams (name, created_at) VALUES ('o@example.com', CURRENT_TIMESTAMP) RETURNING id"
 ASSISTANT = (
-    "INSERT INTO assistants (owner_id, public_id, widget_id, name, description, status, share_mode, draft, "
+    "INSERT INTO assistants (team_id, public_id, widget_id, name, description, status, share_mode, draft, "
     "draft_digest, allowed_domains, created_at, updated_at) VALUES (:owner, 'pub', 'wid', 'A', '', 'live', 'public', '{}', 'd', '[]', "
     "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) RETURNING id"
 )
@@ -155,6 +159,9 @@ MESSAGE = (
         ("assistants", "sessions_per_day = 0", "sessions_per_day = -1", "ck_assistants_sessions_per_day"),
         ("assistants", "tokens_per_day = 5", "tokens_per_day = -5", "ck_assistants_tokens_per_day"),
         ("assistants", "messages_per_session = 1", "messages_per_session = -1", "ck_assistants_messages_per_session"),
+        ("memberships", "role = 'admin'", "role = 'boss'", "ck_memberships_role"),
+        ("audit_events", "action = 'assistant.published'", "action = 'hacked'", "ck_audit_events_action"),
+        ("teams", "name = 'x'", "name = ''", "ck_teams_name_length"),
     ],
 )
 async def test_the_database_refuses_a_word_outside_the_vocabulary(
@@ -182,7 +189,7 @@ async def test_the_schema_holds_every_check_the_models_declare(app):
                 (table, check["name"]) for table in TABLES for check in inspect(sync).get_check_constraints(table)
             }
         )
-    assert len(declared) == 9
+    assert len(declared) == 13
     assert built == declared
 
 

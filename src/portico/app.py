@@ -26,7 +26,7 @@ from portico.chat.views import router as chat_views
 from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
-from portico.deps import current_owner
+from portico.deps import current_member
 from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.health import router as health_router
@@ -39,6 +39,8 @@ from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
 from portico.owners import views as owners_views
 from portico.schemas import storable_parameters
+from portico.teams import views as teams_views
+from portico.teams.api import router as team_router
 from portico.web.pages import STATIC_DIR, CachedStatic, CompressPublicAssets, SecurityHeaders
 from portico.widget.api import router as widget_router
 
@@ -109,12 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(widget_router)
 
     # Owner routes: authentication is required for the whole router, not route by route.
-    owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_owner)])
+    owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_member)])
     owner_api.include_router(assistants_router)
     owner_api.include_router(links_router)
     owner_api.include_router(metrics_router)
+    owner_api.include_router(team_router)
     app.include_router(owner_api)
-    for dashboard in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
+    dashboards = (owners_views, assistants_views, access_views, metrics_views, teams_views)
+    for dashboard in (module.router for module in dashboards):
         app.include_router(dashboard)
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")

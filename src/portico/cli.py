@@ -25,9 +25,12 @@ from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, NotFound, PorticoError
 from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
-from portico.models import Assistant, Owner
+from portico.models import Assistant, Membership, Owner
 from portico.owners import service as owners_service
-from portico.vocabulary import Channel, ShareMode, Status
+from portico.teams import audit
+from portico.teams import service as teams_service
+from portico.teams.roles import Member
+from portico.vocabulary import AuditAction, Channel, ShareMode, Status, TeamRole
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
 db_app = typer.Typer(no_args_is_help=True, help="The database.")
@@ -36,12 +39,14 @@ tokens_app = typer.Typer(no_args_is_help=True, help="Owners' API tokens.")
 assistants_app = typer.Typer(no_args_is_help=True, help="Assistants.")
 links_app = typer.Typer(no_args_is_help=True, help="Private links (the Users of an assistant).")
 logs_app = typer.Typer(no_args_is_help=True, help="Logs: the sessions of an assistant.")
+members_app = typer.Typer(no_args_is_help=True, help="Team members (who may work on a team's assistants).")
 app.add_typer(db_app, name="db")
 app.add_typer(owners_app, name="owners")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(assistants_app, name="assistants")
 app.add_typer(links_app, name="links")
 app.add_typer(logs_app, name="logs")
+app.add_typer(members_app, name="members")
 
 T = TypeVar("T")
 
@@ -110,6 +115,19 @@ async def find_owner(db: AsyncSession, email: str | None) -> Owner:
     if len(owners) != 1:
         raise CliError("Say which owner with --owner EMAIL.")
     return owners[0]
+
+
+async def own_team(db: AsyncSession, owner: Owner) -> Member:
+    """The account in its first team (its own, unless it left): where its CLI tokens and assistants go."""
+    member = await teams_service.first_team(db, account_id=owner.id)
+    if member is None:
+        raise CliError(f"{owner.email} is in no team; add them with `portico members add`.")
+    return member
+
+
+def operator(assistant: Assistant) -> Member:
+    """The operator acts with the Owner's rights; the audit log names them as the command line."""
+    return Member.operator(team_id=assistant.team_id)
 
 
 def vault(config: Settings) -> Vault:
@@ -227,7 +245,9 @@ def tokens_create(
     """Create an API token; prints only the token."""
 
     async def work(db: AsyncSession, _config: Settings) -> str:
-        _token, plain = await owners_service.create_api_token(db, owner=await find_owner(db, owner), name=name)
+        _token, plain = await owners_service.create_api_token(
+            db, member=await own_team(db, await find_owner(db, owner)), name=name
+        )
         return plain
 
     typer.echo(run(work))
@@ -240,7 +260,8 @@ def assistants_list(owner: Annotated[str | None, typer.Option(help="Only this ow
     async def work(db: AsyncSession, _config: Settings) -> list[Assistant]:
         query = select(Assistant).where(Assistant.deleted_at.is_(None)).order_by(Assistant.id)
         if owner:
-            query = query.where(Assistant.owner_id == (await find_owner(db, owner)).id)
+            teams = select(Membership.team_id).where(Membership.owner_id == (await find_owner(db, owner)).id)
+            query = query.where(Assistant.team_id.in_(teams))
         return list(await db.scalars(query))
 
     writer = csv.writer(sys.stdout)
@@ -272,7 +293,8 @@ def assistants_create(
 
     async def work(db: AsyncSession, config: Settings) -> Assistant:
         who = await find_owner(db, owner)
-        return await assistants_service.create_assistant(db, owner_id=who.id, data=data, vault=vault(config))
+        member = await own_team(db, who)
+        return await assistants_service.create_assistant(db, member=member, data=data, vault=vault(config))
 
     assistant = run(work)
     typer.echo(f"{assistant.id},{assistant.public_id}")
@@ -289,7 +311,8 @@ def assistants_publish(assistant: str) -> None:
     """Publish the draft as a new version."""
 
     async def work(db: AsyncSession, _config: Settings) -> int:
-        version = await assistants_service.publish(db, assistant=await find_assistant(db, assistant))
+        found = await find_assistant(db, assistant)
+        version = await assistants_service.publish(db, member=operator(found), assistant=found)
         return version.number
 
     typer.echo(f"Published version {run(work)}.")
@@ -300,7 +323,8 @@ def assistants_delete(assistant: str) -> None:
     """Delete an assistant: its links and sessions stop at once."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await assistants_service.delete_assistant(db, assistant=await find_assistant(db, assistant))
+        found = await find_assistant(db, assistant)
+        await assistants_service.delete_assistant(db, member=operator(found), assistant=found)
 
     run(work)
     typer.echo("Deleted.")
@@ -323,7 +347,9 @@ def assistants_quotas(
 
     async def work(db: AsyncSession, config: Settings) -> Assistant:
         found = await find_assistant(db, assistant)
-        return await assistants_service.update_assistant(db, assistant=found, data=data, vault=vault(config))
+        return await assistants_service.update_assistant(
+            db, member=operator(found), assistant=found, data=data, vault=vault(config)
+        )
 
     updated = run(work)
     typer.echo(
@@ -337,7 +363,8 @@ def status(assistant: str, value: Status) -> None:
     """Switch an assistant live or offline."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await assistants_service.set_status(db, assistant=await find_assistant(db, assistant), status=value)
+        found = await find_assistant(db, assistant)
+        await assistants_service.set_status(db, member=operator(found), assistant=found, status=value)
 
     run(work)
     typer.echo(f"Assistant is {value.value}.")
@@ -348,7 +375,8 @@ def share(assistant: str, mode: ShareMode) -> None:
     """Switch an assistant's share mode."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await assistants_service.set_share_mode(db, assistant=await find_assistant(db, assistant), mode=mode)
+        found = await find_assistant(db, assistant)
+        await assistants_service.set_share_mode(db, member=operator(found), assistant=found, mode=mode)
 
     run(work)
     typer.echo(f"Share mode is {mode.value}.")
@@ -385,7 +413,12 @@ def links_create(
     async def work(db: AsyncSession, config: Settings) -> list[tuple[str, str]]:
         found = await find_assistant(db, assistant)
         created = await links_service.create_links(
-            db, assistant=found, items=items, limit=config.max_private_links, vault=vault(config)
+            db,
+            member=operator(found),
+            assistant=found,
+            items=items,
+            limit=config.max_private_links,
+            vault=vault(config),
         )
         outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in created]
         return [(out.name, out.url) for out in outs]
@@ -420,7 +453,8 @@ def links_delete(assistant: str, link_id: int) -> None:
     """Delete (revoke) a private link at once."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await links_service.delete_link(db, assistant=await find_assistant(db, assistant), link_id=link_id)
+        found = await find_assistant(db, assistant)
+        await links_service.delete_link(db, member=operator(found), assistant=found, link_id=link_id)
 
     run(work)
     typer.echo("Deleted: the link no longer works.")
@@ -432,10 +466,50 @@ def links_reissue(assistant: str, link_id: int) -> None:
 
     async def work(db: AsyncSession, config: Settings) -> str:
         found = await find_assistant(db, assistant)
-        link = await links_service.reissue_link(db, assistant=found, link_id=link_id, vault=vault(config))
+        link = await links_service.reissue_link(
+            db, member=operator(found), assistant=found, link_id=link_id, vault=vault(config)
+        )
         return links_service.link_out(link, vault=vault(config), base_url=config.base_url).url
 
     typer.echo(run(work))
+
+
+@members_app.command("add")
+def members_add(
+    email: str,
+    team: Annotated[str, typer.Option(help="The team's id or exact name.")],
+    role: Annotated[TeamRole, typer.Option(help="admin or editor (ownership moves by a transfer).")],
+) -> None:
+    """Add an existing account to a team with a role, as an accepted invitation would."""
+
+    async def work(db: AsyncSession, _config: Settings) -> str:
+        account = await find_owner(db, email)
+        found = await teams_service.find_team(db, team)
+        await teams_service.add_member(db, team_id=found.id, account_id=account.id, role=role)
+        await audit.record(
+            db,
+            member=Member.operator(team_id=found.id, team_name=found.name),
+            action=AuditAction.MEMBER_JOINED,
+            email=account.email,
+            role=role,
+        )
+        return found.name
+
+    typer.echo(f"{email} is now {role.value} of the team {run(work)}.")
+
+
+@members_app.command("list")
+def members_list(team: Annotated[str, typer.Option(help="The team's id or exact name.")]) -> None:
+    """A team's members as CSV: account id, email, role, joined."""
+
+    async def work(db: AsyncSession, _config: Settings) -> list[teams_service.MemberRow]:
+        found = await teams_service.find_team(db, team)
+        return await teams_service.list_members(db, team_id=found.id)
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["id", "email", "role", "joined_at"])
+    for row in run(work):
+        writer.writerow([row.account_id, row.email, row.role, row.joined_at.isoformat()])
 
 
 @logs_app.command("export")

@@ -22,8 +22,9 @@ from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.models import Assistant, utcnow
 from portico.schemas import Id
+from portico.teams.roles import Member
 from portico.vocabulary import ShareMode, Status
-from portico.web.deps import DashboardAssistant
+from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(
@@ -109,52 +110,60 @@ def _only(invalid: FormInvalid) -> str:
 
 
 @router.post("/status")
-async def set_status(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_status(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     try:
         body = parse_form(StatusIn, {"status": form.get("status", "")}, sentences={"status": "Choose Live or Offline."})
     except FormInvalid as invalid:
         raise InvalidRequest(_only(invalid)) from None
-    await service.set_status(db, assistant=assistant, status=body.status)
+    await service.set_status(db, member=member, assistant=assistant, status=body.status)
     return redirect(_share_url(assistant, "?done=status"))
 
 
 @router.post("/share-mode")
-async def set_mode(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_mode(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     try:
         body = parse_form(ShareIn, {"mode": form.get("mode", "")}, sentences={"mode": MODE_SENTENCE})
     except FormInvalid as invalid:
         raise InvalidRequest(_only(invalid)) from None
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode)
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode)
     return redirect(_share_url(assistant, "?done=mode"))
 
 
 @router.post("/domains")
-async def set_domains(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_domains(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     text = str((await request.form()).get("allowed_domains", ""))
     try:
         data = parse_form(AssistantUpdate, {"allowed_domains": text.splitlines()})
     except FormInvalid as invalid:
         return await share_page(request, db, assistant, status=422, errors=invalid.errors, domains_text=text)
-    await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(_share_url(assistant, "?done=domains"))
 
 
 @router.post("/rotate")
-async def rotate(db: SessionDep, assistant: DashboardAssistant) -> Response:
-    await service.rotate_public_link(db, assistant=assistant)
+async def rotate(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
+    await service.rotate_public_link(db, member=member, assistant=assistant)
     return redirect(_share_url(assistant, "?done=rotated"))
 
 
 @router.post("/widget-id/rotate")
-async def rotate_widget(db: SessionDep, assistant: DashboardAssistant) -> Response:
-    await service.rotate_widget_id(db, assistant=assistant)
+async def rotate_widget(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
+    await service.rotate_widget_id(db, member=member, assistant=assistant)
     return redirect(_share_url(assistant, "?done=widget-rotated#embed-title"))
 
 
 @router.post("/access-code")
-async def set_access_code(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_access_code(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     remove = form.get("remove") is not None
     code = None if remove else str(form.get("access_code", ""))
@@ -162,17 +171,19 @@ async def set_access_code(request: Request, db: SessionDep, assistant: Dashboard
         body = parse_form(ShareIn, {"mode": assistant.share_mode, "access_code": code}, sentences=CODE_SENTENCES)
     except FormInvalid as invalid:
         return await share_page(request, db, assistant, status=422, errors=invalid.errors)
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode, public_link=body)
     return redirect(_share_url(assistant, "?done=code-removed" if remove else "?done=code-set"))
 
 
 @router.post("/public-link/expiry")
-async def set_public_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_public_expiry(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     expires = _end_of_day(str((await request.form()).get("expires_on", "")))
     if isinstance(expires, str):
         return await share_page(request, db, assistant, status=422, errors={"public_expires_on": expires})
     body = ShareIn(mode=ShareMode(assistant.share_mode), public_link_expires_at=expires)
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode, public_link=body)
     return redirect(_share_url(assistant, "?done=public-expiry"))
 
 
@@ -197,11 +208,18 @@ def _cap(value: str) -> int | None:
     return cap
 
 
-async def _create(request: Request, db: SessionDep, assistant: Assistant, items: list[LinkIn]) -> Response:
+async def _create(
+    request: Request, db: SessionDep, member: Member, assistant: Assistant, items: list[LinkIn]
+) -> Response:
     settings = request.app.state.settings
     try:
         created = await links_service.create_links(
-            db, assistant=assistant, items=items, limit=settings.max_private_links, vault=request.app.state.vault
+            db,
+            member=member,
+            assistant=assistant,
+            items=items,
+            limit=settings.max_private_links,
+            vault=request.app.state.vault,
         )
     except LimitReached as exc:
         return await share_page(request, db, assistant, status=409, form_error=exc.message, open_create=True)
@@ -209,18 +227,22 @@ async def _create(request: Request, db: SessionDep, assistant: Assistant, items:
 
 
 @router.post("/users")
-async def create_user(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def create_user(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     data = {"name": form.get("name", ""), "max_sessions": str(form.get("max_sessions", "")).strip() or "0"}
     try:
         item = parse_form(LinkIn, data, sentences=USER_SENTENCES)
     except FormInvalid as invalid:
         return await share_page(request, db, assistant, status=422, errors=invalid.errors, open_create=True)
-    return await _create(request, db, assistant, [item])
+    return await _create(request, db, member, assistant, [item])
 
 
 @router.post("/users/batch")
-async def create_users(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def create_users(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     text = str(form.get("names", ""))
     upload = form.get("names_file")
@@ -236,7 +258,7 @@ async def create_users(request: Request, db: SessionDep, assistant: DashboardAss
         items = parse_link_rows(text, default_max_sessions=cap)
     except InvalidRequest as exc:
         return await share_page(request, db, assistant, status=422, errors={"names": exc.message}, open_create=True)
-    return await _create(request, db, assistant, items)
+    return await _create(request, db, member, assistant, items)
 
 
 @router.get("/users.csv")
@@ -261,7 +283,9 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
 
 
 @router.post("/users/{link_id}/cap")
-async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+async def set_cap(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
     typed = str((await request.form()).get("max_sessions", ""))
     # Blank is not "unlimited" here: a cleared box saved as ∞ surprised owners (0 is unlimited).
     cap = _cap(typed) if typed.strip() else None
@@ -274,40 +298,42 @@ async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistan
             status=422,
             form_error=f"The cap for {link.name} must be {WHOLE_CAP}; it was not changed.",
         )
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, max_sessions=cap)
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, max_sessions=cap)
     return redirect(_share_url(assistant, "?done=cap#users"))
 
 
 @router.post("/users/{link_id}/pause")
-async def pause(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, paused=True)
+async def pause(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, paused=True)
     return redirect(_share_url(assistant, "?done=paused#users"))
 
 
 @router.post("/users/{link_id}/resume")
-async def resume(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, paused=False)
+async def resume(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, paused=False)
     return redirect(_share_url(assistant, "?done=resumed#users"))
 
 
 @router.post("/users/{link_id}/reset")
-async def reset(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.reset_link(db, assistant=assistant, link_id=link_id)
+async def reset(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.reset_link(db, member=member, assistant=assistant, link_id=link_id)
     return redirect(_share_url(assistant, "?done=reset#users"))
 
 
 @router.post("/users/{link_id}/expiry")
-async def set_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+async def set_expiry(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
     expires = _end_of_day(str((await request.form()).get("expires_on", "")))
     if isinstance(expires, str):
         link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
         return await share_page(request, db, assistant, status=422, form_error=f"End date for {link.name}: {expires}")
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, expires_at=expires)
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, expires_at=expires)
     return redirect(_share_url(assistant, "?done=expiry#users"))
 
 
 @router.post("/users/bulk")
-async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
     form = await request.form()
     ids = [int(i) for i in form.getlist("ids") if isinstance(i, str) and i.isdigit() and len(i) < 10]
     action = str(form.get("action", ""))
@@ -322,17 +348,23 @@ async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant) 
     if problem is not None:
         return await share_page(request, db, assistant, status=422, form_error=problem)
     assert not isinstance(expires, str)
-    await links_service.bulk(db, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires)
+    await links_service.bulk(
+        db, member=member, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires
+    )
     return redirect(_share_url(assistant, "?done=bulk#users"))
 
 
 @router.post("/users/{link_id}/reissue")
-async def reissue(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    link = await links_service.reissue_link(db, assistant=assistant, link_id=link_id, vault=request.app.state.vault)
+async def reissue(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
+    link = await links_service.reissue_link(
+        db, member=member, assistant=assistant, link_id=link_id, vault=request.app.state.vault
+    )
     return redirect(_share_url(assistant, f"?done=reissued&new={link.id}#users"))
 
 
 @router.post("/users/{link_id}/delete")
-async def delete_user(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.delete_link(db, assistant=assistant, link_id=link_id)
+async def delete_user(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.delete_link(db, member=member, assistant=assistant, link_id=link_id)
     return redirect(_share_url(assistant, "?done=deleted#users"))

@@ -19,7 +19,7 @@ from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
 from portico.models import Assistant
 from portico.schemas import Id
-from portico.web.deps import DashboardAssistant, DashboardOwner
+from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -53,8 +53,8 @@ async def assistant_page(
 
 
 @router.get("", response_class=HTMLResponse)
-async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
-    assistants = await service.list_owned(db, owner_id=owner.id)
+async def assistants_page(request: Request, db: SessionDep, member: DashboardMember) -> Response:
+    assistants = await service.list_owned(db, team_id=member.team_id)
     today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
     return render(
         request,
@@ -64,12 +64,12 @@ async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwne
 
 
 @router.post("/assistants")
-async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
+async def create_assistant(request: Request, db: SessionDep, member: DashboardMember) -> Response:
     name = str((await request.form()).get("name", ""))
     try:
         data = parse_form(AssistantCreate, {"name": name}, sentences={"name": NAME_SENTENCE})
     except FormInvalid as invalid:
-        assistants = await service.list_owned(db, owner_id=owner.id)
+        assistants = await service.list_owned(db, team_id=member.team_id)
         today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
         return render(
             request,
@@ -84,7 +84,7 @@ async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwn
             },
             status=422,
         )
-    assistant = await service.create_assistant(db, owner_id=owner.id, data=data, vault=request.app.state.vault)
+    assistant = await service.create_assistant(db, member=member, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior")
 
 
@@ -136,7 +136,9 @@ async def behavior_page(
 
 
 @router.post("/assistants/{assistant_id}/limits")
-async def save_limits(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def save_limits(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     """The Limits card: the API's `quotas`, applied at once (an empty box means 0, unlimited)."""
     form = await request.form()
     typed = {name: str(form.get(name, "")).strip() for name in QUOTA_FIELDS}
@@ -155,7 +157,7 @@ async def save_limits(request: Request, db: SessionDep, assistant: DashboardAssi
             limit_errors=invalid.errors,
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
-    await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=limits")
 
 
@@ -196,7 +198,9 @@ def _behavior_data(form: FormData, knowledge: str) -> dict[str, Any]:
 
 
 @router.post("/assistants/{assistant_id}/behavior")
-async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def save_behavior(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     errors: dict[str, str] = {}
     upload = form.get("knowledge_file")
@@ -227,7 +231,7 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
             limits=_limits_form(assistant),
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
-    await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=saved")
 
 
@@ -246,20 +250,20 @@ async def publish_page(
 
 
 @router.post("/assistants/{assistant_id}/publish")
-async def publish(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def publish(request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
     problems = service.draft_problems(assistant.draft)
     if problems:
         versions = await service.list_versions(db, assistant=assistant)
         return await assistant_page(
             request, db, assistant, "publish", "Publish", status=422, versions=versions, problems=problems
         )
-    await service.publish(db, assistant=assistant)
+    await service.publish(db, member=member, assistant=assistant)
     return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=published")
 
 
 @router.post("/assistants/{assistant_id}/versions/{number}/restore")
-async def restore(db: SessionDep, assistant: DashboardAssistant, number: int) -> Response:
-    await service.restore_version(db, assistant=assistant, number=number)
+async def restore(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, number: int) -> Response:
+    await service.restore_version(db, member=member, assistant=assistant, number=number)
     return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=restored")
 
 

@@ -20,7 +20,7 @@ from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import CHANNEL_LABELS, END_LABELS, REFUSAL_LABELS
-from portico.web.deps import DashboardAssistant
+from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(
@@ -80,7 +80,9 @@ async def logs_page(
 
 
 @router.post("/logs/settings")
-async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def logs_settings(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     days = str(form.get("retention_days", "")).strip() or "0"
     try:
@@ -89,7 +91,7 @@ async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAs
         )
     except FormInvalid:
         raise InvalidRequest("Keep sessions for a whole number of days from 0 (forever) to 3,650.") from None
-    await update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
+    await update_assistant(db, member=member, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/logs?done=settings")
 
 

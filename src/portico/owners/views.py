@@ -13,7 +13,7 @@ from portico.kit import net
 from portico.owners import service as owners
 from portico.owners import signin
 from portico.schemas import Id
-from portico.web.deps import DashboardOwner
+from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -26,7 +26,7 @@ def _safe_next(value: str | None) -> str:
     return "/dashboard"
 
 
-def _signed_in(request: Request, token: str, next_url: str) -> Response:
+def signed_in(request: Request, token: str, next_url: str) -> Response:
     response = redirect(next_url)
     days = request.app.state.settings.session_days
     response.set_cookie(
@@ -75,7 +75,7 @@ async def _create_account(request: Request, db: SessionDep, mode: str, email: st
     except (InvalidRequest, Conflict) as exc:
         return _auth_page(request, mode, status=422, email=email, errors=_field_errors(exc))
     token = await signin.open_session(db, owner=owner, days=request.app.state.settings.session_days)
-    return _signed_in(request, token, "/dashboard")
+    return signed_in(request, token, "/dashboard")
 
 
 @router.get("/setup", response_class=HTMLResponse)
@@ -156,7 +156,7 @@ async def sign_in(
         return _auth_page(
             request, "sign-in", status=exc.status, email=email, form_error=exc.message, next=_safe_next(next)
         )
-    return _signed_in(request, token, _safe_next(next))
+    return signed_in(request, token, _safe_next(next))
 
 
 @router.post("/sign-out")
@@ -170,7 +170,7 @@ async def sign_out(request: Request, db: SessionDep) -> Response:
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account(request: Request, owner: DashboardOwner, done: str | None = None) -> Response:
+async def account(request: Request, member: DashboardMember, done: str | None = None) -> Response:
     notice = "Your password was changed. Other browsers were signed out." if done == "password" else None
     return render(request, "account.html", {"title": "Account", "section": "account", "notice": notice})
 
@@ -179,13 +179,13 @@ async def account(request: Request, owner: DashboardOwner, done: str | None = No
 async def change_password(
     request: Request,
     db: SessionDep,
-    owner: DashboardOwner,
+    member: DashboardMember,
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         await signin.change_password(
-            db, owner=owner, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE]
+            db, member=member, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE]
         )
     except signin.SignInRefused as exc:
         return render(
@@ -205,18 +205,18 @@ async def change_password(
 
 
 @router.get("/tokens", response_class=HTMLResponse)
-async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
-    listed = await owners.list_api_tokens(db, owner=owner)
+async def tokens(request: Request, db: SessionDep, member: DashboardMember) -> Response:
+    listed = await owners.list_api_tokens(db, member=member)
     return render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed})
 
 
 @router.post("/tokens")
 async def create_token(
-    request: Request, db: SessionDep, owner: DashboardOwner, name: Annotated[str, Form()] = ""
+    request: Request, db: SessionDep, member: DashboardMember, name: Annotated[str, Form()] = ""
 ) -> Response:
     name = name.strip()
     if not name or len(name) > 200:
-        listed = await owners.list_api_tokens(db, owner=owner)
+        listed = await owners.list_api_tokens(db, member=member)
         errors = {"name": "Give the token a name of 1 to 200 characters, so you know what it is for later."}
         return render(
             request,
@@ -224,8 +224,8 @@ async def create_token(
             {"title": "API tokens", "section": "tokens", "tokens": listed, "errors": errors},
             status=422,
         )
-    _token, plain = await owners.create_api_token(db, owner=owner, name=name)
-    listed = await owners.list_api_tokens(db, owner=owner)
+    _token, plain = await owners.create_api_token(db, member=member, name=name)
+    listed = await owners.list_api_tokens(db, member=member)
     # Shown once, in this response only; never in a URL.
     response = render(
         request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "new_token": plain}
@@ -235,6 +235,6 @@ async def create_token(
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: Id) -> Response:
-    await owners.revoke_api_token(db, owner=owner, token_id=token_id)
+async def revoke_token(db: SessionDep, member: DashboardMember, token_id: Id) -> Response:
+    await owners.revoke_api_token(db, member=member, token_id=token_id)
     return redirect("/dashboard/tokens")

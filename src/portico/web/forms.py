@@ -50,7 +50,14 @@ async def check_csrf(request: Request) -> None:
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
     token = csrf_token(request)
-    context = {"csrf": token, "owner": getattr(request.state, "owner", None), **(context or {})}
+    member = getattr(request.state, "member", None)
+    context = {
+        "csrf": token,
+        "owner": member,
+        "member": member,
+        "teams": getattr(request.state, "teams", []),
+        **(context or {}),
+    }
     response = templates.TemplateResponse(request, template, context, status_code=status)
     if request.cookies.get(CSRF_COOKIE) != token:
         response.set_cookie(

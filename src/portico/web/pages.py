@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portico.teams import roles
 from portico.vocabulary import Channel, ShareMode, Status
 
 HERE = Path(__file__).parent.parent
@@ -69,6 +70,8 @@ def gettext(message: str) -> str:
 
 
 templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel, _=gettext)
+# What the signed-in member's role may do, to grey out (and explain) what the services would refuse.
+templates.env.globals.update(can=roles.allows, needed=roles.needed, Action=roles.Action)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 
