@@ -256,7 +256,7 @@ async def test_each_role_gets_its_status_on_every_api_route(app, client):
 async def test_each_role_gets_its_status_on_every_dashboard_route(app, client):
     team = await make_team(app)
     alice = await team.person(client, "alice")
-    bob = await make_person(app, client, "bob@example.com")
+    await make_person(app, client, "bob@example.com")
     async with app.state.sessionmaker() as db:
         from portico.teams import service as teams
 
