@@ -1,0 +1,141 @@
+"""Teams: roles applied at once to tokens, the Owner who stays, names, switching, and the issue's bad input."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from portico.models import AuditEvent, Membership
+from tests.conftest import make_person
+from tests.team_helpers import make_team
+
+
+async def test_a_new_account_owns_a_team_of_its_own(client, alice):
+    team = (await alice.request("GET", "/api/v1/team")).json()
+    assert team["role"] == "owner"
+    assert [(m["email"], m["role"]) for m in team["members"]] == [("alice@example.com", "owner")]
+
+
+async def test_a_demoted_admins_token_loses_admin_rights_at_once(app, client):
+    team = await make_team(app)
+    alice, ada = await team.person(client, "alice"), await team.person(client, "ada")
+    assistant = await alice.new_assistant(publish=False, live=False)
+    publish = f"/api/v1/assistants/{assistant['id']}/publish"
+    assert (await ada.request("POST", publish)).status_code == 201
+
+    changed = await alice.request("PATCH", f"/api/v1/team/members/{team.accounts['ada']}", json={"role": "editor"})
+    assert changed.status_code == 200 and changed.json()["role"] == "editor"
+    refused = await ada.request("POST", publish)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {
+        "code": "forbidden_role",
+        "message": "Publishing or restoring a version needs the Admin or Owner role. You are an Editor here.",
+    }
+    # Still a member: reading and editing drafts go on.
+    assert (await ada.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"name": "Mine"})).status_code == 200
+
+
+async def test_a_removed_members_tokens_stop_at_once_and_stay_stopped(app, client):
+    team = await make_team(app)
+    alice, ed = await team.person(client, "alice"), await team.person(client, "ed")
+    assert (await ed.request("GET", "/api/v1/assistants")).status_code == 200
+    assert (await alice.request("DELETE", f"/api/v1/team/members/{team.accounts['ed']}")).status_code == 204
+    response = await ed.request("GET", "/api/v1/assistants")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
+    async with app.state.sessionmaker() as db:
+        db.add(Membership(team_id=team.id, owner_id=team.accounts["ed"], role="editor"))
+        await db.commit()
+    # Invited again later: the old token stays revoked.
+    assert (await ed.request("GET", "/api/v1/assistants")).status_code == 401
+
+
+async def test_an_editor_is_refused_what_changes_what_guests_get_and_nothing_changes(app, client):
+    team = await make_team(app)
+    alice, ed = await team.person(client, "alice"), await team.person(client, "ed")
+    assistant = await alice.new_assistant()
+    (link,) = await alice.new_links(assistant["id"], 3)
+    a = f"/api/v1/assistants/{assistant['id']}"
+    refused = [
+        ("PATCH", a, {"quotas": {"sessions_per_day": 1}}),
+        ("PATCH", a, {"retention_days": 1}),
+        ("PATCH", a, {"store_transcripts": False}),
+        ("PATCH", a, {"allowed_domains": ["evil.example"]}),
+        ("PATCH", a, {"name": "Fine", "quotas": {"tokens_per_day": 5}}),
+        ("PUT", f"{a}/share", {"mode": "public", "access_code": "let me in"}),
+        ("PATCH", f"{a}/links/{link['id']}", {"max_sessions": 0}),
+    ]
+    for method, path, body in refused:
+        response = await ed.request(method, path, json=body)
+        assert response.status_code == 403, (method, path, body, response.text)
+        assert response.json()["error"]["code"] == "forbidden_role"
+    after = (await alice.request("GET", a)).json()
+    assert after == assistant
+    assert (await alice.request("GET", f"{a}/links")).json()["items"] == [link]
+
+
+async def test_the_owner_stays_until_ownership_is_transferred(app, client):
+    team = await make_team(app)
+    alice, ada = await team.person(client, "alice"), await team.person(client, "ada")
+    left = await alice.request("POST", "/api/v1/team/leave")
+    assert left.status_code == 409 and left.json()["error"]["code"] == "owner_stays"
+    demoted = await ada.request("PATCH", f"/api/v1/team/members/{team.accounts['alice']}", json={"role": "editor"})
+    assert demoted.status_code == 409 and demoted.json()["error"]["code"] == "owner_stays"
+    removed = await ada.request("DELETE", f"/api/v1/team/members/{team.accounts['alice']}")
+    assert removed.status_code == 409
+    made_owner = await alice.request("PATCH", f"/api/v1/team/members/{team.accounts['ada']}", json={"role": "owner"})
+    assert made_owner.status_code == 422
+    self_removed = await ada.request("DELETE", f"/api/v1/team/members/{team.accounts['ada']}")
+    assert self_removed.status_code == 409 and self_removed.json()["error"]["code"] == "cannot_remove_self"
+    assert (await ada.request("POST", "/api/v1/team/transfer", json={"member_id": team.accounts["tim"]})).status_code == 403
+
+    moved = await alice.request("POST", "/api/v1/team/transfer", json={"member_id": team.accounts["ada"]})
+    assert moved.status_code == 200
+    roles = {m["email"]: m["role"] for m in moved.json()["members"]}
+    assert roles["ada@example.com"] == "owner" and roles["alice@example.com"] == "admin"
+    assert (await alice.request("POST", "/api/v1/team/leave")).status_code == 204
+    assert (await alice.request("GET", "/api/v1/team")).status_code == 401
+    async with app.state.sessionmaker() as db:
+        owners = await db.scalar(
+            select(func.count()).where(Membership.team_id == team.id, Membership.role == "owner")
+        )
+    assert owners == 1
+
+
+async def test_two_admins_changing_one_members_role_at_once_both_apply_in_turn(app, client):
+    team = await make_team(app)
+    alice, ada = await team.person(client, "alice"), await team.person(client, "ada")
+    path = f"/api/v1/team/members/{team.accounts['tim']}"
+    first, second = await asyncio.gather(
+        alice.request("PATCH", path, json={"role": "admin"}), ada.request("PATCH", path, json={"role": "editor"})
+    )
+    assert (first.status_code, second.status_code) == (200, 200)
+    final = {m["email"]: m["role"] for m in (await alice.request("GET", "/api/v1/team")).json()["members"]}
+    assert final["tim@example.com"] in ("admin", "editor")
+    async with app.state.sessionmaker() as db:
+        rows = await db.scalar(
+            select(func.count()).where(AuditEvent.team_id == team.id, AuditEvent.action == "member.role_changed")
+        )
+    assert rows == 2
+
+
+async def test_a_team_name_has_1_to_200_characters(client, alice):
+    for name in ("", "   ", "x" * 201):
+        response = await alice.request("PATCH", "/api/v1/team", json={"name": name})
+        assert response.status_code == 422, name
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert (await alice.request("PATCH", "/api/v1/team", json={"name": "x" * 200})).json()["name"] == "x" * 200
+    assert (await alice.request("PATCH", "/api/v1/team", json={"name": " Maths "})).json()["name"] == "Maths"
+
+
+async def test_a_member_cannot_be_managed_from_another_team(app, client):
+    team = await make_team(app)
+    bob = await make_person(app, client, "bob@example.com")
+    for method, path, body in [
+        ("PATCH", f"/api/v1/team/members/{team.accounts['ed']}", {"role": "admin"}),
+        ("DELETE", f"/api/v1/team/members/{team.accounts['ed']}", None),
+        ("POST", "/api/v1/team/transfer", {"member_id": team.accounts["ed"]}),
+    ]:
+        response = await bob.request(method, path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+    assert len((await (await team.person(client, "alice")).request("GET", "/api/v1/team")).json()["members"]) == 4
