@@ -56,7 +56,8 @@ async def test_pages_follow_the_cursor_without_repeats_even_as_entries_are_added
     await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/public-link/rotate")  # newer: not in later pages
     rest = await all_pages(alice, limit=3)
     ids = [e["id"] for e in first["items"]] + [
-        e["id"] for e in (await alice.request("GET", f"/api/v1/team/audit?cursor={first['next_cursor']}")).json()["items"]
+        e["id"]
+        for e in (await alice.request("GET", f"/api/v1/team/audit?cursor={first['next_cursor']}")).json()["items"]
     ]
     assert ids == sorted(ids, reverse=True) and len(ids) == len(set(ids)) == 8
     assert len(rest) == 9

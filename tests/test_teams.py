@@ -33,7 +33,9 @@ async def test_a_demoted_admins_token_loses_admin_rights_at_once(app, client):
         "message": "Publishing or restoring a version needs the Admin or Owner role. You are an Editor here.",
     }
     # Still a member: reading and editing drafts go on.
-    assert (await ada.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"name": "Mine"})).status_code == 200
+    assert (
+        await ada.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"name": "Mine"})
+    ).status_code == 200
 
 
 async def test_a_removed_members_tokens_stop_at_once_and_stay_stopped(app, client):
@@ -87,7 +89,9 @@ async def test_the_owner_stays_until_ownership_is_transferred(app, client):
     assert made_owner.status_code == 422
     self_removed = await ada.request("DELETE", f"/api/v1/team/members/{team.accounts['ada']}")
     assert self_removed.status_code == 409 and self_removed.json()["error"]["code"] == "cannot_remove_self"
-    assert (await ada.request("POST", "/api/v1/team/transfer", json={"member_id": team.accounts["tim"]})).status_code == 403
+    assert (
+        await ada.request("POST", "/api/v1/team/transfer", json={"member_id": team.accounts["tim"]})
+    ).status_code == 403
 
     moved = await alice.request("POST", "/api/v1/team/transfer", json={"member_id": team.accounts["ada"]})
     assert moved.status_code == 200
@@ -96,9 +100,7 @@ async def test_the_owner_stays_until_ownership_is_transferred(app, client):
     assert (await alice.request("POST", "/api/v1/team/leave")).status_code == 204
     assert (await alice.request("GET", "/api/v1/team")).status_code == 401
     async with app.state.sessionmaker() as db:
-        owners = await db.scalar(
-            select(func.count()).where(Membership.team_id == team.id, Membership.role == "owner")
-        )
+        owners = await db.scalar(select(func.count()).where(Membership.team_id == team.id, Membership.role == "owner"))
     assert owners == 1
 
 
@@ -139,3 +141,78 @@ async def test_a_member_cannot_be_managed_from_another_team(app, client):
         response = await bob.request(method, path, json=body)
         assert response.status_code == 404, (method, path, response.text)
     assert len((await (await team.person(client, "alice")).request("GET", "/api/v1/team")).json()["members"]) == 4
+
+
+async def test_the_dashboard_switches_only_to_a_team_one_is_in(app, client):
+    team = await make_team(app)
+    alice = await team.person(client, "alice")
+    await alice.new_assistant(name="Team helper")
+    bob = await make_person(app, client, "bob@example.com")
+    await bob.new_assistant(name="Bob's own")
+    own_team = (await bob.request("GET", "/api/v1/team")).json()
+    bob_id = own_team["members"][0]["id"]
+    async with app.state.sessionmaker() as db:
+        db.add(Membership(team_id=team.id, owner_id=bob_id, role="editor"))
+        await db.commit()
+    from tests.team_helpers import Team
+
+    web = await Team(app=app, id=own_team["id"], name="", accounts={"bob": bob_id}).browser("bob")
+    home = await web.get("/dashboard")
+    assert "Bob&#39;s own" in home.text and "Team helper" not in home.text
+    switched = await web.post("/dashboard/team/switch", {"team_id": str(team.id)})
+    assert switched.status_code == 303
+    home = await web.get("/dashboard")
+    assert "Team helper" in home.text and "Bob&#39;s own" not in home.text
+    assert "alice@example.com (Editor)" in home.text
+    for other in ("999999", "abc", "", str(team.id + 100)):
+        assert (await web.post("/dashboard/team/switch", {"team_id": other})).status_code == 404, other
+    # An Editor sees why Publish is greyed out.
+    assistant_id = (await alice.request("GET", "/api/v1/assistants")).json()["items"][0]["id"]
+    publish = await web.get(f"/dashboard/assistants/{assistant_id}/publish")
+    assert "Publishing or restoring a version needs the Admin or Owner role." in publish.text
+    assert '<fieldset class="role-locked" disabled' in publish.text
+    await web.http.aclose()
+
+
+def test_the_cli_adds_a_member_to_a_team_with_a_role(settings):
+    import asyncio as aio
+
+    from typer.testing import CliRunner
+
+    from portico import cli
+    from portico.db import make_engine, make_sessionmaker
+    from portico.owners import service as owners
+    from tests.servers import portico_env
+
+    async def seed() -> None:
+        engine = make_engine(settings.resolved_database_url)
+        async with make_sessionmaker(engine)() as db:
+            await owners.create_owner(db, email="alice@example.com", password="correct horse battery")
+            await owners.create_owner(db, email="bob@example.com", password="correct horse battery")
+            await db.commit()
+        await engine.dispose()
+
+    aio.run(seed())
+    runner = CliRunner()
+    env = portico_env(settings)
+
+    def run(*args: str):
+        return runner.invoke(cli.app, list(args), env=env)
+
+    added = run("members", "add", "bob@example.com", "--team", "alice@example.com", "--role", "admin")
+    assert added.exit_code == 0, added.output
+    assert "bob@example.com is now admin of the team alice@example.com." in added.stdout
+    listed = run("members", "list", "--team", "1").stdout.splitlines()
+    assert [line.split(",")[1:3] for line in listed[1:]] == [
+        ["alice@example.com", "owner"],
+        ["bob@example.com", "admin"],
+    ]
+    for args, said in [
+        (("bob@example.com", "--team", "alice@example.com", "--role", "editor"), "already a member"),
+        (("carol@example.com", "--team", "1", "--role", "editor"), "No owner with the email"),
+        (("bob@example.com", "--team", "nobody's", "--role", "editor"), "No team with the id or name"),
+        (("bob@example.com", "--team", "2", "--role", "owner"), "transfer ownership"),
+    ]:
+        result = run("members", "add", *args)
+        assert result.exit_code != 0 and said in result.output, (args, result.output)
+    assert run("members", "add", "bob@example.com", "--team", "1", "--role", "boss").exit_code == 2
