@@ -52,7 +52,7 @@ async def test_an_existing_account_joins_once_and_a_second_use_is_refused(app, c
     carol = await make_person(app, client, "carol@example.com")
     secret = secret_of(await invite(alice))
     joined = await join(app, "bob@example.com", secret)
-    assert joined.status_code == 303 and joined.headers["location"] == "/dashboard?done=joined"
+    assert joined.status_code == 303 and joined.headers["location"] == "/dashboard/team?done=joined"
     assert (await roles(alice))["bob@example.com"] == "editor"
     again = await join(app, "carol@example.com", secret)
     assert again.status_code == 409 and "already been used" in again.text

@@ -32,7 +32,6 @@ NOTICES = {
     "revoked": "The invitation was withdrawn; its link no longer works.",
     "joined": "Welcome to the team.",
     "left": "You left the team.",
-    "switched": "You are now working in this team.",
 }
 
 
@@ -65,7 +64,7 @@ async def switch(
     await signin.switch_team(
         db, token=request.cookies[SESSION_COOKIE], account_id=member.account_id or 0, team_id=int(team_id)
     )
-    return redirect("/dashboard?done=switched")
+    return redirect("/dashboard")
 
 
 async def _act(request: Request, db: SessionDep, member: Member, done: str, work: Any) -> Response:
@@ -115,7 +114,7 @@ async def leave(request: Request, db: SessionDep, member: DashboardMember) -> Re
         await teams.leave(db, member=member)
     except Conflict as exc:
         return await team_page(request, db, member, status=exc.status, form_error=exc.message)
-    return redirect("/dashboard?done=left")
+    return redirect("/dashboard/team?done=left")
 
 
 @router.post("/team/invitations")
@@ -224,7 +223,7 @@ async def join(
             account = await owners.get_account(db, current.account_id or 0)
             joined = await invitations.accept(db, account=account, secret=invitation)
             await signin.switch_team(db, token=token, account_id=account.id, team_id=joined.team_id)
-            return redirect("/dashboard?done=joined")
+            return redirect("/dashboard/team?done=joined")
         if mode == "sign-up":
             # The invitation is the permission: sign-up need not be open.
             account = await owners.create_owner(db, email=email, password=password)
@@ -248,4 +247,4 @@ async def join(
         # Nothing half done stays: no account without its team, no unused sign-in.
         await db.rollback()
         return page(exc.status, exc.message)
-    return signed_in(request, session, "/dashboard?done=joined")
+    return signed_in(request, session, "/dashboard/team?done=joined")
