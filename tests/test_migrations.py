@@ -112,8 +112,10 @@ async def test_full_text_search_still_follows_messages_after_a_rebuild(database_
         await migrate(engine, downgrade_connection, "0004")
         await migrate(engine, upgrade_connection, "head")
         async with engine.begin() as conn:
-            owner = (await conn.execute(text(OWNER))).scalar_one()
-            assistant = (await conn.execute(text(ASSISTANT), {"owner": owner})).scalar_one()
+            # At head a team owns the assistant (migration 0010); ASSISTANT is turn one's statement.
+            team = (await conn.execute(text(TEAM))).scalar_one()
+            at_head = ASSISTANT.replace("(owner_id,", "(team_id,")
+            assistant = (await conn.execute(text(at_head), {"owner": team})).scalar_one()
             session = (await conn.execute(text(SESSION), {"assistant": assistant})).scalar_one()
             await conn.execute(text(MESSAGE), {"session": session, "content": "the heron flies at dawn"})
         async with engine.connect() as conn:
@@ -129,9 +131,10 @@ async def test_full_text_search_still_follows_messages_after_a_rebuild(database_
         await engine.dispose()
 
 
-OWNER = "INSERT INTO teams (name, created_at) VALUES ('o@example.com', CURRENT_TIMESTAMP) RETURNING id"
+OWNER = "INSERT INTO owners (email, password_hash, created_at) VALUES ('o@example.com', 'x', CURRENT_TIMESTAMP) RETURNING id"
+TEAM = "INSERT INTO teams (name, created_at) VALUES ('o@example.com', CURRENT_TIMESTAMP) RETURNING id"
 ASSISTANT = (
-    "INSERT INTO assistants (team_id, public_id, widget_id, name, description, status, share_mode, draft, "
+    "INSERT INTO assistants (owner_id, public_id, widget_id, name, description, status, share_mode, draft, "
     "draft_digest, allowed_domains, created_at, updated_at) VALUES (:owner, 'pub', 'wid', 'A', '', 'live', 'public', '{}', 'd', '[]', "
     "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP) RETURNING id"
 )
