@@ -47,6 +47,8 @@ ENDED_BY_GUEST = END_MESSAGES[EndReason.GUEST]
 REVOKED = REFUSAL_MESSAGES[Refusal.LINK_REVOKED]
 EXHAUSTED = REFUSAL_MESSAGES[Refusal.LINK_EXHAUSTED]
 STATIC = Path(__file__).parent.parent / "src" / "portico" / "static"
+# The page's sentence (chat.html) after an ending that came with a message the server did not take.
+KEPT = "Your message was not sent; it is still in the box."
 
 expect.set_options(timeout=10_000)  # generous for a loaded machine; passing runs never wait this long
 DESKTOP = {"width": 1280, "height": 800}
@@ -191,7 +193,9 @@ async def ask(page, text: str, replies: int) -> str:  # type: ignore[no-untyped-
 
 async def texts(page, role: str) -> list[str]:  # type: ignore[no-untyped-def]
     """The bubbles' texts, without the visually hidden "You: " / "Assistant: " before each."""
-    return await page.locator(f"#log li.msg.{role}").evaluate_all("items => items.map(i => i.lastChild.textContent)")
+    return await page.locator(f"#log li.msg.{role}").evaluate_all(
+        "items => items.map(i => i.querySelector('.text').textContent.trim())"
+    )
 
 
 # 1 ------------------------------------------------------------------------------------------------
@@ -330,8 +334,11 @@ async def test_owner_switching_offline_mid_conversation_shows_the_offline_senten
 
     await page.locator("#message").fill("And on Sundays?")
     await page.locator("#message").press("Enter")
-    await expect(page.locator("#notice")).to_have_text(offline["message"])
-    await expect(page.locator("#composer")).to_be_hidden()
+    # The message was not taken: it is back in the box, with the reason and a word that it was kept.
+    await expect(page.locator("#notice")).to_have_text(f"{offline['message']} {KEPT}")
+    await expect(page.locator("#message")).to_have_value("And on Sundays?")
+    await expect(page.locator("#log li.msg.guest")).to_have_count(1)
+    await expect(page.locator("#send")).to_be_disabled()
     await expect(page.locator("#end")).to_be_hidden()
     await expect(page.locator("#restart")).to_be_hidden()
     assert "assistant_offline" not in await page.locator("body").inner_text()
@@ -361,8 +368,9 @@ async def test_a_deleted_private_link_shows_the_revoked_sentence_on_the_next_mes
 
     await page.locator("#message").fill("Can I return books on Sunday?")
     await page.locator("#message").press("Enter")
-    await expect(page.locator("#notice")).to_have_text(REVOKED)
-    await expect(page.locator("#composer")).to_be_hidden()
+    await expect(page.locator("#notice")).to_have_text(f"{REVOKED} {KEPT}")
+    await expect(page.locator("#message")).to_have_value("Can I return books on Sunday?")
+    await expect(page.locator("#send")).to_be_disabled()
     await expect(page.locator("#restart")).to_be_hidden()
     await expect(page.locator("#uses")).to_be_hidden()
     assert "link_revoked" not in await page.locator("body").inner_text()
@@ -520,11 +528,19 @@ async def test_the_page_is_locked_down_talks_only_to_portico_and_never_sends_the
         # Page weight: what a guest downloads before the first message, compressed.
         html = (await http.get(f"/c/{public['public_id']}")).text
         assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', html)
-        assert sorted(urlsplit(a).path for a in assets) == ["/static/chat.css", "/static/chat.js"]
+        assert sorted(urlsplit(a).path for a in assets) == [
+            "/static/chat-reply.js",
+            "/static/chat.css",
+            "/static/chat.js",
+            "/static/markdown.js",
+            "/static/vendor/marked.js",
+            "/static/vendor/purify.js",
+        ]
         bodies = [html.encode()] + [(await http.get(asset)).content for asset in assets]
         weight = sum(len(gzip.compress(body, compresslevel=9)) for body in bodies)
         print(f"chat page weight: {weight} bytes gzipped ({sum(map(len, bodies))} bytes raw)")
-        assert weight <= 40 * 1024
+        # Markdown (vendor/marked.js and vendor/purify.js, about 28 KB gzipped) is most of it.
+        assert weight <= 48 * 1024
 
     context, page = await new_page(browser)
     errors = page_errors(page)
@@ -651,7 +667,7 @@ async def test_a_message_over_the_limit_is_refused_in_the_servers_words_and_stay
     box = page.locator("#message")
     await box.fill(too_long)
     await box.press("Enter")
-    await expect(page.locator("#notice")).to_contain_text("at most 4,000 characters")
+    await expect(page.locator("#too-long")).to_contain_text("at most 4,000 characters")
     await expect(box).to_have_value(too_long)
     await expect(page.locator("#log li.msg.guest")).to_have_count(0)  # it was not sent
     await expect(page.locator("#composer")).to_be_visible()
@@ -660,7 +676,7 @@ async def test_a_message_over_the_limit_is_refused_in_the_servers_words_and_stay
 
     # Shortened, it goes through, and the refusal is gone.
     assert MILL_STREET in await ask(page, "Where do I park?", replies=2)
-    await expect(page.locator("#notice")).to_be_hidden()
+    await expect(page.locator("#too-long")).to_be_hidden()
     errors.assert_none()
     await context.close()
 
@@ -672,7 +688,7 @@ def test_the_guest_scripts_hold_no_sentence_of_their_own():
     # Every sentence a guest reads about a refusal, an ending or an error comes from the server.
     sentences = [*REFUSAL_MESSAGES.values(), *END_MESSAGES.values(), NETWORK_MESSAGE]
     fragments = ["try again", "has ended", "too long", "could not answer", "offline right now"]
-    for script in ("chat.js", "widget.js"):
+    for script in ("chat.js", "chat-reply.js", "markdown.js", "widget.js"):
         text = (STATIC / script).read_text().lower()
         found = [s for s in [*sentences, *fragments] if s.lower() in text]
         assert not found, f"{script} has its own guest sentences: {found}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portico.models import ApiToken, SignInFailure, utcnow
 from portico.owners.signin import MAX_ADDRESS_FAILURES, locked_until
@@ -128,10 +128,16 @@ async def test_api_tokens_are_shown_once_listed_and_revoked(app, web, alice):
     await web.get("/dashboard/tokens")
     assert (await web.post("/dashboard/tokens", {"name": " "})).status_code == 422
     created = await web.post("/dashboard/tokens", {"name": "Grading script"})
-    token = created.text.split('id="new-token" class="mono" type="text" readonly value="')[1].split('"')[0]
-    assert token.startswith("pto_") and created.headers["cache-control"] == "no-store"
+    # Post/Redirect/Get: a reload of the page that shows the token does not make another one.
+    assert (created.status_code, created.headers["location"]) == (303, "/dashboard/tokens")
+    assert "pto_" not in created.headers["location"] + created.headers["set-cookie"]
+    shown = await web.get("/dashboard/tokens")
+    token = shown.text.split('id="new-token" class="mono" type="text" readonly value="')[1].split('"')[0]
+    assert token.startswith("pto_") and shown.headers["cache-control"] == "no-store"
     listing = await web.get("/dashboard/tokens")
     assert "Grading script" in listing.text and token not in listing.text
+    async with app.state.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).where(ApiToken.name == "Grading script")) == 1
     headers = {"Authorization": f"Bearer {token}"}
     assert (await web.http.get("/api/v1/assistants", headers=headers)).status_code == 200
     async with app.state.sessionmaker() as db:

@@ -24,7 +24,7 @@ async def test_a_bad_field_in_behavior_shows_its_sentence_beside_it_and_keeps_wh
     response = await web.post(path, typed)
 
     assert response.status_code == 422
-    assert field_errors(response.text) == {"max_duration": "Enter a number of at least 60."}
+    assert field_errors(response.text) == {"max_duration": "The maximum duration must be at least 60 seconds."}
     assert 'aria-describedby="max_duration-error" aria-invalid="true"' in response.text
     assert typed_value(response.text, "max_duration") == "10"
     assert "Welcome, new class!</textarea>" in response.text and "Answer in French.</textarea>" in response.text
@@ -53,13 +53,13 @@ async def test_behavior_problems_are_said_in_sentences_not_in_the_library_s_word
     assert response.status_code == 422
     assert field_errors(response.text) == {
         "name": "Give the assistant a name of 1 to 200 characters.",
-        "description": "Use at most 2,000 characters.",
-        "base_url": "Enter a full address starting with http:// or https://.",
-        "model": "Use at most 200 characters.",
-        "temperature": "Enter a number.",
-        "timeout": "Enter a number above 0.",
-        "max_tokens": "Enter a whole number.",
-        "max_message_length": "Enter a number of at most 100,000.",
+        "description": "The description can be at most 2,000 characters.",
+        "base_url": "The server URL must be a full address starting with http:// or https://.",
+        "model": "The model can be at most 200 characters.",
+        "temperature": "The creativity must be a number.",
+        "timeout": "The timeout must be more than 0 seconds.",
+        "max_tokens": "The response length must be a whole number.",
+        "max_message_length": "The maximum message length can be at most 100,000 characters.",
     }
     assert typed_value(response.text, "temperature") == "warm"
 
@@ -122,9 +122,15 @@ async def test_logs_settings_refuse_a_retention_the_api_refuses(web, alice: Pers
     assistant = await alice.new_assistant()
     base = f"/dashboard/assistants/{assistant['id']}"
     await web.get(f"{base}/logs")
-    for days in ("lots", "3651", "-1"):
+    for days, said in [
+        ("lots", "The number of days to keep sessions must be a whole number."),
+        ("3651", "The number of days to keep sessions can be at most 3,650 days."),
+        ("-1", "The number of days to keep sessions must be at least 0 days."),
+    ]:
         refused = await web.post(f"{base}/logs/settings", {"retention_days": days})
-        assert refused.status_code == 422 and "from 0 (forever) to 3,650" in refused.text
+        assert refused.status_code == 422
+        assert field_errors(refused.text) == {"retention_days": said}
+        assert typed_value(refused.text, "retention_days") == days
     saved = await web.post(f"{base}/logs/settings", {"retention_days": " 30 ", "store_transcripts": "1"})
     assert saved.status_code == 303
     stored = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).json()

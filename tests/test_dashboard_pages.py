@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.assistants import views as assistants_views
 from portico.metrics import views as metrics_views
@@ -62,9 +63,10 @@ async def test_owner_builds_publishes_and_shares_an_assistant(web, client, alice
     saved = await web.post(f"{base}/behavior", BEHAVIOR)
     assert saved.headers["location"].endswith("?done=saved")
     publish_page = await web.get(f"{base}/publish")
-    assert "Unpublished changes" in publish_page.text
+    assert "Not published yet" in publish_page.text and "Unpublished changes" not in publish_page.text
     await web.post(f"{base}/publish")
-    assert "Unpublished changes" not in (await web.get(f"{base}/publish")).text
+    published = (await web.get(f"{base}/publish")).text
+    assert "Unpublished changes" not in published and "Not published yet" not in published
     await web.post(f"{base}/status", {"status": "live"})
     share = await web.get(f"{base}/share")
     public_url = re.search(r'id="public-url" class="mono" type="text" readonly value="([^"]+)"', share.text).group(1)
@@ -104,7 +106,7 @@ async def test_behavior_shows_every_problem_next_to_its_field_and_saves_nothing(
     assert response.status_code == 422
     errors = field_errors(response.text)
     assert set(errors) == {"name", "base_url", "temperature", "max_tokens", "inactivity_timeout"}
-    assert errors["max_tokens"] == "Enter a whole number."
+    assert errors["max_tokens"] == "The response length must be a whole number."
     assert "Biology tutor" in (await web.get(path)).text
 
 
@@ -201,7 +203,7 @@ async def test_bad_user_input_is_explained(web, alice):
     assert "name of 1 to 200" in (await web.post(f"{base}/users", {"name": "", "max_sessions": "0"})).text
     assert "whole number" in (await web.post(f"{base}/users", {"name": "A", "max_sessions": "lots"})).text
     assert "no names in it" in (await web.post(f"{base}/users/batch", {"names": "\n\n", "max_sessions": "0"})).text
-    assert "line 2" in (await web.post(f"{base}/users/batch", {"names": "A\nB,many", "max_sessions": "0"})).text
+    assert "Line 2" in (await web.post(f"{base}/users/batch", {"names": "A\nB,-2", "max_sessions": "0"})).text
 
 
 async def test_names_with_markup_are_shown_as_text(web, alice):
@@ -225,7 +227,13 @@ async def test_dashboard_pages_carry_strict_security_headers(web):
 
 def _dashboard_routes() -> list[tuple[str, str]]:
     routes = []
-    for router in (owners_views.router, assistants_views.router, access_views.router, metrics_views.router):
+    for router in (
+        owners_views.router,
+        assistants_views.router,
+        access_views.router,
+        access_sheet.router,
+        metrics_views.router,
+    ):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.append((method, route.path))
@@ -245,7 +253,11 @@ async def test_another_owner_gets_404_on_every_dashboard_route(app, web, alice):
             if "{assistant_id}" not in path:
                 continue
             url = path.format(
-                assistant_id=assistant["id"], link_id=link["id"], number=1, session_id=session["session_id"]
+                assistant_id=assistant["id"],
+                link_id=link["id"],
+                number=1,
+                session_id=session["session_id"],
+                message_id=1,
             )
             response = await (
                 bob_web.get(url) if method == "GET" else bob_web.post(url, {"name": "x", "status": "offline"})
@@ -271,7 +283,9 @@ async def test_logs_transcript_and_metrics_pages_show_what_happened(web, client,
     filtered = await web.get(f"{base}/logs", params={"q": "cells", "channel": "link"})
     assert f"{base}/logs/{session['session_id']}" in filtered.text
     assert "No sessions match" in (await web.get(f"{base}/logs", params={"q": "zebra"})).text
-    assert "must be one of" in (await web.get(f"{base}/logs", params={"channel": "fax"})).text
+    assert field_errors((await web.get(f"{base}/logs", params={"channel": "fax"})).text) == {
+        "channel": "Choose a channel from the list."
+    }
     transcript = await web.get(f"{base}/logs/{session['session_id']}")
     assert "What are cells?" in transcript.text and "first token" in transcript.text
     exported = await web.get(f"{base}/logs.csv")

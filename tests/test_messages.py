@@ -47,7 +47,7 @@ async def test_guest_gets_a_reply_as_events(client, alice: Person):
     assert "Parking is free behind the building." in "".join(tokens)
     name, done = events[-1]
     assert name == "done"
-    assert set(done) == {"message_id", "tokens_in", "tokens_out"}
+    assert set(done) == {"message_id", "tokens_in", "tokens_out", "sources", "answered"}
 
 
 async def test_the_builtin_engine_says_plainly_when_nothing_matches(client, alice: Person):
@@ -135,6 +135,21 @@ async def test_an_engine_failure_is_a_clear_error_and_an_entry_in_the_transcript
     assert state["state"] == "active"
 
 
+async def test_lookup_session_start_and_resume_tell_the_page_the_published_maximum_length(client, alice: Person):
+    # The chat page refuses an over-long message before sending it, so it must know the limit the
+    # server applies: the published version's, not a draft's.
+    assistant = await alice.new_assistant(settings={"max_message_length": 120})
+    path = f"/api/v1/assistants/{assistant['id']}"
+    assert (await alice.request("PATCH", path, json={"settings": {"max_message_length": 50}})).status_code == 200
+    found = (await client.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"]})).json()
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    state = (await client.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))).json()
+    assert (found["max_message_length"], session["max_message_length"], state["max_message_length"]) == (120, 120, 120)
+    assert (await say(client, session, "x" * 120)).status_code == 200
+    too_long = await say(client, session, "x" * 121)
+    assert (too_long.status_code, too_long.json()["error"]["code"]) == (413, "message_too_long")
+
+
 async def test_the_page_learns_the_assistant_from_a_key_without_taking_a_use(client, alice: Person):
     assistant = await alice.new_assistant(share="private", greeting="Welcome, class!")
     (link,) = await alice.new_links(assistant["id"], 2)
@@ -144,6 +159,8 @@ async def test_the_page_learns_the_assistant_from_a_key_without_taking_a_use(cli
         "assistant": {"public_id": assistant["public_id"], "name": "Helper", "description": ""},
         "link": {"name": "User 1", "sessions_left": 2, "uses_message": "Your link has 2 sessions left."},
         "greeting": "Welcome, class!",
+        "starters": [],
+        "max_message_length": 4_000,
     }
     refused = await client.post("/api/v1/chat/lookup", json={"public_id": assistant["public_id"]})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "key_required")

@@ -36,13 +36,19 @@ SINCE_0004 = {"daily_usage", "teams", "memberships", "invitations", "audit_event
 
 
 async def a_day_of_use(app, client, alice: Person) -> None:
-    assistant = await alice.new_assistant(knowledge="# Parking\nParking is free behind the building.")
+    assistant = await alice.new_assistant(
+        knowledge="# Parking\nParking is free behind the building.", starters=["Where can I park?"]
+    )
     quotas = {"quotas": {"messages_per_session": 10, "sessions_per_day": 100, "tokens_per_day": 100_000}}
     assert (await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json=quotas)).status_code == 200
     (link,) = await alice.new_links(assistant["id"], 1)
     for body in ({"key": key_of(link)}, {"public_id": assistant["public_id"]}):
         session = (await start(client, **body)).json()
-        await say(client, session, "Where can I park?")
+        reply = (await say(client, session, "Where can I park?")).json()
+    # Rated, with its sources and starters on the version: 0009's columns hold data too.
+    feedback = {"rating": "down", "reason": "unclear", "comment": "Which building?"}
+    path = f"/api/v1/chat/sessions/{session['session_id']}/messages/{reply['message_id']}/feedback"
+    assert (await client.post(path, json=feedback, headers=bearer(session))).status_code == 200
     await client.post(f"/api/v1/chat/sessions/{session['session_id']}/end", headers=bearer(session))
     assert (await start(client, key=key_of(link))).status_code == 403  # exhausted: a refusal counted
     await rollup_recent(app.state.sessionmaker)
@@ -162,6 +168,9 @@ MESSAGE = (
         ("assistants", "sessions_per_day = 0", "sessions_per_day = -1", "ck_assistants_sessions_per_day"),
         ("assistants", "tokens_per_day = 5", "tokens_per_day = -5", "ck_assistants_tokens_per_day"),
         ("assistants", "messages_per_session = 1", "messages_per_session = -1", "ck_assistants_messages_per_session"),
+        ("messages", "rating = 'down'", "rating = 'meh'", "ck_messages_rating"),
+        ("messages", "rating_reason = 'unclear'", "rating_reason = 'rude'", "ck_messages_rating_reason"),
+        ("messages", "rating_comment = 'ok'", "rating_comment = '" + "x" * 501 + "'", "ck_messages_rating_comment"),
         ("memberships", "role = 'admin'", "role = 'boss'", "ck_memberships_role"),
         ("audit_events", "action = 'assistant.published'", "action = 'hacked'", "ck_audit_events_action"),
         ("teams", "name = 'x'", "name = ''", "ck_teams_name_length"),
@@ -192,7 +201,7 @@ async def test_the_schema_holds_every_check_the_models_declare(app):
                 (table, check["name"]) for table in TABLES for check in inspect(sync).get_check_constraints(table)
             }
         )
-    assert len(declared) == 13
+    assert len(declared) == 16
     assert built == declared
 
 

@@ -61,7 +61,9 @@ async def test_every_dashboard_page_is_not_stored(client, web, alice: Person):
         response = await web.get(path)
         assert response.status_code == 200 and no_store(response), path
     created = await web.post("/dashboard/tokens", {"name": "laptop"})
-    assert "pto_" in created.text and no_store(created)
+    assert created.status_code == 303 and no_store(created)  # its cookie holds the new token
+    shown = await web.get("/dashboard/tokens")
+    assert "pto_" in shown.text and no_store(shown)
 
 
 async def test_downloads_and_guest_files_keep_their_own_cache_rules(client, alice: Person):

@@ -26,12 +26,15 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         ("DELETE", link_path, None),
         ("POST", f"{link_path}/reissue", None),
         ("POST", f"{link_path}/reset", None),
+        ("GET", f"{link_path}/qr", None),
+        ("GET", f"{a}/public-link/qr", None),
         ("POST", f"{a}/links/bulk", {"ids": [1], "action": "pause"}),
         ("GET", f"{a}/sessions", None),
         ("GET", f"{a}/sessions/{{session_id}}", None),
         ("GET", f"{a}/sessions.csv", None),
         ("GET", f"{a}/sessions.jsonl", None),
         ("GET", f"{a}/metrics", None),
+        ("GET", f"{a}/unanswered", None),
     ]
     routes = {
         (method.upper(), path)

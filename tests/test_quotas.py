@@ -240,8 +240,8 @@ async def test_the_limits_card_saves_at_once_and_shows_each_error_beside_its_fie
         )
         assert refused.status_code == 422
         assert field_errors(refused.text) == {
-            "messages_per_session": "Enter a number of at least 0.",
-            "sessions_per_day": "Enter a whole number.",
+            "messages_per_session": "Messages per session must be at least 0.",
+            "sessions_per_day": "Sessions per day must be a whole number.",
         }
         assert 'value="lots"' in refused.text
         unchanged = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).json()["quotas"]

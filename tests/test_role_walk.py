@@ -12,6 +12,7 @@ from portico.deps import current_member
 from portico.teams import invitations
 from portico.vocabulary import TeamRole
 from portico.web.deps import dashboard_member
+from tests.chat_helpers import parse_events
 from tests.conftest import make_person, start
 from tests.team_helpers import PASSWORD, make_team
 
@@ -53,6 +54,9 @@ API: dict[tuple[str, str], Call] = {
     ("GET", f"{A}/sessions.jsonl"): Call("editor"),
     ("GET", f"{A}/sessions/{{session_id}}"): Call("editor"),
     ("GET", f"{A}/metrics"): Call("editor"),
+    ("GET", f"{A}/links/{{link_id}}/qr"): Call("editor"),
+    ("GET", f"{A}/public-link/qr"): Call("editor"),
+    ("GET", f"{A}/unanswered"): Call("editor"),
     ("GET", "/api/v1/team"): Call("editor"),
     ("PATCH", "/api/v1/team"): Call("owner", {"name": "Renamed team"}),
     ("PATCH", "/api/v1/team/members/{member_id}"): Call("admin", {"role": "admin"}),
@@ -78,7 +82,7 @@ DASHBOARD: dict[tuple[str, str], Call] = {
     ("GET", "/dashboard/account"): Call("editor"),
     ("POST", "/dashboard/account/password"): Call("editor", {"current": PASSWORD, "new": PASSWORD}, 303),
     ("GET", "/dashboard/tokens"): Call("editor"),
-    ("POST", "/dashboard/tokens"): Call("editor", {"name": "script"}),
+    ("POST", "/dashboard/tokens"): Call("editor", {"name": "script"}, 303),
     ("POST", "/dashboard/tokens/{token_id}/revoke"): Call("editor", ok=303),
     ("GET", "/dashboard"): Call("editor"),
     ("POST", "/dashboard/assistants"): Call("editor", {"name": "New"}, 303),
@@ -119,6 +123,13 @@ DASHBOARD: dict[tuple[str, str], Call] = {
     ("GET", f"{D}/logs.jsonl"): Call("editor"),
     ("GET", f"{D}/logs/{{session_id}}"): Call("editor"),
     ("GET", f"{D}/metrics"): Call("editor"),
+    ("GET", f"{D}/public-link/qr.svg"): Call("editor"),
+    ("GET", f"{D}/users/{{link_id}}/qr.svg"): Call("editor"),
+    ("GET", f"{D}/settings"): Call("editor"),
+    ("GET", f"{D}/unanswered"): Call("editor"),
+    ("POST", f"{D}/delete"): Call("admin", {"confirm_name": "Helper"}, 303),
+    ("POST", f"{D}/users/{{link_id}}/rename"): Call("admin", {"name": "Group C"}, 303),
+    ("POST", f"{D}/preview/sessions/{{session_id}}/messages/{{message_id}}/feedback"): Call("editor", {"rating": "up"}),
     ("GET", "/dashboard/team"): Call("editor"),
     ("POST", "/dashboard/team/switch"): Call("editor", {"team_id": "{team_id}"}, 303),
     ("POST", "/dashboard/team/name"): Call("owner", {"name": "Renamed team"}, 303),
@@ -268,8 +279,11 @@ async def test_each_role_gets_its_status_on_every_dashboard_route(app, client):
             ids["token_id"] = (await team.token(name))[0]
             if "/preview/sessions/" in path:
                 alice_web = await team.browser("alice")
-                started = await alice_web.post(f"/dashboard/assistants/{ids['assistant_id']}/preview/sessions")
-                ids["session_id"] = started.json()["session_id"]
+                preview = f"/dashboard/assistants/{ids['assistant_id']}/preview/sessions"
+                ids["session_id"] = (await alice_web.post(preview)).json()["session_id"]
+                if "/feedback" in path:
+                    said = await alice_web.post(f"{preview}/{ids['session_id']}/messages", {"content": "Hours?"})
+                    ids["message_id"] = dict(parse_events(said.text))["done"]["message_id"]
                 await alice_web.http.aclose()
             web = await team.browser(name)
             url = path.format(**ids)

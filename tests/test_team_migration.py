@@ -25,7 +25,7 @@ async def test_owners_with_assistants_links_and_sessions_become_teams_without_lo
         await web.sign_in("bob@example.com", "correct horse battery")
         engine = make_engine(database_url)
         try:
-            await migrate(engine, downgrade_connection, "0008")
+            await migrate(engine, downgrade_connection, "0009")
             async with engine.begin() as conn:
                 # Turn one's data as turn one wrote it: the audit trail and extra teams did not exist.
                 owned = dict((await conn.execute(text("SELECT id, owner_id FROM assistants"))).all())

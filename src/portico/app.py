@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from swagger_ui_bundle import swagger_ui_path
 
 from portico import __version__
+from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.access.api import router as links_router
 from portico.access.ratelimit import Limiter
@@ -117,8 +118,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     owner_api.include_router(metrics_router)
     owner_api.include_router(team_router)
     app.include_router(owner_api)
-    dashboards = (owners_views, assistants_views, access_views, metrics_views, teams_views)
-    for dashboard in (module.router for module in dashboards):
+    dashboards = (
+        owners_views.router,
+        assistants_views.router,
+        access_views.router,
+        access_sheet.router,
+        metrics_views.router,
+        teams_views.router,
+    )
+    for dashboard in dashboards:
         app.include_router(dashboard)
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")

@@ -43,6 +43,11 @@ class InvalidRequest(PorticoError):
     code = "invalid_request"
     message = "The request is not valid."
 
+    def __init__(self, message: str | None = None, *, details: Any = None, field: str | None = None) -> None:
+        super().__init__(message, details=details)
+        # The parameter at fault, for a dashboard form to show its own sentence beside that field.
+        self.field = field
+
 
 class Conflict(PorticoError):
     status = 409

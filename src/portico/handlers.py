@@ -62,6 +62,11 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
+def _field_name(error: Any) -> str:
+    names = [part for part in error["loc"] if isinstance(part, str) and part not in ("body", "query", "path")]
+    return names[-1] if names else ""
+
+
 # Enough to fix a form by; a body with 10,000 bad entries does not get a 10,000-line answer.
 MAX_PROBLEMS = 20
 
@@ -72,9 +77,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
         # `/assistants/abc` or an id past the database's range names nothing: not found, like an unknown id.
         return await _portico_error(request, NotFound("There is nothing at this address."))
     if _wants_page(request):
-        return _error_page(
-            request, 422, "Something in this form is not right: " + "; ".join(_describe(e) for e in errors[:3])
-        )
+        from portico.web.forms import sentence
+
+        problems = [sentence(e, _field_name(e)) for e in errors[:3]]
+        return _error_page(request, 422, "Something in this form is not right. " + " ".join(problems))
     if any(e["type"] == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "The request body is not valid JSON.")
     described = [_describe(e) for e in errors[:MAX_PROBLEMS]]

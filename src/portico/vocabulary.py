@@ -142,6 +142,45 @@ END_LABELS: dict[EndReason, str] = {
     EndReason.INTERRUPTED: "Interrupted",
 }
 
+
+class ReplyError(StrEnum):
+    """Why a reply stopped short (`messages.error_code`): the owner cut it (the end reasons that cut
+    a reply being streamed), the engine failed, the guest left, or its instance stopped."""
+
+    ASSISTANT_OFFLINE = EndReason.ASSISTANT_OFFLINE.value
+    ASSISTANT_DELETED = EndReason.ASSISTANT_DELETED.value
+    LINK_REVOKED = EndReason.LINK_REVOKED.value
+    MADE_PRIVATE = EndReason.MADE_PRIVATE.value
+    ENGINE_ERROR = "engine_error"
+    ENGINE_TIMEOUT = "engine_timeout"
+    ENGINE_UNREACHABLE = "engine_unreachable"
+    # The guest went away mid-reply (closed the page, lost the connection).
+    DISCONNECTED = "disconnected"
+    INTERRUPTED = EndReason.INTERRUPTED.value
+
+
+# What the owner reads beside a reply that stopped short, in a transcript.
+REPLY_ERROR_LABELS: dict[ReplyError, str] = {
+    ReplyError.ASSISTANT_OFFLINE: "Cut short: the assistant was switched Offline",
+    ReplyError.ASSISTANT_DELETED: "Cut short: the assistant was deleted",
+    ReplyError.LINK_REVOKED: "Link deleted by the owner",
+    ReplyError.MADE_PRIVATE: "Cut short: the assistant was made private",
+    ReplyError.ENGINE_ERROR: "Engine error: the model server failed or gave an answer Portico could not read",
+    ReplyError.ENGINE_TIMEOUT: "Timed out: the reply took longer than its time limit",
+    ReplyError.ENGINE_UNREACHABLE: "Engine unreachable: the model server could not be reached",
+    ReplyError.DISCONNECTED: "Disconnected: the guest left mid-reply",
+    ReplyError.INTERRUPTED: "Interrupted: the Portico instance writing the reply stopped",
+}
+
+
+def reply_error_label(code: str) -> str:
+    """The owner's label for a stored error code; a code from an older or newer Portico says so."""
+    try:
+        return REPLY_ERROR_LABELS[ReplyError(code)]
+    except ValueError:
+        return f"Stopped short ({code})"
+
+
 CHANNEL_LABELS: dict[Channel, str] = {
     Channel.LINK: "Link",
     Channel.WIDGET: "Widget",

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from portico.access import links as service
+from portico.access import qr
 from portico.access.schemas import BulkDone, LinkCreated, LinkList, LinkOut, LinksBulk, LinksCreate, LinkUpdate
 from portico.db import SessionDep
 from portico.deps import CurrentMember, OwnedAssistant, SettingsDep, VaultDep
 from portico.schemas import Id
 
 router = APIRouter(prefix="/assistants/{assistant_id}/links", tags=["private links"])
+QR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The link's QR code (SVG). Not cached: it holds the key.", "content": {qr.SVG_TYPE: {}}}
+}
 
 
 @router.post("", status_code=201)
@@ -110,3 +116,12 @@ async def reissue_link(
 ) -> LinkOut:
     link = await service.reissue_link(db, member=member, assistant=assistant, link_id=link_id, vault=vault)
     return service.link_out(link, vault=vault, base_url=settings.base_url)
+
+
+@router.get("/{link_id}/qr", response_class=Response, responses=QR_RESPONSES)
+async def link_qr(
+    link_id: Id, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+) -> Response:
+    """The link's QR code as SVG, by the link's id (never its key); a deleted link's is 404."""
+    link = await service.live_link(db, assistant=assistant, link_id=link_id)
+    return qr.response(service.link_url(link, vault=vault, base_url=settings.base_url))

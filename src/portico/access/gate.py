@@ -31,6 +31,7 @@ class AssistantFacts:
     store_transcripts: bool = True
     # The published version's greeting and session settings, loaded in the same query.
     greeting: str = ""
+    starters: tuple[str, ...] = ()
     settings: dict[str, Any] | None = None
     allowed_domains: tuple[str, ...] = ()
     published_digest: str = ""

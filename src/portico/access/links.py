@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, func, select, update
@@ -36,6 +38,11 @@ class LinkAlreadyRevoked(Conflict):
     message = "This private link has been deleted; create a new one instead."
 
 
+class LinkGone(NotFound):
+    code = "not_found"
+    message = "This private link has been deleted: it has no link to show and no QR code."
+
+
 class TooManyLinks(LimitReached):
     code = "link_limit_reached"
 
@@ -53,6 +60,15 @@ def state_of(link: PrivateLink, now: datetime) -> LinkState:
     return "active"
 
 
+def public_url(assistant: Assistant, *, base_url: str) -> str:
+    return f"{base_url}/c/{assistant.public_id}"
+
+
+def link_url(link: PrivateLink, *, vault: Vault, base_url: str) -> str:
+    # The key rides in the fragment, which browsers never send to a server.
+    return f"{base_url}/c#k={vault.decrypt(link.key_encrypted)}"
+
+
 def link_out(link: PrivateLink, *, vault: Vault, base_url: str) -> LinkOut:
     return LinkOut(
         id=link.id,
@@ -60,7 +76,7 @@ def link_out(link: PrivateLink, *, vault: Vault, base_url: str) -> LinkOut:
         max_sessions=link.max_sessions,
         sessions_used=link.sessions_used,
         sessions_left=None if link.max_sessions == 0 else max(link.max_sessions - link.sessions_used, 0),
-        url=f"{base_url}/c#k={vault.decrypt(link.key_encrypted)}",
+        url=link_url(link, vault=vault, base_url=base_url),
         revoked=link.revoked_at is not None,
         paused=link.paused,
         expires_at=link.expires_at,
@@ -126,6 +142,26 @@ async def get_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> P
     if link is None:
         raise LinkNotFound()
     return link
+
+
+async def live_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> PrivateLink:
+    """A link that still works, to show (its QR code): a deleted one is 404, like one never made."""
+    link = await get_link(db, assistant=assistant, link_id=link_id)
+    if link.revoked_at is not None:
+        raise LinkGone()
+    return link
+
+
+async def live_links(db: AsyncSession, *, assistant: Assistant, ids: list[int]) -> list[PrivateLink]:
+    """The selected links not deleted, in the order of `ids` (ids of other assistants are left out)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    query = select(PrivateLink).where(
+        PrivateLink.assistant_id == assistant.id, PrivateLink.id.in_(wanted), PrivateLink.revoked_at.is_(None)
+    )
+    found = {link.id: link for link in await db.scalars(query)}
+    return [found[i] for i in wanted if i in found]
 
 
 async def update_link(
@@ -246,3 +282,40 @@ async def reissue_link(
     link.key_encrypted = vault.encrypt(key)
     await db.flush()
     return link
+
+
+STATE_ORDER: dict[str, int] = {"active": 0, "paused": 1, "expired": 2, "exhausted": 3, "deleted": 4}
+SORT_KEYS: dict[str, Callable[[LinkOut], Any]] = {
+    "created": lambda o: o.id,
+    "name": lambda o: (o.name.casefold(), o.id),
+    "state": lambda o: (STATE_ORDER[o.state], o.expires_at or datetime.max.replace(tzinfo=UTC), o.id),
+    "sessions": lambda o: (o.sessions_used, o.id),
+}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How the Users table is shown: filtered by a part of the name and sorted by a column
+    (`-name`: descending). Read from the page's query string, so it works without JavaScript."""
+
+    query: str = ""
+    sort: str = "created"
+    descending: bool = False
+    deleted: bool = False
+
+    @classmethod
+    def of(cls, query: str, sort: str, *, deleted: bool = False) -> Listing:
+        descending = sort.startswith("-")
+        key = sort.removeprefix("-")
+        if key not in SORT_KEYS:
+            key, descending = "created", False
+        return cls(query=query.strip()[:200], sort=key, descending=descending, deleted=deleted)
+
+    def apply(self, outs: list[LinkOut]) -> list[LinkOut]:
+        wanted = self.query.casefold()
+        shown = [o for o in outs if wanted in o.name.casefold()]
+        return sorted(shown, key=SORT_KEYS[self.sort], reverse=self.descending)
+
+    def toggled(self, key: str) -> str:
+        """The sort parameter a column heading links to: ascending first, then descending."""
+        return f"-{key}" if self.sort == key and not self.descending else key

@@ -224,12 +224,22 @@ async def _starts(request: Request) -> Guard:
 
 async def _messages(request: Request) -> Guard:
     guard = await _guard(request)
+    await guard.limiter.hit(guard.limiter.messages, "messages", _session_key(request))
+    return guard
+
+
+async def _feedback(request: Request) -> Guard:
+    guard = await _guard(request)
+    # As many ratings as messages, in a count of their own: rating never uses up a guest's messages.
+    await guard.limiter.hit(guard.limiter.messages, "feedback", _session_key(request))
+    return guard
+
+
+def _session_key(request: Request) -> str:
     # Per session, known by its token (one token, one session): a stranger sending messages to
     # someone else's session id with wrong tokens uses up their own failed secrets, not its limit.
     # Parsed as HTTPBearer does, so spelling the header differently does not make a new key.
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    await guard.limiter.hit(guard.limiter.messages, "messages", digest(token))
-    return guard
+    return digest(request.headers.get("authorization", "").partition(" ")[2].strip())
 
 
 # The routes' dependencies: plain ones (failures are counted by the error handler).
@@ -237,3 +247,4 @@ GuardSecrets = Annotated[Guard, Depends(_secrets)]
 GuardLookups = Annotated[Guard, Depends(_lookups)]
 GuardStarts = Annotated[Guard, Depends(_starts)]
 GuardMessages = Annotated[Guard, Depends(_messages)]
+GuardFeedback = Annotated[Guard, Depends(_feedback)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast, get_args
@@ -13,13 +12,15 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from portico.access import links as links_service
-from portico.access.csv_import import parse_link_rows
+from portico.access import sheet
+from portico.access.csv_import import decode_upload, parse_link_rows
 from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
 from portico.assistants import service
 from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
+from portico.kit.spreadsheet import SafeWriter
 from portico.models import Assistant, utcnow
 from portico.schemas import Id
 from portico.teams.roles import Member
@@ -38,6 +39,7 @@ USER_SENTENCES = {"name": "Give the user or group a name of 1 to 200 characters.
 MODE_SENTENCE = "Choose Anyone with the link or Private."
 CODE_SENTENCES = {"access_code": "An access code has 4 to 64 characters, not only spaces.", "mode": MODE_SENTENCE}
 BULK_ACTIONS: tuple[BulkAction, ...] = get_args(BulkAction)
+PRINT = "print"  # a bulk action of the dashboard's only: it changes nothing, so the sheet is the answer
 
 
 def _share_url(assistant: Assistant, suffix: str = "") -> str:
@@ -49,8 +51,13 @@ async def share_page(
 ) -> HTMLResponse:
     settings = request.app.state.settings
     vault = request.app.state.vault
-    links = await links_service.list_links(db, assistant=assistant)
+    params = request.query_params
+    show_deleted = params.get("deleted") == "1"
+    links = await links_service.list_links(db, assistant=assistant, include_revoked=show_deleted)
     outs = [links_service.link_out(link, vault=vault, base_url=settings.base_url) for link in links]
+    listing = links_service.Listing.of(params.get("q", ""), params.get("sort", ""), deleted=show_deleted)
+    shown = listing.apply(outs)
+    outs = [o for o in outs if not o.revoked]
     warnings = []
     if assistant.status == Status.LIVE and assistant.published_version is None:
         warnings.append(
@@ -68,11 +75,12 @@ async def share_page(
         "share",
         "Share",
         status=status,
-        links=outs,
+        links=shown,
+        listing=listing,
         active=len(outs),
         limit=settings.max_private_links,
         warnings=warnings,
-        public_url=f"{settings.base_url}/c/{assistant.public_id}",
+        public_url=links_service.public_url(assistant, base_url=settings.base_url),
         embed_code=f'<script src="{settings.base_url}/widget.js" data-assistant="{assistant.widget_id}" async></script>',
         now=utcnow(),
         # A stored end is the start of the day after the date typed: the form shows that date.
@@ -98,6 +106,7 @@ async def share(request: Request, db: SessionDep, assistant: DashboardAssistant,
         "expiry": "End date saved.",
         "bulk": "Done for the selected users.",
         "cap": "Cap saved.",
+        "renamed": "User renamed.",
         "domains": "Allowed websites saved.",
         "reissued": "New link made; the old one no longer works.",
         "deleted": "User deleted: their link no longer works.",
@@ -179,9 +188,17 @@ async def set_access_code(
 async def set_public_expiry(
     request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
 ) -> Response:
-    expires = _end_of_day(str((await request.form()).get("expires_on", "")))
+    typed = str((await request.form()).get("expires_on", ""))
+    expires = _end_of_day(typed)
     if isinstance(expires, str):
-        return await share_page(request, db, assistant, status=422, errors={"public_expires_on": expires})
+        return await share_page(
+            request,
+            db,
+            assistant,
+            status=422,
+            errors={"public_expires_on": expires},
+            typed={"public_expires_on": typed},
+        )
     body = ShareIn(mode=ShareMode(assistant.share_mode), public_link_expires_at=expires)
     await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode, public_link=body)
     return redirect(_share_url(assistant, "?done=public-expiry"))
@@ -209,7 +226,12 @@ def _cap(value: str) -> int | None:
 
 
 async def _create(
-    request: Request, db: SessionDep, member: Member, assistant: Assistant, items: list[LinkIn]
+    request: Request,
+    db: SessionDep,
+    member: Member,
+    assistant: Assistant,
+    items: list[LinkIn],
+    typed: dict[str, str],
 ) -> Response:
     settings = request.app.state.settings
     try:
@@ -222,7 +244,9 @@ async def _create(
             vault=request.app.state.vault,
         )
     except LimitReached as exc:
-        return await share_page(request, db, assistant, status=409, form_error=exc.message, open_create=True)
+        return await share_page(
+            request, db, assistant, status=409, form_error=exc.message, typed=typed, open_create=True
+        )
     return redirect(_share_url(assistant, "?new=" + ",".join(str(link.id) for link in created) + "#users"))
 
 
@@ -231,12 +255,19 @@ async def create_user(
     request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
 ) -> Response:
     form = await request.form()
-    data = {"name": form.get("name", ""), "max_sessions": str(form.get("max_sessions", "")).strip() or "0"}
+    typed = {"name": str(form.get("name", "")), "max_sessions": str(form.get("max_sessions", ""))}
     try:
-        item = parse_form(LinkIn, data, sentences=USER_SENTENCES)
+        item = parse_form(
+            LinkIn, {**typed, "max_sessions": typed["max_sessions"].strip() or "0"}, sentences=USER_SENTENCES
+        )
     except FormInvalid as invalid:
-        return await share_page(request, db, assistant, status=422, errors=invalid.errors, open_create=True)
-    return await _create(request, db, member, assistant, [item])
+        errors = invalid.errors
+    else:
+        if typed["max_sessions"].strip():
+            return await _create(request, db, member, assistant, [item], typed=typed)
+        # A cleared box is not "unlimited" (0 is): saving it as ∞ surprised owners.
+        errors = {"max_sessions": f"Enter the maximum sessions for {item.name}: {WHOLE_CAP}."}
+    return await share_page(request, db, assistant, status=422, errors=errors, typed=typed, open_create=True)
 
 
 @router.post("/users/batch")
@@ -244,21 +275,29 @@ async def create_users(
     request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
 ) -> Response:
     form = await request.form()
-    text = str(form.get("names", ""))
+    typed = {"names": str(form.get("names", "")), "batch_max": str(form.get("max_sessions", ""))}
     upload = form.get("names_file")
-    cap = _cap(str(form.get("max_sessions", "")))
+    field = "names"
     try:
+        cap = _cap(typed["batch_max"]) if typed["batch_max"].strip() else None
         if cap is None:
-            raise InvalidRequest(f"The maximum sessions must be {WHOLE_CAP}.")
+            field = "batch_max"
+            raise InvalidRequest(f"Enter the maximum sessions for each new user: {WHOLE_CAP}.")
+        text = typed["names"]
         if isinstance(upload, UploadFile) and upload.filename:
+            field = "names_file"
             data = await upload.read(NAMES_UPLOAD_MAX + 1)
             if len(data) > NAMES_UPLOAD_MAX:
                 raise InvalidRequest("This file is too large for a list of names (256 KiB at most).")
-            text = data.decode("utf-8-sig", errors="replace")
+            text = decode_upload(data)
         items = parse_link_rows(text, default_max_sessions=cap)
     except InvalidRequest as exc:
-        return await share_page(request, db, assistant, status=422, errors={"names": exc.message}, open_create=True)
-    return await _create(request, db, member, assistant, items)
+        lines = exc.details["lines"] if isinstance(exc.details, dict) else []
+        message = exc.message.split(":")[0] + "." if lines else exc.message
+        return await share_page(
+            request, db, assistant, status=422, errors={field: message}, bad_lines=lines, typed=typed, open_create=True
+        )
+    return await _create(request, db, member, assistant, items, typed=typed)
 
 
 @router.get("/users.csv")
@@ -267,7 +306,7 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
     wanted = {int(i) for i in ids.split(",") if i.isdigit()}
     links = await links_service.list_links(db, assistant=assistant)
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(["name", "link"])
     for link in links:
         if not wanted or link.id in wanted:
@@ -291,15 +330,33 @@ async def set_cap(
     cap = _cap(typed) if typed.strip() else None
     if cap is None:
         link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
-        return await share_page(
-            request,
-            db,
-            assistant,
-            status=422,
-            form_error=f"The cap for {link.name} must be {WHOLE_CAP}; it was not changed.",
-        )
+        message = f"The cap for {link.name} must be {WHOLE_CAP}; it was not changed."
+        return await _row_failed(request, db, assistant, f"cap-{link_id}", message, typed)
     await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, max_sessions=cap)
     return redirect(_share_url(assistant, "?done=cap#users"))
+
+
+@router.post("/users/{link_id}/rename")
+async def rename(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
+    typed = str((await request.form()).get("name", ""))
+    try:
+        item = parse_form(LinkIn, {"name": typed}, sentences=USER_SENTENCES)
+    except FormInvalid as invalid:
+        link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
+        message = f"{link.name} was not renamed: {invalid.errors['name']}"
+        return await _row_failed(request, db, assistant, f"name-{link_id}", message, typed)
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, name=item.name)
+    return redirect(_share_url(assistant, "?done=renamed#users"))
+
+
+async def _row_failed(
+    request: Request, db: SessionDep, assistant: Assistant, field: str, message: str, typed: str
+) -> HTMLResponse:
+    """A row's form refused: the page again with the error beside that row's field (focused) and what
+    was typed still in it."""
+    return await share_page(request, db, assistant, status=422, errors={field: message}, typed={field: typed})
 
 
 @router.post("/users/{link_id}/pause")
@@ -324,10 +381,12 @@ async def reset(db: SessionDep, assistant: DashboardAssistant, member: Dashboard
 async def set_expiry(
     request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
 ) -> Response:
-    expires = _end_of_day(str((await request.form()).get("expires_on", "")))
+    typed = str((await request.form()).get("expires_on", ""))
+    expires = _end_of_day(typed)
     if isinstance(expires, str):
         link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
-        return await share_page(request, db, assistant, status=422, form_error=f"End date for {link.name}: {expires}")
+        message = f"End date for {link.name}: {expires}"
+        return await _row_failed(request, db, assistant, f"expiry-{link_id}", message, typed)
     await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, expires_at=expires)
     return redirect(_share_url(assistant, "?done=expiry#users"))
 
@@ -341,12 +400,14 @@ async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant, 
     problem = None
     if not ids:
         problem = "Select at least one user first."
-    elif action not in BULK_ACTIONS:
+    elif action not in (*BULK_ACTIONS, PRINT):
         problem = "Choose what to do with the selected users."
     elif isinstance(expires, str):
         problem = expires
+    if problem is None and action == PRINT:
+        return await sheet.print_sheet(request, db, assistant, ids)
     if problem is not None:
-        return await share_page(request, db, assistant, status=422, form_error=problem)
+        return await share_page(request, db, assistant, status=422, errors={"bulk-action": problem})
     assert not isinstance(expires, str)
     await links_service.bulk(
         db, member=member, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires

@@ -4,6 +4,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from portico.access import links, qr
+from portico.access.api import QR_RESPONSES
 from portico.assistants import service
 from portico.assistants.schemas import (
     AssistantCreate,
@@ -45,7 +47,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
         share_mode=assistant.share_mode,  # type: ignore[arg-type]
         published_version=assistant.published_version,
         has_unpublished_changes=published_digest != assistant.draft_digest,
-        public_url=f"{settings.base_url}/c/{assistant.public_id}",
+        public_url=links.public_url(assistant, base_url=settings.base_url),
         widget_id=assistant.widget_id,
         has_access_code=assistant.access_code_hash is not None,
         public_link_expires_at=assistant.public_link_expires_at,
@@ -66,6 +68,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
             knowledge=draft["knowledge"],
             engine=engine_out(draft["engine"]),
             settings=draft["settings"],
+            starters=service.starters_of(draft),
         ),
     )
 
@@ -155,6 +158,12 @@ async def rotate_public_link(
 ) -> AssistantOut:
     await service.rotate_public_link(db, member=member, assistant=assistant)
     return await _out(db, assistant, settings)
+
+
+@router.get("/{assistant_id}/public-link/qr", response_class=Response, responses=QR_RESPONSES)
+async def public_link_qr(assistant: OwnedAssistant, settings: SettingsDep) -> Response:
+    """The public link's QR code as SVG (owner-only, like the link's other settings)."""
+    return qr.response(links.public_url(assistant, base_url=settings.base_url))
 
 
 @router.post("/{assistant_id}/widget-id/rotate")

@@ -16,6 +16,9 @@ from portico.vocabulary import ShareMode, Status
 from portico.widget.domains import normalise_all
 
 KNOWLEDGE_MAX = 1_000_000
+# Starter questions: buttons a guest may click before the first message (issue 14).
+STARTERS_MAX = 4
+STARTER_MAX = 200
 
 
 class SessionSettings(Strict):
@@ -70,6 +73,19 @@ class OpenAIEngine(Strict):
 EngineConfig = Annotated[BuiltinEngine | OpenAIEngine, Field(discriminator="type")]
 
 
+def _starter(value: str) -> str:
+    # Trimmed, since a guest sees it on a button and sends it as typed.
+    value = value.strip()
+    if not value:
+        raise ValueError("a starter question cannot be blank")
+    if len(value) > STARTER_MAX:
+        raise ValueError(f"a starter question has at most {STARTER_MAX} characters")
+    return value
+
+
+Starter = Annotated[str, AfterValidator(_starter)]
+
+
 class DraftFields(Strict):
     instructions: str | None = Field(default=None, max_length=20_000)
     greeting: str | None = Field(default=None, max_length=2_000)
@@ -77,6 +93,11 @@ class DraftFields(Strict):
     knowledge: str | None = Field(default=None, max_length=KNOWLEDGE_MAX)
     engine: EngineConfig | None = None
     settings: SessionSettings | None = None
+    starters: list[Starter] | None = Field(
+        default=None,
+        max_length=STARTERS_MAX,
+        description=f"At most {STARTERS_MAX} questions of 1 to {STARTER_MAX} characters; [] removes them all.",
+    )
 
 
 class AssistantCreate(DraftFields):
@@ -118,6 +139,7 @@ class DraftOut(BaseModel):
     knowledge: str
     engine: EngineOut
     settings: SessionSettings
+    starters: list[str]
 
 
 class AssistantOut(BaseModel):

@@ -54,7 +54,17 @@ def _merge_draft(draft: dict[str, Any], data: DraftFields, vault: Vault) -> dict
         merged["settings"] = {**draft["settings"], **data.settings.model_dump(exclude_unset=True)}
     if data.engine is not None:
         merged["engine"] = _merge_engine(draft["engine"], data.engine, vault)
+    if data.starters is not None:
+        # No starters are no key at all, as in drafts made before starters: one form, one digest.
+        merged.pop("starters", None)
+        if data.starters:
+            merged["starters"] = list(data.starters)
     return merged
+
+
+def starters_of(config: dict[str, Any]) -> list[str]:
+    """A draft's or a version's starter questions (none in those made before starters)."""
+    return list(config.get("starters", []))
 
 
 def _merge_engine(old: dict[str, Any], new: EngineConfig, vault: Vault) -> dict[str, Any]:
@@ -232,6 +242,7 @@ async def publish(db: AsyncSession, *, member: Member, assistant: Assistant) -> 
         config=assistant.draft,
         settings=assistant.draft["settings"],
         greeting=assistant.draft["greeting"] if assistant.draft.get("greeting_enabled", True) else "",
+        starters=starters_of(assistant.draft),
         digest=assistant.draft_digest,
     )
     db.add(version)

@@ -1,4 +1,4 @@
-"""The assistant pages: the list, Behavior, Publish and Preview."""
+"""The assistant pages: the list, Behavior, Publish, Preview and Settings (where an assistant is deleted)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
 from portico.chat import preview as preview_service
 from portico.chat.api import event_stream
+from portico.chat.schemas import FeedbackIn, FeedbackOut
 from portico.db import SessionDep
 from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
 from portico.models import Assistant
 from portico.schemas import Id
+from portico.vocabulary import Status
 from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
@@ -29,6 +31,8 @@ TEXT_FIELDS = ("name", "description", "greeting", "instructions")
 ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
 SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length")
 QUOTA_FIELDS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
+# A question from the unanswered report, as a heading (one line, trimmed to this).
+ANSWER_MAX = 500
 NAME_SENTENCE = "Give the assistant a name of 1 to 200 characters."
 BEHAVIOR_SENTENCES = {"name": NAME_SENTENCE, "engine_type": "Choose the built-in engine or an OpenAI-compatible one."}
 
@@ -49,18 +53,25 @@ async def assistant_page(
         "tab_title": title,
         "unpublished": await _unpublished(db, assistant),
     }
-    return render(request, f"{tab}.html", {**base, **context}, status=status)
+    page_url = f"/dashboard/assistants/{assistant.id}/{tab}"
+    return render(request, f"{tab}.html", {**base, **context}, status=status, page_url=page_url)
+
+
+async def _assistants_list(
+    request: Request, db: SessionDep, team_id: int, status: int = 200, **context: Any
+) -> Response:
+    assistants = await service.list_owned(db, team_id=team_id)
+    today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
+    base = {"title": "Assistants", "section": "assistants", "assistants": assistants, "today": today}
+    return render(request, "assistants.html", {**base, **context}, status=status, page_url="/dashboard")
 
 
 @router.get("", response_class=HTMLResponse)
-async def assistants_page(request: Request, db: SessionDep, member: DashboardMember) -> Response:
-    assistants = await service.list_owned(db, team_id=member.team_id)
-    today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
-    return render(
-        request,
-        "assistants.html",
-        {"title": "Assistants", "section": "assistants", "assistants": assistants, "today": today},
-    )
+async def assistants_page(
+    request: Request, db: SessionDep, member: DashboardMember, done: str | None = None
+) -> Response:
+    notices = {"deleted": "The assistant was deleted. Its links and its widget no longer work."}
+    return await _assistants_list(request, db, member.team_id, notice=notices.get(done or ""))
 
 
 @router.post("/assistants")
@@ -69,21 +80,7 @@ async def create_assistant(request: Request, db: SessionDep, member: DashboardMe
     try:
         data = parse_form(AssistantCreate, {"name": name}, sentences={"name": NAME_SENTENCE})
     except FormInvalid as invalid:
-        assistants = await service.list_owned(db, team_id=member.team_id)
-        today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
-        return render(
-            request,
-            "assistants.html",
-            {
-                "title": "Assistants",
-                "section": "assistants",
-                "assistants": assistants,
-                "today": today,
-                "errors": invalid.errors,
-                "name": name,
-            },
-            status=422,
-        )
+        return await _assistants_list(request, db, member.team_id, status=422, errors=invalid.errors, name=name)
     assistant = await service.create_assistant(db, member=member, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior")
 
@@ -109,6 +106,7 @@ def _behavior_form(assistant: Assistant) -> dict[str, Any]:
         "temperature": engine.get("temperature", 0.7),
         "max_tokens": engine.get("max_tokens", 512),
         "timeout": engine.get("timeout", 30),
+        "starters": service.starters_of(draft),
         **draft["settings"],
     }
 
@@ -119,16 +117,23 @@ def _limits_form(assistant: Assistant) -> dict[str, Any]:
 
 @router.get("/assistants/{assistant_id}/behavior", response_class=HTMLResponse)
 async def behavior_page(
-    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
+    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None, answer: str | None = None
 ) -> Response:
     notices = {"saved": "Draft saved. Publish to let guests see it.", "limits": "Limits saved. They apply at once."}
+    form = _behavior_form(assistant)
+    if answer is not None and (question := " ".join(answer.split())[:ANSWER_MAX]):
+        # From the unanswered report: the question as a new section at the end of the knowledge,
+        # for the owner to answer; nothing is saved until the owner saves.
+        knowledge = form["knowledge"].rstrip()
+        form["knowledge"] = f"{knowledge}\n\n## {question}\n" if knowledge else f"## {question}\n"
     return await assistant_page(
         request,
         db,
         assistant,
         "behavior",
         "Behavior",
-        form=_behavior_form(assistant),
+        answering=answer is not None,
+        form=form,
         limits=_limits_form(assistant),
         has_api_key="api_key_encrypted" in assistant.draft["engine"],
         notice=notices.get(done or ""),
@@ -194,7 +199,13 @@ def _behavior_data(form: FormData, knowledge: str) -> dict[str, Any]:
         "knowledge": knowledge.replace("\r\n", "\n"),
         "engine": engine,
         "settings": {key: text[key].strip() for key in SETTINGS_FIELDS},
+        # Four boxes; the empty ones are no starter.
+        "starters": _starters(form),
     }
+
+
+def _starters(form: FormData) -> list[str]:
+    return [str(value) for value in form.getlist("starter") if str(value).strip()]
 
 
 @router.post("/assistants/{assistant_id}/behavior")
@@ -218,7 +229,12 @@ async def save_behavior(
     if errors:
         # Show what was typed, not what is saved, so nothing has to be typed twice.
         typed = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
-        form_values = {**typed, "greeting_enabled": data["greeting_enabled"], "knowledge": knowledge}
+        form_values = {
+            **typed,
+            "greeting_enabled": data["greeting_enabled"],
+            "knowledge": knowledge,
+            "starters": [str(value) for value in form.getlist("starter")],
+        }
         return await assistant_page(
             request,
             db,
@@ -240,8 +256,15 @@ async def publish_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
 ) -> Response:
     versions = await service.list_versions(db, assistant=assistant)
+    if assistant.status == Status.LIVE:
+        published = f"Published version {assistant.published_version}. Guests now get it."
+    else:
+        published = (
+            f"Published version {assistant.published_version}. The assistant is Offline: "
+            "guests get this version once you switch it Live."
+        )
     notices = {
-        "published": f"Published version {assistant.published_version}. Guests now get it.",
+        "published": published,
         "restored": "The version was copied into the draft. Publish to let guests see it.",
     }
     return await assistant_page(
@@ -269,15 +292,16 @@ async def restore(db: SessionDep, assistant: DashboardAssistant, member: Dashboa
 
 @router.get("/assistants/{assistant_id}/preview", response_class=HTMLResponse)
 async def preview_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
-    return await assistant_page(request, db, assistant, "preview", "Preview")
+    intro = await preview_service.preview_intro(db, assistant=assistant)
+    return await assistant_page(request, db, assistant, "preview", "Preview", intro=intro)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions")
 async def start_preview(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     form = await request.form()
     session = await preview_service.start_preview(db, assistant=assistant, use_published=form.get("use") == "published")
-    greeting = await preview_service.preview_greeting(db, assistant=assistant, session=session)
-    return JSONResponse({"session_id": session.id, "greeting": greeting}, status_code=201)
+    greeting, starters = await preview_service.preview_opening(db, assistant=assistant, session=session)
+    return JSONResponse({"session_id": session.id, "greeting": greeting, "starters": starters}, status_code=201)
 
 
 @router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages")
@@ -295,3 +319,48 @@ async def preview_message(
     await db.commit()
     events = messages_service.stream_reply(pending, store=request.app.state.store, cutoffs=request.app.state.cutoffs)
     return event_stream(({"event": e.kind, "data": json.dumps(e.data)} async for e in events), settings)
+
+
+@router.get("/assistants/{assistant_id}/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+    return await assistant_page(request, db, assistant, "settings", "Settings")
+
+
+@router.post("/assistants/{assistant_id}/delete")
+async def delete_assistant(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
+    """Deleted as the API deletes (guests cut at once), once the owner has typed its name."""
+    typed = str((await request.form()).get("confirm_name", ""))
+    if typed.strip() != assistant.name:
+        problem = "Type the assistant's name exactly as shown above to delete it." if typed.strip() else None
+        errors = {"confirm_name": problem or "Type the assistant's name to confirm."}
+        return await assistant_page(
+            request, db, assistant, "settings", "Settings", status=422, errors=errors, confirm_name=typed
+        )
+    await service.delete_assistant(db, member=member, assistant=assistant)
+    return redirect("/dashboard?done=deleted")
+
+
+@router.post("/assistants/{assistant_id}/preview/sessions/{session_id}/messages/{message_id}/feedback")
+async def preview_feedback(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, session_id: Id, message_id: Id
+) -> Response:
+    """The guest's thumbs, tried in the preview (a form: rating, reason, comment): the feedback JSON."""
+    form = await request.form()
+    fields = {name: str(form[name]) for name in ("rating", "reason", "comment") if form.get(name)}
+    try:
+        body = parse_form(FeedbackIn, fields)
+    except FormInvalid as invalid:
+        raise InvalidRequest(" ".join(f"{name}: {text}" for name, text in invalid.errors.items())) from None
+    comment = await preview_service.rate_preview_reply(
+        db,
+        assistant=assistant,
+        session_id=session_id,
+        message_id=message_id,
+        rating=body.rating,
+        reason=body.reason,
+        comment=body.comment,
+    )
+    out = FeedbackOut(message_id=message_id, rating=body.rating, reason=body.reason, comment=comment)
+    return JSONResponse(out.model_dump(mode="json"))

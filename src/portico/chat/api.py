@@ -13,12 +13,15 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from portico.access.gate import AssistantFacts, LinkFacts
-from portico.access.ratelimit import GuardLookups, GuardMessages, GuardSecrets, GuardStarts
+from portico.access.ratelimit import GuardFeedback, GuardLookups, GuardMessages, GuardSecrets, GuardStarts
+from portico.chat import feedback as feedback_service
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
 from portico.chat.cutoff import Cutoffs
 from portico.chat.schemas import (
     AssistantBrief,
+    FeedbackIn,
+    FeedbackOut,
     LinkBrief,
     Lookup,
     LookupOut,
@@ -35,7 +38,7 @@ from portico.deps import BearerToken, SettingsDep, VaultDep
 from portico.errors import ClientDisconnected
 from portico.handlers import error_response
 from portico.schemas import Id
-from portico.vocabulary import END_MESSAGES, EndReason, Role
+from portico.vocabulary import END_MESSAGES, EndReason, FeedbackReason, Rating, Role
 
 router = APIRouter(prefix="/chat", tags=["guest chat"])
 T = TypeVar("T")
@@ -89,10 +92,23 @@ async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionSta
         started_at=session.started_at,
         ended_at=session.ended_at,
         greeting=opened.greeting,
+        starters=list(opened.starters),
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link, in_session=True),
+        max_message_length=opened.settings["max_message_length"],
         messages=[
-            MessageOut(id=m.id, role=Role(m.role), content=m.content, created_at=m.created_at, error_code=m.error_code)
+            MessageOut(
+                id=m.id,
+                role=Role(m.role),
+                content=m.content,
+                created_at=m.created_at,
+                error_code=m.error_code,
+                sources=m.sources or [],
+                answered=m.answered,
+                rating=Rating(m.rating) if m.rating else None,
+                reason=FeedbackReason(m.rating_reason) if m.rating_reason else None,
+                comment=m.rating_comment,
+            )
             for m in messages
         ],
     )
@@ -111,7 +127,14 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
     )
     assistant = admission.assistant
     link = link_brief(admission.link, in_session=False)
-    return LookupOut(assistant=assistant_brief(assistant), link=link, greeting=assistant.greeting)
+    assert assistant.settings is not None  # the gate admits only a published version
+    return LookupOut(
+        assistant=assistant_brief(assistant),
+        link=link,
+        greeting=assistant.greeting,
+        starters=list(assistant.starters),
+        max_message_length=assistant.settings["max_message_length"],
+    )
 
 
 @router.post("/sessions", status_code=201)
@@ -132,8 +155,10 @@ async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts
         session_id=opened.session.id,
         token=token,
         greeting=opened.greeting,
+        starters=list(opened.starters),
         assistant=assistant_brief(opened.assistant),
         link=link_brief(opened.link, in_session=True),
+        max_message_length=opened.settings["max_message_length"],
     )
 
 
@@ -186,6 +211,24 @@ async def post_message(
             reply = ReplyOut(content="".join(parts), **event.data)
             return JSONResponse(reply.model_dump())
     raise AssertionError("a reply always ends with done or error")
+
+
+@router.post("/sessions/{session_id}/messages/{message_id}/feedback")
+async def rate_reply(
+    session_id: Id, message_id: Id, body: FeedbackIn, token: BearerToken, store: StoreDep, _limits: GuardFeedback
+) -> FeedbackOut:
+    """Rate a finished reply of this session up or down, optionally with a reason and a comment;
+    a second rating replaces the first. A session that has ended may still be rated."""
+    comment = await feedback_service.rate_reply(
+        store,
+        session_id=session_id,
+        token=token,
+        message_id=message_id,
+        rating=body.rating,
+        reason=body.reason,
+        comment=body.comment,
+    )
+    return FeedbackOut(message_id=message_id, rating=body.rating, reason=body.reason, comment=comment)
 
 
 def reply_error_status(error: dict[str, Any]) -> int:

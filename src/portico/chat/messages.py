@@ -263,6 +263,8 @@ class _Growing:
             tokens_in=self.usage.tokens_in,
             tokens_out=self.usage.tokens_out,
             error_code=error_code,
+            sources=self.sources.titles,
+            answered=self.sources.answered,
         )
         count_tokens_of = self.pending.assistant_id if self.pending.count_tokens else None
         return await self.store.save_reply(

@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
+from portico.chat.feedback import NotAReply, ReplyInProgress, ReplyNotFound
 from portico.chat.messages import HISTORY_TURNS, PendingReply, check_length, engine_request
 from portico.chat.sessions import TOKEN_PREFIX
 from portico.engines import Turn
 from portico.errors import InvalidRequest, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, AssistantVersion, ChatSession, Message, utcnow
-from portico.vocabulary import Channel, Role
+from portico.vocabulary import Channel, FeedbackReason, Rating, Role
 
 DRAFT = 0
 
@@ -42,18 +43,38 @@ async def start_preview(db: AsyncSession, *, assistant: Assistant, use_published
     return session
 
 
-async def preview_greeting(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> str:
-    config = await _config(db, assistant=assistant, session=session)
-    return str(config["greeting"]) if config.get("greeting_enabled", True) else ""
+async def preview_opening(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> tuple[str, list[str]]:
+    """The greeting and starter questions a guest of this version (or the draft) sees first."""
+    config = await _config(db, assistant=assistant, number=session.version_number)
+    return opening(config)
 
 
-async def _config(db: AsyncSession, *, assistant: Assistant, session: ChatSession) -> dict[str, Any]:
-    if session.version_number == DRAFT:
+def opening(config: dict[str, Any]) -> tuple[str, list[str]]:
+    greeting = str(config["greeting"]) if config.get("greeting_enabled", True) else ""
+    return greeting, list(config.get("starters", []))
+
+
+async def preview_intro(db: AsyncSession, *, assistant: Assistant) -> dict[str, dict[str, Any] | None]:
+    """What the preview shows before the first message, for the draft and the published version:
+    the greeting and the starter questions, as a guest would see them."""
+
+    def intro(config: dict[str, Any]) -> dict[str, Any]:
+        greeting = str(config.get("greeting") or "") if config.get("greeting_enabled", True) else ""
+        return {"greeting": greeting, "starters": list(config.get("starters") or [])}
+
+    published = None
+    if assistant.published_version is not None:
+        published = intro(await _config(db, assistant=assistant, number=assistant.published_version))
+    return {"draft": intro(assistant.draft), "published": published}
+
+
+async def _config(db: AsyncSession, *, assistant: Assistant, number: int) -> dict[str, Any]:
+    if number == DRAFT:
         return {**assistant.draft, "digest": assistant.draft_digest}
     version = await db.scalar(
         select(AssistantVersion)
         .options(undefer(AssistantVersion.config))
-        .where(AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == session.version_number)
+        .where(AssistantVersion.assistant_id == assistant.id, AssistantVersion.number == number)
     )
     assert version is not None  # versions are never deleted
     return {**version.config, "digest": version.digest}
@@ -77,7 +98,7 @@ async def accept_preview_message(
 ) -> PendingReply:
     """Save the owner's message in the request's transaction (the caller commits before the engine)."""
     session = await get_preview_session(db, assistant=assistant, session_id=session_id)
-    config = await _config(db, assistant=assistant, session=session)
+    config = await _config(db, assistant=assistant, number=session.version_number)
     check_length(content, config["settings"])
     history = await _history(db, session_id=session.id)
     now = utcnow()
@@ -105,3 +126,30 @@ async def _history(db: AsyncSession, *, session_id: int) -> list[Turn]:
     )
     rows = list(await db.execute(query))
     return [Turn("user" if role == Role.GUEST else "assistant", str(content)) for role, content in reversed(rows)]
+
+
+async def rate_preview_reply(
+    db: AsyncSession,
+    *,
+    assistant: Assistant,
+    session_id: int,
+    message_id: int,
+    rating: Rating,
+    reason: FeedbackReason | None,
+    comment: str | None,
+) -> str | None:
+    """The owner tries the thumbs in the preview: saved like a guest's rating, with the same refusals,
+    and never counted (Metrics and the unanswered report leave previews out). The comment as kept."""
+    session = await get_preview_session(db, assistant=assistant, session_id=session_id)
+    message = await db.scalar(select(Message).where(Message.id == message_id, Message.session_id == session.id))
+    if message is None:
+        raise ReplyNotFound()
+    if message.role != Role.ASSISTANT:
+        raise NotAReply()
+    if message.duration_ms is None:
+        raise ReplyInProgress()
+    kept = (comment.strip() or None) if comment is not None and assistant.store_transcripts else None
+    message.rating, message.rating_reason, message.rating_comment = rating, reason, kept
+    message.rated_at = utcnow()
+    await db.flush()
+    return kept

@@ -27,7 +27,7 @@ class SessionRecord:
 @dataclass(frozen=True)
 class OpenSession:
     """A session with what opening it needs: its assistant now (None when deleted), its link,
-    and the settings, greeting and digest of the version it started on."""
+    and the settings, greeting, digest and starters of the version it started on."""
 
     session: SessionRecord
     assistant: AssistantFacts | None
@@ -35,6 +35,7 @@ class OpenSession:
     settings: dict[str, Any]
     greeting: str
     version_digest: str
+    starters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class MessageRecord:
     content: str | None
     created_at: datetime
     error_code: str | None
+    # None while a reply is still being written.
+    duration_ms: int | None = None
+    sources: list[str] | None = None
+    answered: bool | None = None
+    rating: str | None = None
+    rating_reason: str | None = None
+    rating_comment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class Reply:
     tokens_in: int
     tokens_out: int
     error_code: str | None
+    # The knowledge sections the engine drew on, and whether it found an answer there.
+    sources: tuple[str, ...] = ()
+    answered: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,15 @@ class DailyCaps:
 
 class DailyLimitReached(Exception):
     """A start refused by the assistant's daily quota: nothing of it was saved."""
+
+
+class Rated(StrEnum):
+    """What became of a guest's rating of a message."""
+
+    RATED = "rated"
+    NOT_FOUND = "not_found"  # no such message in this session
+    NOT_A_REPLY = "not_a_reply"  # the guest's own message
+    IN_PROGRESS = "in_progress"  # a reply still being written
 
 
 class GuestSave(StrEnum):

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from portico.models.message import COMMENT_MAX
 from portico.schemas import Strict
-from portico.vocabulary import Channel, EndReason, Role
+from portico.vocabulary import Channel, EndReason, FeedbackReason, Rating, Role
 
 ACCESS_CODE = Field(
     default=None,
@@ -62,12 +63,17 @@ class LinkBrief(BaseModel):
     uses_message: str | None = Field(description="What the guest reads about the link's sessions left, if capped.")
 
 
+STARTERS = Field(description="Questions the guest may send with one click before the first message (at most 4).")
+
+
 class SessionStarted(BaseModel):
     session_id: int
     token: str
     greeting: str
+    starters: list[str] = STARTERS
     assistant: AssistantBrief
     link: LinkBrief | None
+    max_message_length: int = Field(description="The most characters a guest message may have.")
 
 
 class MessageIn(Strict):
@@ -86,6 +92,29 @@ class MessageOut(BaseModel):
     content: str | None
     created_at: datetime
     error_code: str | None
+    sources: list[str] = Field(description="Replies: the knowledge sections the reply drew on.")
+    answered: bool | None = Field(description="Replies: false when the knowledge had no answer; null for guests.")
+    rating: Rating | None = Field(description="Replies: the guest's rating, if any.")
+    reason: FeedbackReason | None
+    comment: str | None
+
+
+# A strict body still takes an enum by its value ("up"), as JSON sends it.
+RatingValue = Annotated[Rating, Field(strict=False)]
+ReasonValue = Annotated[FeedbackReason, Field(strict=False)]
+
+
+class FeedbackIn(Strict):
+    rating: RatingValue
+    reason: ReasonValue | None = None
+    comment: str | None = Field(default=None, max_length=COMMENT_MAX, description=f"At most {COMMENT_MAX} characters.")
+
+
+class FeedbackOut(BaseModel):
+    message_id: int
+    rating: Rating
+    reason: FeedbackReason | None
+    comment: str | None
 
 
 class ReplyOut(BaseModel):
@@ -106,6 +135,8 @@ class LookupOut(BaseModel):
     assistant: AssistantBrief
     link: LinkBrief | None
     greeting: str
+    starters: list[str] = STARTERS
+    max_message_length: int = Field(description="The most characters a guest message may have.")
 
 
 class SessionState(BaseModel):
@@ -117,6 +148,8 @@ class SessionState(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     greeting: str
+    starters: list[str] = STARTERS
     assistant: AssistantBrief
     link: LinkBrief | None
+    max_message_length: int = Field(description="The most characters a guest message may have.")
     messages: list[MessageOut]

@@ -49,6 +49,7 @@ class OpenedSession:
     settings: dict[str, Any]
     greeting: str
     version_digest: str
+    starters: tuple[str, ...] = ()
 
     @property
     def store_text(self) -> bool:
@@ -195,7 +196,13 @@ async def start_session(
         end_reason=None,
     )
     opened = OpenedSession(
-        session, assistant, decision.link, assistant.settings, assistant.greeting, assistant.published_digest
+        session,
+        assistant,
+        decision.link,
+        assistant.settings,
+        assistant.greeting,
+        assistant.published_digest,
+        assistant.starters,
     )
     return opened, token
 
@@ -249,7 +256,13 @@ async def open_session(store: GuestStore, *, session_id: int, token: str) -> Ope
     ):
         raise InvalidSessionToken()
     opened = OpenedSession(
-        found.session, found.assistant, found.link, found.settings, found.greeting, found.version_digest
+        found.session,
+        found.assistant,
+        found.link,
+        found.settings,
+        found.greeting,
+        found.version_digest,
+        found.starters,
     )
     refusal = _live_refusal(opened)
     if refusal is not None:

@@ -7,7 +7,22 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, and_, bindparam, func, insert, literal, or_, select, true, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -37,6 +52,7 @@ ASSISTANT_COLUMNS = (
     Assistant.access_code_hash,
     Assistant.public_link_expires_at,
     AssistantVersion.greeting,
+    AssistantVersion.starters,
     AssistantVersion.settings,
     AssistantVersion.digest.label("published_digest"),
 )
@@ -66,6 +82,7 @@ def assistant_facts(row: Mapping[str, Any]) -> AssistantFacts | None:
         share_mode=row["share_mode"],
         store_transcripts=row["store_transcripts"],
         greeting=row["greeting"] or "",
+        starters=tuple(row["starters"] or ()),
         settings=row["settings"],
         allowed_domains=tuple(row["allowed_domains"] or ()),
         published_digest=row["published_digest"] or "",
@@ -182,6 +199,7 @@ OPEN = Statement(
         *(getattr(ChatSession, name).label(f"session_{name}") for name in SESSION_RECORD_FIELDS),
         SessionVersion.settings.label("version_settings"),
         SessionVersion.greeting.label("version_greeting"),
+        SessionVersion.starters.label("version_starters"),
         SessionVersion.digest.label("version_digest"),
         *ASSISTANT_COLUMNS,
         *LINK_COLUMNS,
@@ -288,6 +306,8 @@ REPLY_VALUES: dict[str, ColumnElement[Any]] = {
     "tokens_in": bindparam("p_tokens_in"),
     "tokens_out": bindparam("p_tokens_out"),
     "error_code": bindparam("p_error_code"),
+    "sources": bindparam("p_sources", type_=JSON),
+    "answered": bindparam("p_answered", type_=Boolean),
 }
 REPLY = (
     insert(Message)
@@ -325,9 +345,44 @@ FINISHED = update(Message).where(Message.id == bindparam("p_message_id")).values
 FINISH_REPLY = Statement(FINISHED.add_cte(COUNT.cte("counted")))
 FINISH_REPLY_ALONE = Statement(FINISHED)
 TRANSCRIPT = Statement(
-    select(Message.id, Message.role, Message.content, Message.created_at, Message.error_code)
+    select(
+        Message.id,
+        Message.role,
+        Message.content,
+        Message.created_at,
+        Message.error_code,
+        Message.duration_ms,
+        Message.sources,
+        Message.answered,
+        Message.rating,
+        Message.rating_reason,
+        Message.rating_comment,
+    )
     .where(Message.session_id == bindparam("p_session_id"))
     .order_by(Message.id)
+)
+# A guest's rating of a reply of their session that has finished (it has a duration); a second
+# rating replaces the first. No row: the message is not such a reply (MESSAGE_KIND says why).
+RATE = Statement(
+    update(Message)
+    .where(
+        Message.id == bindparam("p_message_id"),
+        Message.session_id == bindparam("p_session_id"),
+        Message.role == Role.ASSISTANT.value,
+        Message.duration_ms.is_not(None),
+    )
+    .values(
+        rating=bindparam("p_rating", type_=String),
+        rating_reason=bindparam("p_reason", type_=String),
+        rating_comment=bindparam("p_comment", type_=Text),
+        rated_at=bindparam("p_now", type_=UTCDateTime),
+    )
+    .returning(Message.id)
+)
+MESSAGE_KIND = Statement(
+    select(Message.role, Message.duration_ms).where(
+        Message.id == bindparam("p_message_id"), Message.session_id == bindparam("p_session_id")
+    )
 )
 
 REFUSAL_ROW = {

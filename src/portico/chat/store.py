@@ -40,6 +40,7 @@ from portico.chat.records import (
     GuestSave,
     MessageRecord,
     OpenSession,
+    Rated,
     Reply,
     SessionRecord,
 )
@@ -47,7 +48,7 @@ from portico.db import writer_lock
 from portico.metrics.quotas import day_of
 from portico.metrics.rollup import hour_of
 from portico.models import Assistant, PrivateLink
-from portico.vocabulary import EndReason
+from portico.vocabulary import EndReason, Role
 
 
 class GuestStore:
@@ -179,6 +180,7 @@ class GuestStore:
             row["version_settings"],
             row["version_greeting"] or "",
             row["version_digest"],
+            tuple(row["version_starters"] or ()),
         )
 
     async def end_session(self, session_id: int, *, reason: EndReason, at: datetime) -> bool:
@@ -274,6 +276,8 @@ class GuestStore:
             "p_tokens_in": reply.tokens_in,
             "p_tokens_out": reply.tokens_out,
             "p_error_code": reply.error_code,
+            "p_sources": list(reply.sources),
+            "p_answered": reply.answered,
         }
         if count_tokens_of is not None:
             params.update(p_assistant_id=count_tokens_of, p_day=day_of(now))
@@ -287,6 +291,36 @@ class GuestStore:
                 await tx.all(sql.COUNT_TOKENS_PG if self._postgres else sql.COUNT_TOKENS_SQLITE, params)
         assert row is not None
         return int(row["id"])
+
+    async def rate_reply(
+        self,
+        *,
+        session_id: int,
+        message_id: int,
+        rating: str,
+        reason: str | None,
+        comment: str | None,
+        now: datetime,
+    ) -> Rated:
+        """Rate a finished reply of this session (a second rating replaces the first)."""
+        params = {
+            "p_session_id": session_id,
+            "p_message_id": message_id,
+            "p_rating": rating,
+            "p_reason": reason,
+            "p_comment": comment,
+            "p_now": now,
+        }
+        async with self._write(one_on_sqlite=True) as tx:
+            rated = await tx.one(sql.RATE, params)
+        if rated is not None:
+            return Rated.RATED
+        # Refused: say why (only refusals pay for this read).
+        async with self._read() as tx:
+            row = await tx.one(sql.MESSAGE_KIND, params)
+        if row is None:
+            return Rated.NOT_FOUND
+        return Rated.NOT_A_REPLY if row["role"] != Role.ASSISTANT else Rated.IN_PROGRESS
 
     async def transcript(self, session_id: int) -> list[MessageRecord]:
         async with self._read() as tx:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from portico.access.gate import GateRefusal, decide
 from portico.chat.api import StoreDep
 from portico.models import utcnow
-from portico.vocabulary import REFUSAL_STATUS, Refusal
+from portico.vocabulary import FEEDBACK_REASON_LABELS, REFUSAL_STATUS, Refusal
 from portico.web.pages import STRICT_CSP, templates
 from portico.widget.domains import frame_ancestors
 
@@ -20,13 +20,17 @@ router = APIRouter(include_in_schema=False)
 
 # The page's own words, for what the API cannot say: a heading when no assistant can be named,
 # and the one sentence for when the server cannot be reached at all. Every other sentence on
-# the page is a `message` from the API (static/chat.js holds none).
+# the page is a `message` from the API or in the template (static/chat*.js hold none).
 UNAVAILABLE = "Unavailable"
 NETWORK_MESSAGE = "The connection was lost. Check your internet connection and try again."
 
 
+# The reasons a guest may give for a thumbs down, in the vocabulary's order and words.
+REASONS = [(reason.value, label) for reason, label in FEEDBACK_REASON_LABELS.items()]
+
+
 def _page(**context: object) -> dict[str, object]:
-    return {"unavailable": UNAVAILABLE, "network_message": NETWORK_MESSAGE, **context}
+    return {"unavailable": UNAVAILABLE, "network_message": NETWORK_MESSAGE, "reasons": REASONS, **context}
 
 
 @router.get("/c", response_class=HTMLResponse)

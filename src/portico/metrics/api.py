@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from portico.db import SessionDep
 from portico.deps import OwnedAssistant
-from portico.metrics import export, logs, params, service
+from portico.metrics import export, logs, params, service, unanswered
 from portico.metrics.quotas import quota_use
 from portico.schemas import Id
 
@@ -29,8 +29,11 @@ class Filters:
         end: Annotated[str | None, Query(alias="to", description="Last day (inclusive) or an ISO date-time.")] = None,
         end_reason: Annotated[str | None, Query(description="An end reason, or 'open' for running sessions.")] = None,
         q: Annotated[str | None, Query(description="Words that appear in the transcript.")] = None,
+        rating: Annotated[str | None, Query(description="up or down: sessions with a reply rated so.")] = None,
     ) -> None:
-        self.value = params.log_filters(user=user, channel=channel, start=start, end=end, end_reason=end_reason, q=q)
+        self.value = params.log_filters(
+            user=user, channel=channel, start=start, end=end, end_reason=end_reason, q=q, rating=rating
+        )
 
 
 @router.get("/sessions")
@@ -87,3 +90,27 @@ async def get_metrics(
     result = await service.metrics(db, assistant_id=assistant.id, start=begin, end=finish, bucket=bucket)
     # Today's use against each quota, whatever the period (quotas are by UTC day).
     return {**result.as_dict(), "quotas": await quota_use(db, assistant=assistant)}
+
+
+@router.get("/unanswered")
+async def unanswered_questions(
+    assistant: OwnedAssistant,
+    db: SessionDep,
+    period: Annotated[str | None, Query(description="today, 7d, 30d, 90d, or custom with from/to.")] = "30d",
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Guests' questions that got no answer from the knowledge, an engine error or a thumbs down,
+    grouped by wording, newest group first. Nothing in it identifies a guest."""
+    begin, finish = params.period(name=period, start=start, end=end)
+    groups, next_cursor = await unanswered.report(
+        db, assistant_id=assistant.id, start=begin, end=finish, cursor=cursor, limit=limit
+    )
+    return {
+        "from": begin.isoformat(),
+        "to": finish.isoformat(),
+        "items": [group.as_dict() for group in groups],
+        "next_cursor": next_cursor,
+    }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portico.kit.spreadsheet import SafeWriter
 from portico.metrics.logs import LogFilters, export_batches, message_dict
 
 CSV_COLUMNS = [
@@ -23,6 +23,9 @@ CSV_COLUMNS = [
     "tokens_out",
     "end_reason",
     "version",
+    "rated_up",
+    "rated_down",
+    "ratings",
 ]
 
 
@@ -30,7 +33,7 @@ async def csv_lines(
     sessionmaker: async_sessionmaker[AsyncSession], *, assistant_id: int, filters: LogFilters
 ) -> AsyncIterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(CSV_COLUMNS)
     async for batch in export_batches(sessionmaker, assistant_id=assistant_id, filters=filters, with_messages=False):
         for row, _messages in batch:
@@ -48,6 +51,10 @@ async def csv_lines(
                     record["tokens_out"],
                     record["end_reason"] or "",
                     record["version"],
+                    record["rated_up"],
+                    record["rated_down"],
+                    # Each starts with its rating (up, down), so a comment never starts a cell.
+                    "; ".join(str(rated) for rated in row.ratings),
                 ]
             )
         yield buffer.getvalue()

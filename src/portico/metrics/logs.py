@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.errors import InvalidRequest, NotFound
 from portico.models import ChatSession, Message, PrivateLink
-from portico.vocabulary import Channel, EndReason
+from portico.vocabulary import Channel, EndReason, Rating
 
 CHANNELS = tuple(channel.value for channel in Channel)
 # Not an end reason: the filter's word for sessions still running.
 OPEN = "open"
 END_REASONS = (*(reason.value for reason in EndReason), OPEN)
+RATINGS = tuple(rating.value for rating in Rating)
 
 
 @dataclass(frozen=True)
@@ -29,18 +30,34 @@ class LogFilters:
     end: datetime | None = None  # exclusive
     end_reason: str | None = None  # or "open" for sessions still running
     q: str | None = None
+    rating: str | None = None  # sessions with a reply rated so ("down": rated down)
 
     def __post_init__(self) -> None:
         if self.channel is not None and self.channel not in CHANNELS:
-            raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.")
+            raise InvalidRequest(f"channel must be one of {', '.join(CHANNELS)}.", field="channel")
         if self.end_reason is not None and self.end_reason not in END_REASONS:
-            raise InvalidRequest(f"end_reason must be one of {', '.join(END_REASONS)}.")
+            raise InvalidRequest(f"end_reason must be one of {', '.join(END_REASONS)}.", field="end_reason")
         if self.user is not None and self.user not in ("anonymous", Channel.PREVIEW) and not self.user.isdigit():
-            raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.")
+            raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.", field="user")
         if self.start and self.end and self.start >= self.end:
-            raise InvalidRequest("The start of the date range must be before its end.")
+            raise InvalidRequest("The start of the date range must be before its end.", field="range")
+        if self.rating is not None and self.rating not in RATINGS:
+            raise InvalidRequest(f"rating must be one of {', '.join(RATINGS)}.", field="rating")
         if self.q is not None and len(self.q) > 200:
-            raise InvalidRequest("Search for at most 200 characters.")
+            raise InvalidRequest("Search for at most 200 characters.", field="q")
+
+
+@dataclass(frozen=True)
+class Rated:
+    rating: str
+    reason: str | None
+    comment: str | None
+
+    def __str__(self) -> str:
+        """As an export's cell shows it: `down (wrong): It says 9 but it is 10`."""
+        return (
+            self.rating + (f" ({self.reason})" if self.reason else "") + (f": {self.comment}" if self.comment else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,16 @@ class SessionRow:
     tokens_out: int
     end_reason: str | None
     version: int
+    # The guest's ratings of the session's replies, in order.
+    ratings: tuple[Rated, ...] = ()
+
+    @property
+    def rated_up(self) -> int:
+        return sum(rated.rating == Rating.UP for rated in self.ratings)
+
+    @property
+    def rated_down(self) -> int:
+        return sum(rated.rating == Rating.DOWN for rated in self.ratings)
 
     @property
     def duration_seconds(self) -> int:
@@ -76,6 +103,8 @@ class SessionRow:
             "tokens_out": self.tokens_out,
             "end_reason": self.end_reason,
             "version": self.version,
+            "rated_up": self.rated_up,
+            "rated_down": self.rated_down,
         }
 
 
@@ -137,6 +166,9 @@ async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Se
         query = query.where(ChatSession.end_reason == filters.end_reason)
     if filters.q and filters.q.split():
         query = query.where(await _search(db, filters.q))
+    if filters.rating:
+        # Through the index of rated replies (few), not the sessions' messages.
+        query = query.where(ChatSession.id.in_(select(Message.session_id).where(Message.rating == filters.rating)))
     return query
 
 
@@ -164,8 +196,23 @@ async def list_sessions(
     query = query.order_by(ChatSession.started_at.desc(), ChatSession.id.desc()).limit(limit + 1)
     rows = [_row(r) for r in (await db.execute(query)).all()]
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = await _with_ratings(db, rows[:limit])
     return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+async def _with_ratings(db: AsyncSession, rows: list[SessionRow]) -> list[SessionRow]:
+    """The page's sessions with their replies' ratings, in order (one query: rated replies are few)."""
+    if not rows:
+        return rows
+    rated = (
+        select(Message.session_id, Message.rating, Message.rating_reason, Message.rating_comment)
+        .where(Message.session_id.in_([row.id for row in rows]), Message.rating.is_not(None))
+        .order_by(Message.session_id, Message.id)
+    )
+    ratings: dict[int, list[Rated]] = {}
+    for session_id, rating, reason, comment in await db.execute(rated):
+        ratings.setdefault(session_id, []).append(Rated(str(rating), reason, comment))
+    return [replace(row, ratings=tuple(ratings.get(row.id, ()))) for row in rows]
 
 
 def _row(result: Any) -> SessionRow:
@@ -192,7 +239,8 @@ async def get_session(db: AsyncSession, *, assistant_id: int, session_id: int) -
     if result is None:
         raise NotFound("This assistant has no session with this id.")
     messages = await db.scalars(select(Message).where(Message.session_id == session_id).order_by(Message.id))
-    return _row(result), list(messages)
+    (row,) = await _with_ratings(db, [_row(result)])
+    return row, list(messages)
 
 
 def message_dict(m: Message) -> dict[str, Any]:
@@ -206,6 +254,12 @@ def message_dict(m: Message) -> dict[str, Any]:
         "tokens_in": m.tokens_in,
         "tokens_out": m.tokens_out,
         "error_code": m.error_code,
+        "sources": m.sources,
+        "answered": m.answered,
+        "rating": m.rating,
+        "reason": m.rating_reason,
+        "comment": m.rating_comment,
+        "rated_at": m.rated_at.isoformat() if m.rated_at else None,
     }
 
 

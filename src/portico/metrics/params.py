@@ -25,10 +25,10 @@ def parse_moment(value: str | None, *, name: str, end_of_day: bool = False) -> d
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
-        raise InvalidRequest(f"'{name}' must be a date like 2026-11-24 or an ISO date-time.") from None
+        raise InvalidRequest(f"'{name}' must be a date like 2026-11-24 or an ISO date-time.", field=name) from None
     except OverflowError:
         # 9999-12-31 is a valid date, but the day after it (the end of the range) is not.
-        raise InvalidRequest(f"'{name}' must be a date between {EARLIEST} and {LATEST}.") from None
+        raise InvalidRequest(f"'{name}' must be a date between {EARLIEST} and {LATEST}.", field=name) from None
 
 
 def parse_user(value: str | None) -> str | None:
@@ -39,14 +39,22 @@ def parse_user(value: str | None) -> str | None:
     if not value or value in ("anonymous", Channel.PREVIEW):
         return value or None
     if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_ID):
-        raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.")
+        raise InvalidRequest("user must be a private link's id, 'anonymous' or 'preview'.", field="user")
     return value
 
 
 def log_filters(
-    *, user: str | None, channel: str | None, start: str | None, end: str | None, end_reason: str | None, q: str | None
+    *,
+    user: str | None,
+    channel: str | None,
+    start: str | None,
+    end: str | None,
+    end_reason: str | None,
+    q: str | None,
+    rating: str | None = None,
 ) -> LogFilters:
     return LogFilters(
+        rating=rating or None,
         user=parse_user(user),
         channel=channel or None,
         start=parse_moment(start, name="from"),
@@ -61,7 +69,7 @@ def period(*, name: str | None, start: str | None, end: str | None) -> tuple[dat
     now = utcnow()
     if name and name != "custom":
         if name not in PERIODS:
-            raise InvalidRequest("period must be today, 7d, 30d, 90d or custom.")
+            raise InvalidRequest("period must be today, 7d, 30d, 90d or custom.", field="period")
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         days = PERIODS[name]
         return (midnight if days is None else midnight - timedelta(days=days - 1)), now

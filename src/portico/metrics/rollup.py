@@ -5,6 +5,11 @@ the current hour of its assistant before reading), so Metrics lag by a minute at
 hours are final: a session's duration is counted in the hour it ended, a message in the hour it
 was written, so nothing changes an old hour. Rows are upserted, so instances recomputing the
 same hour at once agree.
+
+Ratings are the one exception: a reply's rating is counted in the hour the reply was written
+(so an hour's share of replies rated up or down is a share of that hour's replies), and a guest
+may rate, or change a rating, later. So a rating made in the recomputed window of a reply
+written before it recounts that older hour's ratings (those two columns only) from the raw rows.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,10 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from portico.kit.chores import run_every, this_instance_runs
 from portico.metrics.histogram import histogram
 from portico.models import ChatSession, Message, UsageHourly, UsageUserHourly, utcnow
-from portico.vocabulary import Channel, Role
+from portico.vocabulary import Channel, Rating, Role
 
 ROLLUP_SECONDS = 60
 ENGINE_ERRORS = ("engine_error", "engine_timeout", "engine_unreachable")
+# The rollup's column for each rating.
+RATED: dict[str, str] = {Rating.UP.value: "rated_up", Rating.DOWN.value: "rated_down"}
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -89,6 +96,7 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
             Message.tokens_in,
             Message.tokens_out,
             Message.error_code,
+            Message.rating,
         )
         .join(ChatSession, ChatSession.id == Message.session_id)
         .where(guest, Message.created_at >= start, Message.created_at < end)
@@ -108,6 +116,8 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
                 bucket["engine_errors"] += 1
             if message.first_token_ms is not None:
                 first_tokens[key].append(message.first_token_ms)
+            if message.rating is not None:
+                bucket[RATED[message.rating]] += 1
         if message.link_id is not None:
             user = users[(message.assistant_id, key[1], message.link_id)]
             user["messages"] += 1
@@ -128,7 +138,43 @@ async def recompute(db: AsyncSession, *, start: datetime, end: datetime, assista
         await upsert(db, UsageHourly, chunk, ["assistant_id", "hour"])
     for chunk in _chunks(user_rows):
         await upsert(db, UsageUserHourly, chunk, ["assistant_id", "hour", "link_id"])
-    return len(usage_rows) + len(user_rows)
+    late = await _recount_late_ratings(db, start=start, end=end, only=only)
+    return len(usage_rows) + len(user_rows) + late
+
+
+async def _recount_late_ratings(db: AsyncSession, *, start: datetime, end: datetime, only: list[Any]) -> int:
+    """Older hours whose replies were rated in [start, end): their rated counts, as rated now."""
+    guest_replies = (
+        ChatSession.channel != Channel.PREVIEW,
+        Message.role == Role.ASSISTANT,
+    )
+    rated_late = (
+        select(ChatSession.assistant_id, Message.created_at)
+        .join(ChatSession, ChatSession.id == Message.session_id)
+        .where(*guest_replies, Message.rated_at >= start, Message.rated_at < end, Message.created_at < start, *only)
+    )
+    hours = {(row.assistant_id, hour_of(row.created_at)) for row in await db.execute(rated_late)}
+    rows = []
+    for assistant, hour in sorted(hours):
+        counts = (
+            select(Message.rating, func.count())
+            .join(ChatSession, ChatSession.id == Message.session_id)
+            .where(
+                *guest_replies,
+                ChatSession.assistant_id == assistant,
+                Message.created_at >= hour,
+                Message.created_at < hour + timedelta(hours=1),
+                Message.rating.is_not(None),
+            )
+            .group_by(Message.rating)
+        )
+        row: dict[str, Any] = {"assistant_id": assistant, "hour": hour, "rated_up": 0, "rated_down": 0}
+        for rating, count in await db.execute(counts):
+            row[RATED[str(rating)]] = count
+        rows.append(row)
+    for chunk in _chunks(rows):
+        await upsert(db, UsageHourly, chunk, ["assistant_id", "hour"])
+    return len(rows)
 
 
 def _empty_usage() -> dict[str, Any]:
@@ -142,6 +188,8 @@ def _empty_usage() -> dict[str, Any]:
         "tokens_out": 0,
         "sessions_ended": 0,
         "duration_sum": 0,
+        "rated_up": 0,
+        "rated_down": 0,
     }
 
 

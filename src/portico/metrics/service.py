@@ -28,6 +28,22 @@ class Bucket:
     messages: int = 0
     engine_errors: int = 0
     refusals: int = 0
+    replies: int = 0
+    rated_up: int = 0
+    rated_down: int = 0
+
+    @property
+    def rated_up_share(self) -> float | None:
+        return share(self.rated_up, self.replies)
+
+    @property
+    def rated_down_share(self) -> float | None:
+        return share(self.rated_down, self.replies)
+
+
+def share(part: int, whole: int) -> float | None:
+    """A percentage with one decimal, or None when there is nothing to share."""
+    return round(100 * part / whole, 1) if whole else None
 
 
 @dataclass
@@ -56,6 +72,11 @@ class Metrics:
                     "messages": b.messages,
                     "engine_errors": b.engine_errors,
                     "refusals": b.refusals,
+                    "replies": b.replies,
+                    "rated_up": b.rated_up,
+                    "rated_down": b.rated_down,
+                    "rated_up_share": b.rated_up_share,
+                    "rated_down_share": b.rated_down_share,
                 }
                 for b in self.buckets
             ],
@@ -70,13 +91,15 @@ def bucket_start(moment: datetime, bucket: str) -> datetime:
 
 async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: datetime, bucket: str) -> Metrics:
     if bucket not in ("hour", "day"):
-        raise InvalidRequest("bucket must be 'hour' or 'day'.")
+        raise InvalidRequest("bucket must be 'hour' or 'day'.", field="bucket")
     if start >= end:
-        raise InvalidRequest("'from' must be before 'to'.")
+        raise InvalidRequest("'from' must be before 'to'.", field="range")
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
     first = bucket_start(start, bucket)
     if (end - first) / step > MAX_BUCKETS:
-        raise InvalidRequest(f"That is too many {bucket}s for one chart: choose a shorter period or a larger bucket.")
+        raise InvalidRequest(
+            f"That is too many {bucket}s for one chart: choose a shorter period or a larger bucket.", field="length"
+        )
     now = utcnow()
     if end > hour_of(now):
         # The current hour is recomputed on demand, so the page is up to the second.
@@ -98,6 +121,8 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
         "tokens_out": 0,
         "sessions_ended": 0,
         "duration_sum": 0,
+        "rated_up": 0,
+        "rated_down": 0,
     }
     duration_bins: list[int] = []
     first_token_bins: list[int] = []
@@ -108,6 +133,9 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
             target.sessions += row.sessions
             target.messages += row.guest_messages + row.replies
             target.engine_errors += row.engine_errors
+            target.replies += row.replies
+            target.rated_up += row.rated_up
+            target.rated_down += row.rated_down
         for name in (
             "sessions",
             "guest_messages",
@@ -117,6 +145,8 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
             "tokens_out",
             "sessions_ended",
             "duration_sum",
+            "rated_up",
+            "rated_down",
         ):
             totals[name] += getattr(row, name)
         for channel, count in row.channels.items():
@@ -145,6 +175,9 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
     totals["p50_first_token_ms"] = _rounded(percentile(first_token_bins, 0.50))
     totals["p95_first_token_ms"] = _rounded(percentile(first_token_bins, 0.95))
     totals["refusals"] = sum(refusals.values())
+    # Shares of the period's replies that guests rated up and down (percent; None without replies).
+    totals["rated_up_share"] = share(totals["rated_up"], totals["replies"])
+    totals["rated_down_share"] = share(totals["rated_down"], totals["replies"])
     return Metrics(
         start,
         end,

@@ -65,5 +65,7 @@ class AssistantVersion(Base):
     # Kept beside the config so that per-message checks need not load the knowledge text.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     greeting: Mapped[str] = mapped_column(Text, default="")
+    # The starter questions guests may click before their first message (NULL before 0009: none).
+    starters: Mapped[list[str] | None] = mapped_column(JSON)
     digest: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
-from portico.vocabulary import Role, sql_in
+from portico.vocabulary import FeedbackReason, Rating, Role, sql_in
 
 IN_PROGRESS = "role = 'assistant' AND duration_ms IS NULL"
+RATED = "rating IS NOT NULL"
+# A guest's comment on a reply (issue 14: feedback).
+COMMENT_MAX = 500
 
 
 class Message(Base):
@@ -27,6 +30,11 @@ class Message(Base):
             sqlite_where=text(IN_PROGRESS),
             postgresql_where=text(IN_PROGRESS),
         ),
+        CheckConstraint(f"rating IS NULL OR rating IN {sql_in(Rating)}", name="rating"),
+        CheckConstraint(f"rating_reason IS NULL OR rating_reason IN {sql_in(FeedbackReason)}", name="rating_reason"),
+        CheckConstraint(f"rating_comment IS NULL OR length(rating_comment) <= {COMMENT_MAX}", name="rating_comment"),
+        # Rated replies are few: the rollup and the Logs' rating filter read them through this.
+        Index("ix_messages_rated", "rated_at", sqlite_where=text(RATED), postgresql_where=text(RATED)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,3 +52,12 @@ class Message(Base):
     # A reply being streamed is saved as it grows (chat/messages.py); this is the database's time
     # of its last save. NULL for guests' messages and for replies saved whole.
     saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Replies only: the knowledge sections the engine drew on (titles), and False when the
+    # built-in engine found nothing to answer with (the owner's unanswered report). NULL for guests.
+    sources: Mapped[list[str] | None] = mapped_column(JSON)
+    answered: Mapped[bool | None] = mapped_column(Boolean)
+    # The guest's verdict on a reply, changeable: up or down, why, and a comment; when last rated.
+    rating: Mapped[str | None] = mapped_column(String(8))
+    rating_reason: Mapped[str | None] = mapped_column(String(16))
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -34,6 +34,10 @@ class UsageHourly(Base):
     duration_sum: Mapped[int] = mapped_column(Integer, default=0)
     duration_bins: Mapped[list[int]] = mapped_column(JSON, default=list)
     first_token_bins: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # Replies written in this hour that guests rated up or down (as rated now: a rating made
+    # later recounts its reply's hour, metrics/rollup.py).
+    rated_up: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    rated_down: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class UsageUserHourly(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -13,8 +14,11 @@ from portico.kit import net
 from portico.owners import service as owners
 from portico.owners import signin
 from portico.schemas import Id
+from portico.teams.roles import Member
 from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
+
+NEW_TOKEN_COOKIE = "portico_new_token"
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -61,7 +65,7 @@ def _auth_page(request: Request, mode: str, status: int = 200, **context: object
         "mode": mode,
         "open_signup": request.app.state.settings.open_signup,
     }
-    return render(request, "auth.html", {**base, **context}, status=status)
+    return render(request, "auth.html", {**base, **context}, status=status, page_url=action)
 
 
 def _field_errors(exc: PorticoError) -> dict[str, str]:
@@ -169,10 +173,15 @@ async def sign_out(request: Request, db: SessionDep) -> Response:
     return response
 
 
+def _account_page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
+    base = {"title": "Account", "section": "account"}
+    return render(request, "account.html", {**base, **context}, status=status, page_url="/dashboard/account")
+
+
 @router.get("/account", response_class=HTMLResponse)
 async def account(request: Request, member: DashboardMember, done: str | None = None) -> Response:
     notice = "Your password was changed. Other browsers were signed out." if done == "password" else None
-    return render(request, "account.html", {"title": "Account", "section": "account", "notice": notice})
+    return _account_page(request, notice=notice)
 
 
 @router.post("/account/password")
@@ -188,49 +197,55 @@ async def change_password(
             db, member=member, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE]
         )
     except signin.SignInRefused as exc:
-        return render(
-            request,
-            "account.html",
-            {"title": "Account", "section": "account", "errors": {"current": exc.message}},
-            status=422,
-        )
+        return _account_page(request, status=422, errors={"current": exc.message})
     except InvalidRequest as exc:
-        return render(
-            request,
-            "account.html",
-            {"title": "Account", "section": "account", "errors": {"new": exc.message}},
-            status=422,
-        )
+        return _account_page(request, status=422, errors={"new": exc.message})
     return redirect("/dashboard/account?done=password")
+
+
+async def _tokens_page(
+    request: Request, db: SessionDep, member: Member, status: int = 200, **context: object
+) -> Response:
+    listed = await owners.list_api_tokens(db, member=member)
+    base = {"title": "API tokens", "section": "tokens", "tokens": listed}
+    return render(request, "tokens.html", {**base, **context}, status=status, page_url="/dashboard/tokens")
 
 
 @router.get("/tokens", response_class=HTMLResponse)
 async def tokens(request: Request, db: SessionDep, member: DashboardMember) -> Response:
-    listed = await owners.list_api_tokens(db, member=member)
-    return render(request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed})
+    # A new token is shown once, on the page the creation redirected to: it came in a cookie that
+    # lives a minute, is read once, and holds the token encrypted (never in a URL).
+    sealed = request.cookies.get(NEW_TOKEN_COOKIE)
+    new_token = None
+    if sealed:
+        with contextlib.suppress(ValueError):  # sealed under a secret key that has changed since
+            new_token = request.app.state.vault.decrypt(sealed)
+    response = await _tokens_page(request, db, member, new_token=new_token)
+    if sealed:
+        response.delete_cookie(NEW_TOKEN_COOKIE, path="/dashboard/tokens")
+    return response
 
 
 @router.post("/tokens")
 async def create_token(
     request: Request, db: SessionDep, member: DashboardMember, name: Annotated[str, Form()] = ""
 ) -> Response:
+    typed = name
     name = name.strip()
     if not name or len(name) > 200:
-        listed = await owners.list_api_tokens(db, member=member)
         errors = {"name": "Give the token a name of 1 to 200 characters, so you know what it is for later."}
-        return render(
-            request,
-            "tokens.html",
-            {"title": "API tokens", "section": "tokens", "tokens": listed, "errors": errors},
-            status=422,
-        )
+        return await _tokens_page(request, db, member, status=422, errors=errors, name=typed)
     _token, plain = await owners.create_api_token(db, member=member, name=name)
-    listed = await owners.list_api_tokens(db, member=member)
-    # Shown once, in this response only; never in a URL.
-    response = render(
-        request, "tokens.html", {"title": "API tokens", "section": "tokens", "tokens": listed, "new_token": plain}
+    response = redirect("/dashboard/tokens")
+    response.set_cookie(
+        NEW_TOKEN_COOKIE,
+        request.app.state.vault.encrypt(plain),
+        max_age=60,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(request),
+        path="/dashboard/tokens",
     )
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

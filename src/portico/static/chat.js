@@ -1,11 +1,11 @@
-// Portico's chat page. No dependencies. The private key arrives in the URL fragment, which
-// browsers never send to servers; this script sends it only in request bodies.
+// Portico's chat page. The private key arrives in the URL fragment, which browsers never send to
+// servers; this script sends it only in request bodies. Replies are drawn by chat-reply.js.
 (function () {
   "use strict";
 
   // Every sentence the guest reads comes from the server: a refusal's or an error's `message`,
-  // an ending's `end_message`, and (for when the server cannot be reached) the page's own
-  // data-network-message. This script holds codes, never sentences.
+  // an ending's `end_message`, and the page's own (data-network-message, the #strings block and
+  // the <template>s chat-reply.js copies). This script holds codes, never sentences.
   var ENDING = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1 };
   var FINAL = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, not_found: 1 }; // no new conversation helps
 
@@ -18,8 +18,13 @@
   var notice = document.getElementById("notice");
   var restartWrap = document.getElementById("restart-wrap");
   var uses = document.getElementById("uses");
+  var startersBox = document.getElementById("starters");
+  var counter = document.getElementById("counter");
+  var tooLong = document.getElementById("too-long");
   var avatar = document.querySelector(".avatar");
   var NETWORK = app.dataset.networkMessage;
+  var replies = window.PorticoReply;
+  var strings = replies.strings;
 
   var publicId = app.dataset.publicId || null;
   // The widget's frame names its assistant by the widget id, which outlives public link rotations.
@@ -42,7 +47,9 @@
   var codeInput = document.getElementById("access-code");
   var session = null;
   var busy = false;
+  var closed = false; // the conversation is over: the box keeps its text, but nothing is sent
   var greeted = false; // the greeting was shown before the session started
+  var maxLength = null; // the assistant's longest guest message, once lookup or the session says
   // Metrics count a refused lookup at most once per page load: the first lookup asks for it,
   // and so do later ones (a new conversation) until one has been refused.
   var countLookup = true;
@@ -83,6 +90,7 @@
     form.hidden = true;
     endButton.hidden = true;
     restartWrap.hidden = true;
+    showStarters(null);
     showNotice(messageOf(error));
     codeForm.hidden = false;
     codeInput.value = "";
@@ -102,11 +110,19 @@
   function setAssistant(assistant, link) {
     document.getElementById("name").textContent = assistant.name;
     document.getElementById("description").textContent = assistant.description || "";
-    avatar.textContent = (assistant.name || "P").charAt(0).toUpperCase();
-    avatar.hidden = false;
+    avatar.textContent = assistant.name.charAt(0).toUpperCase();
+    avatar.hidden = !assistant.name;
     document.title = assistant.name;
     if (!widgetId) publicId = assistant.public_id;
     showUses(link);
+  }
+
+  // No assistant can be named (a refused key, an unknown id): no placeholder heading, no letter.
+  function unnamed() {
+    if (!avatar.hidden) return;
+    document.getElementById("name").textContent = app.dataset.unavailable;
+    document.getElementById("description").textContent = "";
+    document.title = app.dataset.unavailable;
   }
 
   // The server words the count (before a session, and during one).
@@ -120,19 +136,51 @@
     if (link && link.uses_message) showUses(link);
   }
 
-  function bubble(role, text) {
-    var item = document.createElement("li");
-    item.className = "msg " + role;
-    var who = document.createElement("span");
-    who.className = "visually-hidden";
-    who.textContent = role === "guest" ? "You: " : "Assistant: ";
-    var body = document.createElement("span");
-    body.textContent = text || "";
-    item.appendChild(who);
+  // Suggested first questions, until the first message is sent.
+  function showStarters(starters) {
+    startersBox.textContent = "";
+    (starters || []).forEach(function (text) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "starter";
+      button.textContent = text;
+      button.addEventListener("click", function () {
+        if (busy || closed) return;
+        showNotice("");
+        send(text);
+      });
+      startersBox.appendChild(button);
+    });
+    startersBox.hidden = !startersBox.firstChild;
+  }
+
+  function guestBubble(text) {
+    var item = replies.item("guest");
+    var body = document.createElement("div");
+    body.className = "text";
+    body.textContent = text;
     item.appendChild(body);
     log.appendChild(item);
     item.scrollIntoView({ block: "end" });
-    return body;
+    return item;
+  }
+  function greetingBubble(text) {
+    var made = replies.bubble(log, text);
+    return made.item;
+  }
+
+  // The limit, said as soon as a message is longer, and a counter as it gets near.
+  function setMaxLength(limit) { if (limit) { maxLength = limit; checkLength(); } }
+  function checkLength() {
+    var length = input.value.length;
+    var over = !!maxLength && length > maxLength;
+    counter.hidden = !maxLength || length < maxLength * 0.9;
+    if (!counter.hidden) counter.textContent = replies.number(length) + " / " + replies.number(maxLength);
+    counter.classList.toggle("over", over);
+    input.setAttribute("aria-invalid", over ? "true" : "false");
+    tooLong.hidden = !over;
+    if (over) tooLong.textContent = strings.too_long.replace("{limit}", replies.number(maxLength));
+    return !over;
   }
 
   function tellHost(message) {
@@ -144,34 +192,51 @@
     });
   }
 
-  function ended(code, message) {
-    if (session) tellHost({ portico: "session-end", session_id: session.id, reason: code });
+  // What the guest typed but the server did not take goes back into the box: nothing typed is lost.
+  function keep(unsent) {
+    if (!unsent) return "";
+    if (unsent.bubble) unsent.bubble.remove();
+    if (!input.value) input.value = unsent.text;
+    grow();
+    return " " + strings.kept;
+  }
+
+  // The conversation cannot go on: the box stays (with anything the guest wrote) but sends nothing.
+  function close(unsent) {
+    closed = true;
     busy = false;
-    store(null);
-    session = null;
-    form.hidden = true;
+    sendButton.disabled = true;
     endButton.hidden = true;
     uses.hidden = true; // a count for a session that is over, or a link that no longer works
-    showNotice(messageOf({ message: message }));
+    showStarters(null);
+    var kept = keep(unsent);
+    form.hidden = !input.value;
+    return kept;
+  }
+
+  function ended(code, message, unsent) {
+    if (session) tellHost({ portico: "session-end", session_id: session.id, reason: code });
+    store(null);
+    session = null;
+    showNotice(messageOf({ message: message }) + close(unsent));
     restartWrap.hidden = !!FINAL[code];
     if (!restartWrap.hidden) document.getElementById("restart").focus();
   }
 
-  function refused(error) {
-    form.hidden = true;
-    endButton.hidden = true;
-    uses.hidden = true;
+  function refused(error, unsent) {
     restartWrap.hidden = true;
-    if (avatar.hidden) {
-      // No assistant was named: no letter, no "Loading…" left behind.
-      document.getElementById("name").textContent = app.dataset.unavailable;
-      document.title = app.dataset.unavailable;
-    }
-    showNotice(messageOf(error));
+    unnamed();
+    showNotice(messageOf(error) + close(unsent));
+  }
+
+  function reopen() {
+    closed = false;
+    sendButton.disabled = false;
+    form.hidden = false;
   }
 
   function api(method, path, body, token, accept) {
-    var headers = { "Accept": accept || "application/json" };
+    var headers = { "Accept": accept || "application/json", "Accept-Language": replies.lang };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (token) headers["Authorization"] = "Bearer " + token;
     return fetch(path, {
@@ -179,19 +244,20 @@
       body: body === undefined ? undefined : JSON.stringify(body)
     });
   }
+  replies.api = api;
 
   function errorOf(response) {
     return response.json().then(function (b) { return (b && b.error) || {}; }, function () { return {}; });
   }
 
-  function startSession() {
+  function startSession(unsent) {
     var body = whom({ channel: channel });
     if (key) body.key = key;
     if (hostOrigin) body.origin = hostOrigin;
     return api("POST", "/api/v1/chat/sessions", body).then(function (response) {
       if (!response.ok) {
         return errorOf(response).then(function (e) {
-          if (CODE_REFUSALS[e.code]) askCode(e); else refused(e);
+          if (CODE_REFUSALS[e.code]) { keep(unsent); askCode(e); } else refused(e, unsent);
           return null;
         });
       }
@@ -200,10 +266,8 @@
         store(session);
         tellHost({ portico: "session-start", session_id: started.session_id });
         setAssistant(started.assistant, started.link);
-        if (started.greeting && !greeted) {
-          var first = bubble("assistant", started.greeting).parentNode;
-          log.insertBefore(first, log.firstChild);
-        }
+        setMaxLength(started.max_message_length);
+        if (started.greeting && !greeted) log.insertBefore(greetingBubble(started.greeting), log.firstChild);
         greeted = false;
         endButton.hidden = false;
         return session;
@@ -211,84 +275,45 @@
     });
   }
 
-  function readEvents(response, onEvent) {
-    var reader = response.body.getReader();
-    var decoder = new TextDecoder();
-    var buffer = "";
-    function pump() {
-      return reader.read().then(function (chunk) {
-        if (chunk.done) return;
-        buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n/g, "\n");
-        var parts = buffer.split("\n\n");
-        buffer = parts.pop();
-        parts.forEach(function (frame) {
-          var name = "message", data = [];
-          frame.split("\n").forEach(function (line) {
-            if (line.indexOf("event:") === 0) name = line.slice(6).trim();
-            else if (line.indexOf("data:") === 0) data.push(line.slice(5).replace(/^ /, ""));
-          });
-          if (data.length) onEvent(name, JSON.parse(data.join("\n")));
-        });
-        return pump();
-      });
-    }
-    return pump();
-  }
-
   function send(text) {
     busy = true;
     sendButton.disabled = true;
-    var mine = bubble("guest", text).parentNode;
-    var accepted = false; // the server saved the message
+    showStarters(null);
+    var unsent = { text: text, bubble: guestBubble(text) };
     var reply = null;
-    // A message the server did not take goes back into the box, so nothing typed is lost.
-    function giveBack() {
-      if (accepted || (form.hidden && codeForm.hidden)) return;
-      mine.remove();
-      if (!input.value) { input.value = text; grow(); }
-    }
-    var ready = session ? Promise.resolve(session) : startSession();
+    var ready = session ? Promise.resolve(session) : startSession(unsent);
     return ready.then(function (current) {
-      if (!current) { giveBack(); return; }
-      var outcome = null;
+      if (!current) return;
       return api("POST", "/api/v1/chat/sessions/" + current.id + "/messages", { content: text }, current.token, "text/event-stream")
         .then(function (response) {
           if (!response.ok) {
             return errorOf(response).then(function (e) {
-              if (ENDING[e.code] || response.status === 401) ended(e.code, messageOf(e));
-              else { giveBack(); showNotice(messageOf(e)); }
+              if (ENDING[e.code] || response.status === 401) ended(e.code, messageOf(e), unsent);
+              else { keep(unsent); showNotice(messageOf(e)); }
             });
           }
-          accepted = true;
-          reply = bubble("assistant", "");
-          reply.parentNode.classList.add("typing");
-          return readEvents(response, function (name, data) {
-            if (name === "token") { reply.textContent += data.text; reply.parentNode.scrollIntoView({ block: "end" }); }
-            else if (name === "error") outcome = data;
-            else if (name === "done") outcome = null;
-          }).then(function () {
-            reply.parentNode.classList.remove("typing");
-            if (outcome) {
-              if (!reply.textContent) reply.parentNode.remove(); else reply.parentNode.classList.add("failed");
-              if (ENDING[outcome.code]) ended(outcome.code, messageOf(outcome)); else showNotice(messageOf(outcome));
-            }
+          unsent = null; // the server saved the message
+          reply = replies.bubble(log, "", { streaming: true });
+          return replies.stream(response, reply, current).then(function (outcome) {
+            if (outcome && ENDING[outcome.code]) ended(outcome.code, messageOf(outcome));
           });
         });
     }).catch(function () {
-      if (reply && reply.parentNode) reply.parentNode.classList.remove("typing");
-      giveBack();
+      if (reply) replies.settle(reply, "", { state: "cut", message: NETWORK });
+      keep(unsent);
       showNotice(NETWORK);
     }).then(function () {
       busy = false;
-      sendButton.disabled = false;
-      if (!form.hidden) input.focus();
+      sendButton.disabled = closed;
+      if (!form.hidden && !closed) input.focus();
     });
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value;
-    if (busy || !text.trim()) return;
+    if (busy || closed || !text.trim()) return;
+    if (!checkLength()) { input.focus(); return; }
     input.value = "";
     grow();
     showNotice("");
@@ -301,7 +326,11 @@
       form.requestSubmit();
     }
   });
-  function grow() { input.style.height = "auto"; input.style.height = Math.min(input.scrollHeight, 160) + "px"; }
+  function grow() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 160) + "px";
+    checkLength();
+  }
   input.addEventListener("input", grow);
 
   endButton.addEventListener("click", function () {
@@ -317,7 +346,7 @@
     log.textContent = "";
     showNotice("");
     restartWrap.hidden = true;
-    form.hidden = false;
+    reopen();
     lookup().then(function () { input.focus(); });
   });
 
@@ -336,13 +365,15 @@
       }
       return response.json().then(function (found) {
         // The page may have been rendered with a refusal that no longer holds.
-        form.hidden = false;
+        reopen();
         showNotice("");
         setAssistant(found.assistant, null);
         showUsesBeforeStart(found.link);
-        if (found.greeting) { bubble("assistant", found.greeting); greeted = true; }
+        setMaxLength(found.max_message_length);
+        if (found.greeting) { greetingBubble(found.greeting); greeted = true; }
+        showStarters(found.starters);
       });
-    }, function () { showNotice(NETWORK); });
+    }, function () { unnamed(); showNotice(NETWORK); });
   }
 
   function resume(saved) {
@@ -351,15 +382,17 @@
       if (!response.ok) return errorOf(response).then(function (e) { store(null); refused(e); });
       return response.json().then(function (state) {
         setAssistant(state.assistant, state.link);
-        if (state.greeting) bubble("assistant", state.greeting);
+        setMaxLength(state.max_message_length);
+        if (state.greeting) greetingBubble(state.greeting);
         state.messages.forEach(function (m) {
-          if (m.content !== null && (m.content || !m.error_code)) bubble(m.role, m.content);
+          if (m.role === "guest") { if (m.content !== null) guestBubble(m.content); }
+          else replies.restore(log, m, saved);
         });
         if (state.state === "ended") { ended(state.end_reason, state.end_message); return; }
         session = saved;
         endButton.hidden = false;
       });
-    }, function () { showNotice(NETWORK); });
+    }, function () { unnamed(); showNotice(NETWORK); });
   }
 
   // Opening another link in the same tab changes only the fragment, which reloads nothing.

@@ -6,14 +6,16 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from pydantic_core.core_schema import ErrorType
 
 from portico.errors import PorticoError
+from portico.schemas import UNSTORABLE
 from portico.web.pages import templates
 
 CSRF_COOKIE = "portico_csrf"
@@ -48,7 +50,17 @@ async def check_csrf(request: Request) -> None:
         raise CsrfFailed()
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    *,
+    page_url: str | None = None,
+) -> HTMLResponse:
+    """A dashboard page. A form that failed is answered with its page again (what was typed, the
+    errors beside the fields) at its POST address; `page_url` is the page's own address, which
+    dashboard.js puts in the address bar so that a reload asks for the page, not the POST again."""
     token = csrf_token(request)
     member = getattr(request.state, "member", None)
     context = {
@@ -56,6 +68,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "owner": member,
         "member": member,
         "teams": getattr(request.state, "teams", []),
+        "page_url": page_url if request.method == "POST" else None,
         **(context or {}),
     }
     response = templates.TemplateResponse(request, template, context, status_code=status)
@@ -109,7 +122,7 @@ def form_errors(
         # The innermost field name: engine.openai.base_url shows next to base_url.
         names = [part for part in error["loc"] if isinstance(part, str)]
         field = (rename or {}).get(names[-1], names[-1]) if names else "form"
-        errors.setdefault(field, (sentences or {}).get(field) or sentence(error))
+        errors.setdefault(field, (sentences or {}).get(field) or sentence(error, field))
     return errors
 
 
@@ -119,31 +132,89 @@ def _number(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def sentence(error: ErrorDetails) -> str:
-    """pydantic's message, said the way the rest of the dashboard speaks."""
+# What each form field is called in a sentence, by its name in the form (the same name means the
+# same thing on every form). A field not here is "this field".
+FIELD_LABELS: dict[str, str] = {
+    "name": "the name",
+    "description": "the description",
+    "greeting": "the greeting",
+    "instructions": "the instructions",
+    "knowledge": "the knowledge",
+    "engine_type": "the engine",
+    "base_url": "the server URL",
+    "model": "the model",
+    "api_key": "the API key",
+    "temperature": "the creativity",
+    "max_tokens": "the response length",
+    "timeout": "the timeout",
+    "inactivity_timeout": "the inactivity timeout",
+    "max_duration": "the maximum duration",
+    "max_message_length": "the maximum message length",
+    "messages_per_session": "messages per session",
+    "sessions_per_day": "sessions per day",
+    "tokens_per_day": "tokens per day",
+    "retention_days": "the number of days to keep sessions",
+    "allowed_domains": "the list of websites",
+    "max_sessions": "the maximum sessions",
+    "access_code": "the access code",
+    "status": "the status",
+    "mode": "who can use the assistant",
+    "confirm_name": "the name you typed",
+    "email": "the email address",
+    "password": "the password",
+    "current": "the current password",
+    "new": "the new password",
+}
+# The unit a number is counted in, said after it ("at least 30 seconds").
+FIELD_UNITS: dict[str, str] = {
+    "timeout": "seconds",
+    "inactivity_timeout": "seconds",
+    "max_duration": "seconds",
+    "max_message_length": "characters",
+    "max_tokens": "tokens",
+    "retention_days": "days",
+}
+# pydantic's own error types: their messages are the library's words and never reach a page. Any
+# other type is one of ours (a PydanticCustomError), whose message is already a sentence.
+PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
+
+
+def sentence(error: ErrorDetails, field: str = "") -> str:
+    """What pydantic found wrong, said in Portico's words about the field (its label and unit)."""
     kind, ctx = error["type"], error.get("ctx", {})
-    if kind in ("missing", "string_too_short") and ctx.get("min_length", 1) <= 1:
-        return "This cannot be empty."
-    if kind == "string_too_short":
-        return f"Use at least {_number(ctx['min_length'])} characters."
-    if kind == "string_too_long":
-        return f"Use at most {_number(ctx['max_length'])} characters."
-    if kind == "too_long":
-        return f"Give at most {_number(ctx['max_length'])} entries."
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return "Enter a whole number."
-    if kind in ("float_parsing", "float_type"):
-        return "Enter a number."
-    if kind == "greater_than_equal":
-        return f"Enter a number of at least {_number(ctx['ge'])}."
-    if kind == "greater_than":
-        return f"Enter a number above {_number(ctx['gt'])}."
-    if kind == "less_than_equal":
-        return f"Enter a number of at most {_number(ctx['le'])}."
-    if kind == "less_than":
-        return f"Enter a number below {_number(ctx['lt'])}."
-    if kind.startswith("url"):
-        return "Enter a full address starting with http:// or https://."
-    # A validator's own ValueError already holds a sentence: use it, not pydantic's "Value error, ...".
-    message = str(ctx["error"]) if kind == "value_error" and "error" in ctx else str(error["msg"])
-    return message[:1].upper() + message[1:].rstrip(".") + "."
+    label = FIELD_LABELS.get(field, "this field")
+    unit = f" {FIELD_UNITS[field]}" if field in FIELD_UNITS else ""
+    said = {
+        "string_too_short": f"{label} must have at least {_number(ctx.get('min_length'))} characters",
+        "string_too_long": f"{label} can be at most {_number(ctx.get('max_length'))} characters",
+        "too_long": f"{label} can have at most {_number(ctx.get('max_length'))} entries",
+        "int_parsing": f"{label} must be a whole number",
+        "int_type": f"{label} must be a whole number",
+        "int_from_float": f"{label} must be a whole number",
+        "float_parsing": f"{label} must be a number",
+        "float_type": f"{label} must be a number",
+        "greater_than_equal": f"{label} must be at least {_number(ctx.get('ge'))}{unit}",
+        "greater_than": f"{label} must be more than {_number(ctx.get('gt'))}{unit}",
+        "less_than_equal": f"{label} can be at most {_number(ctx.get('le'))}{unit}",
+        "less_than": f"{label} must be less than {_number(ctx.get('lt'))}{unit}",
+        "bool_parsing": f"{label} must be on or off",
+        "bool_type": f"{label} must be on or off",
+    }
+    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length", 1) <= 1):
+        text = f"{label} cannot be empty"
+    elif kind in said:
+        text = said[kind]
+    elif kind.startswith("url"):
+        text = f"{label} must be a full address starting with http:// or https://"
+    elif kind in ("enum", "literal_error", "union_tag_invalid", "union_tag_not_found"):
+        text = f"choose one of the choices offered for {label}"
+    elif UNSTORABLE in str(error.get("msg", "")):
+        text = f"{label} {UNSTORABLE}"
+    elif kind == "value_error" and "error" in ctx:
+        # A validator's own ValueError holds our sentence: use it, not pydantic's "Value error, ...".
+        text = str(ctx["error"])
+    elif kind not in PYDANTIC_ERRORS:
+        text = str(error["msg"])
+    else:
+        text = f"{label} is not valid"
+    return text[:1].upper() + text[1:].rstrip(".") + "."

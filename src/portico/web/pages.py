@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portico.teams import roles
-from portico.vocabulary import Channel, ShareMode, Status
+from portico.vocabulary import Channel, ShareMode, Status, reply_error_label
 
 HERE = Path(__file__).parent.parent
 STATIC_DIR = HERE / "static"
@@ -69,7 +69,14 @@ def gettext(message: str) -> str:
     return message
 
 
-templates.env.globals.update(static=static_url, Status=Status, ShareMode=ShareMode, Channel=Channel, _=gettext)
+templates.env.globals.update(
+    static=static_url,
+    Status=Status,
+    ShareMode=ShareMode,
+    Channel=Channel,
+    reply_error_label=reply_error_label,
+    _=gettext,
+)
 # What the signed-in member's role may do, to grey out (and explain) what the services would refuse.
 templates.env.globals.update(can=roles.allows, needed=roles.needed, Action=roles.Action)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)

@@ -1,0 +1,60 @@
+"""A guest's rating of a reply: up or down, optionally why and a comment (issue 14).
+
+Authorised by the session's token, like a message. A session that has ended may still be rated
+(the guest often rates the last reply after leaving); an assistant gone offline or deleted, or a
+link deleted, refuses it, as it refuses everything from that session. Only a finished reply of
+the same session can be rated, and a second rating replaces the first.
+"""
+
+from __future__ import annotations
+
+from portico.chat.records import Rated
+from portico.chat.sessions import open_session
+from portico.chat.store import GuestStore
+from portico.errors import Conflict, InvalidRequest, NotFound
+from portico.models import utcnow
+from portico.vocabulary import FeedbackReason, Rating
+
+
+class ReplyNotFound(NotFound):
+    message = "This conversation has no message with this id."
+
+
+class NotAReply(InvalidRequest):
+    code = "not_a_reply"
+    message = "Only the assistant's replies can be rated, not your own messages."
+
+
+class ReplyInProgress(Conflict):
+    code = "reply_in_progress"
+    message = "This reply is still being written. Rate it when it has finished."
+
+
+REFUSALS = {Rated.NOT_FOUND: ReplyNotFound, Rated.NOT_A_REPLY: NotAReply, Rated.IN_PROGRESS: ReplyInProgress}
+
+
+async def rate_reply(
+    store: GuestStore,
+    *,
+    session_id: int,
+    token: str,
+    message_id: int,
+    rating: Rating,
+    reason: FeedbackReason | None,
+    comment: str | None,
+) -> str | None:
+    """Save the rating; the comment as kept (None when blank, or when the owner keeps no transcripts:
+    a comment is the guest's own words, like a message)."""
+    opened = await open_session(store, session_id=session_id, token=token)
+    kept = comment.strip() if comment is not None and opened.store_text else None
+    rated = await store.rate_reply(
+        session_id=session_id,
+        message_id=message_id,
+        rating=rating.value,
+        reason=reason.value if reason is not None else None,
+        comment=kept or None,
+        now=utcnow(),
+    )
+    if rated != Rated.RATED:
+        raise REFUSALS[rated]()
+    return kept or None

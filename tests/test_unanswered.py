@@ -1,0 +1,113 @@
+"""Owners see what guests asked that got no answer, an engine error or a thumbs down, grouped by wording."""
+
+from __future__ import annotations
+
+import httpx
+
+from portico.metrics.unanswered import group_key
+from tests.chat_helpers import say
+from tests.conftest import Person, start
+from tests.test_feedback import rate
+from tests.upstream import upstream_server
+
+KNOWLEDGE = "# Opening hours\nWe are open from 9 to 5 on weekdays.\n\n# Parking\nParking is free behind the building."
+
+
+async def ask(client: httpx.AsyncClient, assistant: dict, *questions: str) -> tuple[dict, list[int]]:
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    replies = [(await say(client, session, question)).json().get("message_id") for question in questions]
+    return session, replies
+
+
+async def report(alice: Person, assistant: dict, **params: object) -> httpx.Response:
+    return await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/unanswered", params=params)
+
+
+def test_questions_in_other_words_share_a_group_and_others_do_not():
+    same = ["What is your phone number?", "phone numbers", "Your PHONE number, please!", "  phone\tnumber  "]
+    assert len({group_key(question) for question in same}) == 1
+    assert group_key("What is the capital of Peru?") != group_key("What is your phone number?")
+    assert group_key("What?") == group_key("what") != group_key("Why?")
+
+
+async def test_the_report_groups_no_answers_and_thumbs_down_newest_first(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    await ask(client, assistant, "What is the capital of Peru?", "When are you open?")
+    session, (parking,) = await ask(client, assistant, "Where can I park?")
+    await rate(client, session, parking, rating="down", reason="wrong")
+    await ask(client, assistant, "capital of PERU??")
+    # Rated up, or answered and never rated: not in the report.
+    session, (hours,) = await ask(client, assistant, "When do you open?")
+    await rate(client, session, hours, rating="up")
+
+    body = (await report(alice, assistant)).json()
+    assert body["next_cursor"] is None
+    assert [(g["question"], g["count"]) for g in body["items"]] == [
+        ("capital of PERU??", 2),
+        ("Where can I park?", 1),
+    ]
+    peru, park = body["items"]
+    assert peru["samples"] == ["capital of PERU??", "What is the capital of Peru?"]
+    assert (peru["not_answered"], peru["engine_errors"], peru["rated_down"]) == (2, 0, 0)
+    assert (park["not_answered"], park["rated_down"]) == (0, 1)
+    assert set(peru) == {"question", "count", "last_at", "samples", "not_answered", "engine_errors", "rated_down"}
+    assert peru["last_at"] > park["last_at"]
+
+
+async def test_engine_errors_are_in_the_report(client, alice: Person):
+    with upstream_server() as (base_url, _seen):
+        assistant = await alice.new_assistant(engine={"type": "openai", "base_url": base_url, "model": "fail"})
+        await ask(client, assistant, "Hello?")
+    (group,) = (await report(alice, assistant)).json()["items"]
+    assert (group["question"], group["engine_errors"], group["not_answered"]) == ("Hello?", 1, 0)
+
+
+async def test_the_report_pages_by_group(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    await ask(client, assistant, "capital of Peru?", "tallest mountain?", "fastest bird?")
+    first = (await report(alice, assistant, limit=2)).json()
+    assert [g["question"] for g in first["items"]] == ["fastest bird?", "tallest mountain?"]
+    second = (await report(alice, assistant, limit=2, cursor=first["next_cursor"])).json()
+    assert ([g["question"] for g in second["items"]], second["next_cursor"]) == (["capital of Peru?"], None)
+
+
+async def test_previews_other_assistants_and_other_periods_stay_out(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    other = await alice.new_assistant(knowledge=KNOWLEDGE)
+    await ask(client, other, "capital of Peru?")
+    assert (await report(alice, assistant)).json()["items"] == []
+    await ask(client, assistant, "capital of Peru?")
+    assert len((await report(alice, assistant, period="today")).json()["items"]) == 1
+    past = await report(alice, assistant, period="custom", **{"from": "2026-01-01", "to": "2026-01-31"})
+    assert past.json()["items"] == []
+
+
+async def test_nothing_in_the_report_identifies_a_guest(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    session, _ = await ask(client, assistant, "capital of Peru?")
+    text = (await report(alice, assistant)).text
+    assert str(session["session_id"]) not in text.replace(":", " ").split()
+    assert session["token"] not in text and "session" not in text and "link" not in text
+
+
+async def test_another_owner_gets_not_found(client, alice: Person, bob: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    await ask(client, assistant, "capital of Peru?")
+    refused = await report(bob, assistant)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+    dashboard = await bob.request("GET", f"/dashboard/assistants/{assistant['id']}/unanswered")
+    assert dashboard.status_code in (303, 401, 404)
+
+
+async def test_bad_periods_and_cursors_are_refused_with_a_sentence(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    for params in (
+        {"period": "forever"},
+        {"cursor": "%%%"},
+        {"limit": 0},
+        {"limit": 201},
+        {"period": "custom", "from": "yesterday"},
+    ):
+        response = await report(alice, assistant, **params)
+        assert response.status_code == 422, params
+        assert response.json()["error"]["message"]
