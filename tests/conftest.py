@@ -210,8 +210,11 @@ async def make_person(app: object, http: httpx.AsyncClient, email: str) -> Perso
     from portico.owners import service as owners
 
     async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        from portico.teams import service as teams
+
         owner = await owners.create_owner(db, email=email, password="correct horse battery")
-        _token, plain = await owners.create_api_token(db, owner=owner, name="tests")
+        member = await teams.first_team(db, account_id=owner.id)
+        _token, plain = await owners.create_api_token(db, member=member, name="tests")
         await db.commit()
     return Person(email=email, token=plain, http=http)
 

@@ -60,7 +60,7 @@ async def test_owner_previews_never_count(client, alice: Person, app):
 
     assistant = await alice.new_assistant(knowledge=FAQ)
     async with app.state.sessionmaker() as db:
-        owned = await get_owned(db, owner_id=1, assistant_id=assistant["id"])
+        owned = await get_owned(db, team_id=1, assistant_id=assistant["id"])
         await start_preview(db, assistant=owned, use_published=False)
         await db.commit()
     assert (await metrics(alice, assistant["id"], period="today"))["totals"]["sessions"] == 0

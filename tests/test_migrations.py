@@ -26,9 +26,13 @@ WITH_DATA = {
     "usage_user_hourly",
     "refusals_hourly",
     "daily_usage",
+    "teams",
+    "memberships",
+    "audit_events",
 }
-# Tables that migrations after 0004 create: gone on the way down to 0004, empty on the way up.
-SINCE_0004 = {"daily_usage"}
+# Tables that migrations after 0004 create: gone on the way down to 0004, empty on the way up
+# (or, for teams, made again from the owners: tests/test_team_migration.py).
+SINCE_0004 = {"daily_usage", "teams", "memberships", "invitations", "audit_events"}
 
 
 async def a_day_of_use(app, client, alice: Person) -> None:
@@ -114,8 +118,10 @@ async def test_full_text_search_still_follows_messages_after_a_rebuild(database_
         await migrate(engine, downgrade_connection, "0004")
         await migrate(engine, upgrade_connection, "head")
         async with engine.begin() as conn:
-            owner = (await conn.execute(text(OWNER))).scalar_one()
-            assistant = (await conn.execute(text(ASSISTANT), {"owner": owner})).scalar_one()
+            # At head a team owns the assistant (migration 0010); ASSISTANT is turn one's statement.
+            team = (await conn.execute(text(TEAM))).scalar_one()
+            at_head = ASSISTANT.replace("(owner_id,", "(team_id,")
+            assistant = (await conn.execute(text(at_head), {"owner": team})).scalar_one()
             session = (await conn.execute(text(SESSION), {"assistant": assistant})).scalar_one()
             await conn.execute(text(MESSAGE), {"session": session, "content": "the heron flies at dawn"})
         async with engine.connect() as conn:
@@ -132,6 +138,7 @@ async def test_full_text_search_still_follows_messages_after_a_rebuild(database_
 
 
 OWNER = "INSERT INTO owners (email, password_hash, created_at) VALUES ('o@example.com', 'x', CURRENT_TIMESTAMP) RETURNING id"
+TEAM = "INSERT INTO teams (name, created_at) VALUES ('o@example.com', CURRENT_TIMESTAMP) RETURNING id"
 ASSISTANT = (
     "INSERT INTO assistants (owner_id, public_id, widget_id, name, description, status, share_mode, draft, "
     "draft_digest, allowed_domains, created_at, updated_at) VALUES (:owner, 'pub', 'wid', 'A', '', 'live', 'public', '{}', 'd', '[]', "
@@ -164,6 +171,9 @@ MESSAGE = (
         ("messages", "rating = 'down'", "rating = 'meh'", "ck_messages_rating"),
         ("messages", "rating_reason = 'unclear'", "rating_reason = 'rude'", "ck_messages_rating_reason"),
         ("messages", "rating_comment = 'ok'", "rating_comment = '" + "x" * 501 + "'", "ck_messages_rating_comment"),
+        ("memberships", "role = 'admin'", "role = 'boss'", "ck_memberships_role"),
+        ("audit_events", "action = 'assistant.published'", "action = 'hacked'", "ck_audit_events_action"),
+        ("teams", "name = 'x'", "name = ''", "ck_teams_name_length"),
     ],
 )
 async def test_the_database_refuses_a_word_outside_the_vocabulary(
@@ -191,7 +201,7 @@ async def test_the_schema_holds_every_check_the_models_declare(app):
                 (table, check["name"]) for table in TABLES for check in inspect(sync).get_check_constraints(table)
             }
         )
-    assert len(declared) == 12
+    assert len(declared) == 16
     assert built == declared
 
 

@@ -27,7 +27,7 @@ from portico.chat.views import router as chat_views
 from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
-from portico.deps import current_owner
+from portico.deps import current_member
 from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.health import router as health_router
@@ -41,6 +41,8 @@ from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
 from portico.owners import views as owners_views
 from portico.schemas import storable_parameters
+from portico.teams import views as teams_views
+from portico.teams.api import router as team_router
 from portico.web.pages import STATIC_DIR, CachedStatic, CompressPublicAssets, SecurityHeaders
 from portico.widget.api import router as widget_router
 
@@ -113,10 +115,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(widget_router)
 
     # Owner routes: authentication is required for the whole router, not route by route.
-    owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_owner)])
+    owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_member)])
     owner_api.include_router(assistants_router)
     owner_api.include_router(links_router)
     owner_api.include_router(metrics_router)
+    owner_api.include_router(team_router)
     app.include_router(owner_api)
     dashboards = (
         owners_views.router,
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_views.router,
         access_sheet.router,
         metrics_views.router,
+        teams_views.router,
     )
     for dashboard in dashboards:
         app.include_router(dashboard)

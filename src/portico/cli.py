@@ -16,14 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portico.access.cli import links_app
 from portico.assistants import service as assistants_service
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate, Quotas
-from portico.commands import fail, find_assistant, find_owner, first_error, run, settings, vault
+from portico.commands import fail, find_assistant, find_owner, first_error, operator, own_team, run, settings, vault
 from portico.config import Settings
 from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, PorticoError
 from portico.kit.spreadsheet import safe_cell
 from portico.migrations.run import upgrade_connection
-from portico.models import Assistant, Owner
+from portico.models import Assistant, Membership, Owner
 from portico.owners import service as owners_service
+from portico.teams.cli import members_app
 from portico.vocabulary import Channel, ShareMode, Status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
@@ -38,6 +39,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(assistants_app, name="assistants")
 app.add_typer(links_app, name="links")
 app.add_typer(logs_app, name="logs")
+app.add_typer(members_app, name="members")
 
 
 @app.command()
@@ -151,7 +153,9 @@ def tokens_create(
     """Create an API token; prints only the token."""
 
     async def work(db: AsyncSession, _config: Settings) -> str:
-        _token, plain = await owners_service.create_api_token(db, owner=await find_owner(db, owner), name=name)
+        _token, plain = await owners_service.create_api_token(
+            db, member=await own_team(db, await find_owner(db, owner)), name=name
+        )
         return plain
 
     typer.echo(run(work))
@@ -164,7 +168,8 @@ def assistants_list(owner: Annotated[str | None, typer.Option(help="Only this ow
     async def work(db: AsyncSession, _config: Settings) -> list[Assistant]:
         query = select(Assistant).where(Assistant.deleted_at.is_(None)).order_by(Assistant.id)
         if owner:
-            query = query.where(Assistant.owner_id == (await find_owner(db, owner)).id)
+            teams = select(Membership.team_id).where(Membership.owner_id == (await find_owner(db, owner)).id)
+            query = query.where(Assistant.team_id.in_(teams))
         return list(await db.scalars(query))
 
     writer = csv.writer(sys.stdout)
@@ -196,7 +201,8 @@ def assistants_create(
 
     async def work(db: AsyncSession, config: Settings) -> Assistant:
         who = await find_owner(db, owner)
-        return await assistants_service.create_assistant(db, owner_id=who.id, data=data, vault=vault(config))
+        member = await own_team(db, who)
+        return await assistants_service.create_assistant(db, member=member, data=data, vault=vault(config))
 
     assistant = run(work)
     typer.echo(f"{assistant.id},{assistant.public_id}")
@@ -207,7 +213,8 @@ def assistants_publish(assistant: str) -> None:
     """Publish the draft as a new version."""
 
     async def work(db: AsyncSession, _config: Settings) -> int:
-        version = await assistants_service.publish(db, assistant=await find_assistant(db, assistant))
+        found = await find_assistant(db, assistant)
+        version = await assistants_service.publish(db, member=operator(found), assistant=found)
         return version.number
 
     typer.echo(f"Published version {run(work)}.")
@@ -218,7 +225,8 @@ def assistants_delete(assistant: str) -> None:
     """Delete an assistant: its links and sessions stop at once."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await assistants_service.delete_assistant(db, assistant=await find_assistant(db, assistant))
+        found = await find_assistant(db, assistant)
+        await assistants_service.delete_assistant(db, member=operator(found), assistant=found)
 
     run(work)
     typer.echo("Deleted.")
@@ -241,7 +249,9 @@ def assistants_quotas(
 
     async def work(db: AsyncSession, config: Settings) -> Assistant:
         found = await find_assistant(db, assistant)
-        return await assistants_service.update_assistant(db, assistant=found, data=data, vault=vault(config))
+        return await assistants_service.update_assistant(
+            db, member=operator(found), assistant=found, data=data, vault=vault(config)
+        )
 
     updated = run(work)
     typer.echo(
@@ -255,7 +265,8 @@ def status(assistant: str, value: Status) -> None:
     """Switch an assistant live or offline."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await assistants_service.set_status(db, assistant=await find_assistant(db, assistant), status=value)
+        found = await find_assistant(db, assistant)
+        await assistants_service.set_status(db, member=operator(found), assistant=found, status=value)
 
     run(work)
     typer.echo(f"Assistant is {value.value}.")
@@ -266,7 +277,8 @@ def share(assistant: str, mode: ShareMode) -> None:
     """Switch an assistant's share mode."""
 
     async def work(db: AsyncSession, _config: Settings) -> None:
-        await assistants_service.set_share_mode(db, assistant=await find_assistant(db, assistant), mode=mode)
+        found = await find_assistant(db, assistant)
+        await assistants_service.set_share_mode(db, member=operator(found), assistant=found, mode=mode)
 
     run(work)
     typer.echo(f"Share mode is {mode.value}.")

@@ -20,6 +20,8 @@ from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
 from portico.owners import service as owners_service
+from portico.teams import service as teams_service
+from portico.teams.roles import Member
 from portico.web.forms import sentence
 
 T = TypeVar("T")
@@ -101,3 +103,16 @@ def first_error(exc: ValidationError) -> str:
     # The dashboard's sentences about the field, not the validation library's.
     said = sentence(error, str(error["loc"][-1]) if error["loc"] else "")
     return f"{where}: {said}" if where else said
+
+
+async def own_team(db: AsyncSession, owner: Owner) -> Member:
+    """The account in its first team (its own, unless it left): where its CLI tokens and assistants go."""
+    member = await teams_service.first_team(db, account_id=owner.id)
+    if member is None:
+        raise CliError(f"{owner.email} is in no team; add them with `portico members add`.")
+    return member
+
+
+def operator(assistant: Assistant) -> Member:
+    """The operator acts with the Owner's rights; the audit log names them as the command line."""
+    return Member.operator(team_id=assistant.team_id)

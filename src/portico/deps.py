@@ -1,4 +1,4 @@
-"""Typed dependencies shared by the routers: the current owner, the owned assistant, services."""
+"""Typed dependencies shared by the routers: the current member, the team's assistant, services."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from portico.config import Settings
 from portico.db import SessionDep
 from portico.errors import AuthRequired, InvalidToken
 from portico.kit.crypto import Vault
-from portico.models import Assistant, Owner
+from portico.models import Assistant
 from portico.owners import service as owners
 from portico.schemas import Id
+from portico.teams.roles import Member
 
 
 # Trivial dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a
@@ -46,23 +47,25 @@ async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | Non
 BearerToken = Annotated[str, Depends(bearer_token)]
 
 
-async def current_owner(request: Request, db: SessionDep, token: BearerToken) -> Owner:
+async def current_member(request: Request, db: SessionDep, token: BearerToken) -> Member:
     # Wrong tokens count against the address's failed secrets, like wrong keys (access/ratelimit.py).
     limiter: Limiter = request.app.state.limiter
     address = limiter.address(request)
     limiter.refuse_if_locked_out(address)
     try:
-        return await owners.owner_for_token(db, token)
+        return await owners.member_for_token(db, token)
     except InvalidToken:
         await limiter.count_failure(address)
         raise
 
 
-CurrentOwner = Annotated[Owner, Depends(current_owner)]
+# The token's member: an account within one team, with its role as it is now.
+CurrentMember = Annotated[Member, Depends(current_member)]
 
 
-async def owned_assistant(db: SessionDep, owner: CurrentOwner, assistant_id: Id) -> Assistant:
-    return await assistants.get_owned(db, owner_id=owner.id, assistant_id=assistant_id)
+async def owned_assistant(db: SessionDep, member: CurrentMember, assistant_id: Id) -> Assistant:
+    # Another team's assistant answers 404, as if it did not exist.
+    return await assistants.get_owned(db, team_id=member.team_id, assistant_id=assistant_id)
 
 
 OwnedAssistant = Annotated[Assistant, Depends(owned_assistant)]

@@ -32,7 +32,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Malformed JSON",
         401: "Missing or invalid token",
-        403: "Refused by the gate",
+        403: "Refused by the gate, or by your role in the team (forbidden_role)",
         404: "Not found (or not yours)",
         409: "Conflicts with the current state",
         413: "Body or message too large",

@@ -221,6 +221,90 @@ FEEDBACK_REASON_LABELS: dict[FeedbackReason, str] = {
 }
 
 
+class TeamRole(StrEnum):
+    """A member's role in a team (issue 15). The order is rank: an Owner may do what an Admin may."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    EDITOR = "editor"
+
+
+TEAM_ROLE_RANK: dict[TeamRole, int] = {TeamRole.EDITOR: 1, TeamRole.ADMIN: 2, TeamRole.OWNER: 3}
+
+TEAM_ROLE_LABELS: dict[TeamRole, str] = {TeamRole.OWNER: "Owner", TeamRole.ADMIN: "Admin", TeamRole.EDITOR: "Editor"}
+
+
+class AuditAction(StrEnum):
+    """What the audit log records: every change to what guests get or who may reach it, and to the team."""
+
+    ASSISTANT_CREATED = "assistant.created"
+    ASSISTANT_DELETED = "assistant.deleted"
+    PUBLISHED = "assistant.published"
+    VERSION_RESTORED = "assistant.version_restored"
+    STATUS = "assistant.status"
+    SHARE_MODE = "assistant.share_mode"
+    ACCESS_CODE_SET = "assistant.access_code_set"
+    ACCESS_CODE_REMOVED = "assistant.access_code_removed"
+    PUBLIC_LINK_EXPIRY = "assistant.public_link_expiry"
+    PUBLIC_LINK_ROTATED = "assistant.public_link_rotated"
+    WIDGET_ID_ROTATED = "assistant.widget_id_rotated"
+    ALLOWED_WEBSITES = "assistant.allowed_websites"
+    QUOTAS = "assistant.quotas"
+    RETENTION = "assistant.retention"
+    LINK_CREATED = "link.created"
+    LINK_RENAMED = "link.renamed"
+    LINK_CAP = "link.cap"
+    LINK_PAUSED = "link.paused"
+    LINK_RESUMED = "link.resumed"
+    LINK_EXPIRY = "link.expiry"
+    LINK_RESET = "link.reset"
+    LINK_DELETED = "link.deleted"
+    LINK_REISSUED = "link.reissued"
+    MEMBER_INVITED = "member.invited"
+    INVITATION_REVOKED = "member.invitation_revoked"
+    MEMBER_JOINED = "member.joined"
+    MEMBER_ROLE = "member.role_changed"
+    MEMBER_REMOVED = "member.removed"
+    MEMBER_LEFT = "member.left"
+    OWNERSHIP_TRANSFERRED = "team.ownership_transferred"
+    TEAM_RENAMED = "team.renamed"
+
+
+AUDIT_LABELS: dict[AuditAction, str] = {
+    AuditAction.ASSISTANT_CREATED: "Assistant created",
+    AuditAction.ASSISTANT_DELETED: "Assistant deleted",
+    AuditAction.PUBLISHED: "Published",
+    AuditAction.VERSION_RESTORED: "Version restored to the draft",
+    AuditAction.STATUS: "Status",
+    AuditAction.SHARE_MODE: "Share mode",
+    AuditAction.ACCESS_CODE_SET: "Access code set",
+    AuditAction.ACCESS_CODE_REMOVED: "Access code removed",
+    AuditAction.PUBLIC_LINK_EXPIRY: "Public link end date",
+    AuditAction.PUBLIC_LINK_ROTATED: "Public link rotated",
+    AuditAction.WIDGET_ID_ROTATED: "Widget id rotated",
+    AuditAction.ALLOWED_WEBSITES: "Allowed websites",
+    AuditAction.QUOTAS: "Quotas",
+    AuditAction.RETENTION: "Retention",
+    AuditAction.LINK_CREATED: "Link created",
+    AuditAction.LINK_RENAMED: "Link renamed",
+    AuditAction.LINK_CAP: "Link cap changed",
+    AuditAction.LINK_PAUSED: "Link paused",
+    AuditAction.LINK_RESUMED: "Link resumed",
+    AuditAction.LINK_EXPIRY: "Link end date",
+    AuditAction.LINK_RESET: "Link count reset",
+    AuditAction.LINK_DELETED: "Link deleted",
+    AuditAction.LINK_REISSUED: "Link reissued",
+    AuditAction.MEMBER_INVITED: "Member invited",
+    AuditAction.INVITATION_REVOKED: "Invitation revoked",
+    AuditAction.MEMBER_JOINED: "Member joined",
+    AuditAction.MEMBER_ROLE: "Role changed",
+    AuditAction.MEMBER_REMOVED: "Member removed",
+    AuditAction.MEMBER_LEFT: "Member left",
+    AuditAction.OWNERSHIP_TRANSFERRED: "Ownership transferred",
+    AuditAction.TEAM_RENAMED: "Team renamed",
+}
+
+
 def sql_in(members: Iterable[StrEnum]) -> str:
     """The values of an enum (or some of its members) as an SQL list, for CHECK constraints:
     `('live', 'offline')`."""

@@ -17,7 +17,7 @@ from portico.access import links as links_service
 from portico.access import qr
 from portico.access.csv_import import parse_link_rows
 from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, LinksBulk
-from portico.commands import fail, find_assistant, first_error, run, vault
+from portico.commands import fail, find_assistant, first_error, operator, run, vault
 from portico.config import Settings
 from portico.errors import InvalidRequest
 from portico.kit.spreadsheet import safe_cell
@@ -60,7 +60,12 @@ def links_create(
     async def work(db: AsyncSession, config: Settings) -> list[tuple[str, str]]:
         found = await find_assistant(db, assistant)
         created = await links_service.create_links(
-            db, assistant=found, items=items, limit=config.max_private_links, vault=vault(config)
+            db,
+            member=operator(found),
+            assistant=found,
+            items=items,
+            limit=config.max_private_links,
+            vault=vault(config),
         )
         outs = [links_service.link_out(link, vault=vault(config), base_url=config.base_url) for link in created]
         return [(safe_cell(out.name), out.url) for out in outs]
@@ -104,7 +109,11 @@ LinkIds = Annotated[list[int], typer.Argument(help="One or more private link ids
 def _links_command(assistant: str, ids: list[int], action: BulkAction, expires_at: datetime | None = None) -> int:
     async def work(db: AsyncSession, _config: Settings) -> int:
         found = await find_assistant(db, assistant)
-        return len(await links_service.bulk(db, assistant=found, ids=ids, action=action, expires_at=expires_at))
+        return len(
+            await links_service.bulk(
+                db, member=operator(found), assistant=found, ids=ids, action=action, expires_at=expires_at
+            )
+        )
 
     return run(work)
 
@@ -155,7 +164,9 @@ def links_expire(
         raise fail("give either --at or --never, not both.")
     if never:
         count = _each_link(
-            assistant, link_ids, lambda db, a, i: links_service.update_link(db, assistant=a, link_id=i, expires_at=None)
+            assistant,
+            link_ids,
+            lambda db, a, i: links_service.update_link(db, member=operator(a), assistant=a, link_id=i, expires_at=None),
         )
         typer.echo(f"{_links(count)} without an end date.")
         return
@@ -183,7 +194,9 @@ def links_rename(assistant: str, link_id: int, name: str) -> None:
     except ValidationError as exc:
         raise fail(first_error(exc)) from None
     _each_link(
-        assistant, [link_id], lambda db, a, i: links_service.update_link(db, assistant=a, link_id=i, name=item.name)
+        assistant,
+        [link_id],
+        lambda db, a, i: links_service.update_link(db, member=operator(a), assistant=a, link_id=i, name=item.name),
     )
     typer.echo(f"Renamed to {item.name}.")
 
@@ -196,7 +209,9 @@ def links_cap(assistant: str, max_sessions: int, link_ids: LinkIds) -> None:
     count = _each_link(
         assistant,
         link_ids,
-        lambda db, a, i: links_service.update_link(db, assistant=a, link_id=i, max_sessions=max_sessions),
+        lambda db, a, i: links_service.update_link(
+            db, member=operator(a), assistant=a, link_id=i, max_sessions=max_sessions
+        ),
     )
     typer.echo(f"Cap set on {_links(count)}.")
 
@@ -204,7 +219,9 @@ def links_cap(assistant: str, max_sessions: int, link_ids: LinkIds) -> None:
 @links_app.command("reset")
 def links_reset(assistant: str, link_ids: LinkIds) -> None:
     """Set the sessions used of private links back to 0."""
-    count = _each_link(assistant, link_ids, lambda db, a, i: links_service.reset_link(db, assistant=a, link_id=i))
+    count = _each_link(
+        assistant, link_ids, lambda db, a, i: links_service.reset_link(db, member=operator(a), assistant=a, link_id=i)
+    )
     typer.echo(f"Sessions used set back to 0 on {_links(count)}.")
 
 
@@ -244,7 +261,9 @@ def links_reissue(assistant: str, link_id: int) -> None:
 
     async def work(db: AsyncSession, config: Settings) -> str:
         found = await find_assistant(db, assistant)
-        link = await links_service.reissue_link(db, assistant=found, link_id=link_id, vault=vault(config))
+        link = await links_service.reissue_link(
+            db, member=operator(found), assistant=found, link_id=link_id, vault=vault(config)
+        )
         return links_service.link_out(link, vault=vault(config), base_url=config.base_url).url
 
     typer.echo(run(work))

@@ -16,6 +16,9 @@ from portico.chat import lifecycle
 from portico.errors import Conflict, LimitReached, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, PrivateLink, utcnow
+from portico.teams import audit
+from portico.teams.roles import Action, Member, require
+from portico.vocabulary import AuditAction
 
 
 class Unchanged:
@@ -89,8 +92,9 @@ async def count_active(db: AsyncSession, *, assistant_id: int) -> int:
 
 
 async def create_links(
-    db: AsyncSession, *, assistant: Assistant, items: list[LinkIn], limit: int, vault: Vault
+    db: AsyncSession, *, member: Member, assistant: Assistant, items: list[LinkIn], limit: int, vault: Vault
 ) -> list[PrivateLink]:
+    require(member, Action.SHARE)
     # Lock the assistant row so two batches at once cannot both pass the limit (PostgreSQL;
     # SQLite's write lock, taken at BEGIN, already serialises them).
     await db.execute(select(Assistant.id).where(Assistant.id == assistant.id).with_for_update())
@@ -114,7 +118,14 @@ async def create_links(
         )
     db.add_all(links)
     await db.flush()
+    for link in links:
+        await _record(db, member, AuditAction.LINK_CREATED, link, cap=link.max_sessions)
     return links
+
+
+async def _record(db: AsyncSession, member: Member, action: AuditAction, link: PrivateLink, **detail: Any) -> None:
+    """A link's entry names the link (its name and id), never its key."""
+    await audit.record(db, member=member, action=action, assistant_id=link.assistant_id, link=link.name, **detail)
 
 
 async def list_links(db: AsyncSession, *, assistant: Assistant, include_revoked: bool = False) -> list[PrivateLink]:
@@ -156,6 +167,7 @@ async def live_links(db: AsyncSession, *, assistant: Assistant, ids: list[int]) 
 async def update_link(
     db: AsyncSession,
     *,
+    member: Member,
     assistant: Assistant,
     link_id: int,
     name: str | None = None,
@@ -164,38 +176,52 @@ async def update_link(
     expires_at: datetime | None | Unchanged = UNCHANGED,
 ) -> PrivateLink:
     """Change what is given. A deleted link answers 409: it can be neither resumed nor edited."""
+    require(member, Action.SHARE)
     link = await get_link(db, assistant=assistant, link_id=link_id)
     if link.revoked_at is not None:
         raise LinkAlreadyRevoked()
-    if name is not None:
+    if name is not None and name != link.name:
+        await _record(db, member, AuditAction.LINK_RENAMED, link, name=name)
         link.name = name
-    if max_sessions is not None:
+    if max_sessions is not None and max_sessions != link.max_sessions:
         # Lowering the cap below the uses already taken makes the link exhausted; not an error.
         link.max_sessions = max_sessions
-    if paused is not None:
+        await _record(db, member, AuditAction.LINK_CAP, link, cap=max_sessions)
+    if paused is not None and paused != link.paused:
         link.paused = paused
+        await _record(db, member, AuditAction.LINK_PAUSED if paused else AuditAction.LINK_RESUMED, link)
     if not isinstance(expires_at, Unchanged):
         # A time already past ends the link at once, like lowering a cap below its uses.
         link.expires_at = expires_at
+        await _record(db, member, AuditAction.LINK_EXPIRY, link, ends=expires_at.isoformat() if expires_at else "never")
     await db.flush()
     return link
 
 
-async def reset_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> PrivateLink:
+async def reset_link(db: AsyncSession, *, member: Member, assistant: Assistant, link_id: int) -> PrivateLink:
     """Its uses back to 0: an exhausted link works again, with its whole cap."""
+    require(member, Action.SHARE)
     link = await get_link(db, assistant=assistant, link_id=link_id)
     if link.revoked_at is not None:
         raise LinkAlreadyRevoked()
+    await _record(db, member, AuditAction.LINK_RESET, link, used=link.sessions_used)
     link.sessions_used = 0
     await db.flush()
     return link
 
 
 async def bulk(
-    db: AsyncSession, *, assistant: Assistant, ids: list[int], action: BulkAction, expires_at: datetime | None
+    db: AsyncSession,
+    *,
+    member: Member,
+    assistant: Assistant,
+    ids: list[int],
+    action: BulkAction,
+    expires_at: datetime | None,
 ) -> list[PrivateLink]:
     """One action on a selection, all or nothing: every id must be a link of this assistant
     (404 naming the others) still not deleted (409 naming the deleted ones)."""
+    require(member, Action.SHARE)
     wanted = sorted(set(ids))
     query = select(PrivateLink).where(PrivateLink.assistant_id == assistant.id, PrivateLink.id.in_(wanted))
     links = list(await db.scalars(query.order_by(PrivateLink.id)))
@@ -207,7 +233,7 @@ async def bulk(
         raise LinkAlreadyRevoked(f"These links have been deleted: {_ids(deleted)}. Nothing was changed.")
     if action == "delete":
         for link in links:
-            await delete_link(db, assistant=assistant, link_id=link.id)
+            await delete_link(db, member=member, assistant=assistant, link_id=link.id)
         await db.flush()
         for link in links:
             await db.refresh(link)
@@ -215,8 +241,10 @@ async def bulk(
     for link in links:
         if action in ("pause", "resume"):
             link.paused = action == "pause"
+            await _record(db, member, AuditAction.LINK_PAUSED if link.paused else AuditAction.LINK_RESUMED, link)
         else:
             link.expires_at = expires_at or utcnow()
+            await _record(db, member, AuditAction.LINK_EXPIRY, link, ends=link.expires_at.isoformat())
     await db.flush()
     return links
 
@@ -226,8 +254,9 @@ def _ids(ids: list[int]) -> str:
     return shown + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
 
 
-async def delete_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -> None:
-    await get_link(db, assistant=assistant, link_id=link_id)
+async def delete_link(db: AsyncSession, *, member: Member, assistant: Assistant, link_id: int) -> None:
+    require(member, Action.SHARE)
+    link = await get_link(db, assistant=assistant, link_id=link_id)
     revoked: CursorResult[Any] = await db.execute(  # type: ignore[assignment]  # an UPDATE's result is a cursor result
         update(PrivateLink)
         .where(PrivateLink.id == link_id, PrivateLink.revoked_at.is_(None))
@@ -236,13 +265,18 @@ async def delete_link(db: AsyncSession, *, assistant: Assistant, link_id: int) -
     )
     if revoked.rowcount == 0:
         raise LinkAlreadyRevoked("This private link was already deleted.")
+    await _record(db, member, AuditAction.LINK_DELETED, link)
     await lifecycle.link_revoked(db, assistant_id=assistant.id, link_id=link_id)
 
 
-async def reissue_link(db: AsyncSession, *, assistant: Assistant, link_id: int, vault: Vault) -> PrivateLink:
+async def reissue_link(
+    db: AsyncSession, *, member: Member, assistant: Assistant, link_id: int, vault: Vault
+) -> PrivateLink:
+    require(member, Action.SHARE)
     link = await get_link(db, assistant=assistant, link_id=link_id)
     if link.revoked_at is not None:
         raise LinkAlreadyRevoked()
+    await _record(db, member, AuditAction.LINK_REISSUED, link)
     key = new_token(KEY_PREFIX)
     link.key_digest = digest(key)
     link.key_encrypted = vault.encrypt(key)

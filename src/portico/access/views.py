@@ -23,8 +23,9 @@ from portico.errors import InvalidRequest, LimitReached
 from portico.kit.spreadsheet import SafeWriter
 from portico.models import Assistant, utcnow
 from portico.schemas import Id
+from portico.teams.roles import Member
 from portico.vocabulary import ShareMode, Status
-from portico.web.deps import DashboardAssistant
+from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(
@@ -118,52 +119,60 @@ def _only(invalid: FormInvalid) -> str:
 
 
 @router.post("/status")
-async def set_status(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_status(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     try:
         body = parse_form(StatusIn, {"status": form.get("status", "")}, sentences={"status": "Choose Live or Offline."})
     except FormInvalid as invalid:
         raise InvalidRequest(_only(invalid)) from None
-    await service.set_status(db, assistant=assistant, status=body.status)
+    await service.set_status(db, member=member, assistant=assistant, status=body.status)
     return redirect(_share_url(assistant, "?done=status"))
 
 
 @router.post("/share-mode")
-async def set_mode(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_mode(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     try:
         body = parse_form(ShareIn, {"mode": form.get("mode", "")}, sentences={"mode": MODE_SENTENCE})
     except FormInvalid as invalid:
         raise InvalidRequest(_only(invalid)) from None
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode)
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode)
     return redirect(_share_url(assistant, "?done=mode"))
 
 
 @router.post("/domains")
-async def set_domains(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_domains(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     text = str((await request.form()).get("allowed_domains", ""))
     try:
         data = parse_form(AssistantUpdate, {"allowed_domains": text.splitlines()})
     except FormInvalid as invalid:
         return await share_page(request, db, assistant, status=422, errors=invalid.errors, domains_text=text)
-    await service.update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(_share_url(assistant, "?done=domains"))
 
 
 @router.post("/rotate")
-async def rotate(db: SessionDep, assistant: DashboardAssistant) -> Response:
-    await service.rotate_public_link(db, assistant=assistant)
+async def rotate(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
+    await service.rotate_public_link(db, member=member, assistant=assistant)
     return redirect(_share_url(assistant, "?done=rotated"))
 
 
 @router.post("/widget-id/rotate")
-async def rotate_widget(db: SessionDep, assistant: DashboardAssistant) -> Response:
-    await service.rotate_widget_id(db, assistant=assistant)
+async def rotate_widget(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
+    await service.rotate_widget_id(db, member=member, assistant=assistant)
     return redirect(_share_url(assistant, "?done=widget-rotated#embed-title"))
 
 
 @router.post("/access-code")
-async def set_access_code(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_access_code(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     remove = form.get("remove") is not None
     code = None if remove else str(form.get("access_code", ""))
@@ -171,12 +180,14 @@ async def set_access_code(request: Request, db: SessionDep, assistant: Dashboard
         body = parse_form(ShareIn, {"mode": assistant.share_mode, "access_code": code}, sentences=CODE_SENTENCES)
     except FormInvalid as invalid:
         return await share_page(request, db, assistant, status=422, errors=invalid.errors)
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode, public_link=body)
     return redirect(_share_url(assistant, "?done=code-removed" if remove else "?done=code-set"))
 
 
 @router.post("/public-link/expiry")
-async def set_public_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def set_public_expiry(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     typed = str((await request.form()).get("expires_on", ""))
     expires = _end_of_day(typed)
     if isinstance(expires, str):
@@ -189,7 +200,7 @@ async def set_public_expiry(request: Request, db: SessionDep, assistant: Dashboa
             typed={"public_expires_on": typed},
         )
     body = ShareIn(mode=ShareMode(assistant.share_mode), public_link_expires_at=expires)
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode, public_link=body)
     return redirect(_share_url(assistant, "?done=public-expiry"))
 
 
@@ -215,12 +226,22 @@ def _cap(value: str) -> int | None:
 
 
 async def _create(
-    request: Request, db: SessionDep, assistant: Assistant, items: list[LinkIn], typed: dict[str, str]
+    request: Request,
+    db: SessionDep,
+    member: Member,
+    assistant: Assistant,
+    items: list[LinkIn],
+    typed: dict[str, str],
 ) -> Response:
     settings = request.app.state.settings
     try:
         created = await links_service.create_links(
-            db, assistant=assistant, items=items, limit=settings.max_private_links, vault=request.app.state.vault
+            db,
+            member=member,
+            assistant=assistant,
+            items=items,
+            limit=settings.max_private_links,
+            vault=request.app.state.vault,
         )
     except LimitReached as exc:
         return await share_page(
@@ -230,7 +251,9 @@ async def _create(
 
 
 @router.post("/users")
-async def create_user(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def create_user(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     typed = {"name": str(form.get("name", "")), "max_sessions": str(form.get("max_sessions", ""))}
     try:
@@ -241,14 +264,16 @@ async def create_user(request: Request, db: SessionDep, assistant: DashboardAssi
         errors = invalid.errors
     else:
         if typed["max_sessions"].strip():
-            return await _create(request, db, assistant, [item], typed=typed)
+            return await _create(request, db, member, assistant, [item], typed=typed)
         # A cleared box is not "unlimited" (0 is): saving it as ∞ surprised owners.
         errors = {"max_sessions": f"Enter the maximum sessions for {item.name}: {WHOLE_CAP}."}
     return await share_page(request, db, assistant, status=422, errors=errors, typed=typed, open_create=True)
 
 
 @router.post("/users/batch")
-async def create_users(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def create_users(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     typed = {"names": str(form.get("names", "")), "batch_max": str(form.get("max_sessions", ""))}
     upload = form.get("names_file")
@@ -272,7 +297,7 @@ async def create_users(request: Request, db: SessionDep, assistant: DashboardAss
         return await share_page(
             request, db, assistant, status=422, errors={field: message}, bad_lines=lines, typed=typed, open_create=True
         )
-    return await _create(request, db, assistant, items, typed=typed)
+    return await _create(request, db, member, assistant, items, typed=typed)
 
 
 @router.get("/users.csv")
@@ -297,7 +322,9 @@ async def users_csv(request: Request, db: SessionDep, assistant: DashboardAssist
 
 
 @router.post("/users/{link_id}/cap")
-async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+async def set_cap(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
     typed = str((await request.form()).get("max_sessions", ""))
     # Blank is not "unlimited" here: a cleared box saved as ∞ surprised owners (0 is unlimited).
     cap = _cap(typed) if typed.strip() else None
@@ -305,12 +332,14 @@ async def set_cap(request: Request, db: SessionDep, assistant: DashboardAssistan
         link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
         message = f"The cap for {link.name} must be {WHOLE_CAP}; it was not changed."
         return await _row_failed(request, db, assistant, f"cap-{link_id}", message, typed)
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, max_sessions=cap)
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, max_sessions=cap)
     return redirect(_share_url(assistant, "?done=cap#users"))
 
 
 @router.post("/users/{link_id}/rename")
-async def rename(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+async def rename(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
     typed = str((await request.form()).get("name", ""))
     try:
         item = parse_form(LinkIn, {"name": typed}, sentences=USER_SENTENCES)
@@ -318,7 +347,7 @@ async def rename(request: Request, db: SessionDep, assistant: DashboardAssistant
         link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
         message = f"{link.name} was not renamed: {invalid.errors['name']}"
         return await _row_failed(request, db, assistant, f"name-{link_id}", message, typed)
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, name=item.name)
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, name=item.name)
     return redirect(_share_url(assistant, "?done=renamed#users"))
 
 
@@ -331,37 +360,39 @@ async def _row_failed(
 
 
 @router.post("/users/{link_id}/pause")
-async def pause(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, paused=True)
+async def pause(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, paused=True)
     return redirect(_share_url(assistant, "?done=paused#users"))
 
 
 @router.post("/users/{link_id}/resume")
-async def resume(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, paused=False)
+async def resume(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, paused=False)
     return redirect(_share_url(assistant, "?done=resumed#users"))
 
 
 @router.post("/users/{link_id}/reset")
-async def reset(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.reset_link(db, assistant=assistant, link_id=link_id)
+async def reset(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.reset_link(db, member=member, assistant=assistant, link_id=link_id)
     return redirect(_share_url(assistant, "?done=reset#users"))
 
 
 @router.post("/users/{link_id}/expiry")
-async def set_expiry(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
+async def set_expiry(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
     typed = str((await request.form()).get("expires_on", ""))
     expires = _end_of_day(typed)
     if isinstance(expires, str):
         link = await links_service.get_link(db, assistant=assistant, link_id=link_id)
         message = f"End date for {link.name}: {expires}"
         return await _row_failed(request, db, assistant, f"expiry-{link_id}", message, typed)
-    await links_service.update_link(db, assistant=assistant, link_id=link_id, expires_at=expires)
+    await links_service.update_link(db, member=member, assistant=assistant, link_id=link_id, expires_at=expires)
     return redirect(_share_url(assistant, "?done=expiry#users"))
 
 
 @router.post("/users/bulk")
-async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
     form = await request.form()
     ids = [int(i) for i in form.getlist("ids") if isinstance(i, str) and i.isdigit() and len(i) < 10]
     action = str(form.get("action", ""))
@@ -378,17 +409,23 @@ async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant) 
     if problem is not None:
         return await share_page(request, db, assistant, status=422, errors={"bulk-action": problem})
     assert not isinstance(expires, str)
-    await links_service.bulk(db, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires)
+    await links_service.bulk(
+        db, member=member, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires
+    )
     return redirect(_share_url(assistant, "?done=bulk#users"))
 
 
 @router.post("/users/{link_id}/reissue")
-async def reissue(request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    link = await links_service.reissue_link(db, assistant=assistant, link_id=link_id, vault=request.app.state.vault)
+async def reissue(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id
+) -> Response:
+    link = await links_service.reissue_link(
+        db, member=member, assistant=assistant, link_id=link_id, vault=request.app.state.vault
+    )
     return redirect(_share_url(assistant, f"?done=reissued&new={link.id}#users"))
 
 
 @router.post("/users/{link_id}/delete")
-async def delete_user(db: SessionDep, assistant: DashboardAssistant, link_id: Id) -> Response:
-    await links_service.delete_link(db, assistant=assistant, link_id=link_id)
+async def delete_user(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
+    await links_service.delete_link(db, member=member, assistant=assistant, link_id=link_id)
     return redirect(_share_url(assistant, "?done=deleted#users"))

@@ -23,7 +23,7 @@ from portico.assistants.schemas import (
 )
 from portico.config import Settings
 from portico.db import SessionDep
-from portico.deps import CurrentOwner, OwnedAssistant, SettingsDep, VaultDep
+from portico.deps import CurrentMember, OwnedAssistant, SettingsDep, VaultDep
 from portico.models import Assistant
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
@@ -80,15 +80,15 @@ async def _out(db: SessionDep, assistant: Assistant, settings: Settings) -> Assi
 
 @router.post("", status_code=201)
 async def create_assistant(
-    body: AssistantCreate, db: SessionDep, owner: CurrentOwner, settings: SettingsDep, vault: VaultDep
+    body: AssistantCreate, db: SessionDep, member: CurrentMember, settings: SettingsDep, vault: VaultDep
 ) -> AssistantOut:
-    assistant = await service.create_assistant(db, owner_id=owner.id, data=body, vault=vault)
+    assistant = await service.create_assistant(db, member=member, data=body, vault=vault)
     return await _out(db, assistant, settings)
 
 
 @router.get("")
-async def list_assistants(db: SessionDep, owner: CurrentOwner, settings: SettingsDep) -> AssistantList:
-    assistants = await service.list_owned(db, owner_id=owner.id)
+async def list_assistants(db: SessionDep, member: CurrentMember, settings: SettingsDep) -> AssistantList:
+    assistants = await service.list_owned(db, team_id=member.team_id)
     digests = await service.published_digests(db, assistants)
     return AssistantList(
         items=[assistant_out(a, settings=settings, published_digest=digests.get(a.id)) for a in assistants]
@@ -102,21 +102,26 @@ async def get_assistant(assistant: OwnedAssistant, db: SessionDep, settings: Set
 
 @router.patch("/{assistant_id}")
 async def update_assistant(
-    body: AssistantUpdate, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
+    body: AssistantUpdate,
+    assistant: OwnedAssistant,
+    member: CurrentMember,
+    db: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
 ) -> AssistantOut:
-    await service.update_assistant(db, assistant=assistant, data=body, vault=vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=body, vault=vault)
     return await _out(db, assistant, settings)
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete_assistant(assistant: OwnedAssistant, db: SessionDep) -> Response:
-    await service.delete_assistant(db, assistant=assistant)
+async def delete_assistant(assistant: OwnedAssistant, member: CurrentMember, db: SessionDep) -> Response:
+    await service.delete_assistant(db, member=member, assistant=assistant)
     return Response(status_code=204)
 
 
 @router.post("/{assistant_id}/publish", status_code=201)
-async def publish(assistant: OwnedAssistant, db: SessionDep) -> PublishOut:
-    version = await service.publish(db, assistant=assistant)
+async def publish(assistant: OwnedAssistant, member: CurrentMember, db: SessionDep) -> PublishOut:
+    version = await service.publish(db, member=member, assistant=assistant)
     return PublishOut(version=version.number, published_at=version.published_at)
 
 
@@ -132,20 +137,26 @@ async def list_versions(assistant: OwnedAssistant, db: SessionDep) -> VersionLis
 
 
 @router.put("/{assistant_id}/status")
-async def set_status(body: StatusIn, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
-    await service.set_status(db, assistant=assistant, status=body.status)
+async def set_status(
+    body: StatusIn, assistant: OwnedAssistant, member: CurrentMember, db: SessionDep, settings: SettingsDep
+) -> AssistantOut:
+    await service.set_status(db, member=member, assistant=assistant, status=body.status)
     return await _out(db, assistant, settings)
 
 
 @router.put("/{assistant_id}/share")
-async def set_share(body: ShareIn, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
-    await service.set_share_mode(db, assistant=assistant, mode=body.mode, public_link=body)
+async def set_share(
+    body: ShareIn, assistant: OwnedAssistant, member: CurrentMember, db: SessionDep, settings: SettingsDep
+) -> AssistantOut:
+    await service.set_share_mode(db, member=member, assistant=assistant, mode=body.mode, public_link=body)
     return await _out(db, assistant, settings)
 
 
 @router.post("/{assistant_id}/public-link/rotate")
-async def rotate_public_link(assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
-    await service.rotate_public_link(db, assistant=assistant)
+async def rotate_public_link(
+    assistant: OwnedAssistant, member: CurrentMember, db: SessionDep, settings: SettingsDep
+) -> AssistantOut:
+    await service.rotate_public_link(db, member=member, assistant=assistant)
     return await _out(db, assistant, settings)
 
 
@@ -156,7 +167,9 @@ async def public_link_qr(assistant: OwnedAssistant, settings: SettingsDep) -> Re
 
 
 @router.post("/{assistant_id}/widget-id/rotate")
-async def rotate_widget_id(assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep) -> AssistantOut:
+async def rotate_widget_id(
+    assistant: OwnedAssistant, member: CurrentMember, db: SessionDep, settings: SettingsDep
+) -> AssistantOut:
     """A new widget id: websites must update their snippet. The public link is not affected."""
-    await service.rotate_widget_id(db, assistant=assistant)
+    await service.rotate_widget_id(db, member=member, assistant=assistant)
     return await _out(db, assistant, settings)

@@ -24,7 +24,9 @@ from portico.errors import NotFound
 from portico.kit.crypto import Vault, new_public_id
 from portico.metrics.quotas import start_counting
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
-from portico.vocabulary import Channel, ShareMode, Status
+from portico.teams import audit
+from portico.teams.roles import Action, Member, require
+from portico.vocabulary import AuditAction, Channel, ShareMode, Status
 
 
 def default_draft() -> dict[str, Any]:
@@ -94,10 +96,11 @@ def draft_problems(draft: dict[str, Any]) -> list[str]:
     return problems
 
 
-async def create_assistant(db: AsyncSession, *, owner_id: int, data: AssistantCreate, vault: Vault) -> Assistant:
+async def create_assistant(db: AsyncSession, *, member: Member, data: AssistantCreate, vault: Vault) -> Assistant:
+    require(member, Action.EDIT)
     draft = _merge_draft(default_draft(), data, vault)
     assistant = Assistant(
-        owner_id=owner_id,
+        team_id=member.team_id,
         public_id=new_public_id(),
         widget_id=new_public_id(),
         name=data.name,
@@ -107,14 +110,17 @@ async def create_assistant(db: AsyncSession, *, owner_id: int, data: AssistantCr
     )
     db.add(assistant)
     await db.flush()
+    await audit.record(
+        db, member=member, action=AuditAction.ASSISTANT_CREATED, assistant_id=assistant.id, name=data.name
+    )
     return assistant
 
 
-async def get_owned(db: AsyncSession, *, owner_id: int, assistant_id: int, lock: bool = False) -> Assistant:
+async def get_owned(db: AsyncSession, *, team_id: int, assistant_id: int, lock: bool = False) -> Assistant:
     query = (
         select(Assistant)
         .options(undefer(Assistant.draft))
-        .where(Assistant.id == assistant_id, Assistant.owner_id == owner_id, Assistant.deleted_at.is_(None))
+        .where(Assistant.id == assistant_id, Assistant.team_id == team_id, Assistant.deleted_at.is_(None))
     )
     if lock:
         query = query.with_for_update()
@@ -124,11 +130,11 @@ async def get_owned(db: AsyncSession, *, owner_id: int, assistant_id: int, lock:
     return assistant
 
 
-async def list_owned(db: AsyncSession, *, owner_id: int) -> list[Assistant]:
+async def list_owned(db: AsyncSession, *, team_id: int) -> list[Assistant]:
     query = (
         select(Assistant)
         .options(undefer(Assistant.draft))
-        .where(Assistant.owner_id == owner_id, Assistant.deleted_at.is_(None))
+        .where(Assistant.team_id == team_id, Assistant.deleted_at.is_(None))
         .order_by(Assistant.id)
     )
     return list(await db.scalars(query))
@@ -153,7 +159,16 @@ async def published_digests(db: AsyncSession, assistants: list[Assistant]) -> di
     return {row.assistant_id: row.digest for row in await db.execute(query)}
 
 
-async def update_assistant(db: AsyncSession, *, assistant: Assistant, data: AssistantUpdate, vault: Vault) -> Assistant:
+async def update_assistant(
+    db: AsyncSession, *, member: Member, assistant: Assistant, data: AssistantUpdate, vault: Vault
+) -> Assistant:
+    """Drafts are an Editor's; retention, transcripts, allowed websites and quotas change what guests
+    get at once, so they need an Admin."""
+    require(member, Action.EDIT)
+    guarded = ("retention_days", "store_transcripts", "allowed_domains", "quotas")
+    if any(getattr(data, name) is not None for name in guarded):
+        require(member, Action.SHARE)
+    await _audit_settings(db, member=member, assistant=assistant, data=data)
     if data.name is not None:
         assistant.name = data.name
     if data.description is not None:
@@ -174,6 +189,34 @@ async def update_assistant(db: AsyncSession, *, assistant: Assistant, data: Assi
     return assistant
 
 
+async def _audit_settings(db: AsyncSession, *, member: Member, assistant: Assistant, data: AssistantUpdate) -> None:
+    """One entry per setting that changes what guests get, with its new value."""
+    kept = {
+        "retention_days": assistant.retention_days,
+        "store_transcripts": assistant.store_transcripts,
+        "allowed_domains": assistant.allowed_domains,
+    }
+    given = {name: getattr(data, name) for name in kept if getattr(data, name) is not None}
+    if any(name in given and given[name] != kept[name] for name in ("retention_days", "store_transcripts")):
+        await audit.record(
+            db,
+            member=member,
+            action=AuditAction.RETENTION,
+            assistant_id=assistant.id,
+            days=given.get("retention_days", kept["retention_days"]),
+            store_transcripts=given.get("store_transcripts", kept["store_transcripts"]),
+        )
+    if "allowed_domains" in given and given["allowed_domains"] != kept["allowed_domains"]:
+        websites = ", ".join(given["allowed_domains"]) or "any website"
+        await audit.record(
+            db, member=member, action=AuditAction.ALLOWED_WEBSITES, assistant_id=assistant.id, websites=websites
+        )
+    if data.quotas is not None:
+        changed = {k: v for k, v in data.quotas.model_dump(exclude_unset=True).items() if getattr(assistant, k) != v}
+        if changed:
+            await audit.record(db, member=member, action=AuditAction.QUOTAS, assistant_id=assistant.id, **changed)
+
+
 async def _set_quotas(db: AsyncSession, *, assistant: Assistant, quotas: Quotas) -> None:
     """Only the quotas given change, at once. A daily cap set from 0 first counts today so far."""
     given: dict[str, int] = quotas.model_dump(exclude_unset=True)
@@ -185,7 +228,8 @@ async def _set_quotas(db: AsyncSession, *, assistant: Assistant, quotas: Quotas)
     )
 
 
-async def publish(db: AsyncSession, *, assistant: Assistant) -> AssistantVersion:
+async def publish(db: AsyncSession, *, member: Member, assistant: Assistant) -> AssistantVersion:
+    require(member, Action.PUBLISH)
     problems = draft_problems(assistant.draft)
     if problems:
         raise DraftInvalid("The draft cannot be published: " + " ".join(problems), details=problems)
@@ -205,6 +249,9 @@ async def publish(db: AsyncSession, *, assistant: Assistant) -> AssistantVersion
     assistant.published_version = version.number
     assistant.updated_at = utcnow()
     await db.flush()
+    await audit.record(
+        db, member=member, action=AuditAction.PUBLISHED, assistant_id=assistant.id, version=version.number
+    )
     return version
 
 
@@ -217,8 +264,9 @@ async def list_versions(db: AsyncSession, *, assistant: Assistant) -> list[Assis
     return list(await db.scalars(query))
 
 
-async def restore_version(db: AsyncSession, *, assistant: Assistant, number: int) -> Assistant:
+async def restore_version(db: AsyncSession, *, member: Member, assistant: Assistant, number: int) -> Assistant:
     """Copy a published version back into the draft; guests see it only after the next Publish."""
+    require(member, Action.PUBLISH)
     query = (
         select(AssistantVersion)
         .options(undefer(AssistantVersion.config))
@@ -231,6 +279,9 @@ async def restore_version(db: AsyncSession, *, assistant: Assistant, number: int
     assistant.draft_digest = config_digest(assistant.draft)
     assistant.updated_at = utcnow()
     await db.flush()
+    await audit.record(
+        db, member=member, action=AuditAction.VERSION_RESTORED, assistant_id=assistant.id, version=number
+    )
     return assistant
 
 
@@ -251,8 +302,10 @@ async def sessions_today(db: AsyncSession, *, assistant_ids: list[int]) -> dict[
     return {assistant_id: count for assistant_id, count in (await db.execute(query)).all()}
 
 
-async def set_status(db: AsyncSession, *, assistant: Assistant, status: str) -> Assistant:
+async def set_status(db: AsyncSession, *, member: Member, assistant: Assistant, status: str) -> Assistant:
+    require(member, Action.SHARE)
     if status != assistant.status:
+        await audit.record(db, member=member, action=AuditAction.STATUS, assistant_id=assistant.id, status=status)
         assistant.status = status
         assistant.updated_at = utcnow()
         if status == Status.OFFLINE:
@@ -262,17 +315,30 @@ async def set_status(db: AsyncSession, *, assistant: Assistant, status: str) -> 
 
 
 async def set_share_mode(
-    db: AsyncSession, *, assistant: Assistant, mode: str, public_link: ShareIn | None = None
+    db: AsyncSession, *, member: Member, assistant: Assistant, mode: str, public_link: ShareIn | None = None
 ) -> Assistant:
     """Public or private; with `public_link`, also the public link's access code and end date."""
+    require(member, Action.SHARE)
     if public_link is not None:
         if "access_code" in public_link.model_fields_set:
             code = public_link.access_code
             assistant.access_code_hash = None if code is None else await codes.hash_code(code)
+            # Whether a code is set, never the code.
+            action = AuditAction.ACCESS_CODE_REMOVED if code is None else AuditAction.ACCESS_CODE_SET
+            await audit.record(db, member=member, action=action, assistant_id=assistant.id)
         if "public_link_expires_at" in public_link.model_fields_set:
-            assistant.public_link_expires_at = public_link.public_link_expires_at
+            ends = public_link.public_link_expires_at
+            assistant.public_link_expires_at = ends
+            await audit.record(
+                db,
+                member=member,
+                action=AuditAction.PUBLIC_LINK_EXPIRY,
+                assistant_id=assistant.id,
+                ends=ends.isoformat() if ends else "never",
+            )
         assistant.updated_at = utcnow()
     if mode != assistant.share_mode:
+        await audit.record(db, member=member, action=AuditAction.SHARE_MODE, assistant_id=assistant.id, mode=mode)
         assistant.share_mode = mode
         assistant.updated_at = utcnow()
         if mode == ShareMode.PRIVATE:
@@ -281,23 +347,31 @@ async def set_share_mode(
     return assistant
 
 
-async def rotate_public_link(db: AsyncSession, *, assistant: Assistant) -> Assistant:
+async def rotate_public_link(db: AsyncSession, *, member: Member, assistant: Assistant) -> Assistant:
     """A new public link; the widget id stays, so embedded widgets keep working."""
+    require(member, Action.SHARE)
+    await audit.record(db, member=member, action=AuditAction.PUBLIC_LINK_ROTATED, assistant_id=assistant.id)
     assistant.public_id = new_public_id()
     assistant.updated_at = utcnow()
     await db.flush()
     return assistant
 
 
-async def rotate_widget_id(db: AsyncSession, *, assistant: Assistant) -> Assistant:
+async def rotate_widget_id(db: AsyncSession, *, member: Member, assistant: Assistant) -> Assistant:
     """A new widget id: every website's snippet must be updated; the public link stays."""
+    require(member, Action.SHARE)
+    await audit.record(db, member=member, action=AuditAction.WIDGET_ID_ROTATED, assistant_id=assistant.id)
     assistant.widget_id = new_public_id()
     assistant.updated_at = utcnow()
     await db.flush()
     return assistant
 
 
-async def delete_assistant(db: AsyncSession, *, assistant: Assistant) -> None:
+async def delete_assistant(db: AsyncSession, *, member: Member, assistant: Assistant) -> None:
+    require(member, Action.SHARE)
+    await audit.record(
+        db, member=member, action=AuditAction.ASSISTANT_DELETED, assistant_id=assistant.id, name=assistant.name
+    )
     # Soft delete: the gate answers 404 at once, and Logs keep their rows for a later purge.
     assistant.deleted_at = utcnow()
     await lifecycle.assistant_deleted(db, assistant_id=assistant.id)

@@ -21,7 +21,7 @@ from portico.errors import InvalidRequest
 from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import Status
-from portico.web.deps import DashboardAssistant, DashboardOwner
+from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -62,28 +62,30 @@ async def assistant_page(
 
 
 async def _assistants_list(
-    request: Request, db: SessionDep, owner_id: int, status: int = 200, **context: Any
+    request: Request, db: SessionDep, team_id: int, status: int = 200, **context: Any
 ) -> Response:
-    assistants = await service.list_owned(db, owner_id=owner_id)
+    assistants = await service.list_owned(db, team_id=team_id)
     today = await service.sessions_today(db, assistant_ids=[a.id for a in assistants])
     base = {"title": "Assistants", "section": "assistants", "assistants": assistants, "today": today}
     return render(request, "assistants.html", {**base, **context}, status=status, page_url="/dashboard")
 
 
 @router.get("", response_class=HTMLResponse)
-async def assistants_page(request: Request, db: SessionDep, owner: DashboardOwner, done: str | None = None) -> Response:
+async def assistants_page(
+    request: Request, db: SessionDep, member: DashboardMember, done: str | None = None
+) -> Response:
     notices = {"deleted": "The assistant was deleted. Its links and its widget no longer work."}
-    return await _assistants_list(request, db, owner.id, notice=notices.get(done or ""))
+    return await _assistants_list(request, db, member.team_id, notice=notices.get(done or ""))
 
 
 @router.post("/assistants")
-async def create_assistant(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
+async def create_assistant(request: Request, db: SessionDep, member: DashboardMember) -> Response:
     name = str((await request.form()).get("name", ""))
     try:
         data = parse_form(AssistantCreate, {"name": name}, sentences={"name": NAME_SENTENCE})
     except FormInvalid as invalid:
-        return await _assistants_list(request, db, owner.id, status=422, errors=invalid.errors, name=name)
-    assistant = await service.create_assistant(db, owner_id=owner.id, data=data, vault=request.app.state.vault)
+        return await _assistants_list(request, db, member.team_id, status=422, errors=invalid.errors, name=name)
+    assistant = await service.create_assistant(db, member=member, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior")
 
 
@@ -143,7 +145,9 @@ async def behavior_page(
 
 
 @router.post("/assistants/{assistant_id}/limits")
-async def save_limits(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def save_limits(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     """The Limits card: the API's `quotas`, applied at once (an empty box means 0, unlimited)."""
     form = await request.form()
     typed = {name: str(form.get(name, "")).strip() for name in QUOTA_FIELDS}
@@ -162,7 +166,7 @@ async def save_limits(request: Request, db: SessionDep, assistant: DashboardAssi
             limit_errors=invalid.errors,
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
-    await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=limits")
 
 
@@ -209,7 +213,9 @@ def _starters(form: FormData) -> list[str]:
 
 
 @router.post("/assistants/{assistant_id}/behavior")
-async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def save_behavior(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     errors: dict[str, str] = {}
     upload = form.get("knowledge_file")
@@ -245,7 +251,7 @@ async def save_behavior(request: Request, db: SessionDep, assistant: DashboardAs
             limits=_limits_form(assistant),
             has_api_key="api_key_encrypted" in assistant.draft["engine"],
         )
-    await service.update_assistant(db, assistant=assistant, data=update, vault=request.app.state.vault)
+    await service.update_assistant(db, member=member, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=saved")
 
 
@@ -271,20 +277,20 @@ async def publish_page(
 
 
 @router.post("/assistants/{assistant_id}/publish")
-async def publish(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def publish(request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
     problems = service.draft_problems(assistant.draft)
     if problems:
         versions = await service.list_versions(db, assistant=assistant)
         return await assistant_page(
             request, db, assistant, "publish", "Publish", status=422, versions=versions, problems=problems
         )
-    await service.publish(db, assistant=assistant)
+    await service.publish(db, member=member, assistant=assistant)
     return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=published")
 
 
 @router.post("/assistants/{assistant_id}/versions/{number}/restore")
-async def restore(db: SessionDep, assistant: DashboardAssistant, number: int) -> Response:
-    await service.restore_version(db, assistant=assistant, number=number)
+async def restore(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, number: int) -> Response:
+    await service.restore_version(db, member=member, assistant=assistant, number=number)
     return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=restored")
 
 
@@ -325,7 +331,9 @@ async def settings_page(request: Request, db: SessionDep, assistant: DashboardAs
 
 
 @router.post("/assistants/{assistant_id}/delete")
-async def delete_assistant(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def delete_assistant(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     """Deleted as the API deletes (guests cut at once), once the owner has typed its name."""
     typed = str((await request.form()).get("confirm_name", ""))
     if typed.strip() != assistant.name:
@@ -334,7 +342,7 @@ async def delete_assistant(request: Request, db: SessionDep, assistant: Dashboar
         return await assistant_page(
             request, db, assistant, "settings", "Settings", status=422, errors=errors, confirm_name=typed
         )
-    await service.delete_assistant(db, assistant=assistant)
+    await service.delete_assistant(db, member=member, assistant=assistant)
     return redirect("/dashboard?done=deleted")
 
 

@@ -12,9 +12,10 @@ from portico.assistants import service as assistants
 from portico.assistants.schemas import AssistantCreate
 from portico.config import Settings
 from portico.kit.crypto import Vault
-from portico.models import Assistant, Owner
+from portico.models import Assistant, Membership, Owner
 from portico.owners import service as owners
-from portico.vocabulary import Status
+from portico.teams import service as teams
+from portico.vocabulary import Status, TeamRole
 
 DEMO_EMAIL = "demo@portico.localhost"
 KNOWLEDGE = (Path(__file__).parent / "knowledge.md").read_text(encoding="utf-8")
@@ -30,10 +31,12 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
     if await db.scalar(select(func.count()).select_from(Owner)) == 0:
         password = secrets.token_urlsafe(12)
         owner = await owners.create_owner(db, email=DEMO_EMAIL, password=password)
-        _token, plain = await owners.create_api_token(db, owner=owner, name="demo")
+        member = await teams.first_team(db, account_id=owner.id)
+        assert member is not None
+        _token, plain = await owners.create_api_token(db, member=member, name="demo")
         assistant = await assistants.create_assistant(
             db,
-            owner_id=owner.id,
+            member=member,
             data=AssistantCreate(
                 name="Portico Guide",
                 description="Ask me anything about Portico: sharing, links, sessions, Logs.",
@@ -43,8 +46,8 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
             ),
             vault=Vault(config.resolved_secret_key()),
         )
-        await assistants.publish(db, assistant=assistant)
-        await assistants.set_status(db, assistant=assistant, status=Status.LIVE)
+        await assistants.publish(db, member=member, assistant=assistant)
+        await assistants.set_status(db, member=member, assistant=assistant, status=Status.LIVE)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         # Tokens are stored only as digests; this file (like the secret key beside it) is the
         # one place the demo's token can be read again on the next `make run`.
@@ -52,7 +55,8 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
         path.chmod(0o600)
     demo = await db.scalar(
         select(Assistant)
-        .join(Owner, Owner.id == Assistant.owner_id)
+        .join(Membership, (Membership.team_id == Assistant.team_id) & (Membership.role == TeamRole.OWNER))
+        .join(Owner, Owner.id == Membership.owner_id)
         .where(Owner.email == DEMO_EMAIL, Assistant.deleted_at.is_(None))
         .order_by(Assistant.id)
         .limit(1)

@@ -20,7 +20,7 @@ from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import CHANNEL_LABELS, END_LABELS, FEEDBACK_REASON_LABELS, REFUSAL_LABELS
-from portico.web.deps import DashboardAssistant
+from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(
@@ -116,7 +116,9 @@ async def _logs_page(
 
 
 @router.post("/logs/settings")
-async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
+async def logs_settings(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember
+) -> Response:
     form = await request.form()
     typed = str(form.get("retention_days", ""))
     store = form.get("store_transcripts") == "1"
@@ -125,7 +127,7 @@ async def logs_settings(request: Request, db: SessionDep, assistant: DashboardAs
     except FormInvalid as invalid:
         kept = {"retention_days": typed, "store_transcripts": store}
         return await _logs_page(request, db, assistant, status=422, errors=invalid.errors, kept=kept)
-    await update_assistant(db, assistant=assistant, data=data, vault=request.app.state.vault)
+    await update_assistant(db, member=member, assistant=assistant, data=data, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/logs?done=settings")
 
 

@@ -6,21 +6,26 @@ from portico.models.link import PrivateLink
 from portico.models.message import Message
 from portico.models.owner import ApiToken, Owner, OwnerSession, SignInFailure
 from portico.models.session import ChatSession
+from portico.models.team import AuditEvent, Invitation, Membership, Team
 from portico.models.usage import DailyUsage, RefusalHourly, UsageHourly, UsageUserHourly
 
 __all__ = [
     "ApiToken",
     "Assistant",
     "AssistantVersion",
+    "AuditEvent",
     "Base",
     "ChatSession",
     "DailyUsage",
+    "Invitation",
+    "Membership",
     "Message",
     "Owner",
     "OwnerSession",
     "PrivateLink",
     "RefusalHourly",
     "SignInFailure",
+    "Team",
     "UsageHourly",
     "UsageUserHourly",
     "utcnow",

@@ -22,7 +22,8 @@ class Assistant(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    # A team owns an assistant, not a person (issue 15).
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     # What the embed code carries (`data-assistant`): rotated on its own, so rotating the public
     # link never breaks a website's widget.

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portico.errors import PorticoError
+from portico.errors import NotFound, PorticoError
 from portico.kit.crypto import digest, new_token
 from portico.models import Owner, OwnerSession, SignInFailure, utcnow
 from portico.owners import service as owners
+from portico.teams import service as teams
+from portico.teams.roles import Member
 
 SESSION_PREFIX = "pds_"
 # A wrong password counts against the pair (email, address) and against the address, never
@@ -71,27 +73,48 @@ async def sign_in(db: AsyncSession, *, email: str, password: str, address: str, 
     return owner, await open_session(db, owner=owner, days=days)
 
 
-async def open_session(db: AsyncSession, *, owner: Owner, days: int) -> str:
+async def open_session(db: AsyncSession, *, owner: Owner, days: int, team_id: int | None = None) -> str:
     token = new_token(SESSION_PREFIX)
-    db.add(OwnerSession(owner_id=owner.id, digest=digest(token), expires_at=utcnow() + timedelta(days=days)))
+    expires_at = utcnow() + timedelta(days=days)
+    db.add(OwnerSession(owner_id=owner.id, team_id=team_id, digest=digest(token), expires_at=expires_at))
     await db.flush()
     return token
 
 
-async def owner_for_session(db: AsyncSession, token: str) -> Owner | None:
-    query = (
-        select(Owner)
-        .join(OwnerSession, OwnerSession.owner_id == Owner.id)
-        .where(OwnerSession.digest == digest(token), OwnerSession.expires_at > utcnow())
-    )
-    return await db.scalar(query)
+async def member_for_session(db: AsyncSession, token: str) -> Member | None:
+    """The signed-in account in the team this browser chose (its first team until it chooses)."""
+    row = (
+        await db.execute(
+            select(OwnerSession.owner_id, OwnerSession.team_id).where(
+                OwnerSession.digest == digest(token), OwnerSession.expires_at > utcnow()
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    account_id, team_id = row
+    if team_id is not None:
+        try:
+            return await teams.member_in(db, account_id=account_id, team_id=team_id)
+        except NotFound:
+            pass  # removed from that team since: back to the first team
+    return await teams.first_team(db, account_id=account_id)
+
+
+async def switch_team(db: AsyncSession, *, token: str, account_id: int, team_id: int) -> Member:
+    """Work in another team from now on in this browser; a team one is not in answers 404."""
+    member = await teams.member_in(db, account_id=account_id, team_id=team_id)
+    await db.execute(update(OwnerSession).where(OwnerSession.digest == digest(token)).values(team_id=team_id))
+    return member
 
 
 async def sign_out(db: AsyncSession, token: str) -> None:
     await db.execute(delete(OwnerSession).where(OwnerSession.digest == digest(token)))
 
 
-async def change_password(db: AsyncSession, *, owner: Owner, current: str, new: str, keep_token: str) -> None:
+async def change_password(db: AsyncSession, *, member: Member, current: str, new: str, keep_token: str) -> None:
+    owner = await db.get(Owner, member.account_id)
+    assert owner is not None
     if await owners.authenticate_password(db, email=owner.email, password=current) is None:
         raise SignInRefused("The current password is not right.")
     owners.check_password_strength(new)

@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, Response
 from portico.db import SessionDep
 from portico.errors import Conflict, InvalidRequest, PorticoError
 from portico.kit import net
-from portico.models import Owner
 from portico.owners import service as owners
 from portico.owners import signin
 from portico.schemas import Id
-from portico.web.deps import DashboardOwner
+from portico.teams.roles import Member
+from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
 
 NEW_TOKEN_COOKIE = "portico_new_token"
@@ -30,7 +30,7 @@ def _safe_next(value: str | None) -> str:
     return "/dashboard"
 
 
-def _signed_in(request: Request, token: str, next_url: str) -> Response:
+def signed_in(request: Request, token: str, next_url: str) -> Response:
     response = redirect(next_url)
     days = request.app.state.settings.session_days
     response.set_cookie(
@@ -79,7 +79,7 @@ async def _create_account(request: Request, db: SessionDep, mode: str, email: st
     except (InvalidRequest, Conflict) as exc:
         return _auth_page(request, mode, status=422, email=email, errors=_field_errors(exc))
     token = await signin.open_session(db, owner=owner, days=request.app.state.settings.session_days)
-    return _signed_in(request, token, "/dashboard")
+    return signed_in(request, token, "/dashboard")
 
 
 @router.get("/setup", response_class=HTMLResponse)
@@ -160,7 +160,7 @@ async def sign_in(
         return _auth_page(
             request, "sign-in", status=exc.status, email=email, form_error=exc.message, next=_safe_next(next)
         )
-    return _signed_in(request, token, _safe_next(next))
+    return signed_in(request, token, _safe_next(next))
 
 
 @router.post("/sign-out")
@@ -179,7 +179,7 @@ def _account_page(request: Request, status: int = 200, **context: object) -> HTM
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account(request: Request, owner: DashboardOwner, done: str | None = None) -> Response:
+async def account(request: Request, member: DashboardMember, done: str | None = None) -> Response:
     notice = "Your password was changed. Other browsers were signed out." if done == "password" else None
     return _account_page(request, notice=notice)
 
@@ -188,13 +188,13 @@ async def account(request: Request, owner: DashboardOwner, done: str | None = No
 async def change_password(
     request: Request,
     db: SessionDep,
-    owner: DashboardOwner,
+    member: DashboardMember,
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         await signin.change_password(
-            db, owner=owner, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE]
+            db, member=member, current=current, new=new, keep_token=request.cookies[SESSION_COOKIE]
         )
     except signin.SignInRefused as exc:
         return _account_page(request, status=422, errors={"current": exc.message})
@@ -204,15 +204,15 @@ async def change_password(
 
 
 async def _tokens_page(
-    request: Request, db: SessionDep, owner: Owner, status: int = 200, **context: object
+    request: Request, db: SessionDep, member: Member, status: int = 200, **context: object
 ) -> Response:
-    listed = await owners.list_api_tokens(db, owner=owner)
+    listed = await owners.list_api_tokens(db, member=member)
     base = {"title": "API tokens", "section": "tokens", "tokens": listed}
     return render(request, "tokens.html", {**base, **context}, status=status, page_url="/dashboard/tokens")
 
 
 @router.get("/tokens", response_class=HTMLResponse)
-async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Response:
+async def tokens(request: Request, db: SessionDep, member: DashboardMember) -> Response:
     # A new token is shown once, on the page the creation redirected to: it came in a cookie that
     # lives a minute, is read once, and holds the token encrypted (never in a URL).
     sealed = request.cookies.get(NEW_TOKEN_COOKIE)
@@ -220,7 +220,7 @@ async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Res
     if sealed:
         with contextlib.suppress(ValueError):  # sealed under a secret key that has changed since
             new_token = request.app.state.vault.decrypt(sealed)
-    response = await _tokens_page(request, db, owner, new_token=new_token)
+    response = await _tokens_page(request, db, member, new_token=new_token)
     if sealed:
         response.delete_cookie(NEW_TOKEN_COOKIE, path="/dashboard/tokens")
     return response
@@ -228,14 +228,14 @@ async def tokens(request: Request, db: SessionDep, owner: DashboardOwner) -> Res
 
 @router.post("/tokens")
 async def create_token(
-    request: Request, db: SessionDep, owner: DashboardOwner, name: Annotated[str, Form()] = ""
+    request: Request, db: SessionDep, member: DashboardMember, name: Annotated[str, Form()] = ""
 ) -> Response:
     typed = name
     name = name.strip()
     if not name or len(name) > 200:
         errors = {"name": "Give the token a name of 1 to 200 characters, so you know what it is for later."}
-        return await _tokens_page(request, db, owner, status=422, errors=errors, name=typed)
-    _token, plain = await owners.create_api_token(db, owner=owner, name=name)
+        return await _tokens_page(request, db, member, status=422, errors=errors, name=typed)
+    _token, plain = await owners.create_api_token(db, member=member, name=name)
     response = redirect("/dashboard/tokens")
     response.set_cookie(
         NEW_TOKEN_COOKIE,
@@ -250,6 +250,6 @@ async def create_token(
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(db: SessionDep, owner: DashboardOwner, token_id: Id) -> Response:
-    await owners.revoke_api_token(db, owner=owner, token_id=token_id)
+async def revoke_token(db: SessionDep, member: DashboardMember, token_id: Id) -> Response:
+    await owners.revoke_api_token(db, member=member, token_id=token_id)
     return redirect("/dashboard/tokens")

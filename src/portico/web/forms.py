@@ -62,9 +62,12 @@ def render(
     errors beside the fields) at its POST address; `page_url` is the page's own address, which
     dashboard.js puts in the address bar so that a reload asks for the page, not the POST again."""
     token = csrf_token(request)
+    member = getattr(request.state, "member", None)
     context = {
         "csrf": token,
-        "owner": getattr(request.state, "owner", None),
+        "owner": member,
+        "member": member,
+        "teams": getattr(request.state, "teams", []),
         "page_url": page_url if request.method == "POST" else None,
         **(context or {}),
     }

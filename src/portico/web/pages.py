@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portico.kit.i18n import LANGUAGES, gettext, ngettext
+from portico.teams import roles
 from portico.vocabulary import Channel, ShareMode, Status, reply_error_label
 
 HERE = Path(__file__).parent.parent
@@ -81,6 +82,8 @@ templates.env.globals.update(
     ngettext=ngettext,
     guest_languages=GUEST_LANGUAGES,
 )
+# What the signed-in member's role may do, to grey out (and explain) what the services would refuse.
+templates.env.globals.update(can=roles.allows, needed=roles.needed, Action=roles.Action)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
 
 

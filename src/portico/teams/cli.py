@@ -1,0 +1,57 @@
+"""`portico members`: the operator adds accounts to teams, as an accepted invitation would."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portico.commands import find_owner, run
+from portico.config import Settings
+from portico.teams import audit
+from portico.teams import service as teams_service
+from portico.teams.roles import Member
+from portico.vocabulary import AuditAction, TeamRole
+
+members_app = typer.Typer(no_args_is_help=True, help="Team members (who may work on a team's assistants).")
+
+
+@members_app.command("add")
+def members_add(
+    email: str,
+    team: Annotated[str, typer.Option(help="The team's id or exact name.")],
+    role: Annotated[TeamRole, typer.Option(help="admin or editor (ownership moves by a transfer).")],
+) -> None:
+    """Add an existing account to a team with a role."""
+
+    async def work(db: AsyncSession, _config: Settings) -> str:
+        account = await find_owner(db, email)
+        found = await teams_service.find_team(db, team)
+        await teams_service.add_member(db, team_id=found.id, account_id=account.id, role=role)
+        await audit.record(
+            db,
+            member=Member.operator(team_id=found.id, team_name=found.name),
+            action=AuditAction.MEMBER_JOINED,
+            email=account.email,
+            role=role,
+        )
+        return found.name
+
+    typer.echo(f"{email} is now {role.value} of the team {run(work)}.")
+
+
+@members_app.command("list")
+def members_list(team: Annotated[str, typer.Option(help="The team's id or exact name.")]) -> None:
+    """A team's members as CSV: account id, email, role, joined."""
+
+    async def work(db: AsyncSession, _config: Settings) -> list[teams_service.MemberRow]:
+        found = await teams_service.find_team(db, team)
+        return await teams_service.list_members(db, team_id=found.id)
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["id", "email", "role", "joined_at"])
+    for row in run(work):
+        writer.writerow([row.account_id, row.email, row.role, row.joined_at.isoformat()])

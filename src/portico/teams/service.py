@@ -1,0 +1,263 @@
+"""Teams and their members: who is in which team with which role, and the changes to that."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portico.errors import Conflict, InvalidRequest, NotFound
+from portico.models import ApiToken, Membership, Owner, OwnerSession, Team, utcnow
+from portico.teams import audit
+from portico.teams.roles import Action, Member, require
+from portico.vocabulary import AuditAction, TeamRole
+
+TEAM_NAME_SENTENCE = "Give the team a name of 1 to 200 characters."
+
+
+class MemberNotFound(NotFound):
+    message = "This team has no member with this id."
+
+
+class OwnerStays(Conflict):
+    code = "owner_stays"
+    message = "The Owner stays in the team with the Owner role: transfer ownership to another member first."
+
+
+class CannotRemoveSelf(Conflict):
+    code = "cannot_remove_self"
+    message = "You cannot remove yourself; leave the team instead."
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    account_id: int
+    email: str
+    role: str
+    joined_at: datetime
+
+
+def check_team_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidRequest(TEAM_NAME_SENTENCE)
+    return name
+
+
+async def create_team(db: AsyncSession, *, account: Owner, name: str) -> Team:
+    """A new team with `account` as its Owner."""
+    team = Team(name=check_team_name(name))
+    db.add(team)
+    await db.flush()
+    db.add(Membership(team_id=team.id, owner_id=account.id, role=TeamRole.OWNER))
+    await db.flush()
+    return team
+
+
+def _member(account: Owner | None, team: Team, role: str) -> Member:
+    return Member(
+        account_id=account.id if account else None,
+        email=account.email if account else None,
+        team_id=team.id,
+        team_name=team.name,
+        role=TeamRole(role),
+    )
+
+
+async def member_in(db: AsyncSession, *, account_id: int, team_id: int) -> Member:
+    """The account as a member of that team, or 404 (a team one is not in does not exist for one)."""
+    row = (
+        await db.execute(
+            select(Owner, Team, Membership.role)
+            .join(Membership, Membership.owner_id == Owner.id)
+            .join(Team, Team.id == Membership.team_id)
+            .where(Owner.id == account_id, Team.id == team_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("You are not a member of this team.")
+    return _member(row[0], row[1], row[2])
+
+
+async def first_team(db: AsyncSession, *, account_id: int) -> Member | None:
+    row = (
+        await db.execute(
+            select(Owner, Team, Membership.role)
+            .join(Membership, Membership.owner_id == Owner.id)
+            .join(Team, Team.id == Membership.team_id)
+            .where(Owner.id == account_id)
+            .order_by(Membership.id)
+            .limit(1)
+        )
+    ).first()
+    return _member(row[0], row[1], row[2]) if row else None
+
+
+async def teams_of(db: AsyncSession, *, account_id: int) -> list[tuple[int, str, str]]:
+    """(team id, name, role) of every team the account is in, for the switcher."""
+    query = (
+        select(Team.id, Team.name, Membership.role)
+        .join(Membership, Membership.team_id == Team.id)
+        .where(Membership.owner_id == account_id)
+        .order_by(Team.name, Team.id)
+    )
+    return [(row.id, row.name, row.role) for row in await db.execute(query)]
+
+
+async def find_team(db: AsyncSession, ref: str) -> Team:
+    """A team by id or by exact name (the CLI's `--team`); a name shared by two teams is refused."""
+    if ref.isdigit():
+        team = await db.get(Team, int(ref))
+        if team is not None:
+            return team
+    teams = list(await db.scalars(select(Team).where(Team.name == ref).limit(2)))
+    if not teams:
+        raise NotFound(f"No team with the id or name '{ref}'.")
+    if len(teams) > 1:
+        raise Conflict(f"Several teams are named '{ref}'; give the team's id instead.")
+    return teams[0]
+
+
+async def list_members(db: AsyncSession, *, team_id: int) -> list[MemberRow]:
+    query = (
+        select(Owner.id, Owner.email, Membership.role, Membership.created_at)
+        .join(Membership, Membership.owner_id == Owner.id)
+        .where(Membership.team_id == team_id)
+        .order_by(Membership.id)
+    )
+    return [MemberRow(account_id=r[0], email=r[1], role=r[2], joined_at=r[3]) for r in await db.execute(query)]
+
+
+async def add_member(db: AsyncSession, *, team_id: int, account_id: int, role: TeamRole) -> None:
+    """Insert a membership (an accepted invitation, or the operator's `portico members add`)."""
+    if role == TeamRole.OWNER:
+        raise InvalidRequest("A team has one Owner; add the member as admin or editor, then transfer ownership.")
+    exists = await db.scalar(
+        select(Membership.id).where(Membership.team_id == team_id, Membership.owner_id == account_id)
+    )
+    if exists is not None:
+        raise Conflict("This account is already a member of the team.")
+    db.add(Membership(team_id=team_id, owner_id=account_id, role=role))
+    await db.flush()
+
+
+async def change_role(db: AsyncSession, *, member: Member, account_id: int, role: TeamRole) -> MemberRow:
+    require(member, Action.MANAGE_MEMBERS)
+    if role == TeamRole.OWNER:
+        raise InvalidRequest("To make someone the Owner, transfer ownership to them.")
+    # One conditional UPDATE: two Admins changing one member at once both apply, the last wins,
+    # and the Owner's row is never touched.
+    changed: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        update(Membership)
+        .where(
+            Membership.team_id == member.team_id,
+            Membership.owner_id == account_id,
+            Membership.role != TeamRole.OWNER,
+        )
+        .values(role=role)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount == 0:
+        await _explain_missing(db, team_id=member.team_id, account_id=account_id)
+    await audit.record(db, member=member, action=AuditAction.MEMBER_ROLE, email=await _email(db, account_id), role=role)
+    return await _row(db, team_id=member.team_id, account_id=account_id)
+
+
+async def remove_member(db: AsyncSession, *, member: Member, account_id: int) -> None:
+    require(member, Action.MANAGE_MEMBERS)
+    if account_id == member.account_id:
+        raise CannotRemoveSelf()
+    email = await _email(db, account_id)
+    await _drop(db, team_id=member.team_id, account_id=account_id)
+    await audit.record(db, member=member, action=AuditAction.MEMBER_REMOVED, email=email)
+
+
+async def leave(db: AsyncSession, *, member: Member) -> None:
+    if member.role == TeamRole.OWNER or member.account_id is None:
+        raise OwnerStays("The Owner cannot leave the team: transfer ownership to another member first.")
+    await _drop(db, team_id=member.team_id, account_id=member.account_id)
+    await audit.record(db, member=member, action=AuditAction.MEMBER_LEFT, email=member.email)
+
+
+async def _drop(db: AsyncSession, *, team_id: int, account_id: int) -> None:
+    dropped: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        delete(Membership)
+        .where(Membership.team_id == team_id, Membership.owner_id == account_id, Membership.role != TeamRole.OWNER)
+        .execution_options(synchronize_session=False)
+    )
+    if dropped.rowcount == 0:
+        await _explain_missing(db, team_id=team_id, account_id=account_id)
+    # A removed member's tokens stop at once, and stay stopped if they are invited again.
+    await db.execute(
+        update(ApiToken)
+        .where(ApiToken.team_id == team_id, ApiToken.owner_id == account_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await db.execute(
+        update(OwnerSession)
+        .where(OwnerSession.team_id == team_id, OwnerSession.owner_id == account_id)
+        .values(team_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def transfer_ownership(db: AsyncSession, *, member: Member, account_id: int) -> None:
+    """The Owner hands the team to another member and stays on as an Admin."""
+    require(member, Action.OWN_TEAM)
+    if account_id == member.account_id:
+        raise InvalidRequest("You already own this team; choose another member.")
+    target = await db.scalar(
+        select(Membership).where(Membership.team_id == member.team_id, Membership.owner_id == account_id)
+    )
+    if target is None:
+        raise MemberNotFound()
+    # Demote first: the schema allows one Owner per team at any moment.
+    await db.execute(
+        update(Membership)
+        .where(Membership.team_id == member.team_id, Membership.role == TeamRole.OWNER)
+        .values(role=TeamRole.ADMIN)
+        .execution_options(synchronize_session=False)
+    )
+    await db.execute(
+        update(Membership)
+        .where(Membership.id == target.id)
+        .values(role=TeamRole.OWNER)
+        .execution_options(synchronize_session=False)
+    )
+    await audit.record(db, member=member, action=AuditAction.OWNERSHIP_TRANSFERRED, email=await _email(db, account_id))
+
+
+async def rename_team(db: AsyncSession, *, member: Member, name: str) -> Team:
+    require(member, Action.OWN_TEAM)
+    name = check_team_name(name)
+    team = await db.get(Team, member.team_id)
+    if team is None:
+        raise NotFound("This team no longer exists.")
+    old, team.name = team.name, name
+    await db.flush()
+    await audit.record(db, member=member, action=AuditAction.TEAM_RENAMED, old=old, name=name)
+    return team
+
+
+async def _explain_missing(db: AsyncSession, *, team_id: int, account_id: int) -> None:
+    role = await db.scalar(
+        select(Membership.role).where(Membership.team_id == team_id, Membership.owner_id == account_id)
+    )
+    if role == TeamRole.OWNER:
+        raise OwnerStays()
+    raise MemberNotFound()
+
+
+async def _email(db: AsyncSession, account_id: int) -> str | None:
+    return await db.scalar(select(Owner.email).where(Owner.id == account_id))
+
+
+async def _row(db: AsyncSession, *, team_id: int, account_id: int) -> MemberRow:
+    rows = [row for row in await list_members(db, team_id=team_id) if row.account_id == account_id]
+    if not rows:
+        raise MemberNotFound()
+    return rows[0]
