@@ -50,7 +50,12 @@ async def list_sessions(
     return {"items": [row.as_dict() for row in rows], "next_cursor": next_cursor}
 
 
-@router.get("/sessions.csv")
+def _export_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    # Documented as what it is, so clients (and schemathesis) know the answer is not JSON.
+    return {200: {"description": f"Every matching session, {what}; not cached.", "content": {media_type: {}}}}
+
+
+@router.get("/sessions.csv", response_class=StreamingResponse, responses=_export_responses("text/csv", "as CSV"))
 async def export_csv(
     request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]
 ) -> StreamingResponse:
@@ -58,7 +63,11 @@ async def export_csv(
     return _download(body, f"portico-sessions-{assistant.public_id}.csv", "text/csv; charset=utf-8")
 
 
-@router.get("/sessions.jsonl")
+@router.get(
+    "/sessions.jsonl",
+    response_class=StreamingResponse,
+    responses=_export_responses("application/x-ndjson", "with its messages, as JSON Lines"),
+)
 async def export_jsonl(
     request: Request, assistant: OwnedAssistant, filters: Annotated[Filters, Depends()]
 ) -> StreamingResponse:
