@@ -43,6 +43,11 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
                 greeting="Hello! I answer questions about Portico. What would you like to know?",
                 instructions="Answer questions about Portico from the FAQ.",
                 knowledge=KNOWLEDGE,
+                starters=[
+                    "Can I put the assistant on my website?",
+                    "What happens when I delete a private link?",
+                    "What is your phone number?",
+                ],
             ),
             vault=Vault(config.resolved_secret_key()),
         )
