@@ -55,6 +55,13 @@ async def test_the_demo_assistant_answers_its_own_faq(client, demo):
         assert passage in reply, f"{question!r} got {reply!r}"
 
 
+async def test_every_starter_of_the_demo_is_answered_from_its_knowledge(client, demo):
+    session = (await start(client, public_id=demo)).json()
+    assert len(session["starters"]) == 3
+    for question in session["starters"]:
+        assert (await say(client, session, question)).json()["content"] != NO_ANSWER, question
+
+
 async def test_it_says_plainly_when_nothing_matches(client, demo):
     session = (await start(client, public_id=demo)).json()
     for question in ("What is the capital of Peru?", "How do I bake sourdough bread?", "???"):
