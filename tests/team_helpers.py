@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from portico.models import Membership
+from portico.models import Team as TeamRow
 from portico.owners import service as owners
 from portico.owners import signin
 from portico.teams import service as teams
@@ -30,8 +31,9 @@ class Team:
     accounts: dict[str, int] = field(default_factory=dict)
 
     async def reset(self) -> None:
-        """Everyone back to their role (a test may have transferred, removed or demoted)."""
+        """Everyone back to their role (a test may have transferred, removed, demoted or deleted the team)."""
         async with self.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+            await db.execute(update(TeamRow).where(TeamRow.id == self.id).values(deleted_at=None, name=self.name))
             await db.execute(delete(Membership).where(Membership.team_id == self.id))
             for name, role in ROLES.items():
                 db.add(Membership(team_id=self.id, owner_id=self.accounts[name], role=role))

@@ -59,6 +59,7 @@ API: dict[tuple[str, str], Call] = {
     ("GET", f"{A}/unanswered"): Call("editor"),
     ("GET", "/api/v1/team"): Call("editor"),
     ("PATCH", "/api/v1/team"): Call("owner", {"name": "Renamed team"}),
+    ("DELETE", "/api/v1/team"): Call("owner"),
     ("PATCH", "/api/v1/team/members/{member_id}"): Call("admin", {"role": "admin"}),
     ("DELETE", "/api/v1/team/members/{member_id}"): Call("admin"),
     ("POST", "/api/v1/team/leave"): Call("editor", owner_status=409),
@@ -133,6 +134,7 @@ DASHBOARD: dict[tuple[str, str], Call] = {
     ("GET", "/dashboard/team"): Call("editor"),
     ("POST", "/dashboard/team/switch"): Call("editor", {"team_id": "{team_id}"}, 303),
     ("POST", "/dashboard/team/name"): Call("owner", {"name": "Renamed team"}, 303),
+    ("POST", "/dashboard/team/delete"): Call("owner", {"team_id": "{team_id}", "confirm_name": "{team_name}"}, 303),
     ("POST", "/dashboard/team/members/{member_id}/role"): Call("admin", {"role": "admin"}, 303),
     ("POST", "/dashboard/team/members/{member_id}/remove"): Call("admin", ok=303),
     ("POST", "/dashboard/team/transfer"): Call("owner", {"member_id": "{member_id}"}, 303),
@@ -205,6 +207,7 @@ async def _world(app, client, team, alice) -> dict:
         "invitation_id": invitation.id,
         "member_id": team.accounts["tim"],
         "team_id": team.id,
+        "team_name": team.name,
         "number": 1,
     }
 

@@ -24,7 +24,7 @@ from portico.kit.spreadsheet import safe_cell
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Membership, Owner
 from portico.owners import service as owners_service
-from portico.teams.cli import members_app
+from portico.teams.cli import members_app, teams_app
 from portico.vocabulary import Channel, ShareMode, Status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
@@ -40,6 +40,7 @@ app.add_typer(assistants_app, name="assistants")
 app.add_typer(links_app, name="links")
 app.add_typer(logs_app, name="logs")
 app.add_typer(members_app, name="members")
+app.add_typer(teams_app, name="teams")
 
 
 @app.command()

@@ -372,7 +372,7 @@ async def delete_assistant(db: AsyncSession, *, member: Member, assistant: Assis
     await audit.record(
         db, member=member, action=AuditAction.ASSISTANT_DELETED, assistant_id=assistant.id, name=assistant.name
     )
-    # Soft delete: the gate answers 404 at once, and Logs keep their rows for a later purge.
+    # Marked deleted: the gate answers 404 at once; the purge erases its rows later (metrics/retention.py).
     assistant.deleted_at = utcnow()
     await lifecycle.assistant_deleted(db, assistant_id=assistant.id)
     await db.flush()

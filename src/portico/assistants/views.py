@@ -74,7 +74,11 @@ async def _assistants_list(
 async def assistants_page(
     request: Request, db: SessionDep, member: DashboardMember, done: str | None = None
 ) -> Response:
-    notices = {"deleted": "The assistant was deleted. Its links and its widget no longer work."}
+    notices = {
+        "deleted": "The assistant was deleted. Its links and its widget no longer work.",
+        "team_deleted": "The team was deleted: its assistants stopped answering at once, and everything it held "
+        f"is erased within the hour. You are now working in the team {member.team_name}.",
+    }
     return await _assistants_list(request, db, member.team_id, notice=notices.get(done or ""))
 
 

@@ -187,7 +187,11 @@ class Cutoffs:
         link_ids = {w.link_id for w in watches if w.link_id is not None}
         assistants, revoked = await store.stopped(assistant_ids=assistant_ids, link_ids=link_ids)
         for watch in watches:
-            status, share_mode, deleted_at = assistants.get(watch.assistant_id, (Status.LIVE, ShareMode.PUBLIC, None))
+            found = assistants.get(watch.assistant_id)
+            if found is None:  # no row any more: deleted, and purged since
+                watch.cut(EndReason.ASSISTANT_DELETED)
+                continue
+            status, share_mode, deleted_at = found
             if deleted_at is not None:
                 watch.cut(EndReason.ASSISTANT_DELETED)
             elif status != Status.LIVE:

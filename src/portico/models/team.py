@@ -19,6 +19,8 @@ class Team(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the Owner deletes the team: it has no members from then on, and the purge erases it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Membership(Base):

@@ -113,7 +113,7 @@ async def member_for_token(db: AsyncSession, plain: str) -> Member:
             .outerjoin(
                 Membership, (Membership.team_id == ApiToken.team_id) & (Membership.owner_id == ApiToken.owner_id)
             )
-            .where(ApiToken.digest == digest(plain))
+            .where(ApiToken.digest == digest(plain), Team.deleted_at.is_(None))
         )
     ).first()
     if row is None or row[0].revoked_at is not None:

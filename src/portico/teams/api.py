@@ -67,6 +67,16 @@ async def rename_team(body: TeamUpdate, db: SessionDep, member: CurrentMember) -
     return await _team_out(db, member.account_id or 0, member.team_id)
 
 
+@router.delete("", status_code=204)
+async def delete_team(db: SessionDep, member: CurrentMember) -> Response:
+    """Delete the team (the Owner only). Its assistants stop at once for every guest (links, widget,
+    API), its members lose access and their tokens for it stop (their other teams stay), and its
+    assistants, Logs, Metrics and audit log are erased by the purge within the hour. An account left
+    with no team gets a new, empty team of its own. This token stops working too."""
+    await teams.delete_team(db, member=member)
+    return Response(status_code=204)
+
+
 @router.patch("/members/{member_id}")
 async def change_role(member_id: Id, body: RoleIn, db: SessionDep, member: CurrentMember) -> MemberOut:
     """Make a member an admin or an editor. The Owner's role changes only by a transfer."""

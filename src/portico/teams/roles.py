@@ -41,7 +41,7 @@ DOING: dict[Action, str] = {
     Action.PUBLISH: "Publishing or restoring a version",
     Action.SHARE: "Changing who can reach an assistant (status, sharing, links, limits, deleting)",
     Action.MANAGE_MEMBERS: "Inviting, changing roles and removing members",
-    Action.OWN_TEAM: "Transferring ownership or renaming the team",
+    Action.OWN_TEAM: "Transferring ownership, renaming or deleting the team",
 }
 
 

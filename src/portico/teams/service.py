@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from portico.chat import lifecycle
 from portico.errors import Conflict, InvalidRequest, NotFound
-from portico.models import ApiToken, Membership, Owner, OwnerSession, Team, utcnow
+from portico.models import ApiToken, Assistant, Invitation, Membership, Owner, OwnerSession, Team, utcnow
 from portico.teams import audit
 from portico.teams.roles import Action, Member, require
 from portico.vocabulary import AuditAction, TeamRole
 
 TEAM_NAME_SENTENCE = "Give the team a name of 1 to 200 characters."
+
+log = logging.getLogger(__name__)
 
 
 class MemberNotFound(NotFound):
@@ -74,7 +79,7 @@ async def member_in(db: AsyncSession, *, account_id: int, team_id: int) -> Membe
             select(Owner, Team, Membership.role)
             .join(Membership, Membership.owner_id == Owner.id)
             .join(Team, Team.id == Membership.team_id)
-            .where(Owner.id == account_id, Team.id == team_id)
+            .where(Owner.id == account_id, Team.id == team_id, Team.deleted_at.is_(None))
         )
     ).first()
     if row is None:
@@ -88,7 +93,7 @@ async def first_team(db: AsyncSession, *, account_id: int) -> Member | None:
             select(Owner, Team, Membership.role)
             .join(Membership, Membership.owner_id == Owner.id)
             .join(Team, Team.id == Membership.team_id)
-            .where(Owner.id == account_id)
+            .where(Owner.id == account_id, Team.deleted_at.is_(None))
             .order_by(Membership.id)
             .limit(1)
         )
@@ -101,7 +106,7 @@ async def teams_of(db: AsyncSession, *, account_id: int) -> list[tuple[int, str,
     query = (
         select(Team.id, Team.name, Membership.role)
         .join(Membership, Membership.team_id == Team.id)
-        .where(Membership.owner_id == account_id)
+        .where(Membership.owner_id == account_id, Team.deleted_at.is_(None))
         .order_by(Team.name, Team.id)
     )
     return [(row.id, row.name, row.role) for row in await db.execute(query)]
@@ -111,14 +116,34 @@ async def find_team(db: AsyncSession, ref: str) -> Team:
     """A team by id or by exact name (the CLI's `--team`); a name shared by two teams is refused."""
     if ref.isdigit():
         team = await db.get(Team, int(ref))
-        if team is not None:
+        if team is not None and team.deleted_at is None:
             return team
-    teams = list(await db.scalars(select(Team).where(Team.name == ref).limit(2)))
+    teams = list(await db.scalars(select(Team).where(Team.name == ref, Team.deleted_at.is_(None)).limit(2)))
     if not teams:
         raise NotFound(f"No team with the id or name '{ref}'.")
     if len(teams) > 1:
         raise Conflict(f"Several teams are named '{ref}'; give the team's id instead.")
     return teams[0]
+
+
+async def list_teams(db: AsyncSession) -> list[tuple[int, str, str, int, int]]:
+    """(id, name, Owner's email, members, assistants) of every team not deleted, for the operator."""
+    members = select(func.count()).select_from(Membership).where(Membership.team_id == Team.id).scalar_subquery()
+    assistants = (
+        select(func.count())
+        .select_from(Assistant)
+        .where(Assistant.team_id == Team.id, Assistant.deleted_at.is_(None))
+        .scalar_subquery()
+    )
+    owner = aliased(Membership)
+    query = (
+        select(Team.id, Team.name, Owner.email, members, assistants)
+        .join(owner, (owner.team_id == Team.id) & (owner.role == TeamRole.OWNER))
+        .join(Owner, Owner.id == owner.owner_id)
+        .where(Team.deleted_at.is_(None))
+        .order_by(Team.id)
+    )
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in await db.execute(query)]
 
 
 async def list_members(db: AsyncSession, *, team_id: int) -> list[MemberRow]:
@@ -241,6 +266,93 @@ async def rename_team(db: AsyncSession, *, member: Member, name: str) -> Team:
     await db.flush()
     await audit.record(db, member=member, action=AuditAction.TEAM_RENAMED, old=old, name=name)
     return team
+
+
+@dataclass(frozen=True)
+class DeletedTeam:
+    name: str
+    assistants: int
+    members: int
+    # Accounts that had no other team and were given a new team of their own.
+    given_a_team: tuple[int, ...]
+
+
+async def delete_team(db: AsyncSession, *, member: Member) -> DeletedTeam:
+    """The Owner deletes the team: guests of its assistants are cut off at once, its members are out
+    (their tokens for it stop, their other teams stay), and the purge erases it later.
+
+    An account left with no team gets a new team of its own, as at sign-up: every account has one.
+    """
+    require(member, Action.OWN_TEAM)
+    now = utcnow()
+    # One conditional UPDATE marks it: of two deletions at once, one goes on, the other finds it gone.
+    marked: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        update(Team)
+        .where(Team.id == member.team_id, Team.deleted_at.is_(None))
+        .values(deleted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if marked.rowcount == 0:
+        raise NotFound("This team no longer exists.")
+    team_id = member.team_id
+    assistant_ids = list(
+        await db.scalars(select(Assistant.id).where(Assistant.team_id == team_id, Assistant.deleted_at.is_(None)))
+    )
+    if assistant_ids:
+        await db.execute(
+            update(Assistant)
+            .where(Assistant.id.in_(assistant_ids))
+            .values(deleted_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    for assistant_id in assistant_ids:
+        await lifecycle.assistant_deleted(db, assistant_id=assistant_id)
+    accounts = list(await db.scalars(select(Membership.owner_id).where(Membership.team_id == team_id)))
+    await db.execute(
+        delete(Membership).where(Membership.team_id == team_id).execution_options(synchronize_session=False)
+    )
+    # Tokens for the team stop because their member is gone (member_for_token); they are not
+    # updated here: a request of another member holds its own token's row while it waits for this
+    # team's rows, and revoking it here would be a deadlock on PostgreSQL.
+    await db.execute(
+        update(OwnerSession)
+        .where(OwnerSession.team_id == team_id)
+        .values(team_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    await db.execute(
+        update(Invitation)
+        .where(Invitation.team_id == team_id, Invitation.used_at.is_(None), Invitation.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    given: list[int] = []
+    for account_id in accounts:
+        if await db.scalar(select(Membership.id).where(Membership.owner_id == account_id).limit(1)) is None:
+            account = await db.get(Owner, account_id)
+            if account is not None:
+                await create_team(db, account=account, name=account.email[:200])
+                given.append(account_id)
+    # The team's own audit log goes with it; the operator's log keeps who deleted what (ids only).
+    log.info(
+        "team %s deleted by account %s: %s assistants cut off, %s members out",
+        team_id,
+        member.account_id if member.account_id is not None else "operator",
+        len(assistant_ids),
+        len(accounts),
+    )
+    return DeletedTeam(
+        name=member.team_name, assistants=len(assistant_ids), members=len(accounts), given_a_team=tuple(given)
+    )
+
+
+async def team_counts(db: AsyncSession, *, team_id: int) -> tuple[int, int]:
+    """(assistants, members): what deleting the team takes away, said before it is done."""
+    assistants = await db.scalar(
+        select(func.count()).select_from(Assistant).where(Assistant.team_id == team_id, Assistant.deleted_at.is_(None))
+    )
+    members = await db.scalar(select(func.count()).select_from(Membership).where(Membership.team_id == team_id))
+    return assistants or 0, members or 0
 
 
 async def _explain_missing(db: AsyncSession, *, team_id: int, account_id: int) -> None:

@@ -17,7 +17,7 @@ from portico.owners.views import signed_in
 from portico.schemas import Id
 from portico.teams import audit, invitations
 from portico.teams import service as teams
-from portico.teams.roles import Member
+from portico.teams.roles import Action, Member, require
 from portico.vocabulary import AUDIT_LABELS, TEAM_ROLE_LABELS, AuditAction, TeamRole
 from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render
@@ -38,9 +38,11 @@ NOTICES = {
 async def team_page(
     request: Request, db: SessionDep, member: Member, status: int = 200, **context: Any
 ) -> HTMLResponse:
+    assistant_count, _ = await teams.team_counts(db, team_id=member.team_id)
     base = {
         "title": "Team",
         "section": "team",
+        "assistant_count": assistant_count,
         "members": await teams.list_members(db, team_id=member.team_id),
         "pending": await invitations.list_pending(db, team_id=member.team_id),
         "role_labels": TEAM_ROLE_LABELS,
@@ -115,6 +117,27 @@ async def leave(request: Request, db: SessionDep, member: DashboardMember) -> Re
     except Conflict as exc:
         return await team_page(request, db, member, status=exc.status, form_error=exc.message)
     return redirect("/dashboard/team?done=left")
+
+
+@router.post("/team/delete")
+async def delete(
+    request: Request,
+    db: SessionDep,
+    member: DashboardMember,
+    team_id: Annotated[str, Form()] = "",
+    confirm_name: Annotated[str, Form()] = "",
+) -> Response:
+    """Deleted as the API deletes, once the Owner has typed the team's name. The form names the team
+    it was shown for: a second click, or another tab that switched team since, deletes nothing else."""
+    if team_id != str(member.team_id):
+        raise NotFound("This team no longer exists, or this page was for another team: nothing was deleted.")
+    require(member, Action.OWN_TEAM)
+    if confirm_name.strip() != member.team_name:
+        problem = "Type the team's name exactly as shown above to delete it." if confirm_name.strip() else None
+        errors = {"confirm_name": problem or "Type the team's name to confirm."}
+        return await team_page(request, db, member, status=422, errors=errors, confirm_name=confirm_name)
+    await teams.delete_team(db, member=member)
+    return redirect("/dashboard?done=team_deleted")
 
 
 @router.post("/team/invitations")
