@@ -3,7 +3,10 @@ roles are changed on), each with an API token and a signed-in dashboard; bob is 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy import delete, update
@@ -93,3 +96,29 @@ async def make_team(app: object) -> Team:
     team = Team(app=app, id=alice.team_id, name=alice.team_name, accounts=accounts)
     await team.reset()
     return team
+
+
+def cli_with_accounts(settings: object, *emails: str) -> Callable[..., Any]:
+    """The `portico` command line on the test's database, where these accounts exist (each with
+    its own team): `run("members", "list", ...)`, with `given=` for what is typed at a prompt."""
+    from typer.testing import CliRunner
+
+    from portico import cli
+    from portico.db import make_engine, make_sessionmaker
+    from tests.servers import portico_env
+
+    async def seed() -> None:
+        engine = make_engine(settings.resolved_database_url)  # type: ignore[attr-defined]
+        async with make_sessionmaker(engine)() as db:
+            for email in emails:
+                await owners.create_owner(db, email=email, password=PASSWORD)
+            await db.commit()
+        await engine.dispose()
+
+    asyncio.run(seed())
+    runner, env = CliRunner(), portico_env(settings)
+
+    def run(*args: str, given: str | None = None) -> Any:
+        return runner.invoke(cli.app, list(args), env=env, input=given)
+
+    return run

@@ -23,7 +23,7 @@ from portico.models import (
 from tests.chat_helpers import say
 from tests.conftest import key_of, make_person, start
 from tests.team_helpers import Team as HelperTeam
-from tests.team_helpers import make_team
+from tests.team_helpers import cli_with_accounts, make_team
 from tests.test_dashboard_pages import field_errors
 
 
@@ -246,30 +246,7 @@ async def test_a_deleted_assistant_is_erased_by_the_purge_too(app, client, alice
 
 
 def test_the_cli_lists_teams_and_deletes_one(settings):
-    import asyncio as aio
-
-    from typer.testing import CliRunner
-
-    from portico import cli
-    from portico.db import make_engine, make_sessionmaker
-    from portico.owners import service as owners
-    from tests.servers import portico_env
-
-    async def seed() -> None:
-        engine = make_engine(settings.resolved_database_url)
-        async with make_sessionmaker(engine)() as db:
-            await owners.create_owner(db, email="alice@example.com", password="correct horse battery")
-            await owners.create_owner(db, email="=bob@example.com", password="correct horse battery")
-            await db.commit()
-        await engine.dispose()
-
-    aio.run(seed())
-    runner = CliRunner()
-    env = portico_env(settings)
-
-    def run(*args: str, given: str | None = None):
-        return runner.invoke(cli.app, list(args), env=env, input=given)
-
+    run = cli_with_accounts(settings, "alice@example.com", "=bob@example.com")
     listed = run("teams", "list").stdout.splitlines()
     assert listed == [
         "id,name,owner,members,assistants",

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from portico.models import AuditEvent, Membership
 from tests.conftest import make_person
-from tests.team_helpers import make_team
+from tests.team_helpers import cli_with_accounts, make_team
 
 
 async def test_a_new_account_owns_a_team_of_its_own(client, alice):
@@ -175,30 +175,7 @@ async def test_the_dashboard_switches_only_to_a_team_one_is_in(app, client):
 
 
 def test_the_cli_adds_a_member_to_a_team_with_a_role(settings):
-    import asyncio as aio
-
-    from typer.testing import CliRunner
-
-    from portico import cli
-    from portico.db import make_engine, make_sessionmaker
-    from portico.owners import service as owners
-    from tests.servers import portico_env
-
-    async def seed() -> None:
-        engine = make_engine(settings.resolved_database_url)
-        async with make_sessionmaker(engine)() as db:
-            await owners.create_owner(db, email="alice@example.com", password="correct horse battery")
-            await owners.create_owner(db, email="bob@example.com", password="correct horse battery")
-            await db.commit()
-        await engine.dispose()
-
-    aio.run(seed())
-    runner = CliRunner()
-    env = portico_env(settings)
-
-    def run(*args: str):
-        return runner.invoke(cli.app, list(args), env=env)
-
+    run = cli_with_accounts(settings, "alice@example.com", "bob@example.com")
     added = run("members", "add", "bob@example.com", "--team", "alice@example.com", "--role", "admin")
     assert added.exit_code == 0, added.output
     assert "bob@example.com is now admin of the team alice@example.com." in added.stdout
