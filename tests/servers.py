@@ -79,7 +79,7 @@ def portico_server(settings, log_path: Path, **extra_env: str) -> Iterator[str]:
             deadline = time.monotonic() + 90
             while True:
                 try:
-                    httpx.get(f"{url}/openapi.json", timeout=1)
+                    httpx.get(f"{url}/healthz", timeout=1)
                     break
                 except httpx.TransportError:
                     if process.poll() is not None or time.monotonic() > deadline:
