@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from portico.engines.base import Engine, EngineError, EngineRequest, Sources, Turn, Usage
 from portico.engines.builtin import BuiltinEngine
+from portico.engines.openai_compat import OpenAIEngine
 
 
 class Registry(Mapping[str, Engine]):
@@ -36,10 +37,6 @@ class Registry(Mapping[str, Engine]):
 
 
 def _openai(engines: Registry) -> Engine:
-    # Imported on first use: the OpenAI SDK takes a third of a second to import, which every process
-    # (each instance, each command) paid at start whether or not an assistant used the engine.
-    from portico.engines.openai_compat import OpenAIEngine
-
     builtin = engines["builtin"]
     assert isinstance(builtin, BuiltinEngine)
     return OpenAIEngine(retriever=builtin)
