@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,10 +150,42 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> Iterator[None]:
+    """Accounts made in the tests' own process hash their passwords with argon2id at its least cost
+    (0.15 s of CPU each at the real cost, paid by most tests); verifying reads the cost from the hash,
+    so `portico serve` processes, at the real cost, sign them in as any other."""
+    from argon2 import PasswordHasher
+
+    from portico.owners import service as owners
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(owners, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
+
+
+# One app per worker for each set of settings but the database and the data folder. FastAPI builds
+# each route's state (its dependencies, its response models) on an app's first request: about 0.4 s of
+# CPU for Portico's routes, which every test paid again with an app of its own, a quarter of the
+# suite's time. Each test still starts the app (its lifespan) on its own database, with fresh state.
+_APPS: dict[str, object] = {}
+
+
+def app_for(settings: Settings) -> object:
+    if not settings.secret_key:  # the secret would come from each test's own data folder
+        return create_app(settings)
+    key = settings.model_copy(update={"database_url": "", "data_dir": Path("/")}).model_dump_json()
+    application = _APPS.get(key)
+    if application is None:
+        application = _APPS[key] = create_app(settings)
+    application.state.settings = settings  # type: ignore[attr-defined]
+    return application
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[object]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    application = app_for(settings)
+    async with application.router.lifespan_context(application):  # type: ignore[attr-defined]
         yield application
 
 

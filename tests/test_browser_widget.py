@@ -369,6 +369,9 @@ async def wait_idle(frame, replies: int) -> None:  # type: ignore[no-untyped-def
 
 
 async def ask(frame, text: str, replies: int) -> str:  # type: ignore[no-untyped-def]
+    # The frame's script runs (the greeting, or the replies so far, are shown) before the guest types:
+    # an Enter pressed before it runs is a newline, never sent (seen once under load).
+    await wait_idle(frame, replies - 1)
     box = frame.locator("#message")
     await box.fill(text)
     await box.press("Enter")

@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The app's settings as they are when it starts (the tests start one app on each test's database).
+        settings: Settings = app.state.settings
         engine = make_engine(settings.resolved_database_url, **settings.pool_options())
         if is_sqlite(settings.resolved_database_url):
             # One machine, one file: keep it migrated without a separate step.
