@@ -135,6 +135,7 @@ DASHBOARD: dict[tuple[str, str], Call] = {
     ("POST", f"{D}/preview/sessions/{{session_id}}/messages/{{message_id}}/feedback"): Call("editor", {"rating": "up"}),
     ("GET", "/dashboard/team"): Call("editor"),
     ("POST", "/dashboard/team/switch"): Call("editor", {"team_id": "{team_id}"}, 303),
+    ("POST", "/dashboard/teams"): Call("editor", {"name": "Another team"}, 303),
     ("POST", "/dashboard/team/name"): Call("owner", {"name": "Renamed team"}, 303),
     ("POST", "/dashboard/team/delete"): Call("owner", {"team_id": "{team_id}", "confirm_name": "{team_name}"}, 303),
     ("POST", "/dashboard/team/members/{member_id}/role"): Call("admin", {"role": "admin"}, 303),

@@ -193,3 +193,43 @@ def test_the_cli_adds_a_member_to_a_team_with_a_role(settings):
         result = run("members", "add", *args)
         assert result.exit_code != 0 and said in result.output, (args, result.output)
     assert run("members", "add", "bob@example.com", "--team", "1", "--role", "boss").exit_code == 2
+
+
+async def test_a_member_starts_a_team_of_their_own_and_works_in_it(app, client):
+    team = await make_team(app)
+    ed = await team.person(client, "ed")
+    web = await team.browser("ed")
+    for name, said in [("   ", "Give the team a name of 1 to 200 characters."), ("x" * 201, "1 to 200 characters")]:
+        refused = await web.post("/dashboard/teams", {"name": name})
+        assert refused.status_code == 422 and said in refused.text
+        assert f'value="{name}"' in refused.text  # what was typed stays in the box
+    started = await web.post("/dashboard/teams", {"name": " Client 101 trial "})
+    assert (started.status_code, started.headers["location"]) == (303, "/dashboard/team?done=started")
+    page = await web.get("/dashboard/team?done=started")
+    assert "Your new team is ready: you are its Owner." in page.text
+    assert "<h1>Client 101 trial" in page.text
+    assert "Client 101 trial (Owner)" in page.text and f"{team.name} (Editor)" in page.text
+    # Alice's team is untouched, and Ed's token still works in it, as an Editor.
+    assert (await ed.request("GET", "/api/v1/team")).json()["role"] == "editor"
+    async with app.state.sessionmaker() as db:
+        owned = await db.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.owner_id == team.accounts["ed"], Membership.role == "owner")
+        )
+    assert owned == 2  # the team of his own from sign-up, and this one
+
+    # At most 50 teams of one's own: the 51st is refused with the reason, and nothing is made.
+    async with app.state.sessionmaker() as db:
+        from portico.models import Owner
+        from portico.teams import service as teams
+
+        account = await db.get(Owner, team.accounts["ed"])
+        for number in range(48):
+            await teams.create_team(db, account=account, name=f"Class {number}")
+        await db.commit()
+    refused = await web.post("/dashboard/teams", {"name": "One too many"})
+    assert refused.status_code == 409
+    assert "An account can own at most 50 teams; delete one or transfer it first." in refused.text
+    assert "One too many (Owner)" not in (await web.get("/dashboard/team")).text
+    await web.http.aclose()

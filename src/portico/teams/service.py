@@ -62,6 +62,31 @@ async def create_team(db: AsyncSession, *, account: Owner, name: str) -> Team:
     return team
 
 
+MAX_OWNED_TEAMS = 50
+
+
+class TooManyTeams(Conflict):
+    code = "too_many_teams"
+    message = f"An account can own at most {MAX_OWNED_TEAMS} teams; delete one or transfer it first."
+
+
+async def start_team(db: AsyncSession, *, account_id: int, name: str) -> Team:
+    """Another team, with the account as its Owner (the dashboard's "Start a new team")."""
+    name = check_team_name(name)
+    owned = await db.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .join(Team, Team.id == Membership.team_id)
+        .where(Membership.owner_id == account_id, Membership.role == TeamRole.OWNER, Team.deleted_at.is_(None))
+    )
+    if (owned or 0) >= MAX_OWNED_TEAMS:
+        raise TooManyTeams()
+    account = await db.get(Owner, account_id)
+    if account is None:
+        raise NotFound("This account no longer exists.")
+    return await create_team(db, account=account, name=name)
+
+
 def _member(account: Owner | None, team: Team, role: str) -> Member:
     return Member(
         account_id=account.id if account else None,

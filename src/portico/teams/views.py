@@ -32,6 +32,7 @@ NOTICES = {
     "revoked": "The invitation was withdrawn; its link no longer works.",
     "joined": "Welcome to the team.",
     "left": "You left the team.",
+    "started": "Your new team is ready: you are its Owner. Invite people below; switch teams at the top.",
 }
 
 
@@ -117,6 +118,23 @@ async def leave(request: Request, db: SessionDep, member: DashboardMember) -> Re
     except Conflict as exc:
         return await team_page(request, db, member, status=exc.status, form_error=exc.message)
     return redirect("/dashboard/team?done=left")
+
+
+@router.post("/teams")
+async def start(
+    request: Request, db: SessionDep, member: DashboardMember, name: Annotated[str, Form()] = ""
+) -> Response:
+    """A new team of the member's own, where they are the Owner; this browser works in it from now on."""
+    try:
+        team = await teams.start_team(db, account_id=member.account_id or 0, name=name)
+    except InvalidRequest as exc:
+        return await team_page(request, db, member, status=422, errors={"new_team": exc.message}, new_team=name)
+    except Conflict as exc:
+        return await team_page(request, db, member, status=exc.status, errors={"new_team": exc.message}, new_team=name)
+    await signin.switch_team(
+        db, token=request.cookies[SESSION_COOKIE], account_id=member.account_id or 0, team_id=team.id
+    )
+    return redirect("/dashboard/team?done=started")
 
 
 @router.post("/team/delete")
