@@ -67,7 +67,7 @@ async def create_owner(db: AsyncSession, *, email: str, password: str) -> Owner:
     db.add(owner)
     await db.flush()
     # Every account has a team of its own, where it is the Owner (issue 15).
-    await teams.create_team(db, account=owner, name=email[:200])
+    await teams.create_own_team(db, account=owner)
     return owner
 
 

@@ -82,7 +82,8 @@ def teams_delete(
 
     async def counts(db: AsyncSession, _config: Settings) -> tuple[str, int, int]:
         found = await teams_service.find_team(db, team)
-        return (found.name, *await teams_service.team_counts(db, team_id=found.id))
+        members = await teams_service.list_members(db, team_id=found.id)
+        return found.name, await teams_service.count_assistants(db, team_id=found.id), len(members)
 
     name, assistants, members = run(counts)
     if not yes:

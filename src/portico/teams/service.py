@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -50,6 +50,12 @@ def check_team_name(name: str) -> str:
     if not 1 <= len(name) <= 200:
         raise InvalidRequest(TEAM_NAME_SENTENCE)
     return name
+
+
+async def create_own_team(db: AsyncSession, *, account: Owner) -> Team:
+    """The team every account has of its own, named after its email (at sign-up, or when the last
+    team it was in is deleted)."""
+    return await create_team(db, account=account, name=account.email[:200])
 
 
 async def create_team(db: AsyncSession, *, account: Owner, name: str) -> Team:
@@ -298,8 +304,6 @@ class DeletedTeam:
     name: str
     assistants: int
     members: int
-    # Accounts that had no other team and were given a new team of their own.
-    given_a_team: tuple[int, ...]
 
 
 async def delete_team(db: AsyncSession, *, member: Member) -> DeletedTeam:
@@ -351,13 +355,9 @@ async def delete_team(db: AsyncSession, *, member: Member) -> DeletedTeam:
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    given: list[int] = []
-    for account_id in accounts:
-        if await db.scalar(select(Membership.id).where(Membership.owner_id == account_id).limit(1)) is None:
-            account = await db.get(Owner, account_id)
-            if account is not None:
-                await create_team(db, account=account, name=account.email[:200])
-                given.append(account_id)
+    left_with_none = select(Owner).where(Owner.id.in_(accounts), ~exists().where(Membership.owner_id == Owner.id))
+    for account in await db.scalars(left_with_none):
+        await create_own_team(db, account=account)
     # The team's own audit log goes with it; the operator's log keeps who deleted what (ids only).
     log.info(
         "team %s deleted by account %s: %s assistants cut off, %s members out",
@@ -366,18 +366,15 @@ async def delete_team(db: AsyncSession, *, member: Member) -> DeletedTeam:
         len(assistant_ids),
         len(accounts),
     )
-    return DeletedTeam(
-        name=member.team_name, assistants=len(assistant_ids), members=len(accounts), given_a_team=tuple(given)
-    )
+    return DeletedTeam(name=member.team_name, assistants=len(assistant_ids), members=len(accounts))
 
 
-async def team_counts(db: AsyncSession, *, team_id: int) -> tuple[int, int]:
-    """(assistants, members): what deleting the team takes away, said before it is done."""
-    assistants = await db.scalar(
+async def count_assistants(db: AsyncSession, *, team_id: int) -> int:
+    """The team's assistants, said before deleting it takes them away."""
+    count = await db.scalar(
         select(func.count()).select_from(Assistant).where(Assistant.team_id == team_id, Assistant.deleted_at.is_(None))
     )
-    members = await db.scalar(select(func.count()).select_from(Membership).where(Membership.team_id == team_id))
-    return assistants or 0, members or 0
+    return count or 0
 
 
 async def _explain_missing(db: AsyncSession, *, team_id: int, account_id: int) -> None:

