@@ -403,6 +403,7 @@
 
   // Opening another link in the same tab changes only the fragment, which reloads nothing.
   window.addEventListener("hashchange", function () { location.reload(); });
+  sendButton.disabled = false; // the page renders it disabled until this script has taken the form
   var saved = stored();
   (saved ? resume(saved) : lookup());
 })();

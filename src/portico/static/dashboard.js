@@ -229,4 +229,5 @@
     }).catch(function (e) { fail(e.message || "The connection was lost."); });
   });
   welcome();
+  form.querySelector("button[type=submit]").disabled = false; // the page renders it disabled until now
 })();
