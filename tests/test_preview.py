@@ -15,9 +15,24 @@ from tests.upstream import SLOW_CHUNKS, upstream_server
 
 
 @pytest.fixture
-def slow_engine():
-    with upstream_server() as (base_url, _seen):
-        yield {"type": "openai", "base_url": base_url, "model": "slow"}
+def slow_upstream():
+    """The slow engine's settings, and the requests it has been sent (one per reply begun)."""
+    with upstream_server() as (base_url, seen):
+        yield {"type": "openai", "base_url": base_url, "model": "slow"}, seen
+
+
+@pytest.fixture
+def slow_engine(slow_upstream):
+    return slow_upstream[0]
+
+
+async def replying(seen: list, count: int) -> None:
+    """Waits until `count` replies have reached the engine (a fixed sleep is too short on a busy machine)."""
+    for _ in range(200):
+        if len(seen) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(seen)} of {count} replies reached the engine in 10 s")
 
 
 @pytest.fixture
@@ -48,12 +63,13 @@ async def test_the_owner_previews_an_offline_assistant_to_the_end_of_a_slow_repl
     assert events[-1][0] == "done" and tokens(events) == SLOW_CHUNKS
 
 
-async def test_going_offline_cuts_the_guest_and_not_the_preview(web, client: httpx.AsyncClient, alice, slow_engine):
+async def test_going_offline_cuts_the_guest_and_not_the_preview(web, client: httpx.AsyncClient, alice, slow_upstream):
+    slow_engine, seen = slow_upstream
     assistant = await alice.new_assistant(engine=slow_engine)
     session = (await start(client, public_id=assistant["public_id"])).json()
     guest = asyncio.create_task(say(client, session, "Talk to me", stream=True))
     preview = asyncio.create_task(preview_reply(web, assistant["id"], "Talk to me"))
-    await asyncio.sleep(1)
+    await replying(seen, 2)
     status = f"/api/v1/assistants/{assistant['id']}/status"
     assert (await alice.request("PUT", status, json={"status": "offline"})).status_code == 200
     guest_events = parse_events((await guest).text)
@@ -66,10 +82,11 @@ async def test_going_offline_cuts_the_guest_and_not_the_preview(web, client: htt
     assert (await start(client, public_id=assistant["public_id"])).status_code == 201
 
 
-async def test_deleting_the_assistant_cuts_its_preview(web, alice, slow_engine):
+async def test_deleting_the_assistant_cuts_its_preview(web, alice, slow_upstream):
+    slow_engine, seen = slow_upstream
     assistant = await alice.new_assistant(publish=False, live=False, engine=slow_engine)
     preview = asyncio.create_task(preview_reply(web, assistant["id"], "Talk to me"))
-    await asyncio.sleep(1)
+    await replying(seen, 1)
     assert (await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}")).status_code == 204
     events = await asyncio.wait_for(preview, timeout=10)
     assert events[-1][0] == "error" and events[-1][1]["code"] == "assistant_deleted"
