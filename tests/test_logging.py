@@ -18,8 +18,9 @@ from tests.servers import free_port
 LINK_KEY = "ptk_" + "K" * 43
 SESSION_TOKEN = "pts_" + "S" * 43
 API_TOKEN = "pto_" + "T" * 43
+INVITATION = "pti_" + "I" * 43
 UPSTREAM_KEY = "sk-proj-Upstream0123456789"
-SECRETS = (LINK_KEY, SESSION_TOKEN, API_TOKEN, UPSTREAM_KEY, "opaque-bearer-credential")
+SECRETS = (LINK_KEY, SESSION_TOKEN, API_TOKEN, INVITATION, UPSTREAM_KEY, "opaque-bearer-credential")
 
 
 @pytest.mark.parametrize(
@@ -28,6 +29,7 @@ SECRETS = (LINK_KEY, SESSION_TOKEN, API_TOKEN, UPSTREAM_KEY, "opaque-bearer-cred
         (f"key={LINK_KEY}&x=1", "key=ptk_[redacted]&x=1"),
         (f"token {SESSION_TOKEN}.", "token pts_[redacted]."),
         (f"'{API_TOKEN}'", "'pto_[redacted]'"),
+        (f"/dashboard/join#i={INVITATION}", "/dashboard/join#i=pti_[redacted]"),
         (f"api_key={UPSTREAM_KEY}", "api_key=sk-[redacted]"),
         ("Authorization: Bearer opaque-bearer-credential", "Authorization: Bearer [redacted]"),
         ("a risk-free task-force of sk-ilful people", "a risk-free task-force of sk-ilful people"),

@@ -1,7 +1,7 @@
 """Prefixed random secrets, looked up by digest and never logged.
 
-Owner API tokens (`pto_`), private link keys (`ptk_`) and session tokens (`pts_`) are all
-32 random bytes, URL-safe, behind a prefix that says what they are.
+Owner API tokens (`pto_`), private link keys (`ptk_`), session tokens (`pts_`) and team
+invitations (`pti_`) are all 32 random bytes, URL-safe, behind a prefix that says what they are.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Log records never carry a key or a token, and a failure is logged once.
 
 `RedactSecrets` rewrites a record's message, arguments, traceback and stack before any handler
-sees it: our prefixed secrets (`ptk_` link keys, `pts_` session tokens, `pto_` API tokens), any
+sees it: our prefixed secrets (`ptk_` link keys, `pts_` session tokens, `pto_` API tokens, `pti_` team invitations), any
 `Bearer ...` credential, and upstream API keys in the `sk-...` style. It is installed at start-up on
 Portico's loggers and uvicorn's (`install_redaction`), so the exception of a failed chore or request
 can be logged whole without leaking what was in it.
@@ -13,7 +13,7 @@ import logging
 import re
 from typing import Any
 
-SECRET = re.compile(r"\b(?P<prefix>pt[kso]_|sk-)[A-Za-z0-9_\-]{6,}|\b(?P<scheme>Bearer)\s+[^\s'\",;]+")
+SECRET = re.compile(r"\b(?P<prefix>pt[ksoi]_|sk-)[A-Za-z0-9_\-]{6,}|\b(?P<scheme>Bearer)\s+[^\s'\",;]+")
 REDACTED = "[redacted]"
 # Loggers the filter is installed on, with every child of theirs that exists at start-up (Portico's
 # are made at import): a logger's filters see only the records logged on it, not its children's.
