@@ -255,3 +255,22 @@ async def test_a_reply_has_a_copy_button_and_its_time_and_every_api_call_says_th
     assert languages and all(lang == "en" for _, lang in languages), languages
     errors.assert_none()
     await context.close()
+
+
+async def test_without_javascript_the_page_says_so_and_nothing_can_be_sent(browser, server, alice: Person):
+    assistant = await library(alice)
+    context, page = await new_page(browser, java_script_enabled=False)
+    await page.goto(f"{server}/c/{assistant['public_id']}?lang=de")
+    said = page.locator("noscript .notice")  # Playwright's text search leaves <noscript> out
+    await expect(said).to_be_visible()
+    await expect(said).to_have_text("Dieser Chat braucht JavaScript, das in diesem Browser ausgeschaltet ist.")
+    # Sent as a plain form, the message would go into a URL (and a private link's key would be lost).
+    await expect(page.locator("#send")).to_be_disabled()
+    await context.close()
+
+    context, page = await new_page(browser)
+    await page.goto(f"{server}/c/{assistant['public_id']}")
+    await expect(page.locator("#send")).to_be_enabled()
+    await expect(page.locator("#send")).to_have_accessible_name("Send message")
+    assert not await page.locator("noscript .notice").is_visible()
+    await context.close()
