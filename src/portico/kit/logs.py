@@ -1,10 +1,10 @@
 """Log records never carry a key or a token, and a failure is logged once.
 
 `RedactSecrets` rewrites a record's message, arguments, traceback and stack before any handler
-sees it: our prefixed secrets (`ptk_` link keys, `pts_` session tokens, `pto_` API tokens, `pti_` team invitations), any
-`Bearer ...` credential, and upstream API keys in the `sk-...` style. It is installed at start-up on
-Portico's loggers and uvicorn's (`install_redaction`), so the exception of a failed chore or request
-can be logged whole without leaking what was in it.
+sees it: our prefixed secrets (`ptk_` link keys, `pts_` session tokens, `pto_` API tokens, `pti_`
+team invitations), any `Bearer ...` credential, and upstream API keys in the `sk-...` style. It is
+installed at start-up on Portico's loggers and uvicorn's (`install_redaction`), so the exception of
+a failed chore or request can be logged whole without leaking what was in it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, exists, select
+from sqlalchemy import ColumnElement, CursorResult, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.kit.chores import run_every, this_instance_runs
@@ -26,18 +26,19 @@ async def purge_expired(db: AsyncSession, *, batch: int = BATCH) -> int:
     assistants = await db.execute(select(Assistant.id, Assistant.retention_days).where(Assistant.retention_days > 0))
     for assistant_id, days in assistants.all():
         cutoff = utcnow() - timedelta(days=days)
-        ids = list(
-            await db.scalars(
-                select(ChatSession.id)
-                .where(ChatSession.assistant_id == assistant_id, ChatSession.started_at < cutoff)
-                .limit(batch)
-            )
+        deleted += await _delete_sessions(
+            db, ChatSession.assistant_id == assistant_id, ChatSession.started_at < cutoff, batch=batch
         )
-        if ids:
-            await db.execute(delete(Message).where(Message.session_id.in_(ids)))
-            await db.execute(delete(ChatSession).where(ChatSession.id.in_(ids)))
-            deleted += len(ids)
     return deleted
+
+
+async def _delete_sessions(db: AsyncSession, *where: ColumnElement[bool], batch: int) -> int:
+    """Delete up to `batch` sessions matching `where`, with their messages; returns how many."""
+    ids = list(await db.scalars(select(ChatSession.id).where(*where).limit(batch)))
+    if ids:
+        await db.execute(delete(Message).where(Message.session_id.in_(ids)))
+        await db.execute(delete(ChatSession).where(ChatSession.id.in_(ids)))
+    return len(ids)
 
 
 async def purge_deleted(db: AsyncSession, *, batch: int = BATCH) -> int:
@@ -50,13 +51,9 @@ async def purge_deleted(db: AsyncSession, *, batch: int = BATCH) -> int:
     """
     before = utcnow() - DELETED_GRACE
     deleted_assistants = select(Assistant.id).where(Assistant.deleted_at < before)
-    ids = list(
-        await db.scalars(select(ChatSession.id).where(ChatSession.assistant_id.in_(deleted_assistants)).limit(batch))
-    )
-    if ids:
-        await db.execute(delete(Message).where(Message.session_id.in_(ids)))
-        await db.execute(delete(ChatSession).where(ChatSession.id.in_(ids)))
-        return len(ids)
+    sessions = await _delete_sessions(db, ChatSession.assistant_id.in_(deleted_assistants), batch=batch)
+    if sessions:
+        return sessions
     has_sessions = exists().where(ChatSession.assistant_id == Assistant.id)
     assistants: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
         delete(Assistant).where(Assistant.deleted_at < before, ~has_sessions)
