@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from sqlalchemy import update
+
+from portico.metrics import service as metrics_service
 from portico.metrics.charts import bar_chart
 from portico.metrics.histogram import histogram, merge, percentile
+from portico.metrics.rollup import hour_of
+from portico.models import ChatSession, utcnow
 from tests.chat_helpers import bearer, say
 from tests.conftest import Person, key_of, start
 from tests.upstream import upstream_server
@@ -64,6 +70,28 @@ async def test_owner_previews_never_count(client, alice: Person, app):
         await start_preview(db, assistant=owned, use_published=False)
         await db.commit()
     assert (await metrics(alice, assistant["id"], period="today"))["totals"]["sessions"] == 0
+
+
+async def test_a_session_of_the_last_seconds_of_the_hour_counts_as_soon_as_the_next_begins(
+    client, alice: Person, app, monkeypatch
+):
+    # A page read at HH:00:30 (three days ago, so that no rollup run has counted that hour) of a
+    # session started at HH-1:59:50: the minutely chore has not recomputed the hour before yet.
+    assistant = await alice.new_assistant(knowledge=FAQ)
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    read_at = hour_of(utcnow() - timedelta(days=3)) + timedelta(seconds=30)
+    async with app.state.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(ChatSession)
+            .where(ChatSession.id == session["session_id"])
+            .values(started_at=read_at - timedelta(seconds=40))
+        )
+    monkeypatch.setattr(metrics_service, "utcnow", lambda: read_at)
+    async with app.state.sessionmaker() as db:
+        read = await metrics_service.metrics(
+            db, assistant_id=assistant["id"], start=read_at - timedelta(hours=2), end=read_at, bucket="hour"
+        )
+    assert read.totals["sessions"] == 1
 
 
 async def test_engine_errors_are_counted(client, alice: Person):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import InvalidRequest
 from portico.metrics.histogram import merge, percentile
-from portico.metrics.rollup import hour_of, recompute
+from portico.metrics.rollup import ROLLUP_SECONDS, hour_of, recompute
 from portico.models import PrivateLink, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
 from portico.vocabulary import Refusal
 
@@ -101,9 +101,12 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
             f"That is too many {bucket}s for one chart: choose a shorter period or a larger bucket.", field="length"
         )
     now = utcnow()
-    if end > hour_of(now):
-        # The current hour is recomputed on demand, so the page is up to the second.
-        await recompute(db, start=now, end=now + timedelta(hours=1), assistant_id=assistant_id)
+    # What the minutely chore may not have counted yet is recomputed on demand, so the page is up to
+    # the second: the current hour, and in an hour's first minutes the one before it too (a session
+    # started at 10:59:50 is missing from the 10:00 rollup until the chore's next run).
+    unsettled = hour_of(now - timedelta(seconds=2 * ROLLUP_SECONDS))
+    if end > unsettled:
+        await recompute(db, start=unsettled, end=now + timedelta(hours=1), assistant_id=assistant_id)
 
     buckets: dict[datetime, Bucket] = {}
     moment = first
