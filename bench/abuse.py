@@ -38,7 +38,7 @@ from benchkit import fmt, machine_line, source_line
 from portico.access.ratelimit import Limiter
 from portico.app import create_app
 from portico.config import load_settings
-from portico.owners import service as owners
+from portico.identity import accounts, members, tokens
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 BASE_URL = "http://portico.bench"
@@ -98,8 +98,10 @@ async def whole_requests(redis_url: str, requests: int, rounds: int, folder: Pat
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
             async with app.state.sessionmaker() as db:
-                owner = await owners.create_owner(db, email="bench@example.com", password="correct horse battery")
-                _token, plain = await owners.create_api_token(db, owner=owner, name="bench")
+                owner = await accounts.create_owner(db, email="bench@example.com", password="correct horse battery")
+                member = await members.first_team(db, account_id=owner.id)
+                assert member is not None
+                _token, plain = await tokens.create_api_token(db, member=member, name="bench")
                 await db.commit()
             auth = {"Authorization": f"Bearer {plain}"}
             created = await http.post(

@@ -165,10 +165,10 @@ def _cheap_password_hashes() -> Iterator[None]:
     so `portico serve` processes, at the real cost, sign them in as any other."""
     from argon2 import PasswordHasher
 
-    from portico.owners import service as owners
+    from portico.identity import accounts
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(owners, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        patch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         yield
 
 
@@ -247,14 +247,12 @@ def key_of(link: dict) -> str:
 
 
 async def make_person(app: object, http: httpx.AsyncClient, email: str) -> Person:
-    from portico.owners import service as owners
+    from portico.identity import accounts, members, tokens
 
     async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        from portico.teams import service as teams
-
-        owner = await owners.create_owner(db, email=email, password="correct horse battery")
-        member = await teams.first_team(db, account_id=owner.id)
-        _token, plain = await owners.create_api_token(db, member=member, name="tests")
+        owner = await accounts.create_owner(db, email=email, password="correct horse battery")
+        member = await members.first_team(db, account_id=owner.id)
+        _token, plain = await tokens.create_api_token(db, member=member, name="tests")
         await db.commit()
     return Person(email=email, token=plain, http=http)
 

@@ -11,12 +11,11 @@ from typing import Any
 import httpx
 from sqlalchemy import delete, update
 
+from portico.identity import members, signin, tokens
+from portico.identity.accounts import create_owner, get_account
+from portico.identity.roles import Member
 from portico.models import Membership
 from portico.models import Team as TeamRow
-from portico.owners import service as owners
-from portico.owners import signin
-from portico.teams import service as teams
-from portico.teams.roles import Member
 from portico.vocabulary import TeamRole
 from portico.web.forms import CSRF_COOKIE, SESSION_COOKIE
 from tests.conftest import BASE_URL, Person
@@ -53,7 +52,7 @@ class Team:
 
     async def token(self, name: str) -> tuple[int, str]:
         async with self.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-            token, plain = await owners.create_api_token(db, member=self.member(name), name="tests")
+            token, plain = await tokens.create_api_token(db, member=self.member(name), name="tests")
             await db.commit()
         return token.id, plain
 
@@ -63,7 +62,7 @@ class Team:
     async def browser(self, name: str) -> Browser:
         """A dashboard signed in as `name`, working in this team (no password hashing: fast)."""
         async with self.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-            account = await owners.get_account(db, self.accounts[name])
+            account = await get_account(db, self.accounts[name])
             token = await signin.open_session(db, owner=account, days=1, team_id=self.id)
             await db.commit()
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)  # type: ignore[arg-type]
@@ -88,9 +87,9 @@ async def make_team(app: object) -> Team:
     async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
         accounts = {}
         for name in ROLES:
-            account = await owners.create_owner(db, email=f"{name}@example.com", password=PASSWORD)
+            account = await create_owner(db, email=f"{name}@example.com", password=PASSWORD)
             accounts[name] = account.id
-        alice = await teams.first_team(db, account_id=accounts["alice"])
+        alice = await members.first_team(db, account_id=accounts["alice"])
         assert alice is not None
         await db.commit()
     team = Team(app=app, id=alice.team_id, name=alice.team_name, accounts=accounts)
@@ -111,7 +110,7 @@ def cli_with_accounts(settings: object, *emails: str) -> Callable[..., Any]:
         engine = make_engine(settings.resolved_database_url)  # type: ignore[attr-defined]
         async with make_sessionmaker(engine)() as db:
             for email in emails:
-                await owners.create_owner(db, email=email, password=PASSWORD)
+                await create_owner(db, email=email, password=PASSWORD)
             await db.commit()
         await engine.dispose()
 

@@ -122,13 +122,12 @@ async def test_missing_or_malformed_owner_tokens_are_refused(client, alice: Pers
 
 
 async def test_revoked_owner_token_is_refused(app, client, alice: Person):
-    from portico.owners import service as owners
-    from portico.teams import service as teams
+    from portico.identity import accounts, members, tokens
 
     async with app.state.sessionmaker() as db:
-        owner = await owners.get_owner_by_email(db, alice.email)
-        member = await teams.first_team(db, account_id=owner.id)
-        await owners.revoke_api_token(db, member=member, token_id=1)
+        owner = await accounts.get_owner_by_email(db, alice.email)
+        member = await members.first_team(db, account_id=owner.id)
+        await tokens.revoke_api_token(db, member=member, token_id=1)
         await db.commit()
     assert_error(await alice.request("GET", "/api/v1/assistants"), 401, "invalid_token")
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from portico.identity.signin import MAX_ADDRESS_FAILURES, locked_until
 from portico.models import ApiToken, SignInFailure, utcnow
-from portico.owners.signin import MAX_ADDRESS_FAILURES, locked_until
 from tests.dashboard_helpers import Dashboard, dashboard_client
 
 

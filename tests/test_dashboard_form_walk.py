@@ -155,8 +155,8 @@ def test_every_form_the_dashboard_has_is_walked():
     """A new POST route in the dashboard must join FORMS (or say why it has no field to get wrong)."""
     from portico.access import views as access_views
     from portico.assistants import views as assistants_views
+    from portico.identity import views as identity_views
     from portico.metrics import views as metrics_views
-    from portico.owners import views as owners_views
 
     without_fields = {
         "/dashboard/sign-out",
@@ -172,7 +172,7 @@ def test_every_form_the_dashboard_has_is_walked():
     # forms (users, caps, links) in tests/test_dashboard_forms.py and the Share tests.
     elsewhere = {"/dashboard/sign-in", "/dashboard/setup", "/dashboard/sign-up"}
     walked = {form.action.replace("{id}", "{assistant_id}") for form in FORMS}
-    mine = [assistants_views.router, metrics_views.router, owners_views.router]
+    mine = [assistants_views.router, metrics_views.router, identity_views.router]
     posts = {
         route.path  # type: ignore[attr-defined]
         for router in mine

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.assistants import views as assistants_views
+from portico.identity import views as identity_views
 from portico.metrics import views as metrics_views
 from portico.models import ChatSession
-from portico.owners import views as owners_views
 from tests.chat_helpers import parse_events
 from tests.conftest import Person, key_of, make_person, start
 from tests.dashboard_helpers import Dashboard, dashboard_client
@@ -228,7 +228,7 @@ async def test_dashboard_pages_carry_strict_security_headers(web):
 def _dashboard_routes() -> list[tuple[str, str]]:
     routes = []
     for router in (
-        owners_views.router,
+        identity_views.router,
         assistants_views.router,
         access_views.router,
         access_sheet.router,

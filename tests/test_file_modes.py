@@ -13,7 +13,7 @@ import pytest
 
 from portico.app import create_app
 from portico.config import load_settings
-from portico.owners import service as owners
+from portico.identity import accounts
 from tests import servers
 
 
@@ -36,7 +36,7 @@ async def test_a_fresh_data_folder_and_its_database_are_private(tmp_path: Path, 
     app = create_app(load_settings(data_dir=data, database_url="", secret_key=""))
     async with app.router.lifespan_context(app):
         async with app.state.sessionmaker() as db:
-            await owners.create_owner(db, email="owner@example.com", password="correct horse battery")
+            await accounts.create_owner(db, email="owner@example.com", password="correct horse battery")
             await db.commit()
         written = {name: mode(data / name) for name in ("portico.db", "portico.db-wal", "portico.db-shm")}
     assert mode(data) == 0o700

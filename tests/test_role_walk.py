@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import pytest
 from fastapi.routing import APIRoute
 
-from portico.deps import current_member
-from portico.teams import invitations
+from portico.identity import invitations
+from portico.identity.deps import current_member, dashboard_member
 from portico.vocabulary import TeamRole
-from portico.web.deps import dashboard_member
 from tests.chat_helpers import parse_events
 from tests.conftest import make_person, start
 from tests.team_helpers import PASSWORD, make_team
@@ -277,9 +276,9 @@ async def test_each_role_gets_its_status_on_every_dashboard_route(app, client):
     alice = await team.person(client, "alice")
     await make_person(app, client, "bob@example.com")
     async with app.state.sessionmaker() as db:
-        from portico.teams import service as teams
+        from portico.identity import members
 
-        bob_member = await teams.first_team(db, account_id=(await _account(db, "bob@example.com")))
+        bob_member = await members.first_team(db, account_id=(await _account(db, "bob@example.com")))
     refused = 0
     for (method, path), call in DASHBOARD.items():
         ids = None
@@ -311,9 +310,9 @@ async def test_each_role_gets_its_status_on_every_dashboard_route(app, client):
 
 
 async def _account(db, email: str) -> int:
-    from portico.owners import service as owners
+    from portico.identity import accounts
 
-    account = await owners.get_owner_by_email(db, email)
+    account = await accounts.get_owner_by_email(db, email)
     assert account is not None
     return account.id
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from portico.config import SettingsError, load_settings
+from portico.identity.signin import MAX_ADDRESS_FAILURES, MAX_FAILURES
 from portico.models import SignInFailure
-from portico.owners.signin import MAX_ADDRESS_FAILURES, MAX_FAILURES
 from tests import servers
 from tests.dashboard_helpers import Dashboard
 

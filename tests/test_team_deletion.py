@@ -162,7 +162,7 @@ async def test_the_dashboard_asks_for_the_teams_name_and_deletes_only_the_team_i
 
 
 async def test_an_invitation_to_a_deleted_team_no_longer_works(app, client):
-    from portico.teams import invitations
+    from portico.identity import invitations
     from portico.vocabulary import TeamRole
 
     team = await make_team(app)

@@ -221,12 +221,12 @@ async def test_a_member_starts_a_team_of_their_own_and_works_in_it(app, client):
 
     # At most 50 teams of one's own: the 51st is refused with the reason, and nothing is made.
     async with app.state.sessionmaker() as db:
+        from portico.identity import members
         from portico.models import Owner
-        from portico.teams import service as teams
 
         account = await db.get(Owner, team.accounts["ed"])
         for number in range(48):
-            await teams.create_team(db, account=account, name=f"Class {number}")
+            await members.create_team(db, account=account, name=f"Class {number}")
         await db.commit()
     refused = await web.post("/dashboard/teams", {"name": "One too many"})
     assert refused.status_code == 409

@@ -27,10 +27,12 @@ from portico.chat.views import router as chat_views
 from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
-from portico.deps import current_member
 from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.health import router as health_router
+from portico.identity import join as identity_join
+from portico.identity import views as identity_views
+from portico.identity.deps import current_member
 from portico.kit.crypto import Vault
 from portico.kit.i18n import GuestLanguage
 from portico.kit.logs import install_redaction
@@ -39,7 +41,6 @@ from portico.metrics.api import router as metrics_router
 from portico.metrics.retention import purge_forever
 from portico.metrics.rollup import rollup_forever
 from portico.migrations.run import upgrade_connection
-from portico.owners import views as owners_views
 from portico.schemas import storable_parameters
 from portico.teams import views as teams_views
 from portico.teams.api import router as team_router
@@ -124,12 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     owner_api.include_router(team_router)
     app.include_router(owner_api)
     dashboards = (
-        owners_views.router,
+        identity_views.router,
         assistants_views.router,
         access_views.router,
         access_sheet.router,
         metrics_views.router,
         teams_views.router,
+        identity_join.router,
     )
     for dashboard in dashboards:
         app.include_router(dashboard)

@@ -20,17 +20,15 @@ from portico.commands import fail, find_assistant, find_owner, first_error, oper
 from portico.config import Settings
 from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, PorticoError
+from portico.identity.cli import owners_app, tokens_app
 from portico.kit.spreadsheet import safe_cell
 from portico.migrations.run import upgrade_connection
-from portico.models import Assistant, Membership, Owner
-from portico.owners import service as owners_service
+from portico.models import Assistant, Membership
 from portico.teams.cli import members_app, teams_app
 from portico.vocabulary import Channel, ShareMode, Status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Portico: publish AI assistants.")
 db_app = typer.Typer(no_args_is_help=True, help="The database.")
-owners_app = typer.Typer(no_args_is_help=True, help="Owners (people who build assistants).")
-tokens_app = typer.Typer(no_args_is_help=True, help="Owners' API tokens.")
 assistants_app = typer.Typer(no_args_is_help=True, help="Assistants.")
 logs_app = typer.Typer(no_args_is_help=True, help="Logs: the sessions of an assistant.")
 app.add_typer(db_app, name="db")
@@ -126,40 +124,6 @@ def db_upgrade() -> None:
     except OSError as exc:
         raise fail(f"cannot reach the database ({exc.strerror or exc}).") from None
     typer.echo("Database is up to date.")
-
-
-@owners_app.command("create")
-def owners_create(
-    email: str,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
-) -> None:
-    """Add an owner."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-
-    async def work(db: AsyncSession, _config: Settings) -> Owner:
-        return await owners_service.create_owner(db, email=email, password=password)
-
-    owner = run(work)
-    typer.echo(f"Created owner {owner.email}.")
-
-
-@tokens_app.command("create")
-def tokens_create(
-    owner: Annotated[str, typer.Option(help="The owner's email.")],
-    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
-) -> None:
-    """Create an API token; prints only the token."""
-
-    async def work(db: AsyncSession, _config: Settings) -> str:
-        _token, plain = await owners_service.create_api_token(
-            db, member=await own_team(db, await find_owner(db, owner)), name=name
-        )
-        return plain
-
-    typer.echo(run(work))
 
 
 @assistants_app.command("list")

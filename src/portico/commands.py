@@ -16,12 +16,11 @@ from sqlalchemy.orm import undefer
 from portico.config import Settings, SettingsError, load_settings
 from portico.db import make_engine, make_sessionmaker
 from portico.errors import NotFound, PorticoError
+from portico.identity import accounts, members
+from portico.identity.roles import Member
 from portico.kit.crypto import Vault
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Owner
-from portico.owners import service as owners_service
-from portico.teams import service as teams_service
-from portico.teams.roles import Member
 from portico.web.forms import sentence
 
 T = TypeVar("T")
@@ -83,7 +82,7 @@ async def find_assistant(db: AsyncSession, ref: str) -> Assistant:
 
 async def find_owner(db: AsyncSession, email: str | None) -> Owner:
     if email:
-        owner = await owners_service.get_owner_by_email(db, email)
+        owner = await accounts.get_owner_by_email(db, email)
         if owner is None:
             raise NotFound(f"No owner with the email {email}.")
         return owner
@@ -107,7 +106,7 @@ def first_error(exc: ValidationError) -> str:
 
 async def own_team(db: AsyncSession, owner: Owner) -> Member:
     """The account in its first team (its own, unless it left): where its CLI tokens and assistants go."""
-    member = await teams_service.first_team(db, account_id=owner.id)
+    member = await members.first_team(db, account_id=owner.id)
     if member is None:
         raise CliError(f"{owner.email} is in no team; add them with `portico members add`.")
     return member

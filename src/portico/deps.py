@@ -1,4 +1,5 @@
-"""Typed dependencies shared by the routers: the current member, the team's assistant, services."""
+"""Typed dependencies every router may use: settings, the vault and a bearer credential. Who is
+asking is identity/deps.py; the assistant a route is about, assistants/deps.py."""
 
 from __future__ import annotations
 
@@ -7,16 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from portico.access.ratelimit import Limiter
-from portico.assistants import service as assistants
 from portico.config import Settings
-from portico.db import SessionDep
-from portico.errors import AuthRequired, InvalidToken
+from portico.errors import AuthRequired
 from portico.kit.crypto import Vault
-from portico.models import Assistant
-from portico.owners import service as owners
-from portico.schemas import Id
-from portico.teams.roles import Member
 
 
 # Trivial dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a
@@ -45,27 +39,3 @@ async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | Non
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]
-
-
-async def current_member(request: Request, db: SessionDep, token: BearerToken) -> Member:
-    # Wrong tokens count against the address's failed secrets, like wrong keys (access/ratelimit.py).
-    limiter: Limiter = request.app.state.limiter
-    address = limiter.address(request)
-    limiter.refuse_if_locked_out(address)
-    try:
-        return await owners.member_for_token(db, token)
-    except InvalidToken:
-        await limiter.count_failure(address)
-        raise
-
-
-# The token's member: an account within one team, with its role as it is now.
-CurrentMember = Annotated[Member, Depends(current_member)]
-
-
-async def owned_assistant(db: SessionDep, member: CurrentMember, assistant_id: Id) -> Assistant:
-    # Another team's assistant answers 404, as if it did not exist.
-    return await assistants.get_owned(db, team_id=member.team_id, assistant_id=assistant_id)
-
-
-OwnedAssistant = Annotated[Assistant, Depends(owned_assistant)]

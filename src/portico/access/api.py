@@ -7,8 +7,10 @@ from fastapi import APIRouter, Response
 from portico.access import links as service
 from portico.access import qr
 from portico.access.schemas import BulkDone, LinkCreated, LinkList, LinkOut, LinksBulk, LinksCreate, LinkUpdate
+from portico.assistants.deps import OwnedAssistant
 from portico.db import SessionDep
-from portico.deps import CurrentMember, OwnedAssistant, SettingsDep, VaultDep
+from portico.deps import SettingsDep, VaultDep
+from portico.identity.deps import CurrentMember
 from portico.schemas import Id
 
 router = APIRouter(prefix="/assistants/{assistant_id}/links", tags=["private links"])

@@ -14,10 +14,10 @@ from portico.access.gate import KEY_PREFIX
 from portico.access.schemas import BulkAction, LinkIn, LinkOut, LinkState
 from portico.chat import lifecycle
 from portico.errors import Conflict, LimitReached, NotFound
+from portico.identity import audit
+from portico.identity.roles import Action, Member, require
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, PrivateLink, utcnow
-from portico.teams import audit
-from portico.teams.roles import Action, Member, require
 from portico.vocabulary import AuditAction
 
 

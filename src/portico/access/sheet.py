@@ -13,10 +13,10 @@ from markupsafe import Markup
 
 from portico.access import links as links_service
 from portico.access import qr
+from portico.assistants.deps import DashboardAssistant
 from portico.db import SessionDep
 from portico.models import Assistant
 from portico.schemas import Id
-from portico.web.deps import DashboardAssistant
 from portico.web.forms import check_csrf, render
 
 router = APIRouter(

@@ -16,16 +16,17 @@ from portico.access import sheet
 from portico.access.csv_import import decode_upload, parse_link_rows
 from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
 from portico.assistants import service
+from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
+from portico.identity.deps import DashboardMember
+from portico.identity.roles import Member
 from portico.kit.spreadsheet import SafeWriter
 from portico.models import Assistant, utcnow
 from portico.schemas import Id
-from portico.teams.roles import Member
 from portico.vocabulary import ShareMode, Status
-from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from portico.access import links, qr
 from portico.access.api import QR_RESPONSES
 from portico.assistants import service
+from portico.assistants.deps import OwnedAssistant
 from portico.assistants.schemas import (
     AssistantCreate,
     AssistantList,
@@ -23,7 +24,8 @@ from portico.assistants.schemas import (
 )
 from portico.config import Settings
 from portico.db import SessionDep
-from portico.deps import CurrentMember, OwnedAssistant, SettingsDep, VaultDep
+from portico.deps import SettingsDep, VaultDep
+from portico.identity.deps import CurrentMember
 from portico.models import Assistant
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])

@@ -21,11 +21,11 @@ from portico.assistants.schemas import (
 )
 from portico.chat import lifecycle
 from portico.errors import NotFound
+from portico.identity import audit
+from portico.identity.roles import Action, Member, require
 from portico.kit.crypto import Vault, new_public_id
 from portico.metrics.quotas import start_counting
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
-from portico.teams import audit
-from portico.teams.roles import Action, Member, require
 from portico.vocabulary import AuditAction, Channel, ShareMode, Status
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from portico.assistants import service
+from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
 from portico.chat import preview as preview_service
@@ -18,10 +19,10 @@ from portico.chat.schemas import FeedbackIn, FeedbackOut
 from portico.db import SessionDep
 from portico.deps import SettingsDep
 from portico.errors import InvalidRequest
+from portico.identity.deps import DashboardMember
 from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import Status
-from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])

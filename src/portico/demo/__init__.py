@@ -11,10 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portico.assistants import service as assistants
 from portico.assistants.schemas import AssistantCreate
 from portico.config import Settings
+from portico.identity import accounts, members, tokens
 from portico.kit.crypto import Vault
 from portico.models import Assistant, Membership, Owner
-from portico.owners import service as owners
-from portico.teams import service as teams
 from portico.vocabulary import Status, TeamRole
 
 DEMO_EMAIL = "demo@portico.localhost"
@@ -30,10 +29,10 @@ async def seed_demo(db: AsyncSession, config: Settings) -> str:
     path = _credentials_file(config)
     if await db.scalar(select(func.count()).select_from(Owner)) == 0:
         password = secrets.token_urlsafe(12)
-        owner = await owners.create_owner(db, email=DEMO_EMAIL, password=password)
-        member = await teams.first_team(db, account_id=owner.id)
+        owner = await accounts.create_owner(db, email=DEMO_EMAIL, password=password)
+        member = await members.first_team(db, account_id=owner.id)
         assert member is not None
-        _token, plain = await owners.create_api_token(db, member=member, name="demo")
+        _token, plain = await tokens.create_api_token(db, member=member, name="demo")
         assistant = await assistants.create_assistant(
             db,
             member=member,

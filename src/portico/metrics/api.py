@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from portico.assistants.deps import OwnedAssistant
 from portico.db import SessionDep
-from portico.deps import OwnedAssistant
 from portico.metrics import export, logs, params, service, unanswered
 from portico.metrics.quotas import quota_use
 from portico.schemas import Id

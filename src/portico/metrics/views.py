@@ -9,18 +9,19 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from portico.access import links as links_service
+from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantUpdate
 from portico.assistants.service import update_assistant
 from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest
+from portico.identity.deps import DashboardMember
 from portico.metrics import export, logs, params, service, unanswered
 from portico.metrics.charts import bar_chart
 from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import CHANNEL_LABELS, END_LABELS, FEEDBACK_REASON_LABELS, REFUSAL_LABELS
-from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
 
 router = APIRouter(

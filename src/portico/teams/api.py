@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from portico.db import SessionDep
-from portico.deps import CurrentMember, SettingsDep
+from portico.deps import SettingsDep
+from portico.identity import invitations, members
+from portico.identity.deps import CurrentMember
 from portico.models import Invitation
 from portico.schemas import Id
-from portico.teams import audit, invitations
+from portico.teams import audit
 from portico.teams import service as teams
 from portico.teams.schemas import (
     AuditEntryOut,
@@ -45,7 +47,7 @@ def invitation_out(invitation: Invitation) -> InvitationOut:
 
 
 async def _team_out(db: SessionDep, member_id: int, team_id: int) -> TeamOut:
-    member = await teams.member_in(db, account_id=member_id, team_id=team_id)
+    member = await members.member_in(db, account_id=member_id, team_id=team_id)
     rows = await teams.list_members(db, team_id=team_id)
     return TeamOut(
         id=member.team_id,

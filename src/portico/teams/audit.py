@@ -1,4 +1,5 @@
-"""The team's audit log: who (member), when, what, on which assistant. Never a key or a code."""
+"""The team's audit log as members read it: newest first, filtered, a page at a time. Entries are
+written by identity/audit.py."""
 
 from __future__ import annotations
 
@@ -11,24 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import InvalidRequest
 from portico.models import Assistant, AuditEvent
-from portico.teams.roles import Member
 from portico.vocabulary import AUDIT_LABELS, AuditAction
-
-
-async def record(
-    db: AsyncSession, *, member: Member, action: AuditAction, assistant_id: int | None = None, **detail: Any
-) -> None:
-    db.add(
-        AuditEvent(
-            team_id=member.team_id,
-            actor_id=member.account_id,
-            actor_email=member.email,
-            assistant_id=assistant_id,
-            action=action,
-            detail=detail,
-        )
-    )
-    await db.flush()
 
 
 @dataclass(frozen=True)

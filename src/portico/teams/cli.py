@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.commands import find_owner, run
 from portico.config import Settings
+from portico.identity import audit, members
+from portico.identity.roles import Member
 from portico.kit.spreadsheet import safe_cell
-from portico.teams import audit
 from portico.teams import service as teams_service
-from portico.teams.roles import Member
 from portico.vocabulary import AuditAction, TeamRole
 
 members_app = typer.Typer(no_args_is_help=True, help="Team members (who may work on a team's assistants).")
@@ -33,7 +33,7 @@ def members_add(
     async def work(db: AsyncSession, _config: Settings) -> str:
         account = await find_owner(db, email)
         found = await teams_service.find_team(db, team)
-        await teams_service.add_member(db, team_id=found.id, account_id=account.id, role=role)
+        await members.add_member(db, team_id=found.id, account_id=account.id, role=role)
         await audit.record(
             db,
             member=Member.operator(team_id=found.id, team_name=found.name),

@@ -13,12 +13,11 @@ from sqlalchemy.orm import aliased
 
 from portico.chat import lifecycle
 from portico.errors import Conflict, InvalidRequest, NotFound
-from portico.models import ApiToken, Assistant, Invitation, Membership, Owner, OwnerSession, Team, utcnow
-from portico.teams import audit
-from portico.teams.roles import Action, Member, require
+from portico.identity import audit, invitations, signin, tokens
+from portico.identity.members import check_team_name, create_own_team, create_team
+from portico.identity.roles import Action, Member, require
+from portico.models import Assistant, Membership, Owner, Team, utcnow
 from portico.vocabulary import AuditAction, TeamRole
-
-TEAM_NAME_SENTENCE = "Give the team a name of 1 to 200 characters."
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +44,6 @@ class MemberRow:
     joined_at: datetime
 
 
-def check_team_name(name: str) -> str:
-    name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise InvalidRequest(TEAM_NAME_SENTENCE)
-    return name
-
-
-async def create_own_team(db: AsyncSession, *, account: Owner) -> Team:
-    """The team every account has of its own, named after its email (at sign-up, or when the last
-    team it was in is deleted)."""
-    return await create_team(db, account=account, name=account.email[:200])
-
-
-async def create_team(db: AsyncSession, *, account: Owner, name: str) -> Team:
-    """A new team with `account` as its Owner."""
-    team = Team(name=check_team_name(name))
-    db.add(team)
-    await db.flush()
-    db.add(Membership(team_id=team.id, owner_id=account.id, role=TeamRole.OWNER))
-    await db.flush()
-    return team
-
-
 MAX_OWNED_TEAMS = 50
 
 
@@ -91,56 +67,6 @@ async def start_team(db: AsyncSession, *, account_id: int, name: str) -> Team:
     if account is None:
         raise NotFound("This account no longer exists.")
     return await create_team(db, account=account, name=name)
-
-
-def _member(account: Owner | None, team: Team, role: str) -> Member:
-    return Member(
-        account_id=account.id if account else None,
-        email=account.email if account else None,
-        team_id=team.id,
-        team_name=team.name,
-        role=TeamRole(role),
-    )
-
-
-async def member_in(db: AsyncSession, *, account_id: int, team_id: int) -> Member:
-    """The account as a member of that team, or 404 (a team one is not in does not exist for one)."""
-    row = (
-        await db.execute(
-            select(Owner, Team, Membership.role)
-            .join(Membership, Membership.owner_id == Owner.id)
-            .join(Team, Team.id == Membership.team_id)
-            .where(Owner.id == account_id, Team.id == team_id, Team.deleted_at.is_(None))
-        )
-    ).first()
-    if row is None:
-        raise NotFound("You are not a member of this team.")
-    return _member(row[0], row[1], row[2])
-
-
-async def first_team(db: AsyncSession, *, account_id: int) -> Member | None:
-    row = (
-        await db.execute(
-            select(Owner, Team, Membership.role)
-            .join(Membership, Membership.owner_id == Owner.id)
-            .join(Team, Team.id == Membership.team_id)
-            .where(Owner.id == account_id, Team.deleted_at.is_(None))
-            .order_by(Membership.id)
-            .limit(1)
-        )
-    ).first()
-    return _member(row[0], row[1], row[2]) if row else None
-
-
-async def teams_of(db: AsyncSession, *, account_id: int) -> list[tuple[int, str, str]]:
-    """(team id, name, role) of every team the account is in, for the switcher."""
-    query = (
-        select(Team.id, Team.name, Membership.role)
-        .join(Membership, Membership.team_id == Team.id)
-        .where(Membership.owner_id == account_id, Team.deleted_at.is_(None))
-        .order_by(Team.name, Team.id)
-    )
-    return [(row.id, row.name, row.role) for row in await db.execute(query)]
 
 
 async def find_team(db: AsyncSession, ref: str) -> Team:
@@ -185,19 +111,6 @@ async def list_members(db: AsyncSession, *, team_id: int) -> list[MemberRow]:
         .order_by(Membership.id)
     )
     return [MemberRow(account_id=r[0], email=r[1], role=r[2], joined_at=r[3]) for r in await db.execute(query)]
-
-
-async def add_member(db: AsyncSession, *, team_id: int, account_id: int, role: TeamRole) -> None:
-    """Insert a membership (an accepted invitation, or the operator's `portico members add`)."""
-    if role == TeamRole.OWNER:
-        raise InvalidRequest("A team has one Owner; add the member as admin or editor, then transfer ownership.")
-    exists = await db.scalar(
-        select(Membership.id).where(Membership.team_id == team_id, Membership.owner_id == account_id)
-    )
-    if exists is not None:
-        raise Conflict("This account is already a member of the team.")
-    db.add(Membership(team_id=team_id, owner_id=account_id, role=role))
-    await db.flush()
 
 
 async def change_role(db: AsyncSession, *, member: Member, account_id: int, role: TeamRole) -> MemberRow:
@@ -246,19 +159,8 @@ async def _drop(db: AsyncSession, *, team_id: int, account_id: int) -> None:
     )
     if dropped.rowcount == 0:
         await _explain_missing(db, team_id=team_id, account_id=account_id)
-    # A removed member's tokens stop at once, and stay stopped if they are invited again.
-    await db.execute(
-        update(ApiToken)
-        .where(ApiToken.team_id == team_id, ApiToken.owner_id == account_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    await db.execute(
-        update(OwnerSession)
-        .where(OwnerSession.team_id == team_id, OwnerSession.owner_id == account_id)
-        .values(team_id=None)
-        .execution_options(synchronize_session=False)
-    )
+    await tokens.revoke_member_tokens(db, team_id=team_id, account_id=account_id)
+    await signin.forget_team(db, team_id=team_id, account_id=account_id)
 
 
 async def transfer_ownership(db: AsyncSession, *, member: Member, account_id: int) -> None:
@@ -343,18 +245,8 @@ async def delete_team(db: AsyncSession, *, member: Member) -> DeletedTeam:
     # Tokens for the team stop because their member is gone (member_for_token); they are not
     # updated here: a request of another member holds its own token's row while it waits for this
     # team's rows, and revoking it here would be a deadlock on PostgreSQL.
-    await db.execute(
-        update(OwnerSession)
-        .where(OwnerSession.team_id == team_id)
-        .values(team_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    await db.execute(
-        update(Invitation)
-        .where(Invitation.team_id == team_id, Invitation.used_at.is_(None), Invitation.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    await signin.forget_team(db, team_id=team_id)
+    await invitations.revoke_pending(db, team_id=team_id, at=now)
     left_with_none = select(Owner).where(Owner.id.in_(accounts), ~exists().where(Membership.owner_id == Owner.id))
     for account in await db.scalars(left_with_none):
         await create_own_team(db, account=account)

@@ -1,4 +1,4 @@
-"""The dashboard's Team pages: members and roles, invitations, switching team, the audit log, joining."""
+"""The dashboard's Team pages: members and roles, invitations, switching team, the audit log."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from portico.assistants import service as assistants
 from portico.db import SessionDep
-from portico.errors import Conflict, InvalidRequest, NotFound, PorticoError
-from portico.kit import net
-from portico.owners import service as owners
-from portico.owners import signin
-from portico.owners.views import signed_in
+from portico.errors import Conflict, InvalidRequest, NotFound
+from portico.identity import invitations, signin
+from portico.identity.deps import DashboardMember
+from portico.identity.roles import Member
 from portico.schemas import Id
-from portico.teams import audit, invitations
+from portico.teams import audit
 from portico.teams import service as teams
-from portico.teams.roles import Member
 from portico.vocabulary import AUDIT_LABELS, TEAM_ROLE_LABELS, AuditAction, TeamRole
-from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
@@ -219,69 +216,3 @@ def _id_or_none(value: str) -> int | None:
     if not value.isdigit() or len(value) > 10:
         raise InvalidRequest("Choose from the list.")
     return int(value)
-
-
-@router.get("/join", response_class=HTMLResponse)
-async def join_page(request: Request, db: SessionDep) -> Response:
-    """The invitation's secret is in the URL fragment: the page's script copies it into the form."""
-    token = request.cookies.get(SESSION_COOKIE)
-    member = await signin.member_for_session(db, token) if token else None
-    return render(request, "join.html", {"title": "Join a team", "signed_in": member.email if member else None})
-
-
-@router.post("/join")
-async def join(
-    request: Request,
-    db: SessionDep,
-    invitation: Annotated[str, Form()] = "",
-    mode: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-) -> Response:
-    settings = request.app.state.settings
-    token = request.cookies.get(SESSION_COOKIE)
-    current = await signin.member_for_session(db, token) if token else None
-
-    def page(status: int, message: str) -> Response:
-        context = {
-            "title": "Join a team",
-            "signed_in": current.email if current else None,
-            "form_error": message,
-            "email": email,
-            # Back into the form, so a mistyped password does not need the link opened again.
-            "invitation": invitation,
-        }
-        return render(request, "join.html", context, status=status)
-
-    try:
-        # Checked first, so a refused invitation creates no account and signs no one in.
-        await invitations.check(db, secret=invitation)
-        if current is not None and token:
-            account = await owners.get_account(db, current.account_id or 0)
-            joined = await invitations.accept(db, account=account, secret=invitation)
-            await signin.switch_team(db, token=token, account_id=account.id, team_id=joined.team_id)
-            return redirect("/dashboard/team?done=joined")
-        if mode == "sign-up":
-            # The invitation is the permission: sign-up need not be open.
-            account = await owners.create_owner(db, email=email, password=password)
-            joined = await invitations.accept(db, account=account, secret=invitation)
-            session = await signin.open_session(db, owner=account, days=settings.session_days, team_id=joined.team_id)
-        else:
-            seen_from = net.client_address(request, settings.trusted_proxy_networks)
-            account, session = await signin.sign_in(
-                db,
-                email=email,
-                password=password,
-                address=net.pseudonym(seen_from, settings.resolved_secret_key()),
-                days=settings.session_days,
-            )
-            joined = await invitations.accept(db, account=account, secret=invitation)
-            await signin.switch_team(db, token=session, account_id=account.id, team_id=joined.team_id)
-    except (signin.SignInRefused, signin.SignInLocked) as exc:
-        # A page, not a raised error: the recorded sign-in failure still commits.
-        return page(exc.status, exc.message)
-    except PorticoError as exc:
-        # Nothing half done stays: no account without its team, no unused sign-in.
-        await db.rollback()
-        return page(exc.status, exc.message)
-    return signed_in(request, session, "/dashboard/team?done=joined")

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portico.identity import roles
 from portico.kit.i18n import LANGUAGES, gettext, ngettext
-from portico.teams import roles
 from portico.vocabulary import Channel, ShareMode, Status, reply_error_label
 
 HERE = Path(__file__).parent.parent

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import Conflict, InvalidRequest, NotFound, PorticoError
+from portico.identity import audit, members
+from portico.identity.roles import Action, Member, require
 from portico.kit.crypto import digest, is_well_formed, new_token
 from portico.models import Invitation, Membership, Owner, Team, utcnow
-from portico.teams import audit
-from portico.teams import service as teams
-from portico.teams.roles import Action, Member, require
 from portico.vocabulary import AuditAction, TeamRole
 
 PREFIX = "pti_"
@@ -102,6 +101,16 @@ async def revoke(db: AsyncSession, *, member: Member, invitation_id: int) -> Non
     await audit.record(db, member=member, action=AuditAction.INVITATION_REVOKED, invitation=invitation_id)
 
 
+async def revoke_pending(db: AsyncSession, *, team_id: int, at: datetime) -> None:
+    """Every unused invitation of a team being deleted stops working."""
+    await db.execute(
+        update(Invitation)
+        .where(Invitation.team_id == team_id, Invitation.used_at.is_(None), Invitation.revoked_at.is_(None))
+        .values(revoked_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def check(db: AsyncSession, *, secret: str) -> Invitation:
     """The invitation, if it can still be used; otherwise the refusal that says why."""
     secret = secret.strip()
@@ -136,7 +145,7 @@ async def accept(db: AsyncSession, *, account: Owner, secret: str) -> Member:
     )
     if used.rowcount == 0:
         raise InvitationUsed()
-    await teams.add_member(db, team_id=invitation.team_id, account_id=account.id, role=TeamRole(invitation.role))
+    await members.add_member(db, team_id=invitation.team_id, account_id=account.id, role=TeamRole(invitation.role))
     team = await db.get(Team, invitation.team_id)
     assert team is not None
     member = Member(

@@ -10,12 +10,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from portico.db import SessionDep
 from portico.errors import Conflict, InvalidRequest, PorticoError
+from portico.identity import accounts, signin
+from portico.identity import tokens as api_tokens
+from portico.identity.deps import DashboardMember
+from portico.identity.roles import Member
 from portico.kit import net
-from portico.owners import service as owners
-from portico.owners import signin
 from portico.schemas import Id
-from portico.teams.roles import Member
-from portico.web.deps import DashboardMember
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
 
 NEW_TOKEN_COOKIE = "portico_new_token"
@@ -75,7 +75,7 @@ def _field_errors(exc: PorticoError) -> dict[str, str]:
 
 async def _create_account(request: Request, db: SessionDep, mode: str, email: str, password: str) -> Response:
     try:
-        owner = await owners.create_owner(db, email=email, password=password)
+        owner = await accounts.create_owner(db, email=email, password=password)
     except (InvalidRequest, Conflict) as exc:
         return _auth_page(request, mode, status=422, email=email, errors=_field_errors(exc))
     token = await signin.open_session(db, owner=owner, days=request.app.state.settings.session_days)
@@ -84,7 +84,7 @@ async def _create_account(request: Request, db: SessionDep, mode: str, email: st
 
 @router.get("/setup", response_class=HTMLResponse)
 async def setup_page(request: Request, db: SessionDep) -> Response:
-    if await owners.count_owners(db) > 0:
+    if await accounts.count_owners(db) > 0:
         return redirect("/dashboard/sign-in")
     return _auth_page(request, "setup")
 
@@ -93,14 +93,14 @@ async def setup_page(request: Request, db: SessionDep) -> Response:
 async def setup(
     request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
-    if await owners.count_owners(db) > 0:
+    if await accounts.count_owners(db) > 0:
         return redirect("/dashboard/sign-in")
     return await _create_account(request, db, "setup", email, password)
 
 
 @router.get("/sign-up", response_class=HTMLResponse)
 async def sign_up_page(request: Request, db: SessionDep) -> Response:
-    if not request.app.state.settings.open_signup and await owners.count_owners(db) > 0:
+    if not request.app.state.settings.open_signup and await accounts.count_owners(db) > 0:
         return render(
             request,
             "error.html",
@@ -117,7 +117,7 @@ async def sign_up_page(request: Request, db: SessionDep) -> Response:
 async def sign_up(
     request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
-    if not request.app.state.settings.open_signup and await owners.count_owners(db) > 0:
+    if not request.app.state.settings.open_signup and await accounts.count_owners(db) > 0:
         return render(
             request,
             "error.html",
@@ -132,7 +132,7 @@ async def sign_up(
 
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_page(request: Request, db: SessionDep, next: str | None = None) -> Response:
-    if await owners.count_owners(db) == 0:
+    if await accounts.count_owners(db) == 0:
         return redirect("/dashboard/setup")
     return _auth_page(request, "sign-in", next=_safe_next(next))
 
@@ -206,7 +206,7 @@ async def change_password(
 async def _tokens_page(
     request: Request, db: SessionDep, member: Member, status: int = 200, **context: object
 ) -> Response:
-    listed = await owners.list_api_tokens(db, member=member)
+    listed = await api_tokens.list_api_tokens(db, member=member)
     base = {"title": "API tokens", "section": "tokens", "tokens": listed}
     return render(request, "tokens.html", {**base, **context}, status=status, page_url="/dashboard/tokens")
 
@@ -235,7 +235,7 @@ async def create_token(
     if not name or len(name) > 200:
         errors = {"name": "Give the token a name of 1 to 200 characters, so you know what it is for later."}
         return await _tokens_page(request, db, member, status=422, errors=errors, name=typed)
-    _token, plain = await owners.create_api_token(db, member=member, name=name)
+    _token, plain = await api_tokens.create_api_token(db, member=member, name=name)
     response = redirect("/dashboard/tokens")
     response.set_cookie(
         NEW_TOKEN_COOKIE,
@@ -251,5 +251,5 @@ async def create_token(
 
 @router.post("/tokens/{token_id}/revoke")
 async def revoke_token(db: SessionDep, member: DashboardMember, token_id: Id) -> Response:
-    await owners.revoke_api_token(db, member=member, token_id=token_id)
+    await api_tokens.revoke_api_token(db, member=member, token_id=token_id)
     return redirect("/dashboard/tokens")

@@ -8,11 +8,10 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import NotFound, PorticoError
+from portico.identity import accounts, members
+from portico.identity.roles import Member
 from portico.kit.crypto import digest, new_token
 from portico.models import Owner, OwnerSession, SignInFailure, utcnow
-from portico.owners import service as owners
-from portico.teams import service as teams
-from portico.teams.roles import Member
 
 SESSION_PREFIX = "pds_"
 # A wrong password counts against the pair (email, address) and against the address, never
@@ -61,7 +60,7 @@ async def sign_in(db: AsyncSession, *, email: str, password: str, address: str, 
             raise SignInLocked(
                 f"Too many failed sign-ins. For your safety, try again in {minutes} minute{'s' if minutes > 1 else ''}."
             )
-    owner = await owners.authenticate_password(db, email=email, password=password)
+    owner = await accounts.authenticate_password(db, email=email, password=password)
     if owner is None:
         db.add(SignInFailure(email=email, ip=address, at=now))
         # Old failures are useless once outside every window; drop them as we go.
@@ -95,17 +94,27 @@ async def member_for_session(db: AsyncSession, token: str) -> Member | None:
     account_id, team_id = row
     if team_id is not None:
         try:
-            return await teams.member_in(db, account_id=account_id, team_id=team_id)
+            return await members.member_in(db, account_id=account_id, team_id=team_id)
         except NotFound:
             pass  # removed from that team since: back to the first team
-    return await teams.first_team(db, account_id=account_id)
+    return await members.first_team(db, account_id=account_id)
 
 
 async def switch_team(db: AsyncSession, *, token: str, account_id: int, team_id: int) -> Member:
     """Work in another team from now on in this browser; a team one is not in answers 404."""
-    member = await teams.member_in(db, account_id=account_id, team_id=team_id)
+    member = await members.member_in(db, account_id=account_id, team_id=team_id)
     await db.execute(update(OwnerSession).where(OwnerSession.digest == digest(token)).values(team_id=team_id))
     return member
+
+
+async def forget_team(db: AsyncSession, *, team_id: int, account_id: int | None = None) -> None:
+    """Browsers that worked in this team (one member's, or everyone's) fall back to their first team."""
+    where = OwnerSession.team_id == team_id
+    if account_id is not None:
+        where = and_(where, OwnerSession.owner_id == account_id)
+    await db.execute(
+        update(OwnerSession).where(where).values(team_id=None).execution_options(synchronize_session=False)
+    )
 
 
 async def sign_out(db: AsyncSession, token: str) -> None:
@@ -115,10 +124,10 @@ async def sign_out(db: AsyncSession, token: str) -> None:
 async def change_password(db: AsyncSession, *, member: Member, current: str, new: str, keep_token: str) -> None:
     owner = await db.get(Owner, member.account_id)
     assert owner is not None
-    if await owners.authenticate_password(db, email=owner.email, password=current) is None:
+    if await accounts.authenticate_password(db, email=owner.email, password=current) is None:
         raise SignInRefused("The current password is not right.")
-    owners.check_password_strength(new)
-    await db.execute(update(Owner).where(Owner.id == owner.id).values(password_hash=owners.hash_password(new)))
+    accounts.check_password_strength(new)
+    await db.execute(update(Owner).where(Owner.id == owner.id).values(password_hash=accounts.hash_password(new)))
     # Every other signed-in browser must sign in again with the new password.
     await db.execute(
         delete(OwnerSession).where(OwnerSession.owner_id == owner.id, OwnerSession.digest != digest(keep_token))
