@@ -1,4 +1,5 @@
-"""Teams and their members: who is in which team with which role, and the changes to that."""
+"""Teams: starting, renaming and deleting one, and changing who is in it (roles, removals, leaving,
+transfers), each written to the audit log. Who is asking and the reads behind it are identity's."""
 
 from __future__ import annotations
 
