@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -399,6 +399,32 @@ def wait_until_quiet(limit: float, patience: float) -> float:
     while load > limit and time.monotonic() < deadline:
         load = background_load()
     return load
+
+
+def least_disturbed(
+    measure: Callable[[], Any], label: str, *, quiet: float, patience: float, max_other: float, retries: int
+) -> Any:
+    """A level measured once other work on the machine is under `quiet` (waiting at most `patience`
+    seconds), and again, up to `retries` times, while other work used more than `max_other` cores
+    during it: the least disturbed attempt, marked `disturbed` if it still was. `measure` returns a
+    phase with `other_cpu`, `background` and `disturbed`, and prints its own line."""
+    best = None
+    for attempt in range(1, retries + 2):
+        load = wait_until_quiet(quiet, patience)
+        if load > quiet:
+            print(f"{label} warning: {load:.0%} of the machine is busy with other work", flush=True)
+        phase = measure()
+        phase.background = load
+        if best is None or phase.other_cpu < best.other_cpu:
+            best = phase
+        if phase.other_cpu <= max_other or attempt > retries:
+            break
+        print(
+            f"{label}     other work used {phase.other_cpu:.2f} cores; measuring again ({attempt}/{retries})",
+            flush=True,
+        )
+    best.disturbed = best.other_cpu > max_other
+    return best
 
 
 class Backends:

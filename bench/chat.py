@@ -35,10 +35,11 @@ keeps one openai client, so one connection pool, per base_url, key and timeout).
 
 The machine is shared, so CPU is accounted for per level (server, fake model, client, and
 "other" = everything else on the machine); a level is measured again (--retries) when other
-work used more than --max-other cores, and marked "disturbed" if it still did.
+work used more than --max-other cores; the least disturbed attempt is kept, marked "disturbed" if
+it still was.
 
 Every process is started by this script on a free 127.0.0.1 port and stopped by its PID
-(SIGTERM, then SIGKILL after 10 s); nothing is looked up by name. Data goes to a temporary
+(SIGTERM, then SIGKILL); nothing is looked up by name. Data goes to a temporary
 folder, removed at the end (--keep keeps it). PostgreSQL (--postgres) uses its own database,
 default portico_bench_chat, dropped and recreated, and dropped at the end.
 
@@ -80,6 +81,7 @@ from benchkit import (
     fd_count,
     fetch_rows,
     fmt,
+    least_disturbed,
     machine_cpu,
     machine_line,
     new_client,
@@ -95,7 +97,6 @@ from benchkit import (
     serve_portico,
     settings,
     source_line,
-    wait_until_quiet,
 )
 
 QUIET = 0.15  # share of the machine other work may use before a level starts
@@ -837,11 +838,9 @@ def replies_part(args: argparse.Namespace, workdir: Path, database: str, with_ba
     with stack:
         for clients in args.clients:
             for key, target in targets.items():
-                best: Phase | None = None
-                for attempt in range(1, args.retries + 2):
-                    load = wait_until_quiet(QUIET, args.quiet_wait)
+
+                def measure(target: Target = target, clients: int = clients, key: str = key) -> Phase:
                     phase = asyncio.run(run_level(target, clients, args.warmup, args.duration, args.max_messages))
-                    phase.background = load
                     print(
                         f"[{key:<15}] {clients:>3} sessions: {phase.messages:>6,} messages, {phase.errors} errors, "
                         f"{phase.rate:7,.1f}/s, TTFT p50 {fmt(percentile(phase.ttft_ms, 50), 2)} ms p99 "
@@ -853,14 +852,18 @@ def replies_part(args: argparse.Namespace, workdir: Path, database: str, with_ba
                     )
                     for sample_error in phase.error_samples:
                         print(f"[{key}]     error: {sample_error}", flush=True)
-                    if best is None or phase.other_cpu < best.other_cpu:
-                        best = phase  # the attempt least disturbed by other work is kept
-                    if phase.other_cpu <= args.max_other or attempt > args.retries:
-                        break
-                    print(f"[{key}]     other work used {phase.other_cpu:.2f} cores; measuring again", flush=True)
-                assert best is not None
-                best.disturbed = best.other_cpu > args.max_other
-                phases.append(best)
+                    return phase
+
+                phases.append(
+                    least_disturbed(
+                        measure,
+                        f"[{key}]",
+                        quiet=QUIET,
+                        patience=args.quiet_wait,
+                        max_other=args.max_other,
+                        retries=args.retries,
+                    )
+                )
         stack.close()  # Portico has saved every reply once it has stopped
         SERVER_RECORDS[database] = server_side_times(portico.database_url)
         for name, stats in SERVER_RECORDS[database].items():

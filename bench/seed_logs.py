@@ -72,167 +72,47 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/{name}"
 ASSISTANT_ID = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Words the benchmark searches for (bench/logs_metrics.py imports these).
+# Words the benchmark searches for, in this order in seed.json's word_counts (bench/logs_metrics.py reads them there).
 COMMON_WORD = "refund"
 MEDIUM_WORD = "invoice"
 RARE_WORD = "quokka"
 RARE_RATE = 1 / 20_000  # of guest messages
 
-LINK_NAMES = [
-    "Ada Lovelace",
-    "Alan Turing",
-    "Grace Hopper",
-    "Edsger Dijkstra",
-    "Barbara Liskov",
-    "Donald Knuth",
-    "Margaret Hamilton",
-    "Ken Thompson",
-    "Dennis Ritchie",
-    "Frances Allen",
-    "John McCarthy",
-    "Radia Perlman",
-    "Tim Berners-Lee",
-    "Vint Cerf",
-    "Bob Kahn",
-    "Leslie Lamport",
-    "Niklaus Wirth",
-    "Tony Hoare",
-    "Adele Goldberg",
-    "Alan Kay",
-    "Butler Lampson",
-    "Shafi Goldwasser",
-    "Silvio Micali",
-    "Judea Pearl",
-    "Fran Bilas",
-    "Jean Bartik",
-    "Kathleen Booth",
-    "Sophie Wilson",
-    "Lynn Conway",
-    "Carver Mead",
-    "Jim Gray",
-    "Michael Stonebraker",
-    "Ted Codd",
-    "Charles Bachman",
-    "Ivan Sutherland",
-    "Doug Engelbart",
-    "Katherine Johnson",
-    "Dorothy Vaughan",
-    "Mary Jackson",
-    "Annie Easley",
-    "Evelyn Berezin",
-    "Hedy Lamarr",
-    "Karen Sparck Jones",
-    "Anita Borg",
-    "Jeannette Wing",
-    "Manuel Blum",
-    "Robert Tarjan",
-    "John Hopcroft",
-    "Richard Hamming",
-    "Claude Shannon",
-    "Ole-Johan Dahl",
-    "Kristen Nygaard",
-]
+LINK_NAMES = (
+    "Ada Lovelace,Alan Turing,Grace Hopper,Edsger Dijkstra,Barbara Liskov,Donald Knuth,Margaret Hamilton,"
+    "Ken Thompson,Dennis Ritchie,Frances Allen,John McCarthy,Radia Perlman,Tim Berners-Lee,Vint Cerf,"
+    "Bob Kahn,Leslie Lamport,Niklaus Wirth,Tony Hoare,Adele Goldberg,Alan Kay,Butler Lampson,"
+    "Shafi Goldwasser,Silvio Micali,Judea Pearl,Fran Bilas,Jean Bartik,Kathleen Booth,Sophie Wilson,"
+    "Lynn Conway,Carver Mead,Jim Gray,Michael Stonebraker,Ted Codd,Charles Bachman,Ivan Sutherland,"
+    "Doug Engelbart,Katherine Johnson,Dorothy Vaughan,Mary Jackson,Annie Easley,Evelyn Berezin,"
+    "Hedy Lamarr,Karen Sparck Jones,Anita Borg,Jeannette Wing,Manuel Blum,Robert Tarjan,John Hopcroft,"
+    "Richard Hamming,Claude Shannon,Ole-Johan Dahl,Kristen Nygaard"
+).split(",")
 
-PRODUCTS = [
-    "Portico Cloud",
-    "the starter plan",
-    "the team plan",
-    "the enterprise plan",
-    "the mobile app",
-    "the desktop app",
-    "the API",
-    "the widget",
-    "the analytics add-on",
-    "the storage add-on",
-    "the premium support",
-    "the annual subscription",
-    "the monthly subscription",
-    "the free trial",
-    "the education discount",
-    "the nonprofit plan",
-    "the hardware bundle",
-    "the gift card",
-]
-THINGS = [
-    "password",
-    "account",
-    "order",
-    "subscription",
-    "billing address",
-    "credit card",
-    "profile",
-    "workspace",
-    "team",
-    "project",
-    "export",
-    "backup",
-    "domain",
-    "email address",
-    "API key",
-    "private link",
-    "session",
-    "download",
-    "receipt",
-    "shipping label",
-    "delivery",
-    "parcel",
-]
-VERBS = [
-    "change",
-    "cancel",
-    "update",
-    "reset",
-    "delete",
-    "transfer",
-    "renew",
-    "upgrade",
-    "downgrade",
-    "pause",
-    "restore",
-    "share",
-    "export",
-    "verify",
-    "track",
-    "return",
-    "replace",
-    "merge",
-]
-FEATURES = [
-    "single sign-on",
-    "two-factor authentication",
-    "audit logs",
-    "custom domains",
-    "webhooks",
-    "CSV export",
-    "dark mode",
-    "offline mode",
-    "usage limits",
-    "role permissions",
-    "rate limits",
-    "data retention",
-    "full-text search",
-    "weekly reports",
-    "Slack integration",
-    "calendar sync",
-]
-PLACES = [
-    "Berlin",
-    "Lisbon",
-    "Toronto",
-    "Nairobi",
-    "Osaka",
-    "Melbourne",
-    "Lima",
-    "Oslo",
-    "Austin",
-    "Dublin",
-    "Seoul",
-    "Cape Town",
-    "Montreal",
-    "Warsaw",
-    "Bogota",
-    "Helsinki",
-]
+PRODUCTS = (
+    "Portico Cloud,the starter plan,the team plan,the enterprise plan,the mobile app,the desktop app,"
+    "the API,the widget,the analytics add-on,the storage add-on,the premium support,"
+    "the annual subscription,the monthly subscription,the free trial,the education discount,"
+    "the nonprofit plan,the hardware bundle,the gift card"
+).split(",")
+THINGS = (
+    "password,account,order,subscription,billing address,credit card,profile,workspace,team,project,"
+    "export,backup,domain,email address,API key,private link,session,download,receipt,shipping label,"
+    "delivery,parcel"
+).split(",")
+VERBS = (
+    "change cancel update reset delete transfer renew upgrade downgrade pause restore share export "
+    "verify track return replace merge"
+).split()
+FEATURES = (
+    "single sign-on,two-factor authentication,audit logs,custom domains,webhooks,CSV export,dark mode,"
+    "offline mode,usage limits,role permissions,rate limits,data retention,full-text search,"
+    "weekly reports,Slack integration,calendar sync"
+).split(",")
+PLACES = (
+    "Berlin,Lisbon,Toronto,Nairobi,Osaka,Melbourne,Lima,Oslo,Austin,Dublin,Seoul,Cape Town,Montreal,"
+    "Warsaw,Bogota,Helsinki"
+).split(",")
 GUEST_TEMPLATES = [
     "How do I {verb} my {thing}?",
     "Hi, I want to {verb} my {thing}, is that possible?",
@@ -282,32 +162,7 @@ REPLY_EXTRA = [
     (0.02, "A refund goes back to the original payment method within {number} business days."),
     (0.002, "Your invoice is under Billing, next to each payment, as a PDF."),
 ]
-SYLLABLES = [
-    "ka",
-    "lo",
-    "mi",
-    "ren",
-    "tas",
-    "vo",
-    "quin",
-    "bel",
-    "dor",
-    "fex",
-    "gal",
-    "hu",
-    "jor",
-    "nex",
-    "pra",
-    "sil",
-    "tor",
-    "ul",
-    "wen",
-    "zar",
-    "ob",
-    "cy",
-    "mar",
-    "tel",
-]
+SYLLABLES = ("ka lo mi ren tas vo quin bel dor fex gal hu jor nex pra sil tor ul wen zar ob cy mar tel").split()
 
 
 def invented_words(rng: random.Random, count: int) -> list[str]:

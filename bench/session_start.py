@@ -26,10 +26,12 @@ compared with the number of 201 answers (each admission counted exactly once).
 The machine is shared, so CPU is accounted for: the server's (all its threads, from
 /proc/PID/stat), the client's, PostgreSQL's backends for the benchmark database, and "other"
 (everything else the machine did). A level is measured again (--retries) when other work used
-more than --max-other cores; a level still disturbed after that is marked in the table.
+more than --max-other cores; the least disturbed attempt is kept, and marked in the table if it
+still was.
 
-Servers are stopped at the end by the PID this script started them with (SIGTERM, then SIGKILL
-after 10 s); nothing is looked up by process name.
+Servers are stopped at the end by the PID this script started them with (SIGTERM, then SIGKILL);
+nothing is looked up by process name. `portico serve` is started as the tests start it
+(tests/servers.py).
 
     .venv/bin/python bench/session_start.py
     .venv/bin/python bench/session_start.py --targets postgresql,bare --clients 16 --duration 10
@@ -58,6 +60,7 @@ from benchkit import (
     Backends,
     Served,
     fmt,
+    least_disturbed,
     machine_cpu,
     machine_line,
     new_client,
@@ -70,7 +73,6 @@ from benchkit import (
     serve_portico,
     settings,
     source_line,
-    wait_until_quiet,
 )
 
 TARGETS = ("sqlite", "postgresql", "bare")
@@ -430,10 +432,9 @@ def main() -> int:
                 )
                 admitted = 0
                 for clients in levels:
-                    for attempt in range(1, args.retries + 2):
-                        load = wait_until_quiet(QUIET, args.quiet_wait)
-                        if load > QUIET:
-                            print(f"[{target}] warning: {load:.0%} of the machine is busy with other work", flush=True)
+
+                    def measure(clients: int = clients, target: str = target) -> Phase:
+                        nonlocal admitted, all_errors
                         phase, ok = asyncio.run(
                             run_level(
                                 prepared, clients, args.warmup, args.duration, args.max_requests, args.shared_pool
@@ -441,7 +442,6 @@ def main() -> int:
                         )
                         admitted += ok
                         all_errors += phase.errors
-                        phase.background = load
                         print(
                             f"[{target}] {clients:>3} clients: {phase.requests:>7,} requests, {phase.errors} errors, "
                             f"{phase.rate:8,.1f}/s, p50 {fmt(phase.percentile(50), 2)} ms, "
@@ -452,16 +452,18 @@ def main() -> int:
                         )
                         for sample in phase.error_samples:
                             print(f"[{target}]     error: {sample}", flush=True)
-                        if phase.other_cpu <= args.max_other or attempt > args.retries:
-                            break
-                        print(
-                            f"[{target}]     other work used {phase.other_cpu:.2f} cores during the window; "
-                            f"measuring again ({attempt}/{args.retries})",
-                            flush=True,
+                        return phase
+
+                    phases.append(
+                        least_disturbed(
+                            measure,
+                            f"[{target}]",
+                            quiet=QUIET,
+                            patience=args.quiet_wait,
+                            max_other=args.max_other,
+                            retries=args.retries,
                         )
-                    if phase.other_cpu > args.max_other:
-                        phase.disturbed = True
-                    phases.append(phase)
+                    )
                 used = link_sessions_used(prepared)
                 if used is not None:
                     same = used == admitted
