@@ -34,11 +34,11 @@ import redis.asyncio
 import uvloop
 from starlette.requests import Request
 
-from benchkit import fmt, machine_line, source_line
+from benchkit import demo_credentials, fmt, machine_line, source_line
 from portico.access.ratelimit import Limiter
 from portico.app import create_app
 from portico.config import load_settings
-from portico.identity import accounts, members, tokens
+from portico.demo import seed_demo
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 BASE_URL = "http://portico.bench"
@@ -98,12 +98,9 @@ async def whole_requests(redis_url: str, requests: int, rounds: int, folder: Pat
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
             async with app.state.sessionmaker() as db:
-                owner = await accounts.create_owner(db, email="bench@example.com", password="correct horse battery")
-                member = await members.first_team(db, account_id=owner.id)
-                assert member is not None
-                _token, plain = await tokens.create_api_token(db, member=member, name="bench")
+                await seed_demo(db, settings)  # an owner and an API token (and an assistant not used here)
                 await db.commit()
-            auth = {"Authorization": f"Bearer {plain}"}
+            auth = {"Authorization": f"Bearer {demo_credentials(folder)['api_token']}"}
             created = await http.post(
                 "/api/v1/assistants", json={"name": "Bench", "knowledge": "Hours: 9 to 5."}, headers=auth
             )

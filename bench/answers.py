@@ -26,18 +26,14 @@ import argparse
 import asyncio
 import json
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import ROOT, fmt, machine_line, percentile, source_line
-
-sys.path.insert(0, str(ROOT / "src"))
-
-from portico.engines.base import EngineRequest, Sources  # noqa: E402
-from portico.engines.builtin import BuiltinEngine, KnowledgeIndex  # noqa: E402
+from benchkit import fmt, machine_line, percentile, source_line
+from portico.engines.base import EngineRequest, Sources
+from portico.engines.builtin import BuiltinEngine, KnowledgeIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "answers"
 TEXTS = ("shop", "course", "hr")

@@ -35,10 +35,11 @@ keeps one openai client, so one connection pool, per base_url, key and timeout).
 
 The machine is shared, so CPU is accounted for per level (server, fake model, client, and
 "other" = everything else on the machine); a level is measured again (--retries) when other
-work used more than --max-other cores, and marked "disturbed" if it still did.
+work used more than --max-other cores; the least disturbed attempt is kept, marked "disturbed" if
+it still was.
 
 Every process is started by this script on a free 127.0.0.1 port and stopped by its PID
-(SIGTERM, then SIGKILL after 10 s); nothing is looked up by name. Data goes to a temporary
+(SIGTERM, then SIGKILL); nothing is looked up by name. Data goes to a temporary
 folder, removed at the end (--keep keeps it). PostgreSQL (--postgres) uses its own database,
 default portico_bench_chat, dropped and recreated, and dropped at the end.
 
@@ -61,48 +62,45 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
-import sqlite3
-import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from benchkit import (
-    ROOT,
-    Server,
-    clean_env,
+    Reply,
+    Served,
+    create_openai_assistant,
     fd_count,
+    fetch_rows,
     fmt,
-    free_port,
+    least_disturbed,
     machine_cpu,
     machine_line,
-    portico_command,
+    new_client,
+    percentile,
     proc_status,
     process_cpu,
     raise_fd_limit,
     recreate_database,
-    run_cli,
+    refuse_protected,
+    script,
+    seed_demo,
+    send_message,
+    serve_portico,
+    settings,
     source_line,
-    wait_until_quiet,
 )
 
-HERE = Path(__file__).resolve().parent
 QUIET = 0.15  # share of the machine other work may use before a level starts
-PROTECTED_DATABASES = {"test", "postgres", "template0", "template1", "root", "portico_bench"}
 QUESTION = "How long does a session last?"
-DEMO_KNOWLEDGE = ROOT / "src" / "portico" / "demo" / "knowledge.md"
-SSL_CONTEXT = (
-    ssl.create_default_context()
-)  # shared by every client: plain http, but httpx builds one per client otherwise
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -110,100 +108,39 @@ SSL_CONTEXT = (
 
 @dataclass
 class Portico:
-    server: Server
+    server: Served
     token: str
     demo_public_id: str
     database_url: str
-    public_ids: dict[str, str] = field(default_factory=dict)  # assistant label -> public id
 
 
-def start_portico(label: str, workdir: Path, database_url: str | None, profile_dir: Path | None = None) -> Portico:
+@contextlib.contextmanager
+def start_portico(
+    label: str, workdir: Path, database_url: str | None, profile_dir: Path | None = None
+) -> Iterator[Portico]:
     """A fresh data folder (and database), `portico demo`, then `portico serve`."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    data_dir = workdir / label
-    data_dir.mkdir(parents=True)
     log_path = workdir / f"{label}.log"
-    url = database_url or f"sqlite:///{data_dir / 'portico.db'}"
-    env = clean_env({"PORTICO_DATA_DIR": str(data_dir), "PORTICO_DATABASE_URL": url, "PORTICO_BASE_URL": base_url})
     if database_url:
-        asyncio.run(recreate_database(database_url, protected=PROTECTED_DATABASES))
-        run_cli(["db", "upgrade"], env, log_path)
-    printed = run_cli(["demo"], env, log_path)
-    match = re.search(r"Chat with the demo assistant: \S+/c/(\S+)", printed)
-    if not match:
-        raise RuntimeError(f"`portico demo` printed no demo assistant:\n{printed}")
-    argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if profile_dir is not None:
-        argv = [sys.executable, "-m", "cProfile", "-o", str(profile_dir / f"{label}.prof"), *argv]
-    server = Server(label, argv, env, port, log_path, many_sockets=True)
-    server.start()
-    values = dict(
-        line.split("=", 1) for line in (data_dir / "demo-credentials.txt").read_text().splitlines() if "=" in line
-    )
-    return Portico(server, values["api_token"], match.group(1), url)
+        asyncio.run(recreate_database(database_url))
+    config = settings(workdir / label, database_url or "")
+    demo = seed_demo(config, log_path)
+    profile = profile_dir / f"{label}.prof" if profile_dir is not None else None
+    with serve_portico(label, config, log_path, profile=profile) as server:
+        yield Portico(server, demo.token, demo.public_id, config.resolved_database_url)
 
 
-def create_openai_assistant(portico: Portico, label: str, base_url: str, model: str, timeout: float = 30.0) -> str:
-    """An openai-engine assistant with the demo FAQ as knowledge, published and live; its public id."""
-    headers = {"Authorization": f"Bearer {portico.token}"}
-    body = {
-        "name": f"bench {label}",
-        "instructions": "Answer questions about Portico from the FAQ.",
-        "knowledge": DEMO_KNOWLEDGE.read_text(encoding="utf-8"),
-        "engine": {"type": "openai", "base_url": base_url, "model": model, "timeout": timeout},
-    }
-    with httpx.Client(base_url=portico.server.base_url, headers=headers, timeout=30) as api:
-        created = api.post("/api/v1/assistants", json=body)
-        if created.status_code != 201:
-            raise RuntimeError(f"creating an assistant answered {created.status_code}: {created.text[:300]}")
-        assistant = created.json()
-        for method, path, payload in (
-            ("POST", f"/api/v1/assistants/{assistant['id']}/publish", None),
-            ("PUT", f"/api/v1/assistants/{assistant['id']}/status", {"status": "live"}),
-        ):
-            answer = api.request(method, path, json=payload)
-            if answer.status_code >= 300:
-                raise RuntimeError(f"{method} {path} answered {answer.status_code}: {answer.text[:300]}")
-    portico.public_ids[label] = assistant["public_id"]
-    return assistant["public_id"]
+def fake_model(workdir: Path, label: str) -> contextlib.AbstractContextManager[Served]:
+    return script(label, "fake_model.py", workdir / f"{label}.log")
 
 
-def start_fake_model(workdir: Path, label: str = "fake-model") -> Server:
-    port = free_port()
-    argv = [sys.executable, str(HERE / "fake_model.py"), "--host", "127.0.0.1", "--port", str(port)]
-    server = Server(label, argv, clean_env({}), port, workdir / f"{label}.log", many_sockets=True)
-    server.start()
-    return server
-
-
-def start_bare(workdir: Path, label: str, upstream: str, model: str, reply_file: Path | None) -> Server:
-    port = free_port()
-    argv = [
-        sys.executable,
-        str(HERE / "bare_stream.py"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--upstream",
-        upstream,
-        "--model",
-        model,
-    ]
-    if reply_file is not None:
-        argv += ["--reply-file", str(reply_file)]
-    server = Server(label, argv, clean_env({}), port, workdir / f"{label}.log", many_sockets=True)
-    server.start()
-    return server
+def start_bare(
+    workdir: Path, label: str, upstream: str, model: str, reply_file: Path | None
+) -> contextlib.AbstractContextManager[Served]:
+    extra = ["--reply-file", str(reply_file)] if reply_file is not None else []
+    return script(label, "bare_stream.py", workdir / f"{label}.log", "--upstream", upstream, "--model", model, *extra)
 
 
 # --- the client -----------------------------------------------------------------------------
-
-
-def new_client(connections: int = 1, timeout: float = 60.0) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout), verify=SSL_CONTEXT)
 
 
 async def start_sessions(base_url: str, public_id: str, count: int, concurrency: int = 16) -> list[tuple[int, str]]:
@@ -228,53 +165,6 @@ async def start_sessions(base_url: str, public_id: str, count: int, concurrency:
     return sessions
 
 
-@dataclass
-class Reply:
-    ttft: float | None = None  # seconds to the first token event
-    total: float = 0.0
-    tokens: int = 0
-    text: str = ""
-    error: str | None = None
-
-
-async def send_message(client: httpx.AsyncClient, url: str, token: str, body: bytes, keep_text: bool = False) -> Reply:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream", "Content-Type": "application/json"}
-    reply = Reply()
-    parts: list[str] = []
-    done = False
-    t0 = time.perf_counter()
-    try:
-        async with client.stream("POST", url, content=body, headers=headers) as answer:
-            if answer.status_code != 200:
-                await answer.aread()
-                reply.error = f"{answer.status_code}: {answer.text[:200]}"
-            else:
-                event = ""
-                async for line in answer.aiter_lines():
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        if event == "token":
-                            if reply.ttft is None:
-                                reply.ttft = time.perf_counter() - t0
-                            reply.tokens += 1
-                            if keep_text:
-                                parts.append(json.loads(line[5:])["text"])
-                        elif event == "done":
-                            done = True
-                        elif event == "error":
-                            reply.error = f"error event: {line[5:].strip()[:200]}"
-    except httpx.HTTPError as exc:
-        reply.error = f"{type(exc).__name__}: {exc}"
-    reply.total = time.perf_counter() - t0
-    if reply.error is None and not done:
-        reply.error = "stream ended without done"
-    if reply.error is None and reply.tokens == 0:
-        reply.error = "reply without tokens"
-    reply.text = "".join(parts)
-    return reply
-
-
 # --- part 1: replies ------------------------------------------------------------------------
 
 
@@ -282,22 +172,14 @@ async def send_message(client: httpx.AsyncClient, url: str, token: str, body: by
 class Target:
     name: str
     engine: str  # builtin or openai: what it is compared with
-    server: Server
+    server: Served
     url: str  # POST url; for Portico with {sid} to fill in
     public_id: str | None = None  # Portico: the assistant guests talk to
-    others: list[Server] = field(default_factory=list)  # other processes whose CPU is the load's (the fake model)
+    others: list[Served] = field(default_factory=list)  # other processes whose CPU is the load's (the fake model)
 
     @property
     def is_portico(self) -> bool:
         return self.public_id is not None
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[index]
 
 
 @dataclass
@@ -413,27 +295,12 @@ async def run_level(target: Target, clients_n: int, warmup: float, duration: flo
 def server_side_times(database_url: str) -> dict[str, dict[str, float]]:
     """Portico's own record of each reply (messages.first_token_ms, duration_ms), by assistant:
     the time from the engine call to the first token, as the server saw it."""
-    rows: list[tuple[str, int | None, int | None]] = []
-    query = (
+    rows = fetch_rows(
+        database_url,
         "SELECT a.name, m.first_token_ms, m.duration_ms FROM messages m "
         "JOIN chat_sessions s ON s.id = m.session_id JOIN assistants a ON a.id = s.assistant_id "
-        "WHERE m.role = 'assistant' AND m.error_code IS NULL"
+        "WHERE m.role = 'assistant' AND m.error_code IS NULL",
     )
-    if database_url.startswith("sqlite:///"):
-        path = database_url.removeprefix("sqlite:///")
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
-            rows = conn.execute(query).fetchall()
-    else:
-        import asyncpg
-
-        async def fetch() -> list[tuple[str, int | None, int | None]]:
-            conn = await asyncpg.connect(database_url, timeout=10)
-            try:
-                return [tuple(r) for r in await conn.fetch(query)]  # type: ignore[misc]
-            finally:
-                await conn.close()
-
-        rows = asyncio.run(fetch())
     out: dict[str, dict[str, float]] = {}
     for name in sorted({r[0] for r in rows}):
         first = [float(r[1]) for r in rows if r[0] == name and r[1] is not None]
@@ -515,8 +382,8 @@ def mib(kib: int | float) -> float:
 async def hold_streams(
     label: str,
     database: str,
-    server: Server,
-    upstream: Server,
+    server: Served,
+    upstream: Served,
     urls: list[str],
     tokens: list[str],
     steps: list[int],
@@ -683,99 +550,91 @@ async def hold_streams(
 
 def saved_reply_counts(database_url: str) -> dict[str, int]:
     query = "SELECT coalesce(error_code, 'ok'), count(*) FROM messages WHERE role = 'assistant' GROUP BY 1"
-    if database_url.startswith("sqlite:///"):
-        path = database_url.removeprefix("sqlite:///")
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
-            return {k: v for k, v in conn.execute(query).fetchall()}
-    import asyncpg
-
-    async def fetch() -> dict[str, int]:
-        conn = await asyncpg.connect(database_url, timeout=10)
-        try:
-            return {r[0]: r[1] for r in await conn.fetch(query)}
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
+    return dict(fetch_rows(database_url, query))
 
 
-def streams_part(args: argparse.Namespace, workdir: Path, started: list[Server], database: str) -> list[StreamRun]:
+def streams_part(args: argparse.Namespace, workdir: Path, database: str) -> list[StreamRun]:
     runs: list[StreamRun] = []
     model = f"fake:chunks=0,delay_ms={args.stream_interval * 1000:g},first_ms=0,max_s={args.stream_max_seconds:g}"
     steps = sorted({s for s in args.steps if s < args.streams} | {args.streams})
-    fake = start_fake_model(workdir, f"fake-model-streams-{database}")
-    started.append(fake)
-    upstream = fake.base_url + "/v1"
-    try:
+    with fake_model(workdir, f"fake-model-streams-{database}") as fake:
+        upstream = fake.base_url + "/v1"
         if "portico" in args.stream_targets:
             label = f"portico-{database}"
             pg_url = args.postgres_url if database == "postgresql" else None
-            portico = start_portico(f"{label}-streams", workdir, pg_url, args.profile_dir)
-            started.append(portico.server)
-            pid = portico.server.pid
-            rss_started = mib(proc_status(pid).get("VmRSS", 0))
-            # K assistants, each its own base_url path, so Portico keeps K model clients (pools).
-            public_ids = [
-                create_openai_assistant(portico, f"slow {k}", f"{fake.base_url}/a{k}/v1", model, args.stream_timeout)
-                for k in range(args.stream_assistants)
-            ]
-            # Warm: one short reply through the same code path (imports, the knowledge index).
-            warm_id = create_openai_assistant(portico, "warm", upstream, "fake:chunks=3,delay_ms=1")
-            warm = asyncio.run(start_sessions(portico.server.base_url, warm_id, 1))
-
-            async def warm_up() -> None:
-                async with new_client() as client:
-                    url = f"{portico.server.base_url}/api/v1/chat/sessions/{warm[0][0]}/messages"
-                    reply = await send_message(client, url, warm[0][1], json.dumps({"content": QUESTION}).encode())
-                    if reply.error:
-                        raise RuntimeError(f"warm-up message failed: {reply.error}")
-
-            asyncio.run(warm_up())
-            rss_warm = mib(proc_status(pid).get("VmRSS", 0))
-            t0 = time.perf_counter()
-            per = [
-                args.streams // len(public_ids) + (1 if k < args.streams % len(public_ids) else 0)
-                for k in range(len(public_ids))
-            ]
-
-            async def all_sessions() -> list[tuple[int, str]]:
-                out: list[tuple[int, str]] = []
-                for public_id, count in zip(public_ids, per, strict=True):
-                    out += await start_sessions(portico.server.base_url, public_id, count, 16)
-                return out
-
-            sessions = asyncio.run(all_sessions())
-            sessions_seconds = time.perf_counter() - t0
-            rss_sessions = mib(proc_status(pid).get("VmRSS", 0))
-            print(
-                f"[{label}] pid {pid}: RSS {rss_started:.0f} MiB started, {rss_warm:.0f} MiB warm; "
-                f"{len(sessions):,} sessions started in {sessions_seconds:.1f} s, RSS {rss_sessions:.0f} MiB",
-                flush=True,
-            )
-            urls = [f"{portico.server.base_url}/api/v1/chat/sessions/{sid}/messages" for sid, _ in sessions]
-
-            async def go() -> StreamRun:
-                return await hold_streams(
-                    label,
-                    database,
-                    portico.server,
-                    fake,
-                    urls,
-                    [t for _, t in sessions],
-                    steps,
-                    args.stream_interval,
-                    args.hold,
-                    args.open_concurrency,
-                    args.open_timeout,
-                    args.stream_assistants,
+            with start_portico(f"{label}-streams", workdir, pg_url, args.profile_dir) as portico:
+                pid = portico.server.pid
+                rss_started = mib(proc_status(pid).get("VmRSS", 0))
+                # K assistants, each its own base_url path, so Portico keeps K model clients (pools).
+                public_ids = [
+                    create_openai_assistant(
+                        portico.server.base_url,
+                        portico.token,
+                        f"slow {k}",
+                        f"{fake.base_url}/a{k}/v1",
+                        model,
+                        args.stream_timeout,
+                    )
+                    for k in range(args.stream_assistants)
+                ]
+                # Warm: one short reply through the same code path (imports, the knowledge index).
+                warm_id = create_openai_assistant(
+                    portico.server.base_url, portico.token, "warm", upstream, "fake:chunks=3,delay_ms=1"
                 )
+                warm = asyncio.run(start_sessions(portico.server.base_url, warm_id, 1))
 
-            run = asyncio.run(go())
-            run.rss_started_mib, run.rss_warm_mib, run.rss_sessions_mib = rss_started, rss_warm, rss_sessions
-            if run.alive_at_end:
-                run.kib_per_stream = (run.rss_top_mib - rss_sessions) * 1024 / run.alive_at_end
-            run.sessions_seconds = sessions_seconds
-            portico.server.stop()
+                async def warm_up() -> None:
+                    async with new_client() as client:
+                        url = f"{portico.server.base_url}/api/v1/chat/sessions/{warm[0][0]}/messages"
+                        reply = await send_message(client, url, warm[0][1], json.dumps({"content": QUESTION}).encode())
+                        if reply.error:
+                            raise RuntimeError(f"warm-up message failed: {reply.error}")
+
+                asyncio.run(warm_up())
+                rss_warm = mib(proc_status(pid).get("VmRSS", 0))
+                t0 = time.perf_counter()
+                per = [
+                    args.streams // len(public_ids) + (1 if k < args.streams % len(public_ids) else 0)
+                    for k in range(len(public_ids))
+                ]
+
+                async def all_sessions() -> list[tuple[int, str]]:
+                    out: list[tuple[int, str]] = []
+                    for public_id, count in zip(public_ids, per, strict=True):
+                        out += await start_sessions(portico.server.base_url, public_id, count, 16)
+                    return out
+
+                sessions = asyncio.run(all_sessions())
+                sessions_seconds = time.perf_counter() - t0
+                rss_sessions = mib(proc_status(pid).get("VmRSS", 0))
+                print(
+                    f"[{label}] pid {pid}: RSS {rss_started:.0f} MiB started, {rss_warm:.0f} MiB warm; "
+                    f"{len(sessions):,} sessions started in {sessions_seconds:.1f} s, RSS {rss_sessions:.0f} MiB",
+                    flush=True,
+                )
+                urls = [f"{portico.server.base_url}/api/v1/chat/sessions/{sid}/messages" for sid, _ in sessions]
+
+                async def go() -> StreamRun:
+                    return await hold_streams(
+                        label,
+                        database,
+                        portico.server,
+                        fake,
+                        urls,
+                        [t for _, t in sessions],
+                        steps,
+                        args.stream_interval,
+                        args.hold,
+                        args.open_concurrency,
+                        args.open_timeout,
+                        args.stream_assistants,
+                    )
+
+                run = asyncio.run(go())
+                run.rss_started_mib, run.rss_warm_mib, run.rss_sessions_mib = rss_started, rss_warm, rss_sessions
+                if run.alive_at_end:
+                    run.kib_per_stream = (run.rss_top_mib - rss_sessions) * 1024 / run.alive_at_end
+                run.sessions_seconds = sessions_seconds
             run.saved_replies = saved_reply_counts(portico.database_url)
             print(
                 f"[{label}] replies saved after the close: {run.saved_replies}; errors {run.errors or 'none'}",
@@ -783,49 +642,45 @@ def streams_part(args: argparse.Namespace, workdir: Path, started: list[Server],
             )
             runs.append(run)
         if "bare" in args.stream_targets and database == args.databases[0]:
-            bare = start_bare(workdir, "bare-proxy-streams", upstream, model, None)
-            started.append(bare)
-            rss_started = mib(proc_status(bare.pid).get("VmRSS", 0))
+            with start_bare(workdir, "bare-proxy-streams", upstream, model, None) as bare:
+                rss_started = mib(proc_status(bare.pid).get("VmRSS", 0))
 
-            # Warm the same way (one reply, here a slow stream cut after its first token).
-            async def warm_bare() -> None:
-                async with new_client() as client:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(
-                            send_message(
-                                client, bare.base_url + "/proxy", "bare", json.dumps({"content": QUESTION}).encode()
-                            ),
-                            args.stream_interval * 1.5 + 1,
-                        )
+                # Warm the same way (one reply, here a slow stream cut after its first token).
+                async def warm_bare() -> None:
+                    async with new_client() as client:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(
+                                send_message(
+                                    client, bare.base_url + "/proxy", "bare", json.dumps({"content": QUESTION}).encode()
+                                ),
+                                args.stream_interval * 1.5 + 1,
+                            )
 
-            asyncio.run(warm_bare())
-            rss_warm = mib(proc_status(bare.pid).get("VmRSS", 0))
-            urls = [bare.base_url + "/proxy"] * args.streams
+                asyncio.run(warm_bare())
+                rss_warm = mib(proc_status(bare.pid).get("VmRSS", 0))
+                urls = [bare.base_url + "/proxy"] * args.streams
 
-            async def go2() -> StreamRun:
-                return await hold_streams(
-                    "bare-proxy",
-                    "-",
-                    bare,
-                    fake,
-                    urls,
-                    [f"bare-{i}" for i in range(args.streams)],
-                    steps,
-                    args.stream_interval,
-                    args.hold,
-                    args.open_concurrency,
-                    args.open_timeout,
-                    1,
-                )
+                async def go2() -> StreamRun:
+                    return await hold_streams(
+                        "bare-proxy",
+                        "-",
+                        bare,
+                        fake,
+                        urls,
+                        [f"bare-{i}" for i in range(args.streams)],
+                        steps,
+                        args.stream_interval,
+                        args.hold,
+                        args.open_concurrency,
+                        args.open_timeout,
+                        1,
+                    )
 
-            run = asyncio.run(go2())
-            run.rss_started_mib, run.rss_warm_mib, run.rss_sessions_mib = rss_started, rss_warm, rss_warm
-            if run.alive_at_end:
-                run.kib_per_stream = (run.rss_top_mib - rss_warm) * 1024 / run.alive_at_end
-            bare.stop()
+                run = asyncio.run(go2())
+                run.rss_started_mib, run.rss_warm_mib, run.rss_sessions_mib = rss_started, rss_warm, rss_warm
+                if run.alive_at_end:
+                    run.kib_per_stream = (run.rss_top_mib - rss_warm) * 1024 / run.alive_at_end
             runs.append(run)
-    finally:
-        fake.stop()
     return runs
 
 
@@ -944,16 +799,13 @@ def parse_ints(text: str) -> list[int]:
 SERVER_RECORDS: dict[str, dict[str, dict[str, float]]] = {}  # database -> assistant -> figures
 
 
-def replies_part(
-    args: argparse.Namespace, workdir: Path, started: list[Server], database: str, with_bare: bool = True
-) -> list[Phase]:
-    fake = start_fake_model(workdir, f"fake-model-{database}")
-    started.append(fake)
+def replies_part(args: argparse.Namespace, workdir: Path, database: str, with_bare: bool = True) -> list[Phase]:
+    stack = contextlib.ExitStack()
+    fake = stack.enter_context(fake_model(workdir, f"fake-model-{database}"))
     model = f"fake:chunks={args.chunks},delay_ms={args.chunk_ms:g},first_ms={args.first_ms:g}"
     pg_url = args.postgres_url if database == "postgresql" else None
-    portico = start_portico(f"portico-{database}", workdir, pg_url, args.profile_dir)
-    started.append(portico.server)
-    openai_id = create_openai_assistant(portico, "openai", fake.base_url + "/v1", model)
+    portico = stack.enter_context(start_portico(f"portico-{database}", workdir, pg_url, args.profile_dir))
+    openai_id = create_openai_assistant(portico.server.base_url, portico.token, "openai", fake.base_url + "/v1", model)
 
     # The text Portico's builtin engine answers, so that the bare endpoint streams the same pieces.
     async def sample() -> Reply:
@@ -967,8 +819,7 @@ def replies_part(
         raise RuntimeError(f"the builtin sample reply failed: {reply.error}")
     reply_file = workdir / "builtin-reply.txt"
     reply_file.write_text(reply.text, encoding="utf-8")
-    bare = start_bare(workdir, f"bare-stream-{database}", fake.base_url + "/v1", model, reply_file)
-    started.append(bare)
+    bare = stack.enter_context(start_bare(workdir, f"bare-stream-{database}", fake.base_url + "/v1", model, reply_file))
     print(
         f"[{database}] portico pid {portico.server.pid} {portico.server.base_url}, bare pid {bare.pid} {bare.base_url}, "
         f"fake model pid {fake.pid} {fake.base_url} ({model}); builtin reply: {reply.tokens} tokens",
@@ -984,14 +835,12 @@ def replies_part(
     if not with_bare:  # the bare endpoints are measured once per run, beside the first database
         del targets["bare-builtin"], targets["bare-proxy"]
     phases: list[Phase] = []
-    try:
+    with stack:
         for clients in args.clients:
             for key, target in targets.items():
-                best: Phase | None = None
-                for attempt in range(1, args.retries + 2):
-                    load = wait_until_quiet(QUIET, args.quiet_wait)
+
+                def measure(target: Target = target, clients: int = clients, key: str = key) -> Phase:
                     phase = asyncio.run(run_level(target, clients, args.warmup, args.duration, args.max_messages))
-                    phase.background = load
                     print(
                         f"[{key:<15}] {clients:>3} sessions: {phase.messages:>6,} messages, {phase.errors} errors, "
                         f"{phase.rate:7,.1f}/s, TTFT p50 {fmt(percentile(phase.ttft_ms, 50), 2)} ms p99 "
@@ -1003,15 +852,19 @@ def replies_part(
                     )
                     for sample_error in phase.error_samples:
                         print(f"[{key}]     error: {sample_error}", flush=True)
-                    if best is None or phase.other_cpu < best.other_cpu:
-                        best = phase  # the attempt least disturbed by other work is kept
-                    if phase.other_cpu <= args.max_other or attempt > args.retries:
-                        break
-                    print(f"[{key}]     other work used {phase.other_cpu:.2f} cores; measuring again", flush=True)
-                assert best is not None
-                best.disturbed = best.other_cpu > args.max_other
-                phases.append(best)
-        portico.server.stop()
+                    return phase
+
+                phases.append(
+                    least_disturbed(
+                        measure,
+                        f"[{key}]",
+                        quiet=QUIET,
+                        patience=args.quiet_wait,
+                        max_other=args.max_other,
+                        retries=args.retries,
+                    )
+                )
+        stack.close()  # Portico has saved every reply once it has stopped
         SERVER_RECORDS[database] = server_side_times(portico.database_url)
         for name, stats in SERVER_RECORDS[database].items():
             print(
@@ -1020,10 +873,6 @@ def replies_part(
                 f"whole reply p50 {stats['duration_p50_ms']:.0f} ms",
                 flush=True,
             )
-    finally:
-        portico.server.stop()
-        bare.stop()
-        fake.stop()
     return phases
 
 
@@ -1125,9 +974,7 @@ def main() -> int:
     if not args.databases or set(args.databases) - {"sqlite", "postgresql"}:
         parser.error("--databases takes sqlite, postgresql or both")
     if "postgresql" in args.databases:
-        name = urlsplit(args.postgres_url).path.lstrip("/")
-        if not name or name in PROTECTED_DATABASES:
-            parser.error(f"--postgres-url names '{name}', which this script will not drop; use a dedicated database")
+        refuse_protected(args.postgres_url)
     if args.profile_dir:
         args.profile_dir.mkdir(parents=True, exist_ok=True)
         args.profile_dir = args.profile_dir.resolve()
@@ -1146,7 +993,6 @@ def main() -> int:
     print(f"work folder: {workdir}")
     phases: list[Phase] = []
     runs: list[StreamRun] = []
-    started: list[Server] = []
     status = 0
     try:
         if not args.skip_replies:
@@ -1156,7 +1002,7 @@ def main() -> int:
                 flush=True,
             )
             for database in args.databases:
-                phases += replies_part(args, workdir, started, database, with_bare=database == args.databases[0])
+                phases += replies_part(args, workdir, database, with_bare=database == args.databases[0])
         if args.streams > 0:
             print(
                 f"\nPart 2, open streams: up to {args.streams:,} in steps {args.steps}, one token every "
@@ -1164,7 +1010,7 @@ def main() -> int:
                 flush=True,
             )
             for database in args.databases:
-                runs += streams_part(args, workdir, started, database)
+                runs += streams_part(args, workdir, database)
     except Exception as exc:  # noqa: BLE001 - report and stop the servers
         import traceback
 
@@ -1175,11 +1021,9 @@ def main() -> int:
         print("\ninterrupted", file=sys.stderr)
         status = 130
     finally:
-        for server in started:
-            server.stop()
         if "postgresql" in args.databases and not args.keep:
             with contextlib.suppress(Exception):
-                asyncio.run(recreate_database(args.postgres_url, drop_only=True, protected=PROTECTED_DATABASES))
+                asyncio.run(recreate_database(args.postgres_url, drop_only=True))
         if not args.keep and status == 0:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

@@ -39,12 +39,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -53,13 +49,9 @@ from typing import Any
 
 import httpx
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-sys.path.insert(0, str(HERE))
-from benchkit import Server, free_port, portico_command, process_cpu  # noqa: E402
-from seed_logs import COMMON_WORD, MEDIUM_WORD, RARE_WORD  # noqa: E402
+from benchkit import demo_credentials, machine_line, proc_status, process_cpu, serve_portico, settings
 
+RESULTS = Path(__file__).resolve().parent / "results"
 ASSISTANT = 1
 API = f"/api/v1/assistants/{ASSISTANT}"
 DEEP_PAGES = 200
@@ -69,15 +61,9 @@ GOALS_MS = {"postgresql": 300, "sqlite": 1000}
 # --- the server -----------------------------------------------------------------------------------
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in bytes."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":", 1)
-                out[key] = int(value.split()[0]) * 1024
-    return out
+def rss(pid: int, key: str = "VmRSS") -> int:
+    """VmRSS (or VmHWM) of a process, in bytes (0 once it is gone)."""
+    return proc_status(pid).get(key, 0) * 1024
 
 
 def reset_peak(pid: int) -> bool:
@@ -158,19 +144,15 @@ class Bench:
 
 
 def export_csv(client: httpx.Client, pid: int, expected: int) -> dict[str, Any]:
-    status = proc_status(pid)
-    rss_before = status["VmRSS"]
-    hwm_before = status["VmHWM"]
+    rss_before = rss(pid)
+    hwm_before = rss(pid, "VmHWM")
     was_reset = reset_peak(pid)
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.is_set():
-            try:
-                samples.append((time.perf_counter(), proc_status(pid)["VmRSS"]))
-            except OSError:
-                return
+        while not stop.is_set() and (now := rss(pid)):
+            samples.append((time.perf_counter(), now))
             stop.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -197,14 +179,13 @@ def export_csv(client: httpx.Client, pid: int, expected: int) -> dict[str, Any]:
                     {
                         "rows": lines - 1,
                         "seconds": round(time.perf_counter() - started, 1),
-                        "rss_mib": round(proc_status(pid)["VmRSS"] / 2**20, 1),
+                        "rss_mib": round(rss(pid) / 2**20, 1),
                     }
                 )
                 next_mark += step
     elapsed = time.perf_counter() - started
     stop.set()
     sampler.join()
-    status = proc_status(pid)
     rows = lines - 1  # the header
     peak_sampled = max((rss for _, rss in samples), default=rss_before)
     result = {
@@ -216,10 +197,10 @@ def export_csv(client: httpx.Client, pid: int, expected: int) -> dict[str, Any]:
         "server_cpu_seconds": round(process_cpu(pid) - cpu_before, 1),
         "rss_before_mib": round(rss_before / 2**20, 1),
         "rss_peak_sampled_mib": round(peak_sampled / 2**20, 1),
-        "vmhwm_mib": round(status["VmHWM"] / 2**20, 1),
+        "vmhwm_mib": round(rss(pid, "VmHWM") / 2**20, 1),
         "vmhwm_reset": was_reset,
         "vmhwm_before_mib": round(hwm_before / 2**20, 1),
-        "rss_after_mib": round(status["VmRSS"] / 2**20, 1),
+        "rss_after_mib": round(rss(pid) / 2**20, 1),
         "rss_at_each_tenth": milestones,
         "load_before": load_before,
         "load_after": loadavg(),
@@ -252,22 +233,6 @@ def sign_in(client: httpx.Client, email: str, password: str) -> bool:
 # --- main -----------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model,
-        "python": platform.python_version(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), required=True)
@@ -279,120 +244,107 @@ def main() -> None:
 
     data_dir = (args.data_dir or RESULTS / f"logs-{args.db}").resolve()
     seed = json.loads((data_dir / "seed.json").read_text())
-    creds = dict(
-        line.split("=", 1) for line in (data_dir / "demo-credentials.txt").read_text().splitlines() if "=" in line
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-    env.update({"PORTICO_DATABASE_URL": seed["url"], "PORTICO_DATA_DIR": str(data_dir), "PORTICO_LOG_LEVEL": "warning"})
-    port = free_port()
-    argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    server = Server("portico", argv, env, port, data_dir / "server.log")
+    creds = demo_credentials(data_dir)
     print(
         f"Logs and Metrics on {args.db}: {seed['sessions']:,} sessions, {seed['messages']:,} messages "
         f"(seeded {seed['seeded_at']})",
         flush=True,
     )
-    server.start(timeout=120.0)
+    config = settings(data_dir, seed["url"])
+    with serve_portico("portico", config, data_dir / "server.log", PORTICO_LOG_LEVEL="warning") as server:
+        run(args, seed, creds, server.base_url, server.pid)
+
+
+def run(args: argparse.Namespace, seed: dict[str, Any], creds: dict[str, str], base_url: str, pid: int) -> None:
+    data_dir = (args.data_dir or RESULTS / f"logs-{args.db}").resolve()
     out: dict[str, Any] = {
         "db": args.db,
         "date": datetime.now(UTC).isoformat(),
-        "machine": machine(),
+        "machine": machine_line(),
         "seed": seed,
         "repeat": args.repeat,
     }
-    try:
-        rss_start = proc_status(server.pid)["VmRSS"]
-        headers = {"Authorization": f"Bearer {creds['api_token']}"}
-        with httpx.Client(base_url=server.base_url, headers=headers, timeout=900.0) as client:
-            bench = Bench(client, args.repeat)
+    rss_start = rss(pid)
+    headers = {"Authorization": f"Bearer {creds['api_token']}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=900.0) as client:
+        bench = Bench(client, args.repeat)
 
-            # Set-up, not timed: pick the user and the session to read.
-            users = bench.get(f"{API}/metrics", {"period": "90d", "bucket": "day"}).json()["users"]
-            need = (args.deep_pages + 1) * 50 + 1
-            enough = sorted((u for u in users if u["sessions_used"] >= need), key=lambda u: u["sessions_used"])
-            if not enough:
-                raise SystemExit(f"no user has {need:,} sessions; seed more")
-            user = enough[len(enough) // 2]
-            out["deep_user"] = {"link_id": user["link_id"], "sessions": user["sessions_used"]}
+        # Set-up, not timed: pick the user and the session to read.
+        users = bench.get(f"{API}/metrics", {"period": "90d", "bucket": "day"}).json()["users"]
+        need = (args.deep_pages + 1) * 50 + 1
+        enough = sorted((u for u in users if u["sessions_used"] >= need), key=lambda u: u["sessions_used"])
+        if not enough:
+            raise SystemExit(f"no user has {need:,} sessions; seed more")
+        user = enough[len(enough) // 2]
+        out["deep_user"] = {"link_id": user["link_id"], "sessions": user["sessions_used"]}
 
-            first = bench.time("logs_first", f"{API}/sessions", {"limit": 50})
-            deep_user, per_page = bench.follow({"user": str(user["link_id"]), "limit": 50}, args.deep_pages)
-            out["deep_user"]["mean_ms_per_page_following_200"] = round(per_page, 1)
-            bench.time(
-                "logs_deep_user",
-                f"{API}/sessions",
-                {"user": str(user["link_id"]), "limit": 50, "cursor": deep_user},
-                note=f"link {user['link_id']} ({user['sessions_used']:,} sessions), "
-                f"page {args.deep_pages + 1}; pages 1-{args.deep_pages} took {per_page:.1f} ms each on average",
-            )
-            deep_all, per_page_all = bench.follow({"limit": 50}, args.deep_pages)
-            bench.time(
-                "logs_deep_all",
-                f"{API}/sessions",
-                {"limit": 50, "cursor": deep_all},
-                note=f"page {args.deep_pages + 1}; pages 1-{args.deep_pages} took {per_page_all:.1f} ms each",
-            )
-            bench.time("logs_anonymous", f"{API}/sessions", {"user": "anonymous", "limit": 50})
-            bench.time(
-                "logs_rare_filter", f"{API}/sessions", {"channel": "api", "end_reason": "max_duration", "limit": 50}
-            )
-            day = (datetime.now(UTC) - timedelta(days=45)).date().isoformat()
-            bench.time("logs_one_day", f"{API}/sessions", {"from": day, "to": day, "limit": 50}, note=day)
-            for name, word in (
-                ("search_common", COMMON_WORD),
-                ("search_medium", MEDIUM_WORD),
-                ("search_rare", RARE_WORD),
-            ):
-                count = seed["word_counts"].get(word)
-                bench.time(
-                    name,
-                    f"{API}/sessions",
-                    {"q": word, "limit": 50},
-                    note=f"q={word} (in ~{count:,} messages)" if count is not None else f"q={word}",
-                )
-            session = next((i for i in first["items"] if i["messages"] == 10), first["items"][0])
-            bench.time(
-                "transcript",
-                f"{API}/sessions/{session['id']}",
-                note=f"session {session['id']}, {session['messages']} messages",
-            )
-            for name, params in (
-                ("metrics_30d_day", {"period": "30d", "bucket": "day"}),
-                ("metrics_30d_hour", {"period": "30d", "bucket": "hour"}),
-                ("metrics_90d_day", {"period": "90d", "bucket": "day"}),
-                ("metrics_today", {"period": "today", "bucket": "hour"}),
-            ):
-                bench.time(name, f"{API}/metrics", params)
+        first = bench.time("logs_first", f"{API}/sessions", {"limit": 50})
+        deep_user, per_page = bench.follow({"user": str(user["link_id"]), "limit": 50}, args.deep_pages)
+        out["deep_user"]["mean_ms_per_page_following_200"] = round(per_page, 1)
+        bench.time(
+            "logs_deep_user",
+            f"{API}/sessions",
+            {"user": str(user["link_id"]), "limit": 50, "cursor": deep_user},
+            note=f"link {user['link_id']} ({user['sessions_used']:,} sessions), "
+            f"page {args.deep_pages + 1}; pages 1-{args.deep_pages} took {per_page:.1f} ms each on average",
+        )
+        deep_all, per_page_all = bench.follow({"limit": 50}, args.deep_pages)
+        bench.time(
+            "logs_deep_all",
+            f"{API}/sessions",
+            {"limit": 50, "cursor": deep_all},
+            note=f"page {args.deep_pages + 1}; pages 1-{args.deep_pages} took {per_page_all:.1f} ms each",
+        )
+        bench.time("logs_anonymous", f"{API}/sessions", {"user": "anonymous", "limit": 50})
+        bench.time("logs_rare_filter", f"{API}/sessions", {"channel": "api", "end_reason": "max_duration", "limit": 50})
+        day = (datetime.now(UTC) - timedelta(days=45)).date().isoformat()
+        bench.time("logs_one_day", f"{API}/sessions", {"from": day, "to": day, "limit": 50}, note=day)
+        # The seed's three searched words, most common first (bench/seed_logs.py).
+        for name, (word, count) in zip(
+            ("search_common", "search_medium", "search_rare"), seed["word_counts"].items(), strict=True
+        ):
+            bench.time(name, f"{API}/sessions", {"q": word, "limit": 50}, note=f"q={word} (in ~{count:,} messages)")
+        session = next((i for i in first["items"] if i["messages"] == 10), first["items"][0])
+        bench.time(
+            "transcript",
+            f"{API}/sessions/{session['id']}",
+            note=f"session {session['id']}, {session['messages']} messages",
+        )
+        for name, params in (
+            ("metrics_30d_day", {"period": "30d", "bucket": "day"}),
+            ("metrics_30d_hour", {"period": "30d", "bucket": "hour"}),
+            ("metrics_90d_day", {"period": "90d", "bucket": "day"}),
+            ("metrics_today", {"period": "today", "bucket": "hour"}),
+        ):
+            bench.time(name, f"{API}/metrics", params)
 
-            with httpx.Client(base_url=server.base_url, timeout=900.0) as browser:
-                pages: dict[str, Any] = {}
-                if sign_in(browser, creds["email"], creds["password"]):
-                    dashboard = Bench(browser, args.repeat)
-                    base = f"/dashboard/assistants/{ASSISTANT}"
-                    for name, path, query in (
-                        ("dashboard_logs", f"{base}/logs", None),
-                        ("dashboard_logs_deep", f"{base}/logs", {"user": str(user["link_id"]), "cursor": deep_user}),
-                        ("dashboard_transcript", f"{base}/logs/{session['id']}", None),
-                        ("dashboard_metrics_30d", f"{base}/metrics", {"period": "30d"}),
-                        ("dashboard_metrics", f"{base}/metrics", None),
-                    ):
-                        pages[name] = browser.get(path, params=query).status_code
-                        if pages[name] == 200:
-                            dashboard.time(name, path, query)
-                        else:
-                            print(f"  {name:<18} not timed: {path} answered {pages[name]} (not there yet)", flush=True)
-                    bench.results.update(dashboard.results)
-                else:
-                    pages["sign_in"] = "failed"
-                    print("  dashboard pages not timed: signing in failed", flush=True)
-                out["dashboard_pages"] = pages
+        with httpx.Client(base_url=base_url, timeout=900.0) as browser:
+            pages: dict[str, Any] = {}
+            if sign_in(browser, creds["email"], creds["password"]):
+                dashboard = Bench(browser, args.repeat)
+                base = f"/dashboard/assistants/{ASSISTANT}"
+                for name, path, query in (
+                    ("dashboard_logs", f"{base}/logs", None),
+                    ("dashboard_logs_deep", f"{base}/logs", {"user": str(user["link_id"]), "cursor": deep_user}),
+                    ("dashboard_transcript", f"{base}/logs/{session['id']}", None),
+                    ("dashboard_metrics_30d", f"{base}/metrics", {"period": "30d"}),
+                    ("dashboard_metrics", f"{base}/metrics", None),
+                ):
+                    pages[name] = browser.get(path, params=query).status_code
+                    if pages[name] == 200:
+                        dashboard.time(name, path, query)
+                    else:
+                        print(f"  {name:<18} not timed: {path} answered {pages[name]} (not there yet)", flush=True)
+                bench.results.update(dashboard.results)
+            else:
+                pages["sign_in"] = "failed"
+                print("  dashboard pages not timed: signing in failed", flush=True)
+            out["dashboard_pages"] = pages
 
-            out["pages"] = bench.results
-            out["rss_start_mib"] = round(rss_start / 2**20, 1)
-            if not args.skip_export:
-                out["export_csv"] = export_csv(client, server.pid, seed["sessions"])
-    finally:
-        server.stop()
+        out["pages"] = bench.results
+        out["rss_start_mib"] = round(rss_start / 2**20, 1)
+        if not args.skip_export:
+            out["export_csv"] = export_csv(client, pid, seed["sessions"])
     goal = GOALS_MS[args.db]
     slow = {k: v["median_ms"] for k, v in out["pages"].items() if v["median_ms"] >= goal}
     out["goal_ms"] = goal

@@ -29,104 +29,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from benchkit import (
-    ROOT,
-    Server,
-    clean_env,
+    Backends,
+    Served,
+    create_openai_assistant,
     fmt,
     free_port,
     machine_cpu,
     machine_line,
-    portico_command,
-    process_cpu,
+    raise_fd_limit,
     recreate_database,
-    run_cli,
+    script,
+    seed_demo,
+    send_message,
+    serve_portico,
+    server,
+    settings,
     source_line,
+    tree_cpu,
     wait_until_quiet,
 )
-from chat import Portico, create_openai_assistant, send_message, start_fake_model
 
-sys.path.insert(0, str(ROOT))
-from tests.nginx import find_nginx, main_config, site_for  # noqa: E402
+# isort: split
+# After benchkit, which puts the project's root on sys.path.
+from tests.nginx import find_nginx, main_config, site_for
 
 SECRET = "scale-out-benchmark-secret-0123456789abcdef"
-GENEROUS = {
-    f"PORTICO_RATE_{name}": "1000000/second"
-    for name in ("SESSION_STARTS", "LOOKUPS", "MESSAGES", "FAILED_SECRETS", "ASSISTANT_STARTS")
-}
 MODEL = "fake:chunks=20,delay_ms=0"
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process and all its descendants alive now (uvicorn's workers, nginx's)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    family, grew = {root}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in family} - family
-        family |= more
-        grew = bool(more)
-    return sum(process_cpu(pid) for pid in family)
-
-
-def self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class Connections:
-    """The database's backends, sampled every 100 ms: their CPU, the most at once, the mean active."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-        self.name = parts.path.lstrip("/")
-        self.most = 0
-        self.active: list[int] = []
-        self.cpu: dict[int, tuple[float, float]] = {}  # pid -> (first reading, last reading)
-
-    async def watch(self, stop: asyncio.Event) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.admin)
-        try:
-            while not stop.is_set():
-                rows = await conn.fetch(
-                    "SELECT pid, state FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", self.name
-                )
-                self.most = max(self.most, len(rows))
-                self.active.append(sum(1 for row in rows if row["state"] == "active"))
-                for row in rows:
-                    now = process_cpu(row["pid"])
-                    self.cpu[row["pid"]] = (self.cpu.get(row["pid"], (now, now))[0], now)
-                try:
-                    await asyncio.wait_for(stop.wait(), 0.1)
-                except TimeoutError:
-                    pass
-        finally:
-            await conn.close()
-
-    def cpu_used(self) -> float:
-        return sum(last - first for first, last in self.cpu.values())
 
 
 @dataclass
@@ -151,17 +92,17 @@ class Phase:
 @dataclass
 class Layout:
     name: str
-    instances: list[Server]
-    nginx: Server
-    others: dict[str, Server]
+    instances: list[Served]
+    nginx: Served
+    model: Served
+    token: str  # the demo owner's API token
 
-    def cpu(self, database: Connections) -> dict[str, float]:
+    def cpu(self) -> dict[str, float]:
         return {
             "portico": sum(tree_cpu(s.pid) for s in self.instances),
             "nginx": tree_cpu(self.nginx.pid),
-            "postgres": database.cpu_used(),
-            "model": sum(tree_cpu(s.pid) for s in self.others.values()),
-            "client": self_cpu(),
+            "model": tree_cpu(self.model.pid),
+            "client": time.process_time(),
         }
 
 
@@ -169,9 +110,6 @@ async def measure(layout: Layout, name: str, args: argparse.Namespace, work: Cal
     phase = Phase(layout.name, name)
     end = time.monotonic() + args.warmup + args.duration
     counting = asyncio.Event()
-    stop = asyncio.Event()
-    database = Connections(args.database)
-    watcher = asyncio.create_task(database.watch(stop))
 
     async def client(number: int) -> None:
         while time.monotonic() < end:
@@ -182,68 +120,55 @@ async def measure(layout: Layout, name: str, args: argparse.Namespace, work: Cal
 
     clients = [asyncio.create_task(client(n)) for n in range(args.clients)]
     await asyncio.sleep(args.warmup)
-    database.cpu.clear()
-    database.most, database.active = 0, []
-    before, busy0 = layout.cpu(database), machine_cpu()
-    counting.set()
-    started = time.monotonic()
-    await asyncio.sleep(max(end - time.monotonic(), 0))
-    phase.seconds = time.monotonic() - started
-    after, busy1 = layout.cpu(database), machine_cpu()
-    await asyncio.gather(*clients)
-    stop.set()
-    await watcher
+    async with Backends(args.database) as backends:
+        before, busy0 = layout.cpu(), machine_cpu()
+        counting.set()
+        started = time.monotonic()
+        await asyncio.sleep(max(end - time.monotonic(), 0))
+        phase.seconds = time.monotonic() - started
+        after, busy1 = layout.cpu(), machine_cpu()
+        await asyncio.gather(*clients)
     phase.cpu = {kind: after[kind] - before[kind] for kind in after}
+    phase.cpu["postgres"] = backends.cpu
     machine = (busy1[0] - busy0[0]) / (os.sysconf("SC_CLK_TCK"))
     phase.cpu["other"] = max(machine - sum(phase.cpu.values()), 0.0)
-    phase.most_connections = database.most
-    phase.mean_active = sum(database.active) / max(len(database.active), 1)
+    phase.most_connections = backends.most
+    phase.mean_active = backends.mean("active")
     return phase
 
 
-def start_layout(name: str, args: argparse.Namespace, workdir: Path, model: Server) -> Layout:
+@contextlib.contextmanager
+def start_layout(name: str, args: argparse.Namespace, workdir: Path, model: Served) -> Iterator[Layout]:
     count, workers = (int(n) for n in name.lower().split("x"))
     folder = workdir / name
     folder.mkdir()
     asyncio.run(recreate_database(args.database))
-    env = clean_env(
-        {
-            "PORTICO_DATABASE_URL": args.database,
-            "PORTICO_DATA_DIR": str(folder),
-            "PORTICO_SECRET_KEY": SECRET,
-            "PORTICO_REDIS_URL": args.redis,
-            "PORTICO_TRUSTED_PROXIES": "127.0.0.1",
-            "PORTICO_DB_POOL_SIZE": str(args.pool),
-            **GENEROUS,
-        }
-    )
-    run_cli(["db", "upgrade"], env, folder / "cli.log")
-    run_cli(["demo"], env, folder / "cli.log")
-    instances = []
-    for number in range(count):
+    config = settings(folder, args.database, secret_key=SECRET)
+    env = {
+        "PORTICO_REDIS_URL": args.redis,
+        "PORTICO_TRUSTED_PROXIES": "127.0.0.1",
+        "PORTICO_DB_POOL_SIZE": str(args.pool),
+    }
+    demo = seed_demo(config, folder / "cli.log")
+    with contextlib.ExitStack() as stack:
+        instances = [
+            stack.enter_context(
+                serve_portico(f"portico{n}", config, folder / f"portico{n}.log", "--workers", str(workers), **env)
+            )
+            for n in range(count)
+        ]
         port = free_port()
-        argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        instances.append(
-            Server(f"portico{number}", argv, env, port, folder / f"portico{number}.log", many_sockets=True)
-        )
-    for server in instances:
-        server.start(timeout=120)
-    port = free_port()
-    (folder / "portico.conf").write_text(site_for([s.port for s in instances], port))
-    (folder / "nginx.conf").write_text(main_config(folder))
-    nginx_argv = [args.nginx, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")]
-    nginx = Server("nginx", [*nginx_argv, "-g", "daemon off;"], clean_env({}), port, folder / "nginx.out")
-    nginx.start()
-    return Layout(name, instances, nginx, {"model": model})
+        (folder / "portico.conf").write_text(site_for([s.port for s in instances], port))
+        (folder / "nginx.conf").write_text(main_config(folder))
+        argv = [args.nginx, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")]
+        nginx = stack.enter_context(server("nginx", [*argv, "-g", "daemon off;"], port, folder / "nginx.out"))
+        yield Layout(name, instances, nginx, model, demo.token)
 
 
-async def run_phases(layout: Layout, args: argparse.Namespace, folder: Path, model: Server) -> list[Phase]:
+async def run_phases(layout: Layout, args: argparse.Namespace) -> list[Phase]:
     front = layout.nginx.base_url
-    values = dict(
-        line.split("=", 1) for line in (folder / "demo-credentials.txt").read_text().splitlines() if "=" in line
-    )
-    portico = Portico(layout.nginx, values["api_token"], "", args.database)
-    public_id = await asyncio.to_thread(create_openai_assistant, portico, "scale", model.base_url + "/v1", MODEL)
+    upstream = layout.model.base_url + "/v1"
+    public_id = await asyncio.to_thread(create_openai_assistant, front, layout.token, "scale", upstream, MODEL)
     limits = httpx.Limits(max_connections=args.clients * 2, max_keepalive_connections=args.clients * 2)
     async with httpx.AsyncClient(base_url=front, limits=limits, timeout=60) as http:
         start_body = {"public_id": public_id}
@@ -295,25 +220,20 @@ def main() -> int:
     args = parser.parse_args()
     if not args.nginx:
         sys.exit("error: nginx is not installed (as root: apt-get install nginx)")
+    raise_fd_limit()  # the servers inherit it
     print(f"machine: {machine_line()}\nsource: {source_line()}\ncommand: {' '.join(sys.argv)}")
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="scale-out-") as tmp:
         workdir = Path(tmp)
-        model = start_fake_model(workdir)
         try:
-            for name in args.layouts.split(","):
-                load = wait_until_quiet(0.15, 30)
-                print(f"{name}: other work on the machine before start {load:.0%}", flush=True)
-                layout = start_layout(name, args, workdir, model)
-                try:
-                    phases += asyncio.run(run_phases(layout, args, workdir / name, model))
-                finally:
-                    layout.nginx.stop()
-                    for server in layout.instances:
-                        server.stop()
-                print(table([p for p in phases if p.layout == name]).splitlines()[-1], flush=True)
+            with script("fake-model", "fake_model.py", workdir / "fake-model.log") as model:
+                for name in args.layouts.split(","):
+                    load = wait_until_quiet(0.15, 30)
+                    print(f"{name}: other work on the machine before start {load:.0%}", flush=True)
+                    with start_layout(name, args, workdir, model) as layout:
+                        phases += asyncio.run(run_phases(layout, args))
+                    print(table([p for p in phases if p.layout == name]).splitlines()[-1], flush=True)
         finally:
-            model.stop()
             asyncio.run(recreate_database(args.database, drop_only=True))
     print()
     print(table(phases))

@@ -54,191 +54,65 @@ import bisect
 import hashlib
 import itertools
 import json
-import os
 import queue
 import random
 import re
 import sqlite3
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from benchkit import portico_command
+from benchkit import fetch_rows, recreate_database, run_cli, settings
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-PROTECTED_DATABASES = {"test", "postgres", "template0", "template1", "root", "portico_bench"}
+RESULTS = Path(__file__).resolve().parent / "results"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{name}"
 ASSISTANT_ID = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Words the benchmark searches for (bench/logs_metrics.py imports these).
+# Words the benchmark searches for, in this order in seed.json's word_counts (bench/logs_metrics.py reads them there).
 COMMON_WORD = "refund"
 MEDIUM_WORD = "invoice"
 RARE_WORD = "quokka"
 RARE_RATE = 1 / 20_000  # of guest messages
 
-LINK_NAMES = [
-    "Ada Lovelace",
-    "Alan Turing",
-    "Grace Hopper",
-    "Edsger Dijkstra",
-    "Barbara Liskov",
-    "Donald Knuth",
-    "Margaret Hamilton",
-    "Ken Thompson",
-    "Dennis Ritchie",
-    "Frances Allen",
-    "John McCarthy",
-    "Radia Perlman",
-    "Tim Berners-Lee",
-    "Vint Cerf",
-    "Bob Kahn",
-    "Leslie Lamport",
-    "Niklaus Wirth",
-    "Tony Hoare",
-    "Adele Goldberg",
-    "Alan Kay",
-    "Butler Lampson",
-    "Shafi Goldwasser",
-    "Silvio Micali",
-    "Judea Pearl",
-    "Fran Bilas",
-    "Jean Bartik",
-    "Kathleen Booth",
-    "Sophie Wilson",
-    "Lynn Conway",
-    "Carver Mead",
-    "Jim Gray",
-    "Michael Stonebraker",
-    "Ted Codd",
-    "Charles Bachman",
-    "Ivan Sutherland",
-    "Doug Engelbart",
-    "Katherine Johnson",
-    "Dorothy Vaughan",
-    "Mary Jackson",
-    "Annie Easley",
-    "Evelyn Berezin",
-    "Hedy Lamarr",
-    "Karen Sparck Jones",
-    "Anita Borg",
-    "Jeannette Wing",
-    "Manuel Blum",
-    "Robert Tarjan",
-    "John Hopcroft",
-    "Richard Hamming",
-    "Claude Shannon",
-    "Ole-Johan Dahl",
-    "Kristen Nygaard",
-]
+LINK_NAMES = (
+    "Ada Lovelace,Alan Turing,Grace Hopper,Edsger Dijkstra,Barbara Liskov,Donald Knuth,Margaret Hamilton,"
+    "Ken Thompson,Dennis Ritchie,Frances Allen,John McCarthy,Radia Perlman,Tim Berners-Lee,Vint Cerf,"
+    "Bob Kahn,Leslie Lamport,Niklaus Wirth,Tony Hoare,Adele Goldberg,Alan Kay,Butler Lampson,"
+    "Shafi Goldwasser,Silvio Micali,Judea Pearl,Fran Bilas,Jean Bartik,Kathleen Booth,Sophie Wilson,"
+    "Lynn Conway,Carver Mead,Jim Gray,Michael Stonebraker,Ted Codd,Charles Bachman,Ivan Sutherland,"
+    "Doug Engelbart,Katherine Johnson,Dorothy Vaughan,Mary Jackson,Annie Easley,Evelyn Berezin,"
+    "Hedy Lamarr,Karen Sparck Jones,Anita Borg,Jeannette Wing,Manuel Blum,Robert Tarjan,John Hopcroft,"
+    "Richard Hamming,Claude Shannon,Ole-Johan Dahl,Kristen Nygaard"
+).split(",")
 
-PRODUCTS = [
-    "Portico Cloud",
-    "the starter plan",
-    "the team plan",
-    "the enterprise plan",
-    "the mobile app",
-    "the desktop app",
-    "the API",
-    "the widget",
-    "the analytics add-on",
-    "the storage add-on",
-    "the premium support",
-    "the annual subscription",
-    "the monthly subscription",
-    "the free trial",
-    "the education discount",
-    "the nonprofit plan",
-    "the hardware bundle",
-    "the gift card",
-]
-THINGS = [
-    "password",
-    "account",
-    "order",
-    "subscription",
-    "billing address",
-    "credit card",
-    "profile",
-    "workspace",
-    "team",
-    "project",
-    "export",
-    "backup",
-    "domain",
-    "email address",
-    "API key",
-    "private link",
-    "session",
-    "download",
-    "receipt",
-    "shipping label",
-    "delivery",
-    "parcel",
-]
-VERBS = [
-    "change",
-    "cancel",
-    "update",
-    "reset",
-    "delete",
-    "transfer",
-    "renew",
-    "upgrade",
-    "downgrade",
-    "pause",
-    "restore",
-    "share",
-    "export",
-    "verify",
-    "track",
-    "return",
-    "replace",
-    "merge",
-]
-FEATURES = [
-    "single sign-on",
-    "two-factor authentication",
-    "audit logs",
-    "custom domains",
-    "webhooks",
-    "CSV export",
-    "dark mode",
-    "offline mode",
-    "usage limits",
-    "role permissions",
-    "rate limits",
-    "data retention",
-    "full-text search",
-    "weekly reports",
-    "Slack integration",
-    "calendar sync",
-]
-PLACES = [
-    "Berlin",
-    "Lisbon",
-    "Toronto",
-    "Nairobi",
-    "Osaka",
-    "Melbourne",
-    "Lima",
-    "Oslo",
-    "Austin",
-    "Dublin",
-    "Seoul",
-    "Cape Town",
-    "Montreal",
-    "Warsaw",
-    "Bogota",
-    "Helsinki",
-]
+PRODUCTS = (
+    "Portico Cloud,the starter plan,the team plan,the enterprise plan,the mobile app,the desktop app,"
+    "the API,the widget,the analytics add-on,the storage add-on,the premium support,"
+    "the annual subscription,the monthly subscription,the free trial,the education discount,"
+    "the nonprofit plan,the hardware bundle,the gift card"
+).split(",")
+THINGS = (
+    "password,account,order,subscription,billing address,credit card,profile,workspace,team,project,"
+    "export,backup,domain,email address,API key,private link,session,download,receipt,shipping label,"
+    "delivery,parcel"
+).split(",")
+VERBS = (
+    "change cancel update reset delete transfer renew upgrade downgrade pause restore share export "
+    "verify track return replace merge"
+).split()
+FEATURES = (
+    "single sign-on,two-factor authentication,audit logs,custom domains,webhooks,CSV export,dark mode,"
+    "offline mode,usage limits,role permissions,rate limits,data retention,full-text search,"
+    "weekly reports,Slack integration,calendar sync"
+).split(",")
+PLACES = (
+    "Berlin,Lisbon,Toronto,Nairobi,Osaka,Melbourne,Lima,Oslo,Austin,Dublin,Seoul,Cape Town,Montreal,"
+    "Warsaw,Bogota,Helsinki"
+).split(",")
 GUEST_TEMPLATES = [
     "How do I {verb} my {thing}?",
     "Hi, I want to {verb} my {thing}, is that possible?",
@@ -288,32 +162,7 @@ REPLY_EXTRA = [
     (0.02, "A refund goes back to the original payment method within {number} business days."),
     (0.002, "Your invoice is under Billing, next to each payment, as a PDF."),
 ]
-SYLLABLES = [
-    "ka",
-    "lo",
-    "mi",
-    "ren",
-    "tas",
-    "vo",
-    "quin",
-    "bel",
-    "dor",
-    "fex",
-    "gal",
-    "hu",
-    "jor",
-    "nex",
-    "pra",
-    "sil",
-    "tor",
-    "ul",
-    "wen",
-    "zar",
-    "ob",
-    "cy",
-    "mar",
-    "tel",
-]
+SYLLABLES = ("ka lo mi ren tas vo quin bel dor fex gal hu jor nex pra sil tor ul wen zar ob cy mar tel").split()
 
 
 def invented_words(rng: random.Random, count: int) -> list[str]:
@@ -624,37 +473,6 @@ def chunks_in_background(gen: Generator, size: int, to: Any):  # type: ignore[no
     thread.join()
 
 
-# --- the project's own commands -----------------------------------------------------------------
-
-
-def portico_env(url: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-    env.update({"PORTICO_DATABASE_URL": url, "PORTICO_DATA_DIR": str(data_dir), "PORTICO_LOG_LEVEL": "warning"})
-    return env
-
-
-def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [portico_command(), *args], env=env, cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=300
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"`portico {' '.join(args)}` failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-async def recreate_pg(name: str) -> None:
-    import asyncpg
-
-    if name in PROTECTED_DATABASES:
-        raise SystemExit(f"error: refusing to drop and recreate the database '{name}'")
-    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
 # --- loading --------------------------------------------------------------------------------------
 
 
@@ -707,7 +525,7 @@ async def load_postgresql(gen: Generator, name: str, chunk_size: int, phases: Ph
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT coalesce(max(id), 1) FROM {table}))"
             )
         started = time.perf_counter()
-        await _update_links(conn)
+        await conn.execute(LINKS_UPDATE)
         phases.record("links: sessions_used, last_used_at", started)
         started = time.perf_counter()
         await conn.execute("VACUUM (ANALYZE) chat_sessions")
@@ -719,12 +537,9 @@ async def load_postgresql(gen: Generator, name: str, chunk_size: int, phases: Ph
     return counts
 
 
-async def _update_links(conn: Any) -> None:
-    await conn.execute(
-        """UPDATE private_links SET
-             sessions_used = (SELECT count(*) FROM chat_sessions s WHERE s.link_id = private_links.id),
-             last_used_at = (SELECT max(started_at) FROM chat_sessions s WHERE s.link_id = private_links.id)"""
-    )
+LINKS_UPDATE = """UPDATE private_links SET
+    sessions_used = (SELECT count(*) FROM chat_sessions s WHERE s.link_id = private_links.id),
+    last_used_at = (SELECT max(started_at) FROM chat_sessions s WHERE s.link_id = private_links.id)"""
 
 
 def load_sqlite(gen: Generator, path: Path, chunk_size: int, phases: Phases, row_inserts: bool) -> dict[str, int]:
@@ -767,11 +582,7 @@ def load_sqlite(gen: Generator, path: Path, chunk_size: int, phases: Phases, row
             _progress(started, done_sessions, done_messages, len(gen.starts))
         phases.record("insert (sessions + messages, all indexes and the FTS5 trigger live)", started)
         started = time.perf_counter()
-        conn.execute(
-            """UPDATE private_links SET
-                 sessions_used = (SELECT count(*) FROM chat_sessions s WHERE s.link_id = private_links.id),
-                 last_used_at = (SELECT max(started_at) FROM chat_sessions s WHERE s.link_id = private_links.id)"""
-        )
+        conn.execute(LINKS_UPDATE)
         phases.record("links: sessions_used, last_used_at", started)
         started = time.perf_counter()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -790,7 +601,7 @@ def _progress(started: float, sessions: int, messages: int, total: int) -> None:
     )
 
 
-async def rollup(url: str, data_dir: Path, now: datetime, days: int, phases: Phases) -> int:
+async def rollup(url: str, now: datetime, days: int, phases: Phases) -> int:
     from portico.db import make_engine, make_sessionmaker
     from portico.metrics.rollup import recompute
 
@@ -876,26 +687,33 @@ def main() -> None:
     started = time.perf_counter()
     data_dir.mkdir(parents=True, exist_ok=True)
     # Only the files this script and `portico demo` write: a fresh secret key and credentials.
-    for stale in ("secret_key", "demo-credentials.txt", "link-names.txt", "seed.json"):
+    for stale in ("secret_key", "demo-credentials.txt", "link-names.txt", "seed.json", "cli.log"):
         (data_dir / stale).unlink(missing_ok=True)
     if args.db == "postgresql":
         url = PG_URL.format(name=args.pg_database)
-        asyncio.run(recreate_pg(args.pg_database))
+        asyncio.run(recreate_database(url))
         sqlite_path = None
     else:
         sqlite_path = (args.sqlite_path or data_dir / "portico.db").resolve()
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{sqlite_path}"
-    env = portico_env(url, data_dir)
-    run_cli(["db", "upgrade"], env)
-    run_cli(["demo"], env)
+    config = settings(data_dir, url)
+    log_path = data_dir / "cli.log"
+    run_cli(config, ["db", "upgrade"], log_path)
+    run_cli(config, ["demo"], log_path)
     names = data_dir / "link-names.txt"
     names.write_text("\n".join(LINK_NAMES[: args.links]) + "\n")
-    env["PORTICO_MAX_PRIVATE_LINKS"] = str(max(50, args.links))
-    run_cli(["links", "create", str(ASSISTANT_ID), "--from-file", str(names)], env)
+    max_links = str(max(50, args.links))
+    run_cli(
+        config,
+        ["links", "create", str(ASSISTANT_ID), "--from-file", str(names)],
+        log_path,
+        PORTICO_MAX_PRIVATE_LINKS=max_links,
+    )
     phases.record("schema, demo owner and assistant, links (portico CLI)", started)
-    link_ids = asyncio.run(_link_ids(url))
+    query = f"SELECT id FROM private_links WHERE assistant_id = {ASSISTANT_ID} ORDER BY id"
+    link_ids = [row[0] for row in fetch_rows(url, query)]
 
     now = datetime.now(UTC)
     started = time.perf_counter()
@@ -916,7 +734,7 @@ def main() -> None:
         counts = load_sqlite(gen, sqlite_path, args.chunk, phases, args.sqlite_row_inserts)
     phases.record("load (total)", load_started)
     messages = gen.next_message_id - 1
-    asyncio.run(rollup(url, data_dir, now, args.days, phases))
+    asyncio.run(rollup(url, now, args.days, phases))
     phases.record("total", total)
 
     sizes = asyncio.run(pg_sizes(args.pg_database)) if args.db == "postgresql" else sqlite_sizes(sqlite_path)  # type: ignore[arg-type]
@@ -950,25 +768,6 @@ def main() -> None:
     )
     out.write_text(json.dumps(summary, indent=2))
     print(f"Wrote {out}")
-
-
-async def _link_ids(url: str) -> list[int]:
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        try:
-            rows = conn.execute("SELECT id FROM private_links WHERE assistant_id = ? ORDER BY id", (ASSISTANT_ID,))
-            return [r[0] for r in rows]
-        finally:
-            conn.close()
-    import asyncpg
-
-    parts = urlsplit(url)
-    conn = await asyncpg.connect(urlunsplit(("postgresql", parts.netloc, parts.path, "", "")))
-    try:
-        rows = await conn.fetch("SELECT id FROM private_links WHERE assistant_id = $1 ORDER BY id", ASSISTANT_ID)
-        return [r["id"] for r in rows]
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ compared with the number of 201 answers (each admission counted exactly once).
 The machine is shared, so CPU is accounted for: the server's (all its threads, from
 /proc/PID/stat), the client's, PostgreSQL's backends for the benchmark database, and "other"
 (everything else the machine did). A level is measured again (--retries) when other work used
-more than --max-other cores; a level still disturbed after that is marked in the table.
+more than --max-other cores; the least disturbed attempt is kept, and marked in the table if it
+still was.
 
-Servers are stopped at the end by the PID this script started them with (SIGTERM, then SIGKILL
-after 10 s); nothing is looked up by process name.
+Servers are stopped at the end by the PID this script started them with (SIGTERM, then SIGKILL);
+nothing is looked up by process name. `portico serve` is started as the tests start it
+(tests/servers.py).
 
     .venv/bin/python bench/session_start.py
     .venv/bin/python bench/session_start.py --targets postgresql,bare --clients 16 --duration 10
@@ -41,37 +43,38 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from benchkit import (
-    PROTECTED_DATABASES,
-    Server,
-    clean_env,
+    Backends,
+    Served,
     fmt,
-    free_port,
+    least_disturbed,
     machine_cpu,
     machine_line,
-    portico_command,
+    new_client,
+    percentile,
     process_cpu,
     recreate_database,
-    run_cli,
+    refuse_protected,
+    script,
+    seed_demo,
+    serve_portico,
+    settings,
     source_line,
-    wait_until_quiet,
 )
 
-HERE = Path(__file__).resolve().parent
 TARGETS = ("sqlite", "postgresql", "bare")
 QUIET = 0.10  # share of the machine other work may use before a level starts
 SESSION_PATH = "/api/v1/chat/sessions"
@@ -112,12 +115,7 @@ class Phase:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
     def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        # Nearest-rank percentile.
-        index = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-        return ordered[index]
+        return percentile(self.latencies_ms, p)
 
     def summary(self) -> dict[str, object]:
         data = asdict(self)
@@ -137,88 +135,12 @@ class Phase:
         return data
 
 
-class DatabaseWatch:
-    """The benchmark database's backends, seen from pg_stat_activity on a separate connection.
-
-    Gives the PIDs whose CPU to count, and samples (every 100 ms) how many backends wait on a
-    lock and how many sit idle inside a transaction, waiting for the server's next statement.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-        self.name = parts.path.lstrip("/")
-        self.conn = None
-        self.samples = 0
-        self.lock_waiters = 0
-        self.idle_in_transaction = 0
-        self._stop = asyncio.Event()
-        # CPU seconds per backend PID: when first seen (0 for a backend that started after
-        # `start()`), and the last reading taken while it was alive.
-        self.cpu_first: dict[int, float] = {}
-        self.cpu_last: dict[int, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> DatabaseWatch:
-        import asyncpg
-
-        self.conn = await asyncpg.connect(self.admin_url, timeout=10)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.conn.close()
-
-    async def sessions(self) -> int:
-        """Connections ever opened to the database (pg_stat_database.sessions, PostgreSQL 14+)."""
-        value = await self.conn.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = $1", self.name)
-        return int(value or 0)
-
-    async def _activity(self) -> list[Any]:
-        return await self.conn.fetch(
-            "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            self.name,
-        )
-
-    def _read_cpu(self, pids: list[int], *, new_since_start: bool) -> None:
-        for pid in pids:
-            cpu = process_cpu(pid)
-            if pid not in self.cpu_first:
-                self.cpu_first[pid] = 0.0 if new_since_start else cpu
-            self.cpu_last[pid] = max(cpu, self.cpu_last.get(pid, 0.0))
-
-    async def start(self) -> None:
-        """Read the backends' CPU now, and sample until stop()."""
-        self._read_cpu([row["pid"] for row in await self._activity()], new_since_start=False)
-        self._task = asyncio.create_task(self._sample())
-
-    async def _sample(self) -> None:
-        """Until stop(): every 100 ms, the backends' states, and their CPU so far."""
-        while not self._stop.is_set():
-            rows = await self._activity()
-            self._read_cpu([row["pid"] for row in rows], new_since_start=True)
-            self.samples += 1
-            self.lock_waiters += sum(1 for row in rows if row["wait_event_type"] == "Lock")
-            self.idle_in_transaction += sum(1 for row in rows if row["state"] == "idle in transaction")
-            try:
-                await asyncio.wait_for(self._stop.wait(), 0.1)
-            except TimeoutError:
-                pass
-
-    async def stop(self) -> float:
-        """Stop sampling; the backends' CPU seconds since start() (a backend that both
-        started and ended between two samples is missed)."""
-        self._stop.set()
-        await self._task
-        self._read_cpu([row["pid"] for row in await self._activity()], new_since_start=True)
-        return sum(max(self.cpu_last[pid] - self.cpu_first[pid], 0.0) for pid in self.cpu_first)
-
-
 # --- servers --------------------------------------------------------------------------------
 
 
 @dataclass
 class Prepared:
-    server: Server
+    server: Served
     url: str  # where the load goes
     bodies: list[bytes]  # JSON bodies; worker i sends bodies[i % len(bodies)] (one per link)
     token: str | None = None  # the owner's API token (Portico targets)
@@ -227,60 +149,39 @@ class Prepared:
     database_url: str | None = None  # PostgreSQL only: whose backends' CPU to count
 
 
-def seed_links(server: Server, data_dir: Path, count: int) -> Prepared:
-    """The demo's API token, its assistant's id, and `count` new unlimited private links' keys."""
-    values = dict(
-        line.split("=", 1) for line in (data_dir / "demo-credentials.txt").read_text().splitlines() if "=" in line
-    )
-    token = values["api_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as api:
-        listed = api.get("/api/v1/assistants")
-        listed.raise_for_status()
-        assistant_id = listed.json()["items"][0]["id"]
-        names = ["bench"] if count == 1 else [f"bench {n}" for n in range(1, count + 1)]
-        created = api.post(
-            f"/api/v1/assistants/{assistant_id}/links",
-            json={"links": [{"name": name, "max_sessions": 0} for name in names]},
-        )
-        if created.status_code != 201:
-            raise RuntimeError(f"creating the links answered {created.status_code}: {created.text[:300]}")
-        links = created.json()["items"]
-    bodies = [json.dumps({"key": link["url"].split("#k=", 1)[1]}).encode() for link in links]
-    ids = [link["id"] for link in links]
-    return Prepared(server, server.base_url + SESSION_PATH, bodies, token, assistant_id, ids)
-
-
-def prepare(target: str, workdir: Path, postgres_url: str, links: int = 1) -> Prepared:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def prepare(target: str, workdir: Path, postgres_url: str, links: int = 1) -> Iterator[Prepared]:
+    """The target's server, seeded: the demo's API token, its assistant's id, and `links` new
+    unlimited private links' keys."""
     log_path = workdir / f"{target}.log"
     if target == "bare":
-        argv = [sys.executable, str(HERE / "bare_app.py"), "--host", "127.0.0.1", "--port", str(port)]
-        server = Server(target, argv, clean_env({}), port, log_path)
-        server.start()
-        return Prepared(server, base_url + BARE_PATH, [json.dumps({"key": "ptk_" + "b" * 43}).encode()])
-
-    data_dir = workdir / target
-    data_dir.mkdir(parents=True)
-    if target == "sqlite":
-        database_url = f"sqlite:///{data_dir / 'portico.db'}"
-    else:
-        database_url = postgres_url
-        asyncio.run(recreate_database(postgres_url))
-    env = clean_env(
-        {"PORTICO_DATA_DIR": str(data_dir), "PORTICO_DATABASE_URL": database_url, "PORTICO_BASE_URL": base_url}
-    )
-    if target == "postgresql":
-        run_cli(["db", "upgrade"], env, log_path)
-    run_cli(["demo"], env, log_path)
-    argv = [portico_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    server = Server(target, argv, env, port, log_path)
-    server.start()
-    prepared = seed_links(server, data_dir, links)
-    if target == "postgresql":
-        prepared.database_url = postgres_url
-    return prepared
+        with script(target, "bare_app.py", log_path) as bare:
+            yield Prepared(bare, bare.base_url + BARE_PATH, [json.dumps({"key": "ptk_" + "b" * 43}).encode()])
+        return
+    database_url = postgres_url if target == "postgresql" else ""
+    if database_url:
+        asyncio.run(recreate_database(database_url))
+    config = settings(workdir / target, database_url)
+    demo = seed_demo(config, log_path)
+    with serve_portico(target, config, log_path) as portico:
+        headers = {"Authorization": f"Bearer {demo.token}"}
+        with httpx.Client(base_url=portico.base_url, headers=headers, timeout=30) as api:
+            listed = api.get("/api/v1/assistants")
+            listed.raise_for_status()
+            assistant_id = listed.json()["items"][0]["id"]
+            names = ["bench"] if links == 1 else [f"bench {n}" for n in range(1, links + 1)]
+            created = api.post(
+                f"/api/v1/assistants/{assistant_id}/links",
+                json={"links": [{"name": name, "max_sessions": 0} for name in names]},
+            )
+            if created.status_code != 201:
+                raise RuntimeError(f"creating the links answered {created.status_code}: {created.text[:300]}")
+        items = created.json()["items"]
+        bodies = [json.dumps({"key": link["url"].split("#k=", 1)[1]}).encode() for link in items]
+        ids = [link["id"] for link in items]
+        yield Prepared(
+            portico, portico.base_url + SESSION_PATH, bodies, demo.token, assistant_id, ids, database_url or None
+        )
 
 
 def link_sessions_used(prepared: Prepared) -> int | None:
@@ -348,12 +249,9 @@ def open_pools(clients: int, shared: bool) -> list[httpx.AsyncClient]:
     benchmark would measure the client (the bare endpoint drops to ~100/s); a pool per worker
     keeps it near 1 ms. --shared-pool reproduces the single-pool client.
     """
-    timeout = httpx.Timeout(30.0)
     if shared:
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        return [httpx.AsyncClient(limits=limits, timeout=timeout)]
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return [httpx.AsyncClient(limits=limits, timeout=timeout) for _ in range(clients)]
+        return [new_client(clients, timeout=30.0)]
+    return [new_client(timeout=30.0) for _ in range(clients)]
 
 
 async def run_level(
@@ -369,22 +267,16 @@ async def run_level(
         if warmup > 0:
             await drive(client, prepared, warm, warmup, max_requests)
         phase = Phase(prepared.server.name, clients)
-        if prepared.database_url:
-            async with DatabaseWatch(prepared.database_url) as watch:
-                sessions0 = await watch.sessions()
-                await watch.start()
-                server0, client0, machine0 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
-                await drive(client, prepared, phase, duration, max_requests)
-                server1, client1, machine1 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
-                phase.db_cpu_s = await watch.stop()
-                # The watcher's own connection was open before; each new one is the server's.
-                phase.db_connections = await watch.sessions() - sessions0
-                phase.lock_waiters = watch.lock_waiters / max(watch.samples, 1)
-                phase.in_transaction_idle = watch.idle_in_transaction / max(watch.samples, 1)
-        else:
+        database = Backends(prepared.database_url) if prepared.database_url else contextlib.nullcontext()
+        async with database as backends:
             server0, client0, machine0 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
             await drive(client, prepared, phase, duration, max_requests)
             server1, client1, machine1 = process_cpu(prepared.server.pid), time.process_time(), machine_cpu()
+    if backends is not None:
+        phase.db_cpu_s = backends.cpu
+        phase.db_connections = backends.opened  # the watcher's own connection is to another database
+        phase.lock_waiters = backends.mean("lock")
+        phase.in_transaction_idle = backends.mean("idle in transaction")
     phase.server_cpu_s = server1 - server0
     phase.client_cpu_s = client1 - client0
     phase.machine_busy = (machine1[0] - machine0[0]) / max(machine1[1] - machine0[1], 1)
@@ -514,9 +406,7 @@ def main() -> int:
     if args.duration <= 0 or args.warmup < 0 or args.max_requests < 1:
         parser.error("--duration must be > 0, --warmup >= 0, --max-requests >= 1")
     if "postgresql" in targets:
-        name = urlsplit(args.postgres_url).path.lstrip("/")
-        if not name or name in PROTECTED_DATABASES:
-            parser.error(f"--postgres-url names '{name}', which this script will not drop; use a dedicated database")
+        refuse_protected(args.postgres_url)
 
     workdir = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     print(f"machine: {machine_line()}")
@@ -530,60 +420,59 @@ def main() -> int:
     )
     phases: list[Phase] = []
     checks: list[str] = []
-    started: list[Server] = []
     status = 0
     all_errors = 0  # in every measured window, those measured again included
     try:
         for target in targets:
             print(f"\n[{target}] starting", flush=True)
-            prepared = prepare(target, workdir, args.postgres_url, args.links)
-            started.append(prepared.server)
-            print(
-                f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}",
-                flush=True,
-            )
-            admitted = 0
-            for clients in levels:
-                for attempt in range(1, args.retries + 2):
-                    load = wait_until_quiet(QUIET, args.quiet_wait)
-                    if load > QUIET:
-                        print(f"[{target}] warning: {load:.0%} of the machine is busy with other work", flush=True)
-                    phase, ok = asyncio.run(
-                        run_level(prepared, clients, args.warmup, args.duration, args.max_requests, args.shared_pool)
-                    )
-                    admitted += ok
-                    all_errors += phase.errors
-                    phase.background = load
-                    print(
-                        f"[{target}] {clients:>3} clients: {phase.requests:>7,} requests, {phase.errors} errors, "
-                        f"{phase.rate:8,.1f}/s, p50 {fmt(phase.percentile(50), 2)} ms, "
-                        f"p99 {fmt(phase.percentile(99), 2)} ms; CPU cores: server "
-                        f"{phase.server_cpu_s / phase.elapsed:.2f}, client {phase.client_cpu_s / phase.elapsed:.2f}, "
-                        f"other {phase.other_cpu:.2f}",
-                        flush=True,
-                    )
-                    for sample in phase.error_samples:
-                        print(f"[{target}]     error: {sample}", flush=True)
-                    if phase.other_cpu <= args.max_other or attempt > args.retries:
-                        break
-                    print(
-                        f"[{target}]     other work used {phase.other_cpu:.2f} cores during the window; "
-                        f"measuring again ({attempt}/{args.retries})",
-                        flush=True,
-                    )
-                if phase.other_cpu > args.max_other:
-                    phase.disturbed = True
-                phases.append(phase)
-            used = link_sessions_used(prepared)
-            if used is not None:
-                same = used == admitted
-                checks.append(
-                    f"{target}: sessions_used on the link(s) {used:,}, 201 answers {admitted:,} -> "
-                    f"{'ok' if same else 'MISMATCH'}"
+            with prepare(target, workdir, args.postgres_url, args.links) as prepared:
+                print(
+                    f"[{target}] pid {prepared.server.pid} on {prepared.server.base_url}, POST {urlsplit(prepared.url).path}",
+                    flush=True,
                 )
-                if not same:
-                    status = 1
-            prepared.server.stop()
+                admitted = 0
+                for clients in levels:
+
+                    def measure(clients: int = clients, target: str = target) -> Phase:
+                        nonlocal admitted, all_errors
+                        phase, ok = asyncio.run(
+                            run_level(
+                                prepared, clients, args.warmup, args.duration, args.max_requests, args.shared_pool
+                            )
+                        )
+                        admitted += ok
+                        all_errors += phase.errors
+                        print(
+                            f"[{target}] {clients:>3} clients: {phase.requests:>7,} requests, {phase.errors} errors, "
+                            f"{phase.rate:8,.1f}/s, p50 {fmt(phase.percentile(50), 2)} ms, "
+                            f"p99 {fmt(phase.percentile(99), 2)} ms; CPU cores: server "
+                            f"{phase.server_cpu_s / phase.elapsed:.2f}, client {phase.client_cpu_s / phase.elapsed:.2f}, "
+                            f"other {phase.other_cpu:.2f}",
+                            flush=True,
+                        )
+                        for sample in phase.error_samples:
+                            print(f"[{target}]     error: {sample}", flush=True)
+                        return phase
+
+                    phases.append(
+                        least_disturbed(
+                            measure,
+                            f"[{target}]",
+                            quiet=QUIET,
+                            patience=args.quiet_wait,
+                            max_other=args.max_other,
+                            retries=args.retries,
+                        )
+                    )
+                used = link_sessions_used(prepared)
+                if used is not None:
+                    same = used == admitted
+                    checks.append(
+                        f"{target}: sessions_used on the link(s) {used:,}, 201 answers {admitted:,} -> "
+                        f"{'ok' if same else 'MISMATCH'}"
+                    )
+                    if not same:
+                        status = 1
     except Exception as exc:  # noqa: BLE001 - report and stop the servers
         print(f"\nerror: {exc}", file=sys.stderr)
         status = 2
@@ -591,8 +480,6 @@ def main() -> int:
         print("\ninterrupted", file=sys.stderr)
         status = 130
     finally:
-        for server in started:
-            server.stop()
         if "postgresql" in targets and not args.keep:
             try:
                 asyncio.run(recreate_database(args.postgres_url, drop_only=True))

@@ -41,10 +41,7 @@ import asyncio
 import gzip
 import json
 import os
-import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,14 +49,17 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-PORTICO = str(Path(sys.executable).parent / "portico")
+from benchkit import machine_line, percentile, seed_demo, serve_portico, settings
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 COMPETITORS = [("flowise-embed", "dist/web.js"), ("@typebot.io/js", "dist/web.js")]
@@ -80,72 +80,24 @@ def gnu_gzip(data: bytes) -> int | None:
     return len(subprocess.run([program, "-9", "-n", "-c"], input=data, capture_output=True, check=True).stdout)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))  # nearest rank
-    return ordered[index]
-
-
 # --- servers ---------------------------------------------------------------------------------------
 
 
+@dataclass
 class Portico:
+    url: str
+    widget_id: str  # the demo assistant's; the embed code names it, not the public id (docs/design.md)
+
+
+@contextmanager
+def start_portico(workdir: Path) -> Iterator[Portico]:
     """`portico serve` on SQLite in a temporary data directory, seeded with `portico demo`."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        self.env.update(PORTICO_DATA_DIR=str(workdir / "data"), PORTICO_BASE_URL=self.url)
-        self.log = workdir / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> Portico:
-        demo = subprocess.run([PORTICO, "demo"], env=self.env, capture_output=True, text=True, check=True)
-        found = re.search(r"Chat with the demo assistant: \S+/c/(\S+)", demo.stdout)
-        if not found:
-            raise SystemExit(f"`portico demo` did not name the demo assistant:\n{demo.stdout}{demo.stderr}")
-        self.public_id = found.group(1)
-        token = re.search(r"API token: (pto_\S+)", demo.stdout)
-        if not token:
-            raise SystemExit(f"`portico demo` printed no API token:\n{demo.stdout}")
-        self.token = token.group(1)
-        self.widget_id = ""
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [PORTICO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.url}/openapi.json", timeout=1)
-                # The embed code names the widget id, not the public id (they differ; docs/design.md).
-                mine = httpx.get(f"{self.url}/api/v1/assistants", headers={"Authorization": f"Bearer {self.token}"})
-                self.widget_id = next(a["widget_id"] for a in mine.json()["items"] if a["public_id"] == self.public_id)
-                return self
-            except httpx.TransportError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    raise SystemExit(f"portico serve did not start:\n{self.log.read_text()}") from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    config = settings(workdir / "data")
+    demo = seed_demo(config, workdir / "server.log")
+    with serve_portico("portico", config, workdir / "server.log") as server:
+        mine = httpx.get(f"{server.base_url}/api/v1/assistants", headers={"Authorization": f"Bearer {demo.token}"})
+        widget_id = next(a["widget_id"] for a in mine.json()["items"] if a["public_id"] == demo.public_id)
+        yield Portico(server.base_url, widget_id)
 
 
 class HostSite:
@@ -304,21 +256,9 @@ def competitors(workdir: Path) -> list[dict]:
 
 
 def machine() -> str:
-    cpu = ""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
-    return (
-        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-        f"{chromium}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    return f"{machine_line()}, {chromium}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -426,7 +366,7 @@ async def main_async(args: argparse.Namespace) -> int:
         rivals = competitors(workdir)
         host = HostSite()
         try:
-            with Portico(workdir) as portico:
+            with start_portico(workdir) as portico:
                 tag = f'<script src="{portico.url}/widget.js" data-assistant="{portico.widget_id}" async></script>'
                 host.pages["/open"] = host_page(ARTICLE + tag)
                 host.pages["/timing"] = host_page(ARTICLE + WATCH + tag)
