@@ -14,12 +14,12 @@ from portico.assistants.schemas import (
     AssistantCreate,
     AssistantUpdate,
     DraftFields,
-    EngineConfig,
     Quotas,
     SessionSettings,
     ShareIn,
 )
 from portico.chat import lifecycle
+from portico.engines import PROVIDERS, Kind, ProviderConfig, secrets
 from portico.errors import NotFound
 from portico.kit.crypto import Vault, new_public_id
 from portico.metrics.quotas import start_counting
@@ -67,33 +67,19 @@ def starters_of(config: dict[str, Any]) -> list[str]:
     return list(config.get("starters", []))
 
 
-def _merge_engine(old: dict[str, Any], new: EngineConfig, vault: Vault) -> dict[str, Any]:
-    given = new.model_dump(exclude_unset=True, exclude={"api_key"})
-    if new.type == "builtin":
-        return {"type": "builtin"}
-    # Same engine: change only what was given. Another engine: start from its defaults.
-    base = dict(old) if old.get("type") == new.type else new.model_dump(exclude={"api_key"})
-    engine = {**base, **given, "type": new.type}
-    if new.api_key is not None:
-        # An empty string clears the stored key; leaving the field out keeps it.
-        engine.pop("api_key_encrypted", None)
-        if new.api_key:
-            engine["api_key_encrypted"] = vault.encrypt(new.api_key)
-    return engine
+def _merge_engine(old: dict[str, Any], new: ProviderConfig, vault: Vault) -> dict[str, Any]:
+    return secrets.merge(PROVIDERS.get(Kind.REPLY, new.type), old, new, vault)
+
+
+def engine_view(engine: dict[str, Any]) -> dict[str, Any]:
+    """What the API shows of a stored engine configuration: never a secret, only `has_<secret>`."""
+    return secrets.public_view(PROVIDERS.get(Kind.REPLY, engine["type"]), engine)
 
 
 def draft_problems(draft: dict[str, Any]) -> list[str]:
     """What stops this draft from being published, in sentences an owner can act on."""
-    problems = []
     engine = draft["engine"]
-    if engine["type"] == "builtin" and not draft["knowledge"].strip():
-        problems.append("knowledge: the built-in engine answers only from the knowledge text; add some.")
-    if engine["type"] == "openai":
-        if not engine.get("base_url"):
-            problems.append("engine.base_url: say which OpenAI-compatible server to use.")
-        if not engine.get("model"):
-            problems.append("engine.model: say which model to use.")
-    return problems
+    return PROVIDERS.get(Kind.REPLY, engine["type"]).checks(engine, draft)
 
 
 async def create_assistant(db: AsyncSession, *, member: Member, data: AssistantCreate, vault: Vault) -> Assistant:
