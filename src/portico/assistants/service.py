@@ -155,6 +155,8 @@ async def update_assistant(
     if any(getattr(data, name) is not None for name in guarded):
         require(member, Action.SHARE)
     await _audit_settings(db, member=member, assistant=assistant, data=data)
+    named = {"name": assistant.name, "description": assistant.description}
+    before = assistant.draft
     if data.name is not None:
         assistant.name = data.name
     if data.description is not None:
@@ -168,11 +170,36 @@ async def update_assistant(
     if data.quotas is not None:
         await _set_quotas(db, assistant=assistant, quotas=data.quotas)
     draft = _merge_draft(assistant.draft, data, vault)
+    edited = draft_changes(before, draft)
+    edited += [name for name, value in named.items() if value != getattr(assistant, name)]
+    if edited:
+        # Which fields, never their values: a key (or an instruction) does not belong in the log.
+        await audit.record(
+            db, member=member, action=AuditAction.DRAFT_EDITED, assistant_id=assistant.id, fields=", ".join(edited)
+        )
     assistant.draft = draft
     assistant.draft_digest = config_digest(draft)
     assistant.updated_at = utcnow()
     await db.flush()
     return assistant
+
+
+def draft_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The draft's fields an edit changed: `knowledge`, `settings.language`, `engine.api_key`."""
+    changed: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if name == "engine" and isinstance(old, dict) and isinstance(new, dict):
+            kinds = {PROVIDERS.find(Kind.REPLY, engine["type"]) for engine in (old, new)}
+            providers = [provider for provider in kinds if provider is not None]
+            changed += [f"engine.{field}" for field in secrets.changed_fields(providers, old, new)]
+        elif name == "settings" and isinstance(old, dict) and isinstance(new, dict):
+            changed += [f"settings.{key}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+        else:
+            changed.append(name)
+    return changed
 
 
 async def _audit_settings(db: AsyncSession, *, member: Member, assistant: Assistant, data: AssistantUpdate) -> None:

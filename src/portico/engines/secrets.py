@@ -57,13 +57,14 @@ def merge(provider: Provider, stored: dict[str, Any], given: ProviderConfig, vau
     return merged
 
 
-def changed_fields(provider: Provider, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The fields a change touched, secrets by their name only (never a value, nor its ciphertext)."""
-    names = (set(before) | set(after)) - {stored_name(secret) for secret in provider.secrets}
+def changed_fields(providers: list[Provider], before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The fields a change touched (`providers`: the configuration's before and after), a secret
+    by its name only: never its value, nor its ciphertext."""
+    secrets = {secret for provider in providers for secret in provider.secrets}
+    stored = {stored_name(secret) for secret in secrets}
+    names = (set(before) | set(after)) - stored
     changed = [name for name in names if before.get(name) != after.get(name)]
-    changed += [
-        secret for secret in provider.secrets if before.get(stored_name(secret)) != after.get(stored_name(secret))
-    ]
+    changed += [secret for secret in secrets if before.get(stored_name(secret)) != after.get(stored_name(secret))]
     return sorted(changed)
 
 
