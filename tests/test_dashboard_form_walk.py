@@ -18,7 +18,8 @@ import pytest
 from pydantic import BaseModel, StringConstraints
 from pydantic.fields import FieldInfo
 
-from portico.assistants.schemas import AssistantCreate, AssistantUpdate, OpenAIEngine, Quotas, SessionSettings
+from portico.assistants.schemas import AssistantCreate, AssistantUpdate, Quotas, SessionSettings
+from portico.engines.openai import OpenAIConfig
 from tests.conftest import Person
 from tests.dashboard_helpers import Dashboard
 from tests.test_dashboard_pages import BEHAVIOR, field_errors, web  # noqa: F401 (fixture)
@@ -104,7 +105,7 @@ FORMS = [
         "behavior, engine",
         "/dashboard/assistants/{id}/behavior",
         OPENAI,
-        model_cases(OpenAIEngine, ["model", "temperature", "max_tokens", "timeout", "api_key"])
+        model_cases(OpenAIConfig, ["model", "temperature", "max_tokens", "timeout", "api_key"])
         + [("base_url", "ftp//nowhere")],
         secret=frozenset({"api_key"}),
     ),

@@ -13,7 +13,7 @@ import pytest
 from portico.config import get_settings
 from portico.engines import EngineError, EngineRequest
 from portico.engines.builtin import BuiltinEngine
-from portico.engines.openai_compat import OpenAIEngine
+from portico.engines.openai.engine import OpenAIEngine
 from tests.chat_helpers import parse_events, say
 from tests.conftest import Person, start
 from tests.test_dashboard_pages import BEHAVIOR, field_errors, new_assistant, web  # noqa: F401 (fixture)
@@ -123,7 +123,7 @@ def engine_request(base_url: str, model: str = "quick") -> EngineRequest:
         knowledge="",
         engine={"type": "openai", "base_url": base_url, "model": model, "timeout": 5},
         prompt="Hello?",
-        api_key="sk-secret",
+        secrets={"api_key": "sk-secret"},
     )
 
 

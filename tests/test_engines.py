@@ -10,7 +10,7 @@ import openai
 from portico.app import create_app
 from portico.engines import EngineRequest, Usage, close_engines, get_engine
 from portico.engines.builtin import BuiltinEngine
-from portico.engines.openai_compat import ClientPool, OpenAIEngine
+from portico.engines.openai.engine import ClientPool, OpenAIEngine
 from tests.chat_helpers import say
 from tests.conftest import Person, start
 from tests.upstream import SLOW_CHUNKS, upstream_server
@@ -39,7 +39,7 @@ async def test_an_evicted_client_is_closed_at_once_when_idle_and_after_its_last_
 def request(base_url: str, model: str, api_key: str) -> EngineRequest:
     engine = {"type": "openai", "base_url": base_url, "model": model, "timeout": 30}
     return EngineRequest(
-        version_key="v1", instructions="", knowledge="", engine=engine, prompt="Hello?", api_key=api_key
+        version_key="v1", instructions="", knowledge="", engine=engine, prompt="Hello?", secrets={"api_key": api_key}
     )
 
 
@@ -60,7 +60,7 @@ async def test_a_reply_keeps_streaming_while_its_client_is_evicted_by_another():
 def test_importing_the_app_makes_no_engine():
     count = (
         "import gc, portico.app; from portico.engines.builtin import BuiltinEngine; "
-        "from portico.engines.openai_compat import OpenAIEngine; "
+        "from portico.engines.openai.engine import OpenAIEngine; "
         "print(sum(isinstance(o, (BuiltinEngine, OpenAIEngine)) for o in gc.get_objects()))"
     )
     made = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, check=True)

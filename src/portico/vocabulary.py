@@ -251,6 +251,7 @@ class AuditAction(StrEnum):
     ALLOWED_WEBSITES = "assistant.allowed_websites"
     QUOTAS = "assistant.quotas"
     RETENTION = "assistant.retention"
+    DRAFT_EDITED = "assistant.draft_edited"
     LINK_CREATED = "link.created"
     LINK_RENAMED = "link.renamed"
     LINK_CAP = "link.cap"
@@ -285,6 +286,7 @@ AUDIT_LABELS: dict[AuditAction, str] = {
     AuditAction.ALLOWED_WEBSITES: "Allowed websites",
     AuditAction.QUOTAS: "Quotas",
     AuditAction.RETENTION: "Retention",
+    AuditAction.DRAFT_EDITED: "Draft edited",
     AuditAction.LINK_CREATED: "Link created",
     AuditAction.LINK_RENAMED: "Link renamed",
     AuditAction.LINK_CAP: "Link cap changed",

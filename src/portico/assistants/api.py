@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from portico.access import links, qr
@@ -14,7 +12,6 @@ from portico.assistants.schemas import (
     AssistantOut,
     AssistantUpdate,
     DraftOut,
-    EngineOut,
     PublishOut,
     Quotas,
     ShareIn,
@@ -29,13 +26,6 @@ from portico.identity.deps import CurrentMember
 from portico.models import Assistant
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
-
-
-def engine_out(engine: dict[str, Any]) -> EngineOut:
-    if engine["type"] == "builtin":
-        return EngineOut(type="builtin")
-    fields = {k: v for k, v in engine.items() if k != "api_key_encrypted"}
-    return EngineOut(**fields, has_api_key="api_key_encrypted" in engine)
 
 
 def assistant_out(assistant: Assistant, *, settings: Settings, published_digest: str | None) -> AssistantOut:
@@ -68,7 +58,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
             greeting=draft["greeting"],
             greeting_enabled=draft.get("greeting_enabled", True),
             knowledge=draft["knowledge"],
-            engine=engine_out(draft["engine"]),
+            engine=service.engine_view(draft["engine"]),
             settings=draft["settings"],
             starters=service.starters_of(draft),
         ),

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from portico.access.codes import MAX_LENGTH as MAX_CODE
 from portico.access.codes import MIN_LENGTH as MIN_CODE
 from portico.access.schemas import Expiry
-from portico.config import get_settings
+from portico.engines import PROVIDERS, Kind
+from portico.engines.providers import ConfigOf, ViewOf
 from portico.kit.i18n import LANGUAGES
-from portico.kit.net import EngineAddressRefused, check_engine_host
 from portico.schemas import Name, Strict
 from portico.vocabulary import ShareMode, Status
 from portico.widget.domains import normalise_all
@@ -59,34 +59,10 @@ class Quotas(Strict):
     )
 
 
-class BuiltinEngine(Strict):
-    type: Literal["builtin"]  # required: the tag that picks the engine
-
-
-class OpenAIEngine(Strict):
-    type: Literal["openai"]
-    base_url: str = ""
-    model: str = Field(default="", max_length=200)
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=512, ge=1, le=100_000)
-    timeout: float = Field(default=30.0, gt=0, le=600)
-    # Write-only: accepted here, stored encrypted, never returned.
-    api_key: str | None = Field(default=None, max_length=500, repr=False)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if value:
-            # What can be checked without DNS, when the owner saves; the engine checks again, with
-            # DNS, each time it connects (engines/openai_compat.py).
-            try:
-                check_engine_host(HttpUrl(value).host or "", get_settings().engine_hosts)
-            except EngineAddressRefused as exc:
-                raise PydanticCustomError("engine_address", "{reason}", {"reason": str(exc)}) from None
-        return value
-
-
-EngineConfig = Annotated[BuiltinEngine | OpenAIEngine, Field(discriminator="type")]
+# One of the registered reply engines' configurations, picked by `type` (engines/providers.py);
+# the view shows its public fields and `has_<secret>` for its secrets.
+EngineConfig = Annotated[Any, ConfigOf(PROVIDERS, Kind.REPLY)]
+EngineOut = Annotated[dict[str, Any], ViewOf(PROVIDERS, Kind.REPLY)]
 
 
 def _starter(value: str) -> str:
@@ -136,16 +112,6 @@ class AssistantUpdate(DraftFields):
     @classmethod
     def _domains(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else normalise_all(value)
-
-
-class EngineOut(BaseModel):
-    type: str
-    base_url: str | None = None
-    model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    timeout: float | None = None
-    has_api_key: bool | None = None
 
 
 class DraftOut(BaseModel):

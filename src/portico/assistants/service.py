@@ -14,12 +14,12 @@ from portico.assistants.schemas import (
     AssistantCreate,
     AssistantUpdate,
     DraftFields,
-    EngineConfig,
     Quotas,
     SessionSettings,
     ShareIn,
 )
 from portico.chat import lifecycle
+from portico.engines import PROVIDERS, Kind, ProviderConfig, secrets
 from portico.errors import NotFound
 from portico.identity import audit
 from portico.identity.roles import Action, Member, require
@@ -67,33 +67,19 @@ def starters_of(config: dict[str, Any]) -> list[str]:
     return list(config.get("starters", []))
 
 
-def _merge_engine(old: dict[str, Any], new: EngineConfig, vault: Vault) -> dict[str, Any]:
-    given = new.model_dump(exclude_unset=True, exclude={"api_key"})
-    if new.type == "builtin":
-        return {"type": "builtin"}
-    # Same engine: change only what was given. Another engine: start from its defaults.
-    base = dict(old) if old.get("type") == new.type else new.model_dump(exclude={"api_key"})
-    engine = {**base, **given, "type": new.type}
-    if new.api_key is not None:
-        # An empty string clears the stored key; leaving the field out keeps it.
-        engine.pop("api_key_encrypted", None)
-        if new.api_key:
-            engine["api_key_encrypted"] = vault.encrypt(new.api_key)
-    return engine
+def _merge_engine(old: dict[str, Any], new: ProviderConfig, vault: Vault) -> dict[str, Any]:
+    return secrets.merge(PROVIDERS.get(Kind.REPLY, new.type), old, new, vault)
+
+
+def engine_view(engine: dict[str, Any]) -> dict[str, Any]:
+    """What the API shows of a stored engine configuration: never a secret, only `has_<secret>`."""
+    return secrets.public_view(PROVIDERS.get(Kind.REPLY, engine["type"]), engine)
 
 
 def draft_problems(draft: dict[str, Any]) -> list[str]:
     """What stops this draft from being published, in sentences an owner can act on."""
-    problems = []
     engine = draft["engine"]
-    if engine["type"] == "builtin" and not draft["knowledge"].strip():
-        problems.append("knowledge: the built-in engine answers only from the knowledge text; add some.")
-    if engine["type"] == "openai":
-        if not engine.get("base_url"):
-            problems.append("engine.base_url: say which OpenAI-compatible server to use.")
-        if not engine.get("model"):
-            problems.append("engine.model: say which model to use.")
-    return problems
+    return PROVIDERS.get(Kind.REPLY, engine["type"]).checks(engine, draft)
 
 
 async def create_assistant(db: AsyncSession, *, member: Member, data: AssistantCreate, vault: Vault) -> Assistant:
@@ -169,6 +155,8 @@ async def update_assistant(
     if any(getattr(data, name) is not None for name in guarded):
         require(member, Action.SHARE)
     await _audit_settings(db, member=member, assistant=assistant, data=data)
+    named = {"name": assistant.name, "description": assistant.description}
+    before = assistant.draft
     if data.name is not None:
         assistant.name = data.name
     if data.description is not None:
@@ -182,11 +170,36 @@ async def update_assistant(
     if data.quotas is not None:
         await _set_quotas(db, assistant=assistant, quotas=data.quotas)
     draft = _merge_draft(assistant.draft, data, vault)
+    edited = draft_changes(before, draft)
+    edited += [name for name, value in named.items() if value != getattr(assistant, name)]
+    if edited:
+        # Which fields, never their values: a key (or an instruction) does not belong in the log.
+        await audit.record(
+            db, member=member, action=AuditAction.DRAFT_EDITED, assistant_id=assistant.id, fields=", ".join(edited)
+        )
     assistant.draft = draft
     assistant.draft_digest = config_digest(draft)
     assistant.updated_at = utcnow()
     await db.flush()
     return assistant
+
+
+def draft_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The draft's fields an edit changed: `knowledge`, `settings.language`, `engine.api_key`."""
+    changed: list[str] = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if name == "engine" and isinstance(old, dict) and isinstance(new, dict):
+            kinds = {PROVIDERS.find(Kind.REPLY, engine["type"]) for engine in (old, new)}
+            providers = [provider for provider in kinds if provider is not None]
+            changed += [f"engine.{field}" for field in secrets.changed_fields(providers, old, new)]
+        elif name == "settings" and isinstance(old, dict) and isinstance(new, dict):
+            changed += [f"settings.{key}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+        else:
+            changed.append(name)
+    return changed
 
 
 async def _audit_settings(db: AsyncSession, *, member: Member, assistant: Assistant, data: AssistantUpdate) -> None:

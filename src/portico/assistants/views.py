@@ -18,6 +18,7 @@ from portico.chat.api import event_stream
 from portico.chat.schemas import FeedbackIn, FeedbackOut
 from portico.db import SessionDep
 from portico.deps import SettingsDep
+from portico.engines import PROVIDERS, Kind, secrets
 from portico.errors import InvalidRequest
 from portico.identity.deps import DashboardMember
 from portico.models import Assistant
@@ -29,7 +30,6 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[D
 
 KNOWLEDGE_UPLOAD_MAX = 1024 * 1024
 TEXT_FIELDS = ("name", "description", "greeting", "instructions")
-ENGINE_FIELDS = ("engine_type", "base_url", "model", "temperature", "max_tokens", "timeout")
 SETTINGS_FIELDS = ("inactivity_timeout", "max_duration", "max_message_length", "language")
 QUOTA_FIELDS = ("messages_per_session", "sessions_per_day", "tokens_per_day")
 # A question from the unanswered report, as a heading (one line, trimmed to this).
@@ -99,9 +99,34 @@ async def assistant_home(assistant: DashboardAssistant) -> Response:
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior")
 
 
+def _engine_fields() -> tuple[str, ...]:
+    """The form's engine fields: the choice, then each reply engine's own (engines/providers.py)."""
+    fields = {name: None for provider in PROVIDERS.of(Kind.REPLY) for name in provider.form_fields}
+    return ("engine_type", *fields)
+
+
+def _engine_form(engine: dict[str, Any]) -> dict[str, Any]:
+    """Each engine's fields as stored for the engine chosen, its defaults for the others."""
+    values: dict[str, Any] = {}
+    for provider in reversed(PROVIDERS.of(Kind.REPLY)):
+        values.update(provider.form_defaults())
+    chosen = PROVIDERS.find(Kind.REPLY, engine["type"])
+    if chosen is not None:
+        values.update({name: engine[name] for name in chosen.form_fields if name in engine})
+    return {"engine_type": engine["type"], **values}
+
+
+def _engine_page(assistant: Assistant) -> dict[str, Any]:
+    """What the Behavior page's Engine card needs: the engines to choose from, and which secrets
+    the stored engine has (shown as "a key is saved", never the key)."""
+    engine = assistant.draft["engine"]
+    chosen = PROVIDERS.find(Kind.REPLY, engine["type"])
+    saved = {chosen.name: secrets.saved(chosen, engine)} if chosen is not None else {}
+    return {"engine_providers": PROVIDERS.of(Kind.REPLY), "saved_secrets": saved}
+
+
 def _behavior_form(assistant: Assistant) -> dict[str, Any]:
     draft = assistant.draft
-    engine = draft["engine"]
     return {
         "name": assistant.name,
         "description": assistant.description,
@@ -109,12 +134,7 @@ def _behavior_form(assistant: Assistant) -> dict[str, Any]:
         "greeting": draft["greeting"],
         "instructions": draft["instructions"],
         "knowledge": draft["knowledge"],
-        "engine_type": engine["type"],
-        "base_url": engine.get("base_url", ""),
-        "model": engine.get("model", ""),
-        "temperature": engine.get("temperature", 0.7),
-        "max_tokens": engine.get("max_tokens", 512),
-        "timeout": engine.get("timeout", 30),
+        **_engine_form(draft["engine"]),
         "starters": service.starters_of(draft),
         **draft["settings"],
     }
@@ -144,8 +164,8 @@ async def behavior_page(
         answering=answer is not None,
         form=form,
         limits=_limits_form(assistant),
-        has_api_key="api_key_encrypted" in assistant.draft["engine"],
         notice=notices.get(done or ""),
+        **_engine_page(assistant),
     )
 
 
@@ -169,7 +189,7 @@ async def save_limits(
             form=_behavior_form(assistant),
             limits=typed,
             limit_errors=invalid.errors,
-            has_api_key="api_key_encrypted" in assistant.draft["engine"],
+            **_engine_page(assistant),
         )
     await service.update_assistant(db, member=member, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=limits")
@@ -193,15 +213,17 @@ async def _read_upload(upload: UploadFile | None) -> str | None:
 
 def _behavior_data(form: FormData, knowledge: str) -> dict[str, Any]:
     """The form as the API's AssistantUpdate body; the model does every check."""
-    text = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
+    text = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *_engine_fields(), *SETTINGS_FIELDS)}
     engine: dict[str, Any] = {"type": text["engine_type"] or "builtin"}
-    if engine["type"] != "builtin":
+    provider = PROVIDERS.find(Kind.REPLY, engine["type"])
+    if provider is not None:
         # The engine's fields are read only for the engine that uses them (they are hidden otherwise).
-        engine.update({key: text[key].strip() for key in ENGINE_FIELDS if key != "engine_type"})
-        if form.get("clear_api_key") == "1":
-            engine["api_key"] = ""  # an empty key clears the saved one
-        elif form.get("api_key"):
-            engine["api_key"] = str(form.get("api_key"))
+        engine.update({key: text[key].strip() for key in provider.form_fields})
+        for secret in provider.secrets:
+            if form.get(f"clear_{secret}") == "1":
+                engine[secret] = ""  # an empty secret clears the saved one
+            elif form.get(secret):
+                engine[secret] = str(form.get(secret))
     return {
         **{key: text[key] for key in TEXT_FIELDS},
         "greeting_enabled": form.get("greeting_enabled") == "1",
@@ -237,7 +259,7 @@ async def save_behavior(
         errors = {**invalid.errors, **errors}
     if errors:
         # Show what was typed, not what is saved, so nothing has to be typed twice.
-        typed = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *ENGINE_FIELDS, *SETTINGS_FIELDS)}
+        typed = {key: str(form.get(key, "")) for key in (*TEXT_FIELDS, *_engine_fields(), *SETTINGS_FIELDS)}
         form_values = {
             **typed,
             "greeting_enabled": data["greeting_enabled"],
@@ -254,7 +276,7 @@ async def save_behavior(
             form=form_values,
             errors=errors,
             limits=_limits_form(assistant),
-            has_api_key="api_key_encrypted" in assistant.draft["engine"],
+            **_engine_page(assistant),
         )
     await service.update_assistant(db, member=member, assistant=assistant, data=update, vault=request.app.state.vault)
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=saved")

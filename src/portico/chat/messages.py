@@ -21,7 +21,7 @@ from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
 from portico.chat.records import GuestSave, Reply
 from portico.chat.sessions import OpenedSession, count_refusal, daily_limit, open_session
 from portico.chat.store import GuestStore
-from portico.engines import ENGINES, EngineError, EngineRequest, Sources, Turn, Usage, get_engine
+from portico.engines import PROVIDERS, EngineError, EngineRequest, Kind, Sources, Turn, Usage, get_engine, secrets
 from portico.errors import Conflict, PorticoError
 from portico.kit.crypto import Vault
 from portico.kit.i18n import N_, format_number, gettext
@@ -99,8 +99,9 @@ async def _accept(
     now = utcnow()
     history = earlier
     if history is None:
-        chat_engine = ENGINES.get(config["engine"]["type"])
-        history = await history_of(store, session.id) if chat_engine is None or chat_engine.reads_history else []
+        known = PROVIDERS.find(Kind.REPLY, config["engine"]["type"]) is not None
+        reads = not known or PROVIDERS.engine(config["engine"]["type"]).reads_history
+        history = await history_of(store, session.id) if reads else []
     assistant = opened.assistant
     assert assistant is not None  # open_session refuses a deleted assistant
     saved = await store.save_guest_message(
@@ -138,7 +139,9 @@ async def _refuse(store: GuestStore, saved: GuestSave, *, assistant_id: int, now
 def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], vault: Vault) -> EngineRequest:
     """What an engine needs from a configuration (a published version's, or the draft's)."""
     engine = config["engine"]
-    api_key = vault.decrypt(engine["api_key_encrypted"]) if "api_key_encrypted" in engine else None
+    provider = PROVIDERS.find(Kind.REPLY, engine["type"])
+    # Unknown: stream_reply answers `engine_unknown`; there is no secret to send to it.
+    given = secrets.decrypted(provider, engine, vault) if provider is not None else {}
     return EngineRequest(
         version_key=config["digest"],
         instructions=config["instructions"],
@@ -146,7 +149,7 @@ def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], 
         engine=engine,
         prompt=prompt,
         history=history,
-        api_key=api_key,
+        secrets=given,
     )
 
 

@@ -1,66 +1,41 @@
-"""Engines are registered here, in one place; adding one touches its module and this list.
+"""The providers, registered here in one place: adding one is its folder and one line below.
 
-Each engine is made on first use, not at import, and `close_engines` releases what they hold (the
-openai engine's connection pools) when the app stops; the next use makes fresh ones, in whatever
-event loop is running then.
+Each is made on first use, not at import, and `close_engines` releases what they hold (the openai
+engine's connection pools) when the app stops; the next use makes fresh ones, in whatever event
+loop is running then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-
+from portico.engines import builtin, openai
 from portico.engines.base import Engine, EngineError, EngineRequest, Sources, Turn, Usage
-from portico.engines.builtin import BuiltinEngine
-from portico.engines.openai_compat import OpenAIEngine
+from portico.engines.providers import Kind, Provider, ProviderConfig, Providers
 
-
-class Registry(Mapping[str, Engine]):
-    def __init__(self, makers: dict[str, Callable[[Registry], Engine]]) -> None:
-        self._makers = makers
-        self._made: dict[str, Engine] = {}
-
-    def __getitem__(self, name: str) -> Engine:
-        if name not in self._made:
-            self._made[name] = self._makers[name](self)
-        return self._made[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._makers)
-
-    def __len__(self) -> int:
-        return len(self._makers)
-
-    async def aclose(self) -> None:
-        made, self._made = self._made, {}
-        for engine in made.values():
-            await engine.aclose()
-
-
-def _openai(engines: Registry) -> Engine:
-    builtin = engines["builtin"]
-    assert isinstance(builtin, BuiltinEngine)
-    return OpenAIEngine(retriever=builtin)
-
-
-ENGINES = Registry({"builtin": lambda _: BuiltinEngine(), "openai": _openai})
+PROVIDERS = Providers(
+    [
+        builtin.PROVIDER,
+        openai.PROVIDER,
+    ]
+)
 
 
 def get_engine(name: str) -> Engine:
-    try:
-        return ENGINES[name]
-    except KeyError:
-        raise EngineError("engine_unknown", f"no engine called {name!r}", retryable=False) from None
+    return PROVIDERS.engine(name)
 
 
 async def close_engines() -> None:
-    await ENGINES.aclose()
+    await PROVIDERS.aclose()
 
 
 __all__ = [
-    "ENGINES",
+    "PROVIDERS",
     "Engine",
     "EngineError",
     "EngineRequest",
+    "Kind",
+    "Provider",
+    "ProviderConfig",
+    "Providers",
     "Sources",
     "Turn",
     "Usage",

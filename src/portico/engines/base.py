@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -31,8 +31,9 @@ class EngineRequest:
     engine: dict[str, Any]
     prompt: str
     history: list[Turn] = field(default_factory=list)
-    # Decrypted for this call only; never stored on the request's way back out.
-    api_key: str | None = field(default=None, repr=False)
+    # The provider's secret fields (an API key), decrypted for this call only and only when the
+    # configuration's host is the one they were saved with (engines/secrets.py); never logged.
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -86,15 +86,16 @@
     window.addEventListener("resize", showCurrentTab);
   }
 
-  var openaiFields = document.getElementById("openai-fields");
-  if (openaiFields) {
+  // A provider's own fields show only while it is the one chosen (data-choice names the radio buttons).
+  document.querySelectorAll("[data-provider]").forEach(function (fields) {
+    var radios = document.querySelectorAll("input[name=" + fields.dataset.choice + "]");
     var sync = function () {
-      var chosen = document.querySelector("input[name=engine_type]:checked");
-      openaiFields.hidden = !chosen || chosen.value !== "openai";
+      var chosen = document.querySelector("input[name=" + fields.dataset.choice + "]:checked");
+      fields.hidden = !chosen || chosen.value !== fields.dataset.provider;
     };
-    document.querySelectorAll("input[name=engine_type]").forEach(function (r) { r.addEventListener("change", sync); });
+    radios.forEach(function (r) { r.addEventListener("change", sync); });
     sync();
-  }
+  });
 
   // The owner's transcript: replies as Markdown, as the guest saw them.
   var markdown = window.PorticoMarkdown;

@@ -109,7 +109,8 @@ def parse_form(
     the form field that shows its message, `sentences` gives a field its own sentence.
     """
     try:
-        return model.model_validate(data, strict=False)
+        # The context tells fields checked from a registry (engines/providers.py `ConfigOf`) too.
+        return model.model_validate(data, strict=False, context={"strict": False})
     except ValidationError as exc:
         raise FormInvalid(form_errors(exc, rename=rename, sentences=sentences)) from None
 

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -20,6 +21,10 @@ from portico.vocabulary import Channel, ShareMode, Status, reply_error_label
 HERE = Path(__file__).parent.parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
+# A provider's form fragment lives in its own folder: "engines/openai/form.html".
+templates.env.loader = ChoiceLoader(
+    [templates.env.loader, PrefixLoader({"engines": FileSystemLoader(HERE / "engines")})]  # type: ignore[list-item]
+)
 
 # Nothing from any other origin, no inline script or style: a page can only run our own files.
 STRICT_CSP = (

@@ -17,7 +17,7 @@ import openai
 
 from portico.config import get_settings
 from portico.engines.base import EngineError, EngineRequest, Sources, Usage, count_tokens
-from portico.engines.builtin import BuiltinEngine
+from portico.engines.builtin.engine import BuiltinEngine
 from portico.kit.net import EngineAddressRefused, resolve_engine_host
 
 log = logging.getLogger("portico")
@@ -220,7 +220,7 @@ class OpenAIEngine:
             "stream_options": {"include_usage": True},
         }
         # Leased for the whole reply: the pool closes an evicted client only once no reply uses it.
-        async with self._lease(config, request.api_key) as client:
+        async with self._lease(config, request.secrets.get("api_key")) as client:
             try:
                 # The SDK's client (its errors, retries, authentication), without its typed layer:
                 # checking the parameters cost 7 ms with 20 turns of history, and building a model
