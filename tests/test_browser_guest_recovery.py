@@ -100,6 +100,7 @@ async def test_a_guest_whose_assistant_went_offline_is_offered_a_new_conversatio
     assistant = await library(alice)
     context, page = await new_page(browser, **PHONE_OPTIONS)
     await context.clock.install()
+    await context.add_init_script("Object.defineProperty(document, 'hidden', { get: () => !!window.__hidden });")
     errors = page_errors(page)
     asked = lookups_of(page)
     await page.goto(f"{server}/c/{assistant['public_id']}?lang=de")
@@ -123,7 +124,17 @@ async def test_a_guest_whose_assistant_went_offline_is_offered_a_new_conversatio
     await expect(page.locator("#restart")).to_be_hidden()
     await expect(page.locator("#notice")).to_have_text(f"{OFFLINE_DE} {KEPT_DE}")
 
-    # Live again: at the next ask (within about 50 s now) the page says so, in German, and offers a
+    # Another tab in front: the page asks nothing, however long; back in front, it asks at once.
+    # (Headless Chromium never hides a page, so the test says when it is hidden, as a browser would.)
+    await page.evaluate("() => { window.__hidden = true; document.dispatchEvent(new Event('visibilitychange')); }")
+    await page.clock.fast_forward("05:00")
+    await page.evaluate("() => new Promise(done => setTimeout(done, 0))")
+    assert len(asked) == 3, "a hidden page asked"
+    async with page.expect_response(is_lookup):
+        await page.evaluate("() => { window.__hidden = false; document.dispatchEvent(new Event('visibilitychange')); }")
+    assert len(asked) == 4
+
+    # Live again: at the next ask (within 75 s now) the page says so, in German, and offers a
     # new conversation; the old one is still there to read, and nothing was sent on its own.
     await set_status(alice, assistant, "live")
     await wait_then_lookup(page, 75)
@@ -249,8 +260,15 @@ async def test_on_a_phone_the_offline_and_message_limit_notices_are_whole_above_
     await page.locator("#message").press("Enter")
     await wait_idle(page, 2)  # a new session, with messages of its own
     await expect(page.locator("#notice")).to_be_hidden()
+    errors.assert_none()
+    await context.close()
 
-    await page.reload()
+    # Offline, in a new tab (a conversation of its own) with the cap lifted.
+    uncapped = await alice.request("PATCH", base, json={"quotas": {"messages_per_session": 0}})
+    assert uncapped.status_code == 200, uncapped.text
+    context, page = await new_page(browser, **PHONE_OPTIONS)
+    errors = page_errors(page)
+    await page.goto(f"{server}/c/{assistant['public_id']}")
     await three_questions(page)
     await set_status(alice, assistant, "offline")
     await send_refused(page, "Are you open on Sundays?")

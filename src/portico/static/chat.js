@@ -6,10 +6,11 @@
   // Every sentence the guest reads comes from the server: a refusal's or an error's `message`,
   // an ending's `end_message`, and the page's own (data-network-message, the #strings block and
   // the <template>s chat-reply.js copies). This script holds codes, never sentences.
-  var ENDING = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1 };
+  // message_limit_reached: the session is still open, but it takes no more messages; a new one helps.
+  var ENDING = {
+    assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1, message_limit_reached: 1
+  };
   var FINAL = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, not_found: 1 }; // no new conversation helps
-  // The session is still open on the server, but it takes no more messages: only a new one helps.
-  var LIMITS = { message_limit_reached: 1 };
 
   var app = document.getElementById("app");
   var log = document.getElementById("log");
@@ -267,8 +268,11 @@
       return errorOf(response).then(function (e) {
         if (watching !== asked) return;
         if (e.code === "assistant_offline" || response.status === 429) { later(); return; }
-        unwatch(); // back, but refused for another reason (say, the link was deleted): say which
+        // Back, but refused for another reason (the link was deleted, a code was set): say which;
+        // a new conversation asks for a code.
+        unwatch();
         showNotice(messageOf(e));
+        restartWrap.hidden = !CODE_REFUSALS[e.code];
       });
     }, function () { if (watching === asked) later(); });
   }
@@ -335,7 +339,7 @@
         .then(function (response) {
           if (!response.ok) {
             return errorOf(response).then(function (e) {
-              if (ENDING[e.code] || LIMITS[e.code] || response.status === 401) ended(e.code, messageOf(e), unsent);
+              if (ENDING[e.code] || response.status === 401) ended(e.code, messageOf(e), unsent);
               else { keep(unsent); showNotice(messageOf(e)); }
             });
           }
