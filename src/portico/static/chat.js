@@ -6,7 +6,10 @@
   // Every sentence the guest reads comes from the server: a refusal's or an error's `message`,
   // an ending's `end_message`, and the page's own (data-network-message, the #strings block and
   // the <template>s chat-reply.js copies). This script holds codes, never sentences.
-  var ENDING = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1 };
+  // message_limit_reached: the session is still open, but it takes no more messages; a new one helps.
+  var ENDING = {
+    assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1, message_limit_reached: 1
+  };
   var FINAL = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, not_found: 1 }; // no new conversation helps
 
   var app = document.getElementById("app");
@@ -86,6 +89,7 @@
 
   // The server said a code is needed (or the one given is wrong): ask for it, with its sentence.
   function askCode(error) {
+    unwatch();
     rememberCode(null);
     form.hidden = true;
     endButton.hidden = true;
@@ -221,13 +225,60 @@
     showNotice(messageOf({ message: message }) + close(unsent));
     restartWrap.hidden = !!FINAL[code];
     if (!restartWrap.hidden) document.getElementById("restart").focus();
+    if (code === "assistant_offline") watch();
   }
 
   function refused(error, unsent) {
     restartWrap.hidden = true;
     unnamed();
     showNotice(messageOf(error) + close(unsent));
+    if (error.code === "assistant_offline") watch();
   }
+
+  // Offline is the one ending that can be undone: until the assistant answers lookups again, ask
+  // now and then, waiting longer each time (10 s up to a minute, a guest's page far within the
+  // lookup rate limit even with a classroom behind one address), spread so pages that went
+  // offline together do not ask together. A hidden page does not ask; it asks when shown again.
+  // Then the conversation stays readable and a new one is offered; nothing starts on its own.
+  var watching = null; // { timer, wait } while waiting for the assistant to come back
+  function watch() {
+    unwatch();
+    watching = { timer: null, wait: 10 };
+    later();
+  }
+  function unwatch() {
+    if (watching) clearTimeout(watching.timer);
+    watching = null;
+  }
+  function later() {
+    watching.timer = setTimeout(askAgain, watching.wait * (1000 + Math.random() * 250));
+    watching.wait = Math.min(watching.wait * 2, 60);
+  }
+  function askAgain() {
+    if (!watching || document.hidden) return;
+    var asked = watching;
+    api("POST", "/api/v1/chat/lookup", lookupBody()).then(function (response) {
+      if (watching !== asked) return;
+      if (response.ok) {
+        unwatch();
+        showNotice(strings.back);
+        restartWrap.hidden = false;
+        return;
+      }
+      return errorOf(response).then(function (e) {
+        if (watching !== asked) return;
+        if (e.code === "assistant_offline" || response.status === 429) { later(); return; }
+        // Back, but refused for another reason (the link was deleted, a code was set): say which;
+        // a new conversation asks for a code.
+        unwatch();
+        showNotice(messageOf(e));
+        restartWrap.hidden = !CODE_REFUSALS[e.code];
+      });
+    }, function () { if (watching === asked) later(); });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (watching && !document.hidden) { clearTimeout(watching.timer); askAgain(); }
+  });
 
   function reopen() {
     closed = false;
@@ -343,6 +394,7 @@
   });
 
   document.getElementById("restart").addEventListener("click", function () {
+    unwatch();
     log.textContent = "";
     showNotice("");
     restartWrap.hidden = true;
@@ -352,11 +404,15 @@
 
   // Asked before any session starts, and again for a new conversation: a refusal here means
   // no session is started at all.
-  function lookup() {
+  function lookupBody() {
     var body = whom({});
     // No key and no assistant (`/c` opened without its fragment): an empty key, which the
     // server refuses as an invalid link, in its own words.
     if (key || !(publicId || widgetId)) body.key = key || "";
+    return body;
+  }
+  function lookup() {
+    var body = lookupBody();
     if (countLookup) body.count = true;
     return api("POST", "/api/v1/chat/lookup", body).then(function (response) {
       if (!response.ok) {
