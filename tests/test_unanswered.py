@@ -111,3 +111,12 @@ async def test_bad_periods_and_cursors_are_refused_with_a_sentence(client, alice
         response = await report(alice, assistant, **params)
         assert response.status_code == 422, params
         assert response.json()["error"]["message"]
+
+
+async def test_a_question_the_knowledge_only_shares_a_word_with_is_in_the_report(client, alice: Person):
+    # "parking" is in the knowledge, "trucks" is not: the built-in engine says it has no answer
+    # rather than quoting the parking sentence (issue 21), and the owner sees the question.
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    session, (reply,) = await ask(client, assistant, "Do you have parking for trucks?")
+    (group,) = (await report(alice, assistant)).json()["items"]
+    assert (group["question"], group["not_answered"]) == ("Do you have parking for trucks?", 1)
