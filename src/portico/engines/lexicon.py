@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from portico.kit.i18n import N_
+
 # Each line is one group; a question word of a group also looks for the others (at a lower weight).
 SYNONYMS = """
 phone telephone call ring dial mobile hotline extension
@@ -235,3 +237,36 @@ def rewrite_phrases(question: str) -> str:
 def question_types(question: str) -> list[QuestionType]:
     text = question.lower()
     return [kind for kind in QUESTION_TYPES if kind.asks.search(text)]
+
+
+# A message that is only a greeting or a thanks (in English, German, French or Spanish) is answered
+# with a short friendly sentence, never the no-answer: it asks nothing of the knowledge.
+GREETING = N_("Hello! What would you like to know?")
+THANKS = N_("You're welcome! Is there anything else I can help with?")
+_POLITE = r"(?:\s+(?:there|all|again|everyone|so much|very much|a lot|a million|a bunch|you|for your help|for that))*"
+_SMALL_TALK = (
+    (
+        re.compile(
+            r"(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|day)|hallo|guten (?:morgen|tag|abend)"
+            r"|servus|moin|bonjour|bonsoir|salut|coucou|hola|buenos d[ií]as|buenas(?: tardes| noches)?)" + _POLITE
+        ),
+        GREETING,
+    ),
+    (
+        re.compile(
+            r"(?:(?:ok(?:ay)?|great|perfect|cool|nice|super)[,!.]?\s+)?"
+            r"(?:thanks?|thank you|thx|ty|cheers|many thanks|danke(?: sch[oö]n| sehr)?|vielen dank|merci(?: beaucoup)?"
+            r"|gracias|muchas gracias)" + _POLITE
+        ),
+        THANKS,
+    ),
+)
+
+
+def small_talk(message: str) -> str | None:
+    """The friendly reply (its English msgid) to a message that is only a greeting or a thanks, or None."""
+    text = " ".join(re.sub(r"[^\w\s]", " ", message.lower()).split())
+    for pattern, reply in _SMALL_TALK:
+        if pattern.fullmatch(text):
+            return reply
+    return None
