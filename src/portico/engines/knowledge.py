@@ -265,7 +265,13 @@ class KnowledgeIndex:
             return []
         scores = self._scores(list(question.words)) + RELATED * self._scores(list(question.related))
         covered = {i: self._covered(question, self._words[i]) for i in range(len(self.passages)) if scores[i] > 0}
-        weights = {w: self.idf(w) for w in question.words if w in self._idf or w not in PHRASING_WORDS}
+        # A word the knowledge lacks counts against a passage, unless it only phrases the question
+        # or holds a digit (an order number, a plate, a date: the guest's case, not a subject).
+        weights = {
+            w: self.idf(w)
+            for w in question.words
+            if w in self._idf or not (w in PHRASING_WORDS or any(c.isdigit() for c in w))
+        }
         total = sum(weights.values())
         if not total:
             return []
