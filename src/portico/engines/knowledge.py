@@ -37,7 +37,7 @@ MAX_SECTION = 900
 RELATED = 0.5
 # How much of the question (by the rarity of its words) the passage must cover to answer it.
 COVERAGE = 0.5
-# The weight, against the rarest known word, of a question word the knowledge never uses.
+# The weight of a question word the knowledge never uses, against the rarity of a word in no passage.
 UNKNOWN = 1.0
 
 # A passage of at most this many sentences or list items is quoted whole.
