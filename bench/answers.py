@@ -1,18 +1,24 @@
 """How well the built-in engine answers questions asked in other words, and how fast.
 
-Three knowledge texts of different kinds (bench/data/answers/: a shop FAQ, a course syllabus, an
-HR policy) and a paraphrase set (questions.json; heldout.json is kept aside and run only with
-`--set heldout`). Each question names the section that answers it and a phrase the answer must
-contain, or no section when the knowledge has no answer. Every question goes through the engine's
-own `stream` (as a reply does), in this process, with the index built beforehand.
+Four knowledge texts of different kinds (bench/data/answers/: a shop FAQ, a course syllabus, an
+HR policy, a bike rental's FAQ) and a paraphrase set (questions.json; heldout.json is kept aside
+and run only with `--set heldout`). Each question names the section that answers it and a phrase
+the answer must contain, or no section when the knowledge has no answer (questions a guest would
+ask that the knowledge does not cover, many sharing words with it: "paypal" where it lists
+cards). Every question goes through the engine's own `stream` (as a reply does), in this
+process, with the index built beforehand.
 
 Figures, per text and overall:
   top-1 section   the first title in the reply's `Sources` is the labelled section
   key phrase      the reply contains the labelled phrase (case and spacing ignored)
+  right           answered, first title the labelled section and the key phrase in the reply
+                  (of the answerable questions)
+  wrong           answered, but not right, or answered when the knowledge has no answer
+                  (of all questions): a confident wrong answer, worse than the no-answer
   no-answer P/R   precision and recall of the engine's no-answer (`Sources.answered` False)
   answer chars    the mean length of the replies to answerable questions
   CPU ms/answer   p50 and p99 of the process CPU time of one whole reply, over --repeat rounds;
-                  also on the three texts joined into one knowledge (about 50 sections)
+                  also on the four texts joined into one knowledge (about 60 sections)
   index build ms  CPU time to build the index of each text (best of --repeat builds)
 
     .venv/bin/python bench/answers.py
@@ -36,7 +42,7 @@ from portico.engines.base import EngineRequest, Sources
 from portico.engines.builtin import BuiltinEngine, KnowledgeIndex
 
 DATA = Path(__file__).resolve().parent / "data" / "answers"
-TEXTS = ("shop", "course", "hr")
+TEXTS = ("shop", "course", "hr", "bikes")
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Score:
     answerable: int = 0
     top1: int = 0
     key: int = 0
+    right: int = 0
+    wrong: int = 0
     said_no: int = 0
     said_no_rightly: int = 0
     unanswerable: int = 0
@@ -60,6 +68,7 @@ class Score:
             if not sources.answered:
                 self.said_no_rightly += 1
             else:
+                self.wrong += 1
                 self.misses.append(f"{question['question']!r}: answered from {sources.titles}")
             return
         self.answerable += 1
@@ -68,7 +77,10 @@ class Score:
         self.top1 += first == question["section"]
         found = _plain(question["key"]) in _plain(text)
         self.key += found
-        if first != question["section"] or not found:
+        right = first == question["section"] and found
+        self.right += right
+        self.wrong += sources.answered and not right
+        if not right:
             self.misses.append(f"{question['question']!r}: wanted {question['section']!r}, got {first!r}")
 
     def row(self) -> dict[str, Any]:
@@ -76,6 +88,8 @@ class Score:
             "questions": self.questions,
             "top1": self.top1 / self.answerable if self.answerable else float("nan"),
             "key": self.key / self.answerable if self.answerable else float("nan"),
+            "right": self.right / self.answerable if self.answerable else float("nan"),
+            "wrong": self.wrong / self.questions if self.questions else float("nan"),
             "no_precision": self.said_no_rightly / self.said_no if self.said_no else float("nan"),
             "no_recall": self.said_no_rightly / self.unanswerable if self.unanswerable else float("nan"),
             "answer_chars": sum(self.answer_chars) / len(self.answer_chars) if self.answer_chars else float("nan"),
@@ -155,12 +169,14 @@ def report(result: dict[str, Any]) -> None:
     print(f"answers benchmark, set {result['set']}; source {result['source']}; {result['machine']}")
     print()
     print(
-        "| knowledge | questions | top-1 section | key phrase | no-answer precision | no-answer recall | answer chars |"
+        "| knowledge | questions | right | wrong | top-1 section | key phrase | no-answer precision | no-answer recall "
+        "| answer chars |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, row in result["scores"].items():
         print(
-            f"| {name} | {row['questions']} | {fmt(100 * row['top1'])}% | {fmt(100 * row['key'])}% "
+            f"| {name} | {row['questions']} | {fmt(100 * row['right'])}% | {fmt(100 * row['wrong'])}% "
+            f"| {fmt(100 * row['top1'])}% | {fmt(100 * row['key'])}% "
             f"| {fmt(100 * row['no_precision'])}% | {fmt(100 * row['no_recall'])}% | {fmt(row['answer_chars'], 0)} |"
         )
     print()

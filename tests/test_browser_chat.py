@@ -406,7 +406,7 @@ async def test_on_a_phone_nothing_scrolls_sideways_and_the_chat_works(browser, s
     await expect(page.locator("#send")).to_be_in_viewport()
 
     await page.locator("#message").tap()
-    assert MILL_STREET in await ask(page, "Where can I park? My plate is XK" + "0123456789" * 6, replies=2)
+    assert MILL_STREET in await ask(page, "Where can I park? XK" + "0123456789" * 6, replies=2)
     assert SATURDAY in await ask(page, "And opening hours on Saturdays?", replies=3)
     await no_sideways_scroll()
     await expect(page.locator("#composer")).to_be_in_viewport()

@@ -219,3 +219,44 @@ async def test_knowledge_in_german_answers_questions_in_german():
     assert sources == Sources(titles=("Öffnungszeiten",))
     assert (await answer(knowledge, "Was kostet der Versand?"))[0] == "Der Versand kostet 4,90 EUR."
     assert (await answer(knowledge, "Verkauft ihr Teekannen?"))[0] == NO_ANSWER
+
+
+# A bike rental's knowledge on which main's engine answered issue 21's questions from the wrong section.
+RENTAL = """# Rentals
+
+## Price list
+City bikes: 15 EUR. E-bikes: 35 EUR. Child seats are free.
+
+## Booking
+Rent a bike for a day or longer: book online or in the shop, at least a day ahead at weekends. Booking is free; \
+to fix a mistake in a booking, call us.
+
+## Payment
+You pay in the shop when you pick up the bike, in cash or with a debit or credit card (Visa, Mastercard).
+
+## Opening hours
+We are open every day from 9:00 to 19:00.
+"""
+
+
+async def test_a_guest_writing_ebike_without_its_hyphen_gets_the_price_of_an_e_bike():
+    reply, sources = await answer(RENTAL, "How much does it cost to rent an ebike for a day")
+    assert "35 EUR" in reply and sources.titles[0] == "Price list", reply
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Can I pay with paypal?",
+        "I have a flat tire, how much to fix it and do I need to book?",
+        "Do you rent kayaks too?",
+    ],
+)
+async def test_a_question_the_knowledge_only_shares_words_with_gets_the_no_answer(question: str):
+    reply, sources = await answer(RENTAL, question)
+    assert (reply, sources.answered, sources.titles) == (NO_ANSWER, False, ()), reply
+
+
+async def test_the_demo_does_not_answer_how_private_links_work_with_offline():
+    reply, sources = await answer(KNOWLEDGE, "How do private links work?")
+    assert "Offline" not in reply and "What does Offline do?" not in sources.titles, reply

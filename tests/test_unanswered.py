@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from portico.metrics.unanswered import group_key
-from tests.chat_helpers import say
+from tests.chat_helpers import bearer, say
 from tests.conftest import Person, start
 from tests.test_feedback import rate
 from tests.upstream import upstream_server
@@ -111,3 +111,44 @@ async def test_bad_periods_and_cursors_are_refused_with_a_sentence(client, alice
         response = await report(alice, assistant, **params)
         assert response.status_code == 422, params
         assert response.json()["error"]["message"]
+
+
+async def test_a_question_the_knowledge_only_shares_a_word_with_is_in_the_report(client, alice: Person):
+    # "parking" is in the knowledge, "trucks" is not: the built-in engine says it has no answer
+    # rather than quoting the parking sentence (issue 21), and the owner sees the question.
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    session, (reply,) = await ask(client, assistant, "Do you have parking for trucks?")
+    (group,) = (await report(alice, assistant)).json()["items"]
+    assert (group["question"], group["not_answered"]) == ("Do you have parking for trucks?", 1)
+
+
+async def test_greetings_and_thanks_get_a_friendly_answer_and_stay_out_of_the_report(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    replies = [(await say(client, session, text)).json() for text in ("hi", "Hello!", "thanks", "Thank you so much!")]
+    assert [reply["content"] for reply in replies] == [
+        "Hello! What would you like to know?",
+        "Hello! What would you like to know?",
+        "You're welcome! Is there anything else I can help with?",
+        "You're welcome! Is there anything else I can help with?",
+    ]
+    assert (await report(alice, assistant)).json()["items"] == []
+
+
+async def test_the_no_answer_and_a_greeting_come_in_the_guests_language(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    session = (await start(client, public_id=assistant["public_id"])).json()
+    url = f"/api/v1/chat/sessions/{session['session_id']}/messages"
+    answers = {}
+    for language in ("de", "fr", "es"):
+        headers = bearer(session) | {"Accept-Language": language}
+        no_answer = await client.post(url, json={"content": "What is the capital of Peru?"}, headers=headers)
+        hello = await client.post(url, json={"content": "hallo"}, headers=headers)
+        answers[language] = (no_answer.json()["content"], hello.json()["content"])
+    assert answers["de"] == (
+        "Es tut mir leid, darauf habe ich in meinem Wissen keine Antwort. "
+        "Fragen Sie es gern mit anderen Worten oder nach etwas anderem.",
+        "Hallo! Was möchten Sie wissen?",
+    )
+    assert answers["fr"][1] == "Bonjour ! Que souhaitez-vous savoir ?"
+    assert answers["es"][0].startswith("Lo siento, no tengo una respuesta")

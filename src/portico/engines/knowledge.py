@@ -24,6 +24,7 @@ from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH, STOPWORDS_GERMAN, ST
 
 from portico.engines.lexicon import (
     PHRASES,
+    PHRASING,
     QUESTION_TYPES,
     SYNONYMS,
     QuestionType,
@@ -35,9 +36,10 @@ MAX_SECTION = 900
 # The weight of a word the question did not use but the lexicon relates to one it did.
 RELATED = 0.5
 # How much of the question (by the rarity of its words) the passage must cover to answer it.
-COVERAGE = 0.25
-# The weight, against the rarest known word, of a question word the knowledge never uses.
-UNKNOWN = 0.7
+COVERAGE = 0.5
+# The weight of a question word the knowledge never uses, against the rarity of a word in no passage.
+UNKNOWN = 1.0
+
 # A passage of at most this many sentences or list items is quoted whole.
 WHOLE = 2
 # The sentences or list items an answer quotes from one passage, at most.
@@ -97,13 +99,16 @@ _FOREIGN_STOPWORDS = frozenset(
         *STOPWORDS_SPANISH,
         *"wann warum wieso weshalb habt gibt bitte quand comment pourquoi quel quelle cuando donde como".split(),
     ]
-    if word not in {"die", "hat", "war", "son", "pour", "man", "bin", "mist", "sale"}
+    if word not in {"die", "hat", "war", "son", "pour", "man", "bin", "mist", "sale", "ai"}
 )
 
 
 def words(text: str) -> list[str]:
-    """The stemmed words of a text that carry meaning, in order."""
-    found = [w for w in _WORD.findall(_folded(text)) if w not in STOPWORDS and w not in _FOREIGN_STOPWORDS]
+    """The stemmed words of a text that carry meaning, in order. A hyphenated word is one word
+    without its hyphens: guests write "ebike" and "e-mail" for "e-bike" and "email"."""
+    found = [
+        w.replace("-", "") for w in _WORD.findall(_folded(text)) if w not in STOPWORDS and w not in _FOREIGN_STOPWORDS
+    ]
     return [w for w in _stemmer.stemWords(found) if w not in _STOPPED_STEMS]
 
 
@@ -119,6 +124,7 @@ def _related() -> dict[str, frozenset[str]]:
 
 
 RELATED_WORDS = _related()
+PHRASING_WORDS = frozenset(_stemmer.stemWords(PHRASING.split()))
 
 
 @dataclass(frozen=True)
@@ -259,8 +265,17 @@ class KnowledgeIndex:
             return []
         scores = self._scores(list(question.words)) + RELATED * self._scores(list(question.related))
         covered = {i: self._covered(question, self._words[i]) for i in range(len(self.passages)) if scores[i] > 0}
-        total = sum(self.idf(w) for w in question.words)
-        coverage = {i: sum(self.idf(w) for w in words) / total for i, words in covered.items()}
+        # A word the knowledge lacks counts against a passage, unless it only phrases the question
+        # or holds a digit (an order number, a plate, a date: the guest's case, not a subject).
+        weights = {
+            w: self.idf(w)
+            for w in question.words
+            if w in self._idf or not (w in PHRASING_WORDS or any(c.isdigit() for c in w))
+        }
+        total = sum(weights.values())
+        if not total:
+            return []
+        coverage = {i: sum(weights.get(w, 0.0) for w in words) / total for i, words in covered.items()}
         for kind in question.kinds:
             for i in covered:
                 if kind in self._shapes[i]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from portico.kit.i18n import N_
+
 # Each line is one group; a question word of a group also looks for the others (at a lower weight).
 SYNONYMS = """
 phone telephone call ring dial mobile hotline extension
@@ -23,6 +25,7 @@ address located location situated directions street find way
 shop store boutique showroom
 deliver delivery shipping ship shipment postage post send dispatch courier
 parcel package order shipment
+book booking reserve reservation
 arrive arrival take long
 return send back exchange
 refund money reimburse reimbursement repay
@@ -92,12 +95,28 @@ expense expenses receipt receipts reimburse claim
 meal meals food lunch dinner allowance
 training course courses conference conferences learning development budget
 christmas eve december
+winter november december january february march
+summer june july august
 equipment laptop device monitor headset
 stolen lost theft steal
 harass harassment bully bullying discrimination fraud report complain complaint anonymous whistleblowing
 hr personnel human resources
 boss manager supervisor
 job work working
+"""
+
+# Words that phrase a question rather than name what it is about ("Can I *visit* the shop on
+# Saturday?"): when the knowledge never uses one, it does not count against a passage's coverage.
+# A word the knowledge never uses otherwise names something it does not cover ("paypal", "gym").
+PHRASING = """
+visit visiting made make makes making already avoid safe run runs running start starts started starting
+buy bought stay stays stayed spend spent ask asked asking held hold use used using take took taken
+bring brought go goes going went come comes came got put see look looking like really actually exactly
+usually normally maybe probably yet even ever never always sometimes later quickly fast
+anyone someone somebody anybody everyone people person lot lots bit little enough else whole
+because since though although above below amount way kind sort idea mean means meant
+create creates created cover covers covered include includes offer offers provide provides allow allows
+let lets show shows say says said try tries check choose pick decide plan prefer become becomes
 """
 
 # Phrases read as one word before the question is split into words.
@@ -128,6 +147,11 @@ PHRASES = {
     "extra hours": "overtime",
     "pay rise": "raise",
     "human resources": "hr",
+    "get here": "arrive",
+    "gets here": "arrive",
+    "broke down": "breakdown",
+    "broken down": "breakdown",
+    "breaks down": "breakdown",
 }
 
 
@@ -195,15 +219,54 @@ QUESTION_TYPES = (
 )
 
 
+_HOW_IT_WORKS = re.compile(
+    r"(\bhow (?:do|does|did|will|would|can)\b.*?)\bwork(?:s|ing)?\b(?!\s+(?:from|remotely|at|for|in|on)\b)"
+)
+
+
 def rewrite_phrases(question: str) -> str:
     """The question in lower case, with each known phrase replaced by its one word."""
     text = question.lower()
     for phrase, word in PHRASES.items():
         if phrase in text:
             text = re.sub(rf"\b{re.escape(phrase)}\b", word, text)
-    return text
+    # "How do private links work?" asks about private links, not about working.
+    return _HOW_IT_WORKS.sub(r"\1", text)
 
 
 def question_types(question: str) -> list[QuestionType]:
     text = question.lower()
     return [kind for kind in QUESTION_TYPES if kind.asks.search(text)]
+
+
+# A message that is only a greeting or a thanks (in English, German, French or Spanish) is answered
+# with a short friendly sentence, never the no-answer: it asks nothing of the knowledge.
+GREETING = N_("Hello! What would you like to know?")
+THANKS = N_("You're welcome! Is there anything else I can help with?")
+_POLITE = r"(?:\s+(?:there|all|again|everyone|so much|very much|a lot|a million|a bunch|you|for your help|for that))*"
+_SMALL_TALK = (
+    (
+        re.compile(
+            r"(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|day)|hallo|guten (?:morgen|tag|abend)"
+            r"|servus|moin|bonjour|bonsoir|salut|coucou|hola|buenos d[ií]as|buenas(?: tardes| noches)?)" + _POLITE
+        ),
+        GREETING,
+    ),
+    (
+        re.compile(
+            r"(?:(?:ok(?:ay)?|great|perfect|cool|nice|super)[,!.]?\s+)?"
+            r"(?:thanks?|thank you|thx|ty|cheers|many thanks|danke(?: sch[oö]n| sehr)?|vielen dank|merci(?: beaucoup)?"
+            r"|gracias|muchas gracias)" + _POLITE
+        ),
+        THANKS,
+    ),
+)
+
+
+def small_talk(message: str) -> str | None:
+    """The friendly reply (its English msgid) to a message that is only a greeting or a thanks, or None."""
+    text = " ".join(re.sub(r"[^\w\s]", " ", message.lower()).split())
+    for pattern, reply in _SMALL_TALK:
+        if pattern.fullmatch(text):
+            return reply
+    return None

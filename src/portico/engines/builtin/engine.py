@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator
 
 from portico.engines.base import EngineRequest, Sources, Usage, count_tokens
 from portico.engines.knowledge import Hit, KnowledgeIndex, Passage, Unit, split_passages
+from portico.engines.lexicon import small_talk
+from portico.kit.i18n import N_, gettext
 
 __all__ = ["NO_ANSWER", "BuiltinEngine", "KnowledgeIndex", "Passage", "compose", "split_passages"]
 
-NO_ANSWER = (
+NO_ANSWER = N_(
     "I'm sorry, I don't have an answer to that in what I know. Try asking in other words, or about something else."
 )
 
@@ -26,7 +28,7 @@ NO_ANSWER = (
 def compose(hits: list[Hit]) -> str:
     """The answer in Markdown: each passage's sentences as a paragraph, its list items as a list."""
     if not hits:
-        return NO_ANSWER
+        return gettext(NO_ANSWER)
     return "\n\n".join(_markdown(hit.units) for hit in hits)
 
 
@@ -81,10 +83,11 @@ class BuiltinEngine:
 
     async def stream(self, request: EngineRequest) -> AsyncIterator[str | Sources | Usage]:
         index = await self.index_for(request)
-        hits = index.answers(request.prompt)
-        answer = compose(hits)
+        friendly = small_talk(request.prompt)
+        hits = [] if friendly else index.answers(request.prompt)
+        answer = gettext(friendly) if friendly else compose(hits)
         for piece in re.findall(r"\S+\s*|\s+", answer):
             yield piece
         titles = tuple(dict.fromkeys(hit.passage.title for hit in hits if hit.passage.title))
-        yield Sources(titles=titles, answered=bool(hits))
+        yield Sources(titles=titles, answered=bool(hits or friendly))
         yield Usage(tokens_in=count_tokens(request.prompt), tokens_out=count_tokens(answer))
