@@ -17,7 +17,6 @@ from portico.access.csv_import import decode_upload, parse_link_rows
 from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
 from portico.assistants import service
 from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
-from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.kit.spreadsheet import SafeWriter
@@ -27,6 +26,7 @@ from portico.teams.roles import Member
 from portico.vocabulary import ShareMode, Status
 from portico.web.deps import DashboardAssistant, DashboardMember
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
+from portico.web.frame import assistant_page
 
 router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]

@@ -5,7 +5,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from portico.access import links, qr
-from portico.access.api import QR_RESPONSES
 from portico.assistants import service
 from portico.assistants.schemas import (
     AssistantCreate,
@@ -160,7 +159,7 @@ async def rotate_public_link(
     return await _out(db, assistant, settings)
 
 
-@router.get("/{assistant_id}/public-link/qr", response_class=Response, responses=QR_RESPONSES)
+@router.get("/{assistant_id}/public-link/qr", response_class=Response, responses=qr.RESPONSES)
 async def public_link_qr(assistant: OwnedAssistant, settings: SettingsDep) -> Response:
     """The public link's QR code as SVG (owner-only, like the link's other settings)."""
     return qr.response(links.public_url(assistant, base_url=settings.base_url))

@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from portico.access.gate import AssistantFacts, LinkFacts
+
+# What the gate decides on (access/gate.py), as the store reads it.
+@dataclass(frozen=True)
+class AssistantFacts:
+    id: int
+    public_id: str
+    name: str
+    description: str
+    published_version: int | None
+    status: str
+    share_mode: str
+    store_transcripts: bool = True
+    # The published version's greeting and session settings, loaded in the same query.
+    greeting: str = ""
+    starters: tuple[str, ...] = ()
+    settings: dict[str, Any] | None = None
+    allowed_domains: tuple[str, ...] = ()
+    published_digest: str = ""
+    # The owner's quotas, applied at once (0 = unlimited): checked by the store as it writes.
+    messages_per_session: int = 0
+    sessions_per_day: int = 0
+    tokens_per_day: int = 0
+    widget_id: str = ""
+    # The public link's access code (an argon2 hash; None = no code) and end (None = never).
+    access_code_hash: str | None = field(default=None, repr=False)
+    public_link_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    id: int
+    assistant_id: int
+    name: str
+    revoked: bool
+    max_sessions: int
+    sessions_used: int
+    paused: bool = False
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_sessions > 0 and self.sessions_used >= self.max_sessions
+
+    @property
+    def sessions_left(self) -> int | None:
+        return None if self.max_sessions == 0 else max(self.max_sessions - self.sessions_used, 0)
 
 
 @dataclass(frozen=True)

@@ -14,31 +14,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portico.access import codes
-from portico.access.gate import (
-    KEY_PREFIX,
-    Admission,
-    AssistantFacts,
-    GateRefusal,
-    LinkFacts,
-    Refused,
-    decide,
-    link_refusal,
-)
-from portico.chat.records import DailyCaps, DailyLimitReached, SessionRecord
+from portico.access.gate import KEY_PREFIX, Admission, GateRefusal, Refused, decide, link_refusal
+from portico.chat.records import AssistantFacts, DailyCaps, DailyLimitReached, LinkFacts, SessionRecord
 from portico.chat.store import GuestStore
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, is_well_formed, new_token
 from portico.kit.i18n import N_
 from portico.metrics.quotas import seconds_to_next_day
 from portico.models import utcnow
-from portico.vocabulary import Channel, EndReason, Refusal, ShareMode, Status
+from portico.vocabulary import INVALID_SESSION_TOKEN, Channel, EndReason, Refusal, ShareMode, Status
 from portico.widget.domains import allows
 
 TOKEN_PREFIX = "pts_"
 
 
 class InvalidSessionToken(InvalidToken):
-    code = "invalid_session_token"
+    code = INVALID_SESSION_TOKEN
     message = N_("This session token does not belong to this session.")
 
 

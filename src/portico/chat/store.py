@@ -31,13 +31,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from portico.access.gate import AssistantFacts, LinkFacts
 from portico.chat import statements as sql
 from portico.chat._driver import Statement, Tx
 from portico.chat.records import (
+    AssistantFacts,
     DailyCaps,
     DailyLimitReached,
     GuestSave,
+    LinkFacts,
     MessageRecord,
     OpenSession,
     Rated,

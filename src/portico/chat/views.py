@@ -11,8 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from portico.access.gate import AssistantFacts, GateRefusal, decide
-from portico.chat.api import StoreDep
+from portico.access.gate import GateRefusal, decide
+from portico.chat.http import StoreDep
+from portico.chat.records import AssistantFacts
 from portico.kit import i18n
 from portico.kit.i18n import N_, gettext
 from portico.models import utcnow

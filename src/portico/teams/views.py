@@ -13,14 +13,13 @@ from portico.errors import Conflict, InvalidRequest, NotFound, PorticoError
 from portico.kit import net
 from portico.owners import service as owners
 from portico.owners import signin
-from portico.owners.views import signed_in
 from portico.schemas import Id
 from portico.teams import audit, invitations
 from portico.teams import service as teams
 from portico.teams.roles import Member
 from portico.vocabulary import AUDIT_LABELS, TEAM_ROLE_LABELS, AuditAction, TeamRole
 from portico.web.deps import DashboardMember
-from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render
+from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, signed_in
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
