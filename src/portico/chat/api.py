@@ -13,7 +13,7 @@ from portico.chat import feedback as feedback_service
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
 from portico.chat.http import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
-from portico.chat.records import AssistantFacts, LinkFacts
+from portico.chat.records import AssistantFacts, LinkFacts, OpenSession
 from portico.chat.schemas import (
     AssistantBrief,
     FeedbackIn,
@@ -67,10 +67,10 @@ def _uses(left: int | None, in_session: bool) -> str | None:
     ).format(count=count)
 
 
-async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionState:
+async def _state(store: GuestStore, opened: OpenSession) -> SessionState:
     session = opened.session
     assert opened.assistant is not None
-    messages = await store.transcript(session.id)
+    messages = await service.transcript(store, opened)
     end_reason = EndReason(session.end_reason) if session.end_reason else None
     return SessionState(
         session_id=session.id,

@@ -1,11 +1,14 @@
-"""What the guest store gives back: plain values, no SQLAlchemy object or driver type."""
+"""What the guest store gives back: plain values, no SQLAlchemy object or driver type, and the
+refusals it raises."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
+
+from portico.errors import Conflict, InvalidRequest, NotFound
+from portico.kit.i18n import N_
 
 
 # What the gate decides on (access/gate.py), as the store reads it.
@@ -85,6 +88,11 @@ class OpenSession:
     version_digest: str
     starters: tuple[str, ...] = ()
 
+    @property
+    def store_text(self) -> bool:
+        """The owner's "don't store transcripts" switch: messages are counted, their text is not kept."""
+        return self.assistant is None or self.assistant.store_transcripts
+
 
 @dataclass(frozen=True)
 class MessageRecord:
@@ -124,23 +132,25 @@ class DailyCaps:
     tokens: int = 0
 
 
-class DailyLimitReached(Exception):
-    """A start refused by the assistant's daily quota: nothing of it was saved."""
+# What the store refuses, raised as the domain errors the guest is answered with (errors.py): a
+# write it would not make saved nothing. The gate's refusals (a link with no use left, a daily or
+# message quota) are `access.gate.Refused`, which the services count in Metrics before passing on.
 
 
-class Rated(StrEnum):
-    """What became of a guest's rating of a message."""
-
-    RATED = "rated"
-    NOT_FOUND = "not_found"  # no such message in this session
-    NOT_A_REPLY = "not_a_reply"  # the guest's own message
-    IN_PROGRESS = "in_progress"  # a reply still being written
+class SessionEnded(Conflict):
+    code = "session_ended"
+    message = N_("This conversation has ended. Start a new one to keep talking.")
 
 
-class GuestSave(StrEnum):
-    """What became of a guest's message."""
+class ReplyNotFound(NotFound):
+    message = "This conversation has no message with this id."
 
-    SAVED = "saved"
-    ENDED = "ended"
-    MESSAGE_LIMIT = "message_limit"
-    DAILY_LIMIT = "daily_limit"
+
+class NotAReply(InvalidRequest):
+    code = "not_a_reply"
+    message = "Only the assistant's replies can be rated, not your own messages."
+
+
+class ReplyInProgress(Conflict):
+    code = "reply_in_progress"
+    message = "This reply is still being written. Rate it when it has finished."
