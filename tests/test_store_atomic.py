@@ -92,7 +92,7 @@ async def test_a_refused_session_row_takes_no_use_of_its_link(app, alice: Person
         with pytest.raises(Exception, match="refused"):
             await store.start_session_taking_use(**_start(assistant, link_id=link["id"], channel="link", daily=daily))
     assert (await _one(app, "SELECT sessions_used FROM private_links WHERE id = :id", id=link["id"]))[0] == 0
-    assert (await _one(app, "SELECT count(*) FROM chat_sessions"))[0] == 0
+    assert (await _one(app, "SELECT count(*) FROM chat_sessions WHERE assistant_id = :id", id=assistant["id"]))[0] == 0
 
 
 @pytest.mark.parametrize("with_link", [True, False], ids=["private link", "public link"])
@@ -111,7 +111,7 @@ async def test_a_refused_count_of_the_day_keeps_neither_the_session_nor_the_use(
             else:
                 await store.start_session(**_start(assistant, channel="link", daily=daily))
     assert (await _one(app, "SELECT sessions_used FROM private_links WHERE id = :id", id=link["id"]))[0] == 0
-    assert (await _one(app, "SELECT count(*) FROM chat_sessions"))[0] == 0
+    assert (await _one(app, "SELECT count(*) FROM chat_sessions WHERE assistant_id = :id", id=assistant["id"]))[0] == 0
 
 
 @pytest.mark.parametrize("tokens_per_day", [0, 1000], ids=["no quota", "token quota"])
@@ -154,4 +154,4 @@ async def test_a_refused_count_of_the_day_s_tokens_keeps_no_reply(app, alice: Pe
         with pytest.raises(Exception, match="refused"):
             await store.save_reply(_reply(session_id), now=utcnow(), count_tokens_of=assistant["id"])
     assert await _counts(app, session_id) == (0, 0, 0, 0)
-    assert (await _one(app, "SELECT count(*) FROM daily_usage"))[0] == 0
+    assert (await _one(app, "SELECT count(*) FROM daily_usage WHERE assistant_id = :id", id=assistant["id"]))[0] == 0
