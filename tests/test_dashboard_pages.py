@@ -9,7 +9,6 @@ import re
 import pytest
 from sqlalchemy import select
 
-from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.assistants import views as assistants_views
 from portico.identity import views as identity_views
@@ -231,7 +230,6 @@ def _dashboard_routes() -> list[tuple[str, str]]:
         identity_views.router,
         assistants_views.router,
         access_views.router,
-        access_sheet.router,
         metrics_views.router,
     ):
         for route in router.routes:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portico.access.gate import Admission, AssistantFacts, LinkFacts, decide, link_refusal
+from portico.access.gate import Admission, decide, link_refusal
+from portico.chat.records import AssistantFacts, LinkFacts
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PAST = NOW - timedelta(seconds=1)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portico.access.gate import link_refusal
+from portico.access.gate import Refused
 from portico.kit.crypto import digest, new_token
 from portico.models import utcnow
 from tests.conftest import Person, key_of, start
@@ -217,16 +217,16 @@ async def test_a_link_paused_between_the_gate_and_the_take_is_refused_as_paused(
     await patch(alice, assistant, ended, expires_at=iso(utcnow() - timedelta(seconds=1)))
     store = app.state.store
     for link, expected in ((paused, "link_paused"), (ended, "link_expired")):
-        taken = await store.start_session_taking_use(
-            assistant_id=assistant["id"],
-            version=1,
-            link_id=link["id"],
-            channel="link",
-            token_digest=digest(new_token("pts_")),
-            now=utcnow(),
-        )
-        assert taken is None
-        assert link_refusal(await store.link(link["id"]), assistant_id=assistant["id"], now=utcnow()).code == expected
+        with pytest.raises(Refused) as refused:
+            await store.start_session_taking_use(
+                assistant_id=assistant["id"],
+                version=1,
+                link_id=link["id"],
+                channel="link",
+                token_digest=digest(new_token("pts_")),
+                now=utcnow(),
+            )
+        assert refused.value.code == expected
     listed = (await alice.request("GET", links_path(assistant))).json()["items"]
     assert [item["sessions_used"] for item in listed] == [0, 0]
 

@@ -13,7 +13,6 @@ from fastapi.telemetry import TelemetryConfig
 from swagger_ui_bundle import swagger_ui_path
 
 from portico import __version__
-from portico.access import sheet as access_sheet
 from portico.access import views as access_views
 from portico.access.api import router as links_router
 from portico.access.ratelimit import Limiter
@@ -128,7 +127,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity_views.router,
         assistants_views.router,
         access_views.router,
-        access_sheet.router,
         metrics_views.router,
         teams_views.router,
         identity_join.router,

@@ -76,6 +76,10 @@ class Refusal(StrEnum):
     RATE_LIMITED = "rate_limited"
 
 
+# A session token that does not open its session (chat/sessions.py): a wrong secret, counted against
+# its client's address like a guessed key (access/ratelimit.py).
+INVALID_SESSION_TOKEN = "invalid_session_token"
+
 REFUSAL_STATUS: dict[Refusal, int] = {
     Refusal.NOT_FOUND: 404,
     Refusal.DAILY_LIMIT_REACHED: 429,

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from portico.access import links as service
@@ -14,9 +12,6 @@ from portico.identity.deps import CurrentMember
 from portico.schemas import Id
 
 router = APIRouter(prefix="/assistants/{assistant_id}/links", tags=["private links"])
-QR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The link's QR code (SVG). Not cached: it holds the key.", "content": {qr.SVG_TYPE: {}}}
-}
 
 
 @router.post("", status_code=201)
@@ -120,7 +115,7 @@ async def reissue_link(
     return service.link_out(link, vault=vault, base_url=settings.base_url)
 
 
-@router.get("/{link_id}/qr", response_class=Response, responses=QR_RESPONSES)
+@router.get("/{link_id}/qr", response_class=Response, responses=qr.RESPONSES)
 async def link_qr(
     link_id: Id, assistant: OwnedAssistant, db: SessionDep, settings: SettingsDep, vault: VaultDep
 ) -> Response:

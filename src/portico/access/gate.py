@@ -1,7 +1,7 @@
 """The gate: who may start a session. See docs/design.md, "The gate".
 
-`decide` is a pure function over what the database says about an assistant and a private link;
-it returns an admission or a refusal, both plain values. Loading those facts and taking a link's
+`decide` is a pure function over what the database says about an assistant and a private link
+(the guest store's records, chat/records.py); it returns an admission or a refusal, both plain values. Loading those facts and taking a link's
 use (in the same transaction that inserts the session, so a link with N uses admits exactly N
 sessions) is the guest store's work (chat/store.py); counting refusals and raising them is the
 session service's (chat/sessions.py).
@@ -9,64 +9,15 @@ session service's (chat/sessions.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
+from portico.chat.records import AssistantFacts, LinkFacts
 from portico.errors import PorticoError
 from portico.kit.i18n import gettext
 from portico.vocabulary import REFUSAL_MESSAGES, REFUSAL_STATUS, Refusal, ShareMode, Status
 
 KEY_PREFIX = "ptk_"
-
-
-@dataclass(frozen=True)
-class AssistantFacts:
-    id: int
-    public_id: str
-    name: str
-    description: str
-    published_version: int | None
-    status: str
-    share_mode: str
-    store_transcripts: bool = True
-    # The published version's greeting and session settings, loaded in the same query.
-    greeting: str = ""
-    starters: tuple[str, ...] = ()
-    settings: dict[str, Any] | None = None
-    allowed_domains: tuple[str, ...] = ()
-    published_digest: str = ""
-    # The owner's quotas, applied at once (0 = unlimited): checked by the store as it writes.
-    messages_per_session: int = 0
-    sessions_per_day: int = 0
-    tokens_per_day: int = 0
-    widget_id: str = ""
-    # The public link's access code (an argon2 hash; None = no code) and end (None = never).
-    access_code_hash: str | None = field(default=None, repr=False)
-    public_link_expires_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class LinkFacts:
-    id: int
-    assistant_id: int
-    name: str
-    revoked: bool
-    max_sessions: int
-    sessions_used: int
-    paused: bool = False
-    expires_at: datetime | None = None
-
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
-    @property
-    def exhausted(self) -> bool:
-        return self.max_sessions > 0 and self.sessions_used >= self.max_sessions
-
-    @property
-    def sessions_left(self) -> int | None:
-        return None if self.max_sessions == 0 else max(self.max_sessions - self.sessions_used, 0)
 
 
 @dataclass(frozen=True)

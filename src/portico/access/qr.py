@@ -4,12 +4,17 @@ every answer that carries one is `no-store`, and routes take the link's id, neve
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import segno
 from fastapi.responses import Response
 from markupsafe import Markup
 
 SVG_TYPE = "image/svg+xml"
+# What a QR route answers, for the OpenAPI document (the links' routes and the public link's).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The link's QR code (SVG). Not cached: it holds the key.", "content": {SVG_TYPE: {}}}
+}
 # Medium error correction survives a crease or a smudge on a printed sheet; scale 4 keeps a
 # module at 4 px, which phones read from the screen as well.
 ERROR_LEVEL = "m"

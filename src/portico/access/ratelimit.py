@@ -36,7 +36,7 @@ from portico.errors import InvalidToken, PorticoError
 from portico.kit.crypto import digest
 from portico.kit.i18n import format_number, gettext, ngettext
 from portico.kit.net import client_address
-from portico.vocabulary import REFUSAL_MESSAGES, Refusal
+from portico.vocabulary import INVALID_SESSION_TOKEN, REFUSAL_MESSAGES, Refusal
 
 log = logging.getLogger("portico")
 T = TypeVar("T")
@@ -51,8 +51,6 @@ MAX_LOCKED_OUT = 10_000
 
 # Refusals that mean "this secret is wrong": a guessed key, public id or access code.
 FAILED_SECRET_REFUSALS = {Refusal.LINK_INVALID, Refusal.NOT_FOUND, Refusal.ACCESS_CODE_INVALID}
-# chat.sessions.InvalidSessionToken's code (named here: chat imports this module).
-SESSION_TOKEN_REFUSED = "invalid_session_token"
 
 
 class RateLimited(PorticoError):
@@ -194,7 +192,7 @@ async def count_failed_secret(request: Request, error: Exception) -> None:
     that succeeds pays nothing for it (a `yield` dependency around every guest route cost more
     than the limiter itself). Wrong owner tokens are counted where they are checked (deps.py)."""
     failed = (isinstance(error, Refused) and error.refusal.code in FAILED_SECRET_REFUSALS) or (
-        isinstance(error, InvalidToken) and error.code == SESSION_TOKEN_REFUSED
+        isinstance(error, InvalidToken) and error.code == INVALID_SESSION_TOKEN
     )
     limiter: Limiter | None = getattr(request.app.state, "limiter", None)
     if failed and limiter is not None:

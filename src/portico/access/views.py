@@ -12,13 +12,12 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from portico.access import links as links_service
-from portico.access import sheet
+from portico.access import qr, sheet
 from portico.access.csv_import import decode_upload, parse_link_rows
 from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
 from portico.assistants import service
 from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
-from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest, LimitReached
 from portico.identity.deps import DashboardMember
@@ -28,6 +27,7 @@ from portico.models import Assistant, utcnow
 from portico.schemas import Id
 from portico.vocabulary import ShareMode, Status
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
+from portico.web.frame import assistant_page
 
 router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]
@@ -430,3 +430,22 @@ async def reissue(
 async def delete_user(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember, link_id: Id) -> Response:
     await links_service.delete_link(db, member=member, assistant=assistant, link_id=link_id)
     return redirect(_share_url(assistant, "?done=deleted#users"))
+
+
+# QR codes on the Share page: by link id, never by key (a key in a URL would reach the server's
+# logs), and `no-store` (a QR code of a private link is its key).
+
+
+@router.get("/public-link/qr.svg")
+async def public_qr(request: Request, assistant: DashboardAssistant, download: bool = False) -> Response:
+    url = links_service.public_url(assistant, base_url=request.app.state.settings.base_url)
+    return qr.response(url, filename=f"portico-{assistant.public_id}-qr.svg" if download else None)
+
+
+@router.get("/users/{link_id}/qr.svg")
+async def link_qr(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, link_id: Id, download: bool = False
+) -> Response:
+    link = await links_service.live_link(db, assistant=assistant, link_id=link_id)
+    url = links_service.link_url(link, vault=request.app.state.vault, base_url=request.app.state.settings.base_url)
+    return qr.response(url, filename=f"portico-link-{link.id}-qr.svg" if download else None)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from portico.access import links, qr
-from portico.access.api import QR_RESPONSES
 from portico.assistants import service
 from portico.assistants.deps import OwnedAssistant
 from portico.assistants.schemas import (
@@ -152,7 +151,7 @@ async def rotate_public_link(
     return await _out(db, assistant, settings)
 
 
-@router.get("/{assistant_id}/public-link/qr", response_class=Response, responses=QR_RESPONSES)
+@router.get("/{assistant_id}/public-link/qr", response_class=Response, responses=qr.RESPONSES)
 async def public_link_qr(assistant: OwnedAssistant, settings: SettingsDep) -> Response:
     """The public link's QR code as SVG (owner-only, like the link's other settings)."""
     return qr.response(links.public_url(assistant, base_url=settings.base_url))

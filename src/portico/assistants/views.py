@@ -14,7 +14,7 @@ from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
 from portico.chat import preview as preview_service
-from portico.chat.api import event_stream
+from portico.chat.http import event_stream
 from portico.chat.schemas import FeedbackIn, FeedbackOut
 from portico.db import SessionDep
 from portico.deps import SettingsDep
@@ -25,6 +25,7 @@ from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import Status
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect, render
+from portico.web.frame import assistant_page
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -40,26 +41,6 @@ BEHAVIOR_SENTENCES = {
     "engine_type": "Choose the built-in engine or an OpenAI-compatible one.",
     "language": "Choose one of the languages in the list.",
 }
-
-
-async def _unpublished(db: SessionDep, assistant: Assistant) -> bool:
-    digests = await service.published_digests(db, [assistant])
-    return digests.get(assistant.id) != assistant.draft_digest
-
-
-async def assistant_page(
-    request: Request, db: SessionDep, assistant: Assistant, tab: str, title: str, status: int = 200, **context: Any
-) -> HTMLResponse:
-    base = {
-        "title": f"{title} · {assistant.name}",
-        "section": "assistants",
-        "assistant": assistant,
-        "tab": tab,
-        "tab_title": title,
-        "unpublished": await _unpublished(db, assistant),
-    }
-    page_url = f"/dashboard/assistants/{assistant.id}/{tab}"
-    return render(request, f"{tab}.html", {**base, **context}, status=status, page_url=page_url)
 
 
 async def _assistants_list(

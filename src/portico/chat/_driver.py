@@ -5,7 +5,7 @@ execution (execution context, result processing, greenlet hops) costs several ti
 itself on a local database, and on SQLite a statement through its cursor takes three or four
 hand-offs to aiosqlite's thread where `execute_fetchall` takes one. A `Statement` keeps
 SQLAlchemy's own type conversions (aware UTC datetimes, JSON, booleans), so rows read the same.
-Nothing outside chat/store.py imports this module.
+Nothing outside chat/store.py and chat/statements.py imports this module.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 
 class Tx:
@@ -29,12 +30,15 @@ class Tx:
         self._postgres = dialect.name == "postgresql"
 
     @asynccontextmanager
-    async def transaction(self, *, immediate: bool) -> AsyncIterator[None]:
+    async def transaction(self) -> AsyncIterator[None]:
+        """Every statement in the block saved together or none: committed when the block ends,
+        rolled back if it raises. SQLite takes its write lock at BEGIN (IMMEDIATE), so a writer
+        never finds it taken halfway through."""
         if self._postgres:
             async with self._driver.transaction():
                 yield
             return
-        await self._driver.execute_fetchall("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        await self._driver.execute_fetchall("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -50,6 +54,26 @@ class Tx:
         else:
             rows = await self._driver.execute_fetchall(compiled.sql, args)
         return compiled.records(rows)
+
+    async def one(self, statement: Statement, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        rows = await self.all(statement, params)
+        assert len(rows) <= 1
+        return rows[0] if rows else None
+
+
+class SessionTx:
+    """The same statements through SQLAlchemy, on an ORM session's connection and inside the
+    transaction that session holds (the owner's request, which commits it): for the few
+    statements the owner's preview shares with guests, where speed does not matter."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self._db = db
+
+    async def all(self, statement: Statement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        # Core execution on the session's connection: the ORM's bulk and synchronising paths stay out.
+        assert isinstance(statement.statement, Executable)
+        result = await (await self._db.connection()).execute(statement.statement, dict(params))
+        return [dict(row) for row in result.mappings()] if result.returns_rows else []
 
     async def one(self, statement: Statement, params: Mapping[str, Any]) -> dict[str, Any] | None:
         rows = await self.all(statement, params)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
-from sse_starlette import EventSourceResponse
 
-from portico.access.gate import AssistantFacts, LinkFacts
 from portico.access.ratelimit import GuardFeedback, GuardLookups, GuardMessages, GuardSecrets, GuardStarts
 from portico.chat import feedback as feedback_service
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
-from portico.chat.cutoff import Cutoffs
+from portico.chat.http import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
+from portico.chat.records import AssistantFacts, LinkFacts, OpenSession
 from portico.chat.schemas import (
     AssistantBrief,
     FeedbackIn,
@@ -33,28 +29,13 @@ from portico.chat.schemas import (
     SessionState,
 )
 from portico.chat.store import GuestStore
-from portico.config import Settings
 from portico.deps import BearerToken, SettingsDep, VaultDep
-from portico.errors import ClientDisconnected
 from portico.handlers import error_response
 from portico.kit.i18n import format_number, gettext, ngettext
 from portico.schemas import Id
 from portico.vocabulary import END_MESSAGES, EndReason, FeedbackReason, Rating, Role
 
 router = APIRouter(prefix="/chat", tags=["guest chat"])
-T = TypeVar("T")
-
-
-async def get_store(request: Request) -> GuestStore:
-    return request.app.state.store  # type: ignore[no-any-return]  # app.state is untyped
-
-
-async def get_cutoffs(request: Request) -> Cutoffs:
-    return request.app.state.cutoffs  # type: ignore[no-any-return]  # app.state is untyped
-
-
-StoreDep = Annotated[GuestStore, Depends(get_store)]
-CutoffsDep = Annotated[Cutoffs, Depends(get_cutoffs)]
 
 
 def assistant_brief(facts: AssistantFacts) -> AssistantBrief:
@@ -86,10 +67,10 @@ def _uses(left: int | None, in_session: bool) -> str | None:
     ).format(count=count)
 
 
-async def _state(store: GuestStore, opened: service.OpenedSession) -> SessionState:
+async def _state(store: GuestStore, opened: OpenSession) -> SessionState:
     session = opened.session
     assert opened.assistant is not None
-    messages = await store.transcript(session.id)
+    messages = await service.transcript(store, opened)
     end_reason = EndReason(session.end_reason) if session.end_reason else None
     return SessionState(
         session_id=session.id,
@@ -238,47 +219,3 @@ async def rate_reply(
         comment=body.comment,
     )
     return FeedbackOut(message_id=message_id, rating=body.rating, reason=body.reason, comment=comment)
-
-
-def reply_error_status(error: dict[str, Any]) -> int:
-    return 502 if str(error["code"]).startswith("engine_") else 403
-
-
-def event_stream(events: AsyncIterator[dict[str, str]], settings: Settings) -> EventSourceResponse:
-    """A reply as server-sent events; a guest who stops reading is dropped after the send timeout,
-    which stops the engine (the reply is saved as `disconnected`)."""
-    return EventSourceResponse(
-        events,
-        ping=15,
-        send_timeout=settings.send_timeout,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-async def until_disconnected(request: Request, events: AsyncIterator[T]) -> AsyncIterator[T]:
-    """`events` while the client is still there. Without this a JSON reply whose client went away
-    would run the engine to its end; with it the engine is stopped and the reply saved as
-    `disconnected` (messages.stream_reply)."""
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        iterator = aiter(events)
-        while True:
-            step = asyncio.ensure_future(anext(iterator))
-            await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
-                raise ClientDisconnected()
-            try:
-                yield step.result()
-            except StopAsyncIteration:
-                return
-    finally:
-        gone.cancel()
-
-
-async def _disconnected(request: Request) -> None:
-    # The body has been read: what the server sends next is the client's going away.
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

@@ -8,29 +8,10 @@ the same session can be rated, and a second rating replaces the first.
 
 from __future__ import annotations
 
-from portico.chat.records import Rated
 from portico.chat.sessions import open_session
 from portico.chat.store import GuestStore
-from portico.errors import Conflict, InvalidRequest, NotFound
 from portico.models import utcnow
 from portico.vocabulary import FeedbackReason, Rating
-
-
-class ReplyNotFound(NotFound):
-    message = "This conversation has no message with this id."
-
-
-class NotAReply(InvalidRequest):
-    code = "not_a_reply"
-    message = "Only the assistant's replies can be rated, not your own messages."
-
-
-class ReplyInProgress(Conflict):
-    code = "reply_in_progress"
-    message = "This reply is still being written. Rate it when it has finished."
-
-
-REFUSALS = {Rated.NOT_FOUND: ReplyNotFound, Rated.NOT_A_REPLY: NotAReply, Rated.IN_PROGRESS: ReplyInProgress}
 
 
 async def rate_reply(
@@ -44,10 +25,11 @@ async def rate_reply(
     comment: str | None,
 ) -> str | None:
     """Save the rating; the comment as kept (None when blank, or when the owner keeps no transcripts:
-    a comment is the guest's own words, like a message)."""
+    a comment is the guest's own words, like a message). The store refuses what is not a finished
+    reply of this session (chat/records.py: `ReplyNotFound`, `NotAReply`, `ReplyInProgress`)."""
     opened = await open_session(store, session_id=session_id, token=token)
     kept = comment.strip() if comment is not None and opened.store_text else None
-    rated = await store.rate_reply(
+    await store.rate_reply(
         session_id=session_id,
         message_id=message_id,
         rating=rating.value,
@@ -55,6 +37,4 @@ async def rate_reply(
         comment=kept or None,
         now=utcnow(),
     )
-    if rated != Rated.RATED:
-        raise REFUSALS[rated]()
     return kept or None

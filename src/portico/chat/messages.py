@@ -13,31 +13,25 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
-from portico.access.gate import GateRefusal, Refused
+from portico.access.gate import Refused
 from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
-from portico.chat.records import GuestSave, Reply
-from portico.chat.sessions import OpenedSession, count_refusal, daily_limit, open_session
-from portico.chat.store import GuestStore
+from portico.chat.records import OpenSession, Reply, SessionEnded
+from portico.chat.sessions import count_refusal, open_session
+from portico.chat.store import GuestStore, PreviewStore
 from portico.engines import PROVIDERS, EngineError, EngineRequest, Kind, Sources, Turn, Usage, get_engine, secrets
-from portico.errors import Conflict, PorticoError
+from portico.errors import PorticoError
 from portico.kit.crypto import Vault
 from portico.kit.i18n import N_, format_number, gettext
 from portico.models import utcnow
-from portico.vocabulary import END_MESSAGES, EndReason, Refusal, Role
+from portico.vocabulary import END_MESSAGES, EndReason, Role
 
 HISTORY_TURNS = 20
 # A reply being streamed is saved at most this often (and an instance that dies loses at most this much).
 SAVE_SECONDS = 1.0
 TOO_SLOW = N_("The assistant took too long to answer. Please try again in a moment.")
 log = logging.getLogger("portico.chat")
-
-
-class SessionEnded(Conflict):
-    code = "session_ended"
-    message = N_("This conversation has ended. Start a new one to keep talking.")
 
 
 class MessageTooLong(PorticoError):
@@ -77,7 +71,7 @@ async def accept_guest_message(
 
 
 async def accept_conversation(
-    store: GuestStore, *, opened: OpenedSession, earlier: list[Turn], content: str, vault: Vault
+    store: GuestStore, *, opened: OpenSession, earlier: list[Turn], content: str, vault: Vault
 ) -> PendingReply:
     """An OpenAI-style request: the conversation so far arrives with it. The engine reads it; the
     transcript keeps only the guest's last turn and the reply, since earlier turns are the client's
@@ -86,7 +80,7 @@ async def accept_conversation(
 
 
 async def _accept(
-    store: GuestStore, *, opened: OpenedSession, content: str, earlier: list[Turn] | None, vault: Vault
+    store: GuestStore, *, opened: OpenSession, content: str, earlier: list[Turn] | None, vault: Vault
 ) -> PendingReply:
     session = opened.session
     if session.ended_at is not None:
@@ -104,16 +98,18 @@ async def _accept(
         history = await history_of(store, session.id) if reads else []
     assistant = opened.assistant
     assert assistant is not None  # open_session refuses a deleted assistant
-    saved = await store.save_guest_message(
-        session.id,
-        content=stored,
-        now=now,
-        cap=assistant.messages_per_session,
-        assistant_id=assistant.id,
-        tokens_per_day=assistant.tokens_per_day,
-    )
-    if saved != GuestSave.SAVED:
-        await _refuse(store, saved, assistant_id=assistant.id, now=now)
+    try:
+        await store.save_guest_message(
+            session.id,
+            content=stored,
+            now=now,
+            assistant_id=assistant.id,
+            cap=assistant.messages_per_session,
+            tokens_per_day=assistant.tokens_per_day,
+        )
+    except Refused as refused:  # a quota: counted in Metrics (a session that ended is not a refusal)
+        await count_refusal(store, refused.refusal)
+        raise
     request = engine_request(config, prompt=content, history=history, vault=vault)
     return PendingReply(
         session.id,
@@ -123,17 +119,6 @@ async def _accept(
         opened.store_text,
         count_tokens=assistant.tokens_per_day > 0,
     )
-
-
-async def _refuse(store: GuestStore, saved: GuestSave, *, assistant_id: int, now: datetime) -> NoReturn:
-    if saved == GuestSave.ENDED:  # ended since it was opened
-        raise SessionEnded()
-    if saved == GuestSave.MESSAGE_LIMIT:
-        refusal = GateRefusal(Refusal.MESSAGE_LIMIT_REACHED, assistant_id)
-    else:
-        refusal = daily_limit(assistant_id, now)
-    await count_refusal(store, refusal)
-    raise Refused(refusal)
 
 
 def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], vault: Vault) -> EngineRequest:
@@ -153,7 +138,7 @@ def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], 
     )
 
 
-async def history_of(store: GuestStore, session_id: int) -> list[Turn]:
+async def history_of(store: GuestStore | PreviewStore, session_id: int) -> list[Turn]:
     rows = await store.history(session_id, turns=HISTORY_TURNS)
     return [Turn("user" if role == Role.GUEST else "assistant", content) for role, content in rows]
 

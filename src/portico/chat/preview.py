@@ -16,10 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from portico.chat.feedback import NotAReply, ReplyInProgress, ReplyNotFound
-from portico.chat.messages import HISTORY_TURNS, PendingReply, check_length, engine_request
+from portico.chat.messages import PendingReply, check_length, engine_request, history_of
 from portico.chat.sessions import TOKEN_PREFIX
-from portico.engines import Turn
+from portico.chat.store import PreviewStore
 from portico.errors import InvalidRequest, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, AssistantVersion, ChatSession, Message, utcnow
@@ -100,7 +99,7 @@ async def accept_preview_message(
     session = await get_preview_session(db, assistant=assistant, session_id=session_id)
     config = await _config(db, assistant=assistant, number=session.version_number)
     check_length(content, config["settings"])
-    history = await _history(db, session_id=session.id)
+    history = await history_of(PreviewStore(db), session.id)
     now = utcnow()
     db.add(
         Message(
@@ -117,17 +116,6 @@ async def accept_preview_message(
     return PendingReply(session.id, assistant.id, None, request, assistant.store_transcripts, preview=True)
 
 
-async def _history(db: AsyncSession, *, session_id: int) -> list[Turn]:
-    query = (
-        select(Message.role, Message.content)
-        .where(Message.session_id == session_id, Message.content.is_not(None), Message.error_code.is_(None))
-        .order_by(Message.id.desc())
-        .limit(HISTORY_TURNS)
-    )
-    rows = list(await db.execute(query))
-    return [Turn("user" if role == Role.GUEST else "assistant", str(content)) for role, content in reversed(rows)]
-
-
 async def rate_preview_reply(
     db: AsyncSession,
     *,
@@ -141,15 +129,13 @@ async def rate_preview_reply(
     """The owner tries the thumbs in the preview: saved like a guest's rating, with the same refusals,
     and never counted (Metrics and the unanswered report leave previews out). The comment as kept."""
     session = await get_preview_session(db, assistant=assistant, session_id=session_id)
-    message = await db.scalar(select(Message).where(Message.id == message_id, Message.session_id == session.id))
-    if message is None:
-        raise ReplyNotFound()
-    if message.role != Role.ASSISTANT:
-        raise NotAReply()
-    if message.duration_ms is None:
-        raise ReplyInProgress()
     kept = (comment.strip() or None) if comment is not None and assistant.store_transcripts else None
-    message.rating, message.rating_reason, message.rating_comment = rating, reason, kept
-    message.rated_at = utcnow()
-    await db.flush()
+    await PreviewStore(db).rate_reply(
+        session_id=session.id,
+        message_id=message_id,
+        rating=rating.value,
+        reason=reason.value if reason is not None else None,
+        comment=kept,
+        now=utcnow(),
+    )
     return kept

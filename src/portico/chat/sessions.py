@@ -9,53 +9,27 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from portico.access import codes
-from portico.access.gate import (
-    KEY_PREFIX,
-    Admission,
-    AssistantFacts,
-    GateRefusal,
-    LinkFacts,
-    Refused,
-    decide,
-    link_refusal,
-)
-from portico.chat.records import DailyCaps, DailyLimitReached, SessionRecord
+from portico.access.gate import KEY_PREFIX, Admission, GateRefusal, Refused, decide
+from portico.chat.records import AssistantFacts, DailyCaps, LinkFacts, MessageRecord, OpenSession, SessionRecord
 from portico.chat.store import GuestStore
 from portico.errors import InvalidToken
 from portico.kit.crypto import digest, is_well_formed, new_token
 from portico.kit.i18n import N_
-from portico.metrics.quotas import seconds_to_next_day
 from portico.models import utcnow
-from portico.vocabulary import Channel, EndReason, Refusal, ShareMode, Status
+from portico.vocabulary import INVALID_SESSION_TOKEN, Channel, EndReason, Refusal, ShareMode, Status
 from portico.widget.domains import allows
 
 TOKEN_PREFIX = "pts_"
 
 
 class InvalidSessionToken(InvalidToken):
-    code = "invalid_session_token"
+    code = INVALID_SESSION_TOKEN
     message = N_("This session token does not belong to this session.")
-
-
-@dataclass(frozen=True)
-class OpenedSession:
-    session: SessionRecord
-    assistant: AssistantFacts | None
-    link: LinkFacts | None
-    settings: dict[str, Any]
-    greeting: str
-    version_digest: str
-    starters: tuple[str, ...] = ()
-
-    @property
-    def store_text(self) -> bool:
-        """The owner's "don't store transcripts" switch: messages are counted, their text is not kept."""
-        return self.assistant is None or self.assistant.store_transcripts
 
 
 async def ask_gate(
@@ -137,7 +111,7 @@ async def start_session(
     access_code: str | None = None,
     origin: str | None = None,
     check: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[OpenedSession, str]:
+) -> tuple[OpenSession, str]:
     """Start a session through the gate, committed when this returns; refusals are counted.
 
     `check` sees the admitted version's session settings before any use is taken, and may
@@ -167,23 +141,14 @@ async def start_session(
     values["daily"] = DailyCaps(sessions=assistant.sessions_per_day, tokens=assistant.tokens_per_day)
     try:
         if decision.link is None:
-            started = None
             session_id = await store.start_session(**values)
         else:
-            started = await store.start_session_taking_use(**values, link_id=decision.link.id)
-    except DailyLimitReached:
-        refusal = daily_limit(assistant.id, now)
-        await _count(store, refusal)
-        raise Refused(refusal) from None
-    if decision.link is not None:
-        if started is None:
-            # Another session took the last use, or the owner deleted, paused or ended the link,
-            # since the gate looked.
-            refusal = link_refusal(await store.link(decision.link.id), assistant_id=assistant.id, now=now)
-            await _count(store, refusal)
-            raise Refused(refusal)
-        session_id, sessions_used = started
-        decision = decision.with_sessions_used(sessions_used)
+            session_id, sessions_used = await store.start_session_taking_use(**values, link_id=decision.link.id)
+            decision = decision.with_sessions_used(sessions_used)
+    except Refused as refused:
+        # A daily quota, or a link with no use left (or deleted, paused or ended) since the gate looked.
+        await _count(store, refused.refusal)
+        raise
     session = SessionRecord(
         id=session_id,
         assistant_id=assistant.id,
@@ -196,7 +161,7 @@ async def start_session(
         ended_at=None,
         end_reason=None,
     )
-    opened = OpenedSession(
+    opened = OpenSession(
         session,
         assistant,
         decision.link,
@@ -206,11 +171,6 @@ async def start_session(
         assistant.starters,
     )
     return opened, token
-
-
-def daily_limit(assistant_id: int, now: datetime) -> GateRefusal:
-    """The refusal of an assistant whose day is used up: ask again after UTC midnight."""
-    return GateRefusal(Refusal.DAILY_LIMIT_REACHED, assistant_id, retry_after=seconds_to_next_day(now))
 
 
 async def count_refusal(store: GuestStore, refusal: GateRefusal) -> None:
@@ -230,7 +190,7 @@ def expiry(
     return None
 
 
-def _live_refusal(opened: OpenedSession) -> GateRefusal | None:
+def _live_refusal(opened: OpenSession) -> GateRefusal | None:
     if opened.assistant is None:
         return GateRefusal(Refusal.NOT_FOUND)
     assistant_id = opened.assistant.id
@@ -243,28 +203,19 @@ def _live_refusal(opened: OpenedSession) -> GateRefusal | None:
     return None
 
 
-async def open_session(store: GuestStore, *, session_id: int, token: str) -> OpenedSession:
+async def open_session(store: GuestStore, *, session_id: int, token: str) -> OpenSession:
     """Find a guest's session by id and token, and end it now if its time has run out.
 
     Raises the gate's refusal when the assistant is offline or gone or the link revoked, as a
     new start would be refused. (Those changes end the session themselves: chat/lifecycle.py.)
     """
-    found = await store.open_session(session_id)
+    opened = await store.open_session(session_id)
     if (
-        found is None
-        or found.session.channel == Channel.PREVIEW
-        or not hmac.compare_digest(found.session.token_digest, digest(token))
+        opened is None
+        or opened.session.channel == Channel.PREVIEW
+        or not hmac.compare_digest(opened.session.token_digest, digest(token))
     ):
         raise InvalidSessionToken()
-    opened = OpenedSession(
-        found.session,
-        found.assistant,
-        found.link,
-        found.settings,
-        found.greeting,
-        found.version_digest,
-        found.starters,
-    )
     refusal = _live_refusal(opened)
     if refusal is not None:
         raise Refused(refusal)
@@ -277,8 +228,8 @@ async def open_session(store: GuestStore, *, session_id: int, token: str) -> Ope
 
 
 async def end_session(
-    store: GuestStore, *, opened: OpenedSession, reason: EndReason, at: datetime | None = None
-) -> OpenedSession:
+    store: GuestStore, *, opened: OpenSession, reason: EndReason, at: datetime | None = None
+) -> OpenSession:
     """End the session if it is still open; the session as it now is."""
     if opened.session.ended_at is not None:
         return opened
@@ -289,3 +240,21 @@ async def end_session(
         assert found is not None
         return replace(opened, session=found.session)
     return replace(opened, session=replace(opened.session, ended_at=at, end_reason=reason.value))
+
+
+async def transcript(store: GuestStore, opened: OpenSession) -> list[MessageRecord]:
+    """The session's messages, oldest first, as the guest sees them on resume."""
+    return await store.transcript(opened.session.id)
+
+
+async def page_facts(
+    store: GuestStore, *, public_id: str | None = None, widget_id: str | None = None
+) -> tuple[AssistantFacts | None, Admission | GateRefusal]:
+    """What the chat page (or the widget's frame) shows as it opens: the assistant its public id
+    (or widget id) names, and the gate's answer for a guest without a key. Counts and takes nothing."""
+    if widget_id is not None:
+        facts = await store.facts_by_widget_id(widget_id)
+    else:
+        facts = await store.facts_by_public_id(public_id or "")
+    decision = decide(public_id_given=True, key_given=False, assistant=facts, link=None, now=utcnow())
+    return facts, decision

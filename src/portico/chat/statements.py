@@ -28,9 +28,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnElement
 
-from portico.access.gate import AssistantFacts, LinkFacts
 from portico.chat._driver import Statement
-from portico.chat.records import SessionRecord
+from portico.chat.records import AssistantFacts, LinkFacts, SessionRecord
 from portico.models import Assistant, AssistantVersion, ChatSession, DailyUsage, Message, PrivateLink, RefusalHourly
 from portico.models.base import UTCDateTime
 from portico.vocabulary import Role

@@ -1,20 +1,27 @@
 """The guest path's one way to the database: every statement of session start, resume, end,
 messages, replies, the OpenAI-compatible endpoint and refusal counts.
 
-Services call these functions with plain values and get plain values back (the gate's facts,
-chat/records.py); no SQLAlchemy object or driver type leaves this module. The statements are
-in chat/statements.py.
+Services call these functions with plain values and get plain values back (chat/records.py); no
+SQLAlchemy object or driver type leaves this module. A write the store will not make (no use
+left on a link, a quota reached, a session ended, a message that cannot be rated) is raised as the
+domain error the guest is answered with, having saved nothing. The statements are in
+chat/statements.py.
 
-One transaction rule, the same on SQLite and PostgreSQL: **each public method is one
-transaction**, committed when it returns, rolled back if it raises.
-- PostgreSQL: a method of one statement runs it as its own transaction (no BEGIN and COMMIT
-  round trips); so where two writes must be saved together they are written as one statement
-  (a data-modifying WITH: taking a link's use and inserting the session, a message and its
-  session's counters). Methods of several statements run between BEGIN and COMMIT.
-- SQLite: a write takes this process's writer queue (`db.writer_lock`, a FIFO), then BEGIN
-  IMMEDIATE ... COMMIT, so writers wait in order instead of polling SQLite's busy handler (the
-  tail of session starts, docs/benchmarks.md). Reads take no lock: in WAL mode they never wait
-  for a writer.
+**Each public method is one transaction**, committed when it returns, rolled back if it raises,
+the same on SQLite and PostgreSQL. A method says which of three ways it goes to the database:
+- `_read()`: reads, each statement on its own (in WAL mode a reader never waits for a writer);
+- `_write_one(statement)`: one statement, its own transaction on both databases, with no BEGIN
+  and COMMIT round trips;
+- `_transaction()`: several statements, saved together or not at all (BEGIN ... COMMIT).
+Where two writes must be saved together and PostgreSQL can do them in one statement (a
+data-modifying WITH: taking a link's use and inserting the session, a message and its session's
+counters), PostgreSQL runs that one statement (`_write_one`) and SQLite, which has no UPDATE
+inside WITH, runs the two in a `_transaction()`.
+
+SQLite: every write takes this process's writer queue (`db.writer_lock`, a FIFO) first, so
+writers wait in order instead of polling SQLite's busy handler (the tail of session starts,
+docs/benchmarks.md); one statement alone is its own transaction (autocommit), several take the
+write lock at BEGIN IMMEDIATE.
 
 Speed: the statements are built and compiled once per dialect and run on the driver connection
 beneath SQLAlchemy's pooled one (chat/_driver.py says why).
@@ -23,32 +30,40 @@ beneath SQLAlchemy's pooled one (chat/_driver.py says why).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from portico.access.gate import AssistantFacts, LinkFacts
+from portico.access.gate import GateRefusal, Refused, link_refusal
 from portico.chat import statements as sql
-from portico.chat._driver import Statement, Tx
+from portico.chat._driver import SessionTx, Statement, Tx
 from portico.chat.records import (
+    AssistantFacts,
     DailyCaps,
-    DailyLimitReached,
-    GuestSave,
+    LinkFacts,
     MessageRecord,
+    NotAReply,
     OpenSession,
-    Rated,
     Reply,
+    ReplyInProgress,
+    ReplyNotFound,
+    SessionEnded,
     SessionRecord,
 )
 from portico.db import writer_lock
-from portico.metrics.quotas import day_of
+from portico.metrics.quotas import day_of, seconds_to_next_day
 from portico.metrics.rollup import hour_of
 from portico.models import Assistant, PrivateLink
-from portico.vocabulary import EndReason, Role
+from portico.vocabulary import EndReason, Refusal, Role
+
+
+def daily_limit(assistant_id: int, now: datetime) -> GateRefusal:
+    """The refusal of an assistant whose day is used up: ask again after UTC midnight."""
+    return GateRefusal(Refusal.DAILY_LIMIT_REACHED, assistant_id, retry_after=seconds_to_next_day(now))
 
 
 class GuestStore:
@@ -95,13 +110,12 @@ class GuestStore:
         now: datetime,
         daily: DailyCaps = DailyCaps(),
     ) -> int:
-        """Insert an anonymous session (no link); its id. Raises DailyLimitReached (see below)."""
+        """Insert an anonymous session (no link); its id. Raises `Refused` by a daily quota (below)."""
         params = sql.session_params(assistant_id, version, None, channel, token_digest, now)
         if daily.sessions or daily.tokens:
             row = await self._start_within_day(params, daily, link=False)
         else:
-            async with self._write(one_on_sqlite=True) as tx:
-                row = await tx.one(sql.INSERT_SESSION, params)
+            row = await self._write_one(sql.INSERT_SESSION, params)
         assert row is not None
         return int(row["id"])
 
@@ -115,55 +129,62 @@ class GuestStore:
         token_digest: str,
         now: datetime,
         daily: DailyCaps = DailyCaps(),
-    ) -> tuple[int, int] | None:
-        """Take one use of a link still active with one left, and insert its session, together.
+    ) -> tuple[int, int]:
+        """Take one use of a link still active with one left, and insert its session, together:
+        the session's id and the link's uses now taken.
 
-        Returns the session's id and the link's uses now taken, or None when no use was left
-        (or the link was deleted, paused or expired at `now`) by the time the statement ran. Raises DailyLimitReached (below).
+        Raises `Refused` when no use was left (or the link was deleted, paused or expired at
+        `now`) by the time the statement ran, saying which, or by a daily quota (below).
         """
         params = sql.session_params(assistant_id, version, link_id, channel, token_digest, now)
         if daily.sessions or daily.tokens:
             row = await self._start_within_day(params, daily, link=True)
-            return None if row is None else (row["id"], row["sessions_used"])
-        async with self._write() as tx:
-            if self._postgres:
-                row = await tx.one(sql.INSERT_SESSION_TAKING_USE, params)
-                return None if row is None else (row["id"], row["sessions_used"])
-            taken = await tx.one(sql.TAKE_USE, params)
-            if taken is None:
-                return None
-            row = await tx.one(sql.INSERT_SESSION, params)
-        assert row is not None
-        return row["id"], taken["sessions_used"]
+        elif self._postgres:
+            row = await self._write_one(sql.INSERT_SESSION_TAKING_USE, params)
+        else:
+            async with self._transaction() as tx:
+                row = await self._insert_taking_use(tx, params)
+        if row is None:
+            # Another session took the last use, or the owner deleted, paused or ended the link,
+            # since the gate looked: say which (only refusals pay for this read).
+            raise Refused(link_refusal(await self.link(link_id), assistant_id=assistant_id, now=now))
+        return row["id"], row["sessions_used"]
+
+    async def _insert_taking_use(self, tx: Tx, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Inside a transaction: the link's use taken and the session inserted (None: no use left)."""
+        if self._postgres:
+            return await tx.one(sql.INSERT_SESSION_TAKING_USE, params)
+        taken = await tx.one(sql.TAKE_USE, params)
+        if taken is None:
+            return None
+        inserted = await tx.one(sql.INSERT_SESSION, params)
+        assert inserted is not None
+        return {**inserted, "sessions_used": taken["sessions_used"]}
 
     async def _start_within_day(self, params: dict[str, Any], daily: DailyCaps, *, link: bool) -> dict[str, Any] | None:
-        """A start of an assistant with a daily quota, in one transaction: refused (DailyLimitReached)
-        when today's tokens are used up; else the link's use is taken and the session inserted as
-        without a quota, then today's session count is raised only while below the cap. When it is
-        not, the whole start rolls back, the link's use with it, so N admits exactly N."""
+        """A start of an assistant with a daily quota, in one transaction: refused when today's
+        tokens are used up; else the link's use is taken and the session inserted as without a
+        quota, then today's session count is raised only while below the cap. When it is not, the
+        whole start rolls back, the link's use with it, so N admits exactly N."""
         params = {
             **params,
             "p_day": day_of(params["p_now"]),
             "p_sessions_cap": daily.sessions,
             "p_tokens_cap": daily.tokens,
         }
-        async with self._write(statements=3) as tx:
+        async with self._transaction() as tx:
             if daily.tokens and await tx.one(sql.OVER_TOKENS, params) is not None:
-                raise DailyLimitReached()
-            if not link:
-                row = await tx.one(sql.INSERT_SESSION, params)
-            elif self._postgres:
-                row = await tx.one(sql.INSERT_SESSION_TAKING_USE, params)
-            elif (taken := await tx.one(sql.TAKE_USE, params)) is None:
-                row = None
+                raise Refused(daily_limit(params["p_assistant_id"], params["p_now"]))
+            if link:
+                row = await self._insert_taking_use(tx, params)
             else:
-                inserted = await tx.one(sql.INSERT_SESSION, params)
-                row = None if inserted is None else {**inserted, "sessions_used": taken["sessions_used"]}
+                row = await tx.one(sql.INSERT_SESSION, params)
             if row is None:
                 return None
             count = sql.COUNT_SESSION_PG if self._postgres else sql.COUNT_SESSION_SQLITE
             if daily.sessions and await tx.one(count, params) is None:
-                raise DailyLimitReached()  # rolls back the session and the link's use
+                # Rolls back the session and the link's use.
+                raise Refused(daily_limit(params["p_assistant_id"], params["p_now"]))
         return row
 
     async def open_session(self, session_id: int) -> OpenSession | None:
@@ -185,8 +206,7 @@ class GuestStore:
 
     async def end_session(self, session_id: int, *, reason: EndReason, at: datetime) -> bool:
         """End a session still open; False when it had already ended."""
-        async with self._write(one_on_sqlite=True) as tx:
-            row = await tx.one(sql.END, {"p_session_id": session_id, "p_at": at, "p_reason": reason.value})
+        row = await self._write_one(sql.END, {"p_session_id": session_id, "p_at": at, "p_reason": reason.value})
         return row is not None
 
     # -- messages ---------------------------------------------------------------------------
@@ -207,8 +227,7 @@ class GuestStore:
     async def history(self, session_id: int, *, turns: int) -> list[tuple[str, str]]:
         """The session's last `turns` stored messages, oldest first, as (role, content)."""
         async with self._read() as tx:
-            rows = await tx.all(sql.HISTORY, {"p_session_id": session_id, "p_limit": turns})
-        return [(row["role"], row["content"]) for row in reversed(rows)]
+            return await _history(tx, session_id, turns)
 
     async def save_guest_message(
         self,
@@ -216,49 +235,52 @@ class GuestStore:
         *,
         content: str | None,
         now: datetime,
+        assistant_id: int,
         cap: int = 0,
-        assistant_id: int | None = None,
         tokens_per_day: int = 0,
-    ) -> GuestSave:
+    ) -> None:
         """Save a guest's message and count it, only while the session is open, has had fewer
         than `cap` guest messages (0 = no cap) and, with `tokens_per_day`, while the assistant's
-        tokens today are below it. The same one statement, with or without a cap."""
+        tokens today are below it: the same one condition, with or without a cap.
+
+        Raises `SessionEnded`, or `Refused` by the message or the daily quota.
+        """
         params = {"p_session_id": session_id, "p_content": content, "p_now": now, "p_cap": cap}
         save, touch = sql.SAVE_MESSAGE, sql.TOUCH_SESSION
         if tokens_per_day:
             params.update(p_assistant_id=assistant_id, p_day=day_of(now), p_tokens_cap=tokens_per_day)
             save, touch = sql.SAVE_MESSAGE_WITHIN_DAY, sql.TOUCH_SESSION_WITHIN_DAY
-        async with self._write() as tx:
-            if self._postgres:
-                saved = await tx.one(save, params) is not None
-            else:
+        if self._postgres:
+            saved = await self._write_one(save, params) is not None
+        else:
+            async with self._transaction() as tx:
                 saved = await tx.one(touch, params) is not None
                 if saved:
                     await tx.all(sql.INSERT_MESSAGE, params)
         if saved:
-            return GuestSave.SAVED
+            return
         # Refused: say why, from the session as it now is (only refusals pay for this read).
         async with self._read() as tx:
             row = await tx.one(sql.GUEST_MESSAGES, params)
         if row is None or row["ended_at"] is not None:
-            return GuestSave.ENDED
+            raise SessionEnded()  # ended since it was opened
         if cap and row["guest_messages"] >= cap:
-            return GuestSave.MESSAGE_LIMIT
-        return GuestSave.DAILY_LIMIT if tokens_per_day else GuestSave.ENDED
+            raise Refused(GateRefusal(Refusal.MESSAGE_LIMIT_REACHED, assistant_id))
+        if tokens_per_day:
+            raise Refused(daily_limit(assistant_id, now))
+        raise SessionEnded()
 
     async def start_reply(
         self, session_id: int, *, content: str | None, first_token_ms: int | None, now: datetime
     ) -> int:
         """Save a reply still being streamed, as far as it got; its id (see `save_reply_progress`)."""
         params = {"p_session_id": session_id, "p_content": content, "p_first_token_ms": first_token_ms, "p_now": now}
-        async with self._write(one_on_sqlite=True) as tx:
-            row = await tx.one(sql.START_REPLY, params)
+        row = await self._write_one(sql.START_REPLY, params)
         assert row is not None
         return int(row["id"])
 
     async def save_reply_progress(self, message_id: int, *, content: str | None) -> None:
-        async with self._write(one_on_sqlite=True) as tx:
-            await tx.all(sql.SAVE_PROGRESS, {"p_message_id": message_id, "p_content": content})
+        await self._write_one(sql.SAVE_PROGRESS, {"p_message_id": message_id, "p_content": content})
 
     async def save_reply(
         self, reply: Reply, *, now: datetime, count_tokens_of: int | None = None, message_id: int | None = None
@@ -281,16 +303,23 @@ class GuestStore:
         }
         if count_tokens_of is not None:
             params.update(p_assistant_id=count_tokens_of, p_day=day_of(now))
-        async with self._write(statements=1 if count_tokens_of is None else 2) as tx:
-            if self._postgres:
-                row = await tx.one(sql.SAVE_REPLY if message_id is None else sql.FINISH_REPLY, params)
-            else:
-                await tx.all(sql.COUNT_REPLY, params)
-                row = await tx.one(sql.INSERT_REPLY if message_id is None else sql.FINISH_REPLY_ALONE, params)
-            if count_tokens_of is not None:
-                await tx.all(sql.COUNT_TOKENS_PG if self._postgres else sql.COUNT_TOKENS_SQLITE, params)
+        if count_tokens_of is None and self._postgres:
+            row = await self._write_one(sql.SAVE_REPLY if message_id is None else sql.FINISH_REPLY, params)
+        else:
+            async with self._transaction() as tx:
+                row = await self._insert_reply(tx, params, finishing=message_id is not None)
+                if count_tokens_of is not None:
+                    await tx.all(sql.COUNT_TOKENS_PG if self._postgres else sql.COUNT_TOKENS_SQLITE, params)
         assert row is not None
         return int(row["id"])
+
+    async def _insert_reply(self, tx: Tx, params: Mapping[str, Any], *, finishing: bool) -> dict[str, Any] | None:
+        """Inside a transaction: the reply saved (or its row, saved as it grew, finished) and
+        added to its session's totals."""
+        if self._postgres:
+            return await tx.one(sql.FINISH_REPLY if finishing else sql.SAVE_REPLY, params)
+        await tx.all(sql.COUNT_REPLY, params)
+        return await tx.one(sql.FINISH_REPLY_ALONE if finishing else sql.INSERT_REPLY, params)
 
     async def rate_reply(
         self,
@@ -301,26 +330,13 @@ class GuestStore:
         reason: str | None,
         comment: str | None,
         now: datetime,
-    ) -> Rated:
-        """Rate a finished reply of this session (a second rating replaces the first)."""
-        params = {
-            "p_session_id": session_id,
-            "p_message_id": message_id,
-            "p_rating": rating,
-            "p_reason": reason,
-            "p_comment": comment,
-            "p_now": now,
-        }
-        async with self._write(one_on_sqlite=True) as tx:
-            rated = await tx.one(sql.RATE, params)
-        if rated is not None:
-            return Rated.RATED
-        # Refused: say why (only refusals pay for this read).
-        async with self._read() as tx:
-            row = await tx.one(sql.MESSAGE_KIND, params)
-        if row is None:
-            return Rated.NOT_FOUND
-        return Rated.NOT_A_REPLY if row["role"] != Role.ASSISTANT else Rated.IN_PROGRESS
+    ) -> None:
+        """Rate a finished reply of this session (a second rating replaces the first). Raises
+        `ReplyNotFound`, `NotAReply` or `ReplyInProgress`."""
+        params = _rating(session_id, message_id, rating, reason, comment, now)
+        if await self._write_one(sql.RATE, params) is None:
+            async with self._read() as tx:
+                raise await _not_rated(tx, params)
 
     async def transcript(self, session_id: int) -> list[MessageRecord]:
         async with self._read() as tx:
@@ -332,8 +348,7 @@ class GuestStore:
     async def count_refusal(self, *, assistant_id: int, code: str, now: datetime) -> None:
         """One refusal in the hour's count, by code only: nothing about who was refused."""
         statement = sql.COUNT_REFUSAL_PG if self._postgres else sql.COUNT_REFUSAL_SQLITE
-        async with self._write(one_on_sqlite=True) as tx:
-            await tx.all(statement, {"p_assistant_id": assistant_id, "p_hour": hour_of(now), "p_code": code})
+        await self._write_one(statement, {"p_assistant_id": assistant_id, "p_hour": hour_of(now), "p_code": code})
 
     async def stopped(
         self, *, assistant_ids: set[int], link_ids: set[int]
@@ -347,7 +362,9 @@ class GuestStore:
         find_links = select(PrivateLink.id).where(
             PrivateLink.id.in_(sorted(int(i) for i in link_ids)), PrivateLink.revoked_at.is_not(None)
         )
-        async with self._read(statements=2) as tx:
+        # Two reads, each as the database is when it runs: the assistants' states and the links'
+        # revocations are independent facts, and the next call reads both again.
+        async with self._read() as tx:
             assistants = await tx.all(Statement(find_assistants, literal=True), {})
             links = await tx.all(Statement(find_links, literal=True), {}) if link_ids else []
         stopped = {row["id"]: (row["status"], row["share_mode"], row["deleted_at"]) for row in assistants}
@@ -356,27 +373,76 @@ class GuestStore:
     # -- transactions -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _read(self, *, statements: int = 1) -> AsyncIterator[Tx]:
+    async def _read(self) -> AsyncIterator[Tx]:
         async with self._engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            tx = Tx(driver, self._dialect)
-            if statements == 1:
-                yield tx
-            else:
-                async with tx.transaction(immediate=False):
-                    yield tx
+            yield Tx(await _driver(conn), self._dialect)
+
+    async def _write_one(self, statement: Statement, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One statement, its own transaction: on PostgreSQL as on SQLite (whose autocommit takes
+        the write lock for the statement, behind this process's queue), no BEGIN and COMMIT."""
+        async with writer_lock(self._engine), self._engine.connect() as conn:
+            return await Tx(await _driver(conn), self._dialect).one(statement, params)
 
     @asynccontextmanager
-    async def _write(self, *, statements: int = 1, one_on_sqlite: bool = False) -> AsyncIterator[Tx]:
-        """`statements`: how many this method runs on PostgreSQL; `one_on_sqlite`: it runs one on
-        SQLite too (several methods run two there, where PostgreSQL takes one WITH statement)."""
+    async def _transaction(self) -> AsyncIterator[Tx]:
+        """Several statements, saved together when the block ends or not at all if it raises."""
         async with writer_lock(self._engine), self._engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            tx = Tx(driver, self._dialect)
-            # One statement is its own transaction on both (SQLite's autocommit takes its write
-            # lock for the statement, behind this process's queue): no BEGIN and COMMIT hand-offs.
-            if statements == 1 and (self._postgres or one_on_sqlite):
+            tx = Tx(await _driver(conn), self._dialect)
+            async with tx.transaction():
                 yield tx
-            else:
-                async with tx.transaction(immediate=True):
-                    yield tx
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    return (await conn.get_raw_connection()).driver_connection
+
+
+class PreviewStore:
+    """The guest store's history and rating, for the owner's preview: the same statements and
+    refusals, run in the owner's request on its session, inside the transaction the request owns
+    (a write of the store's own beside it would wait on SQLite for the request's write lock)."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self._tx = SessionTx(db)
+
+    async def history(self, session_id: int, *, turns: int) -> list[tuple[str, str]]:
+        return await _history(self._tx, session_id, turns)
+
+    async def rate_reply(
+        self,
+        *,
+        session_id: int,
+        message_id: int,
+        rating: str,
+        reason: str | None,
+        comment: str | None,
+        now: datetime,
+    ) -> None:
+        params = _rating(session_id, message_id, rating, reason, comment, now)
+        if await self._tx.one(sql.RATE, params) is None:
+            raise await _not_rated(self._tx, params)
+
+
+async def _history(tx: Tx | SessionTx, session_id: int, turns: int) -> list[tuple[str, str]]:
+    rows = await tx.all(sql.HISTORY, {"p_session_id": session_id, "p_limit": turns})
+    return [(row["role"], row["content"]) for row in reversed(rows)]
+
+
+def _rating(
+    session_id: int, message_id: int, rating: str, reason: str | None, comment: str | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "p_session_id": session_id,
+        "p_message_id": message_id,
+        "p_rating": rating,
+        "p_reason": reason,
+        "p_comment": comment,
+        "p_now": now,
+    }
+
+
+async def _not_rated(tx: Tx | SessionTx, params: Mapping[str, Any]) -> Exception:
+    """Why a rating found no reply to rate (only refusals pay for this read)."""
+    row = await tx.one(sql.MESSAGE_KIND, params)
+    if row is None:
+        return ReplyNotFound()
+    return NotAReply() if row["role"] != Role.ASSISTANT else ReplyInProgress()

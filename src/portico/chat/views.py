@@ -11,11 +11,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from portico.access.gate import AssistantFacts, GateRefusal, decide
-from portico.chat.api import StoreDep
+from portico.access.gate import GateRefusal
+from portico.chat import sessions
+from portico.chat.http import StoreDep
+from portico.chat.records import AssistantFacts
 from portico.kit import i18n
 from portico.kit.i18n import N_, gettext
-from portico.models import utcnow
 from portico.vocabulary import FEEDBACK_REASON_LABELS, REFUSAL_STATUS, Refusal
 from portico.web.pages import STRICT_CSP, templates
 from portico.widget.domains import frame_ancestors
@@ -61,10 +62,9 @@ async def public_chat(public_id: str, request: Request, store: StoreDep, embed: 
     # The widget's frame is named by the widget id, which rotating the public link leaves alone.
     status = 200
     # Opening the page counts nothing: the page's own lookup counts a refusal once (chat.js).
-    facts = await (store.facts_by_widget_id(public_id) if embed else store.facts_by_public_id(public_id))
     named = {"widget_id": public_id} if embed else {"public_id": public_id}
+    facts, decision = await sessions.page_facts(store, **named)
     context = _page(request, facts, embed=embed, **named)
-    decision = decide(public_id_given=True, key_given=False, assistant=facts, link=None, now=utcnow())
     if facts is not None:
         # Named even when refused (offline, not published, private: a key may be in the fragment).
         context.update(title=facts.name, name=facts.name, description=facts.description)

@@ -21,7 +21,7 @@ from portico.access.gate import KEY_PREFIX
 from portico.access.ratelimit import GuardLookups, GuardStarts
 from portico.chat import messages as messages_service
 from portico.chat import sessions
-from portico.chat.api import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
+from portico.chat.http import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
 from portico.chat.messages import ReplyEvent, check_length
 from portico.deps import SettingsDep, VaultDep
 from portico.engines import Turn

@@ -10,9 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from portico.db import SessionDep
 from portico.errors import PorticoError
 from portico.identity import accounts, invitations, signin
-from portico.identity.views import signed_in
 from portico.kit import net
-from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render
+from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, signed_in
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 

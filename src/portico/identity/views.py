@@ -16,7 +16,7 @@ from portico.identity.deps import DashboardMember
 from portico.identity.roles import Member
 from portico.kit import net
 from portico.schemas import Id
-from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies
+from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, secure_cookies, signed_in
 
 NEW_TOKEN_COOKIE = "portico_new_token"
 
@@ -28,21 +28,6 @@ def _safe_next(value: str | None) -> str:
     if value and value.startswith("/dashboard") and not value.startswith("//"):
         return value
     return "/dashboard"
-
-
-def signed_in(request: Request, token: str, next_url: str) -> Response:
-    response = redirect(next_url)
-    days = request.app.state.settings.session_days
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=days * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-        path="/",
-    )
-    return response
 
 
 def _auth_page(request: Request, mode: str, status: int = 200, **context: object) -> HTMLResponse:

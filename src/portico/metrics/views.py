@@ -12,7 +12,6 @@ from portico.access import links as links_service
 from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantUpdate
 from portico.assistants.service import update_assistant
-from portico.assistants.views import assistant_page
 from portico.db import SessionDep
 from portico.errors import InvalidRequest
 from portico.identity.deps import DashboardMember
@@ -23,6 +22,7 @@ from portico.models import Assistant
 from portico.schemas import Id
 from portico.vocabulary import CHANNEL_LABELS, END_LABELS, FEEDBACK_REASON_LABELS, REFUSAL_LABELS
 from portico.web.forms import FormInvalid, check_csrf, parse_form, redirect
+from portico.web.frame import assistant_page
 
 router = APIRouter(
     prefix="/dashboard/assistants/{assistant_id}", include_in_schema=False, dependencies=[Depends(check_csrf)]

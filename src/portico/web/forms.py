@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, get_args
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_core.core_schema import ErrorType
@@ -30,6 +30,22 @@ class CsrfFailed(PorticoError):
 
 def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https" or request.app.state.settings.base_url.startswith("https://")
+
+
+def signed_in(request: Request, token: str, next_url: str) -> Response:
+    """Redirect to `next_url` carrying the new sign-in session's cookie."""
+    response = redirect(next_url)
+    days = request.app.state.settings.session_days
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request),
+        path="/",
+    )
+    return response
 
 
 def csrf_token(request: Request) -> str:
