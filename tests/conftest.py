@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from portico.config import Settings, load_settings
 from portico.db import make_engine
 from portico.migrations.run import upgrade_connection
 from portico.models import Base
+from tests.browser import chromium  # noqa: F401  (the worker's one Chromium, for every module's `browser`)
+from tests.servers import Served, SharedServers
 
 BASE_PG_URL = os.environ.get("PORTICO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # pytest-xdist names its workers gw0, gw1...; a run without it is one process with the base database.
@@ -131,16 +135,82 @@ def _truncate_postgres(url: str) -> None:
     asyncio.run(main())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`database_url` (so `settings`, `app`, `alice`...) is SQLite and PostgreSQL, or SQLite alone
+    for a test marked `sqlite_only` and for browser tests (tests/test_browser_*.py) not marked
+    `both_databases`: PostgreSQL's behaviour is checked in-process, a browser adds nothing there."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    browser = metafunc.module.__name__.rpartition(".")[2].startswith("test_browser_")
+    once = metafunc.definition.get_closest_marker("sqlite_only") is not None or (
+        browser and metafunc.definition.get_closest_marker("both_databases") is None
+    )
+    metafunc.parametrize("database_url", DATABASES[:1] if once else DATABASES, indirect=True)
+
+
+def _empty_sqlite(path: Path) -> None:
+    """Every row gone, as in a fresh copy of the template (ids start at 1 again)."""
+    with closing(sqlite3.connect(path, timeout=30)) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(f'DELETE FROM "{table.name}"')
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+            conn.execute("DELETE FROM sqlite_sequence")
+        conn.commit()
+
+
+@pytest.fixture(scope="session")
+def shared_sqlite(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
+    """The worker's SQLite file for the tests that use a shared server (emptied before each)."""
+    path = tmp_path_factory.mktemp("shared") / "portico.db"
+    shutil.copy(sqlite_template, path)
+    return path
+
+
+def uses_shared_server(request: pytest.FixtureRequest) -> bool:
+    return "shared_server" in request.fixturenames
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     # A plain (not async) fixture: the set-up below runs its own event loops.
     if request.param == "sqlite":
+        if uses_shared_server(request):
+            # The shared server keeps its database open: the test empties it instead of copying one.
+            shared = request.getfixturevalue("shared_sqlite")
+            _empty_sqlite(shared)
+            return f"sqlite:///{shared}"
         path = tmp_path / "portico.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
     _truncate_postgres(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def _shared_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServers]:
+    servers = SharedServers(tmp_path_factory.mktemp("servers"))
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def shared_server(settings: Settings, _shared_servers: SharedServers) -> Callable[..., Served]:
+    """`shared_server(**extra_env)`: the worker's `portico serve` on this test's database (emptied for
+    the test) with these PORTICO_* settings, started on first use and kept for the next tests that ask
+    the same; `own_base_url=True` makes its base URL its own address. Returns `.url` and `.log` (the
+    server's log since the test began)."""
+
+    def get(*, own_base_url: bool = False, **extra_env: str) -> Served:
+        return _shared_servers.get(settings, own_base_url=own_base_url, **extra_env)
+
+    return get
 
 
 @pytest.fixture
