@@ -140,14 +140,12 @@ DATABASES = ("sqlite", "postgresql")
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`database_url` (so `settings`, `app`, `alice`...) is SQLite and PostgreSQL, or SQLite alone
-    for a test marked `sqlite_only` and for browser tests (tests/test_browser_*.py) not marked
-    `both_databases`: PostgreSQL's behaviour is checked in-process, a browser adds nothing there."""
+    for a test marked `sqlite_only` and for a browser test (one using the `browser` fixture) not
+    marked `both_databases`: PostgreSQL's behaviour is checked in-process, a browser adds nothing."""
     if "database_url" not in metafunc.fixturenames:
         return
-    browser = metafunc.module.__name__.rpartition(".")[2].startswith("test_browser_")
-    once = metafunc.definition.get_closest_marker("sqlite_only") is not None or (
-        browser and metafunc.definition.get_closest_marker("both_databases") is None
-    )
+    marked = metafunc.definition.get_closest_marker
+    once = marked("sqlite_only") is not None or ("browser" in metafunc.fixturenames and not marked("both_databases"))
     metafunc.parametrize("database_url", DATABASES[:1] if once else DATABASES, indirect=True)
 
 
