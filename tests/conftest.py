@@ -124,11 +124,22 @@ def postgres_url() -> str:
 
 
 def _truncate_postgres(url: str) -> None:
+    """Every row gone and every sequence back to 1, as TRUNCATE ... RESTART IDENTITY does, but with
+    DELETE: TRUNCATE makes new files for all the tables, 0.3-0.5 s a test; these tables hold a few
+    rows. Foreign keys are not checked meanwhile (every table is emptied in the same statement list)."""
+
     async def main() -> None:
-        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
         conn = await asyncpg.connect(_asyncpg_dsn(url))
         try:
-            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            sequences = await conn.fetch("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            await conn.execute(
+                "; ".join(
+                    ["BEGIN", "SET LOCAL session_replication_role = replica"]
+                    + [f'DELETE FROM "{table.name}"' for table in Base.metadata.sorted_tables]
+                    + [f'ALTER SEQUENCE "{row[0]}" RESTART' for row in sequences]
+                    + ["COMMIT"]
+                )
+            )
         finally:
             await conn.close()
 
