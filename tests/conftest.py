@@ -1,4 +1,20 @@
-"""Every test that touches the database runs twice: on SQLite and on PostgreSQL.
+"""Every test that touches the database runs on SQLite and on PostgreSQL, unless it says otherwise.
+
+How a new test should start the fewest processes (docs/benchmarks.md, "Test suite"; STYLE.md 21):
+- In-process first: `client`, `alice`/`bob` (`make_person`) on the test's own empty database (a copy of
+  the migrated SQLite template; PostgreSQL emptied with DELETE).
+- A test whose subject is not the database (validation, words on a page, a pure function) is marked
+  `@pytest.mark.sqlite_only` (or the module: `pytestmark = pytest.mark.sqlite_only`). A browser test
+  (any test using `browser`) is SQLite-only by itself; mark it `both_databases` if the database is
+  its subject.
+- A test that needs a real server asks for `shared_server` and calls `shared_server(**PORTICO_env)`:
+  the worker's `portico serve` for that database and those settings, started once, on the test's
+  database (emptied for the test, so ids start at 1 and nothing of another test is there). `.url`,
+  and `.log` (its log since the test began). Only a test that kills, restarts or reconfigures a
+  server while it runs starts its own, with `tests.servers.portico_server`.
+- `browser` gives fresh contexts on the worker's one Chromium (tests/browser.py) and closes them.
+- Every test and fixture runs in the worker's one event loop (pyproject.toml), so session-scoped
+  async fixtures (Chromium) work; a sync fixture may still use `asyncio.run`.
 
 The PostgreSQL tests need the server at PORTICO_TEST_POSTGRES_URL (default
 postgresql://postgres@127.0.0.1:5432/test). Without it they are skipped with a clear reason,

@@ -1,7 +1,8 @@
-"""The chat page in a real browser, against a real `portico serve`, on both databases.
+"""The chat page in a real browser, against a real `portico serve`, on SQLite.
 
-Each test starts its own server on the test's database and its own Chromium (see tests/browser.py);
-owners act through the in-process app (`alice`), which shares the database with the server.
+The tests share the worker's server (`shared_server`, on each test's emptied database) and Chromium
+(fresh contexts per test, tests/browser.py); owners act through the in-process app (`alice`), which
+shares the database with the server.
 """
 
 from __future__ import annotations

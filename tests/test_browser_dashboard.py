@@ -1,4 +1,4 @@
-"""The dashboard in a real browser (Debian Chromium), against a real `portico serve`, on both databases.
+"""The dashboard in a real browser (Debian Chromium), against a real `portico serve`, on SQLite.
 
 - The owner's story, from first-run setup to switching Offline, all through the dashboard, with guests
   chatting in their own browser contexts through the links the owner copied and downloaded.

@@ -1,4 +1,4 @@
-"""A team in a real browser (Debian Chromium) against a real `portico serve`, on both databases.
+"""A team in a real browser (Debian Chromium) against a real `portico serve`, on SQLite.
 
 The Owner invites an Editor by link; the Editor opens it, creates an account, creates and edits an
 assistant and previews it, but finds Publish and Share greyed out with the reason; the Owner
