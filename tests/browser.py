@@ -10,9 +10,9 @@ Use in a test module:
 
     from tests.browser import browser, page_errors, run_axe, screenshot  # noqa: F401  (fixtures)
 
-The `browser` fixture is per test, not per module: the conftest's async fixtures (`app`, `alice`)
-run in each test's own event loop, and a Playwright browser belongs to the loop it was started
-in. Starting the driver and Chromium costs about half a second, so this stays cheap.
+One Chromium per pytest-xdist worker (`chromium`, session-scoped: every test and fixture runs in the
+worker's one event loop, pyproject.toml); each test gets `browser`, which opens fresh contexts on it
+and closes them after the test, so no cookie, storage or page outlives the test that made it.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ async def launch(playwright):  # type: ignore[no-untyped-def]
     return await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[object]:
+    """The worker's Chromium, started on the first browser test and kept until the end."""
     problem = chromium_problem()
     if problem:
         skip_or_fail(problem)
@@ -78,6 +79,43 @@ async def browser() -> AsyncIterator[object]:
             yield instance
         finally:
             await instance.close()
+
+
+class TestBrowser:
+    """Chromium as one test sees it: `new_context` and `new_page` as Playwright's Browser, and every
+    context the test opened is closed after it."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, instance) -> None:  # type: ignore[no-untyped-def]
+        self._instance = instance
+        self._contexts: list = []
+
+    async def new_context(self, **options):  # type: ignore[no-untyped-def]
+        context = await self._instance.new_context(**options)
+        self._contexts.append(context)
+        return context
+
+    async def new_page(self, **options):  # type: ignore[no-untyped-def]
+        return await (await self.new_context(**options)).new_page()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._instance, name)
+
+    async def close(self) -> None:
+        for context in self._contexts:
+            await context.close()
+        self._contexts.clear()
+
+
+@pytest.fixture
+async def browser(chromium) -> AsyncIterator[TestBrowser]:  # type: ignore[no-untyped-def]
+    """Fresh contexts on the worker's Chromium; `browser.new_context(...)` as with Playwright's."""
+    instance = TestBrowser(chromium)
+    try:
+        yield instance
+    finally:
+        await instance.close()
 
 
 class PageErrors:

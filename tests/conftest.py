@@ -1,4 +1,20 @@
-"""Every test that touches the database runs twice: on SQLite and on PostgreSQL.
+"""Every test that touches the database runs on SQLite and on PostgreSQL, unless it says otherwise.
+
+How a new test should start the fewest processes (docs/benchmarks.md, "Test suite"; STYLE.md 21):
+- In-process first: `client`, `alice`/`bob` (`make_person`) on the test's own empty database (a copy of
+  the migrated SQLite template; PostgreSQL emptied with DELETE).
+- A test whose subject is not the database (validation, words on a page, a pure function) is marked
+  `@pytest.mark.sqlite_only` (or the module: `pytestmark = pytest.mark.sqlite_only`). A browser test
+  (any test using `browser`) is SQLite-only by itself; mark it `both_databases` if the database is
+  its subject.
+- A test that needs a real server asks for `shared_server` and calls `shared_server(**PORTICO_env)`:
+  the worker's `portico serve` for that database and those settings, started once, on the test's
+  database (emptied for the test, so ids start at 1 and nothing of another test is there). `.url`,
+  and `.log` (its log since the test began). Only a test that kills, restarts or reconfigures a
+  server while it runs starts its own, with `tests.servers.portico_server`.
+- `browser` gives fresh contexts on the worker's one Chromium (tests/browser.py) and closes them.
+- Every test and fixture runs in the worker's one event loop (pyproject.toml), so session-scoped
+  async fixtures (Chromium) work; a sync fixture may still use `asyncio.run`.
 
 The PostgreSQL tests need the server at PORTICO_TEST_POSTGRES_URL (default
 postgresql://postgres@127.0.0.1:5432/test). Without it they are skipped with a clear reason,
@@ -15,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +47,8 @@ from portico.config import Settings, load_settings
 from portico.db import make_engine
 from portico.migrations.run import upgrade_connection
 from portico.models import Base
+from tests.browser import chromium  # noqa: F401  (the worker's one Chromium, for every module's `browser`)
+from tests.servers import Served, SharedServers
 
 BASE_PG_URL = os.environ.get("PORTICO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # pytest-xdist names its workers gw0, gw1...; a run without it is one process with the base database.
@@ -120,27 +140,102 @@ def postgres_url() -> str:
 
 
 def _truncate_postgres(url: str) -> None:
+    """Every row gone and every sequence back to 1, as TRUNCATE ... RESTART IDENTITY does, but with
+    DELETE: TRUNCATE makes new files for all the tables, 0.3-0.5 s a test; these tables hold a few
+    rows. Foreign keys are not checked meanwhile (every table is emptied in the same statement list)."""
+
     async def main() -> None:
-        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
         conn = await asyncpg.connect(_asyncpg_dsn(url))
         try:
-            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            sequences = await conn.fetch("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            await conn.execute(
+                "; ".join(
+                    ["BEGIN", "SET LOCAL session_replication_role = replica"]
+                    + [f'DELETE FROM "{table.name}"' for table in Base.metadata.sorted_tables]
+                    + [f'ALTER SEQUENCE "{row[0]}" RESTART' for row in sequences]
+                    + ["COMMIT"]
+                )
+            )
         finally:
             await conn.close()
 
     asyncio.run(main())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`database_url` (so `settings`, `app`, `alice`...) is SQLite and PostgreSQL, or SQLite alone
+    for a test marked `sqlite_only` and for a browser test (one using the `browser` fixture) not
+    marked `both_databases`: PostgreSQL's behaviour is checked in-process, a browser adds nothing."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    marked = metafunc.definition.get_closest_marker
+    once = marked("sqlite_only") is not None or ("browser" in metafunc.fixturenames and not marked("both_databases"))
+    metafunc.parametrize("database_url", DATABASES[:1] if once else DATABASES, indirect=True)
+
+
+def _empty_sqlite(path: Path) -> None:
+    """Every row gone, as in a fresh copy of the template (ids start at 1 again)."""
+    with closing(sqlite3.connect(path, timeout=30)) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(f'DELETE FROM "{table.name}"')
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+            conn.execute("DELETE FROM sqlite_sequence")
+        conn.commit()
+
+
+@pytest.fixture(scope="session")
+def shared_sqlite(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Path:
+    """The worker's SQLite file for the tests that use a shared server (emptied before each)."""
+    path = tmp_path_factory.mktemp("shared") / "portico.db"
+    shutil.copy(sqlite_template, path)
+    return path
+
+
+def uses_shared_server(request: pytest.FixtureRequest) -> bool:
+    return "shared_server" in request.fixturenames
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     # A plain (not async) fixture: the set-up below runs its own event loops.
     if request.param == "sqlite":
+        if uses_shared_server(request):
+            # The shared server keeps its database open: the test empties it instead of copying one.
+            shared = request.getfixturevalue("shared_sqlite")
+            _empty_sqlite(shared)
+            return f"sqlite:///{shared}"
         path = tmp_path / "portico.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
     _truncate_postgres(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def _shared_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServers]:
+    servers = SharedServers(tmp_path_factory.mktemp("servers"))
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def shared_server(settings: Settings, _shared_servers: SharedServers) -> Callable[..., Served]:
+    """`shared_server(**extra_env)`: the worker's `portico serve` on this test's database (emptied for
+    the test) with these PORTICO_* settings, started on first use and kept for the next tests that ask
+    the same; `own_base_url=True` makes its base URL its own address. Returns `.url` and `.log` (the
+    server's log since the test began)."""
+
+    def get(*, own_base_url: bool = False, **extra_env: str) -> Served:
+        return _shared_servers.get(settings, own_base_url=own_base_url, **extra_env)
+
+    return get
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ def assert_error(response, status: int, code: str) -> None:
     assert isinstance(error["message"], str) and len(error["message"]) > 5
 
 
+@pytest.mark.sqlite_only  # refused before any statement
+@pytest.mark.sqlite_only  # refused before any statement
+@pytest.mark.sqlite_only  # refused before any statement
 @pytest.mark.parametrize(
     "body",
     [
@@ -41,6 +44,7 @@ async def test_bad_assistant_bodies_are_refused_and_create_nothing(client, alice
     assert (await alice.request("GET", "/api/v1/assistants")).json()["items"] == []
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_malformed_json_is_refused(client, alice: Person):
     response = await alice.request(
         "POST", "/api/v1/assistants", content=b'{"name": ', headers={"content-type": "application/json"}
@@ -48,6 +52,7 @@ async def test_malformed_json_is_refused(client, alice: Person):
     assert_error(response, 400, "malformed_json")
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_bodies_over_one_mebibyte_are_refused(client, alice: Person):
     huge = b'{"name": "A", "knowledge": "' + b"x" * (1024 * 1024) + b'"}'
     response = await alice.request(
@@ -87,6 +92,7 @@ async def test_bad_link_batches_are_refused_whole(client, alice: Person, links):
     assert (await alice.request("GET", base)).json()["active"] == 0
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_bad_link_edits_are_refused(client, alice: Person):
     assistant = await alice.new_assistant()
     (link,) = await alice.new_links(assistant["id"], 3)
@@ -96,6 +102,7 @@ async def test_bad_link_edits_are_refused(client, alice: Person):
     assert (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}/links")).json()["items"][0] == link
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_unknown_status_or_mode_is_refused(client, alice: Person):
     assistant = await alice.new_assistant()
     base = f"/api/v1/assistants/{assistant['id']}"
@@ -132,6 +139,7 @@ async def test_revoked_owner_token_is_refused(app, client, alice: Person):
     assert_error(await alice.request("GET", "/api/v1/assistants"), 401, "invalid_token")
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_guest_start_needs_a_public_id_or_a_key(client, alice: Person):
     assert_error(await start(client), 422, "invalid_request")
     assert_error(await start(client, public_id="x", channel="preview"), 422, "invalid_request")
@@ -151,6 +159,7 @@ async def test_session_token_of_another_session_is_refused(client, alice: Person
     assert (await client.get(f"/api/v1/chat/sessions/{first['session_id']}", headers=mine)).json()["state"] == "active"
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_unknown_routes_and_methods_answer_json_errors(client, alice: Person):
     assert_error(await client.get("/api/v1/nothing-here"), 404, "not_found")
     assert_error(await alice.request("PUT", "/api/v1/assistants"), 405, "method_not_allowed")
@@ -319,6 +328,7 @@ async def test_form_fields_that_cannot_be_stored_are_refused(app, client, alice:
     assert NUL not in tokens
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_a_json_body_that_is_not_utf8_is_malformed(client, alice: Person):
     for raw in (b'{"name": "\xff\xfe"}', b"\xc3\x28", b'{"name": "caf\xe9"}'):
         response = await alice.request(
@@ -328,6 +338,7 @@ async def test_a_json_body_that_is_not_utf8_is_malformed(client, alice: Person):
     assert (await alice.request("GET", "/api/v1/assistants")).json()["items"] == []
 
 
+@pytest.mark.sqlite_only  # refused before any statement
 async def test_a_refusal_lists_at_most_twenty_problems(client, alice: Person):
     assistant = await alice.new_assistant()
     links = [{"name": "", "max_sessions": -1} for _ in range(50)]
@@ -338,14 +349,13 @@ async def test_a_refusal_lists_at_most_twenty_problems(client, alice: Person):
     assert "100 problems in all" in error["message"]
 
 
-def test_the_connection_stays_usable_after_every_kind_of_error(settings, tmp_path):
+def test_the_connection_stays_usable_after_every_kind_of_error(settings, shared_server):
     """On a real server: each refusal is answered on the same keep-alive connection, and the
     next request on it is served."""
     import asyncio
     import http.client
 
     from tests.conftest import make_person
-    from tests.servers import portico_server
 
     async def owner_token() -> str:
         from portico.app import create_app
@@ -369,18 +379,18 @@ def test_the_connection_stays_usable_after_every_kind_of_error(settings, tmp_pat
         ("GET", "/api/v1/assistants", None, {}, 401),
         ("POST", "/api/v1/assistants", b"{" + b" " * (1024 * 1024) + b"}", json_type, 413),
     ]
-    with portico_server(settings, tmp_path / "server.log") as url:
-        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
-        conn.connect()
-        sock = conn.sock
-        for method, path, body, headers, status in bad_requests:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            assert response.status == status, (method, path, response.status)
-            assert conn.sock is sock, f"the connection was closed after {method} {path}"
-            conn.request("GET", "/api/v1/assistants", headers=auth)
-            after = conn.getresponse()
-            assert after.status == 200 and json.loads(after.read()) == {"items": []}
-            assert conn.sock is sock
-        conn.close()
+    url = shared_server().url
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+    conn.connect()
+    sock = conn.sock
+    for method, path, body, headers, status in bad_requests:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == status, (method, path, response.status)
+        assert conn.sock is sock, f"the connection was closed after {method} {path}"
+        conn.request("GET", "/api/v1/assistants", headers=auth)
+        after = conn.getresponse()
+        assert after.status == 200 and json.loads(after.read()) == {"items": []}
+        assert conn.sock is sock
+    conn.close()

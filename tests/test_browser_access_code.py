@@ -1,5 +1,5 @@
 """The chat page asks for the public link's access code before the first message, and keeps it for
-the tab only; a paused link shows the server's sentence. In a real browser, on both databases."""
+the tab only; a paused link shows the server's sentence. In a real browser, on SQLite."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The chat page in a real browser, against a real `portico serve`, on both databases.
+"""The chat page in a real browser, against a real `portico serve`, on SQLite.
 
-Each test starts its own server on the test's database and its own Chromium (see tests/browser.py);
-owners act through the in-process app (`alice`), which shares the database with the server.
+The tests share the worker's server (`shared_server`, on each test's emptied database) and Chromium
+(fresh contexts per test, tests/browser.py); owners act through the in-process app (`alice`), which
+shares the database with the server.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from portico.models import ChatSession
 from portico.vocabulary import END_MESSAGES, REFUSAL_MESSAGES, EndReason, Refusal
 from tests.browser import browser, page_errors, run_axe, screenshot, serious  # noqa: F401  (browser: fixture)
 from tests.conftest import Person, key_of
-from tests.servers import portico_server
+from tests.servers import LogSince
 
 KNOWLEDGE = """# Opening hours
 The library is open from nine in the morning until five in the evening on weekdays, \
@@ -70,17 +71,20 @@ def db_name(settings) -> str:
     return "sqlite" if settings.resolved_database_url.startswith("sqlite") else "postgresql"
 
 
-@pytest.fixture
-def server_log(tmp_path: Path) -> Path:
-    return tmp_path / "server.log"
+# The worker's server on the test's (emptied) database. The access log is on so that a key in a
+# request line would show in the server's log.
+SERVER_SETTINGS = {"PORTICO_ACCESS_LOG": "true"}
 
 
 @pytest.fixture
-def server(settings, server_log: Path, app) -> Iterator[str]:
-    # `app` first: it creates (and for SQLite migrates) the database the server then opens.
-    # The access log is on so that a key in a request line would show in the server's log.
-    with portico_server(settings, server_log, PORTICO_ACCESS_LOG="true") as url:
-        yield url
+def server(shared_server, app) -> str:
+    return shared_server(**SERVER_SETTINGS).url
+
+
+@pytest.fixture
+def server_log(shared_server, app) -> LogSince:
+    """The server's log since the test began."""
+    return shared_server(**SERVER_SETTINGS).log
 
 
 class SlowModel(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""The dashboard's forms and long names in a real browser (Debian Chromium), on both databases.
+"""The dashboard's forms and long names in a real browser (Debian Chromium), on SQLite.
 
 - A failed form comes back with the wrong field focused and in view (not the top of the page), and a
   reload asks for the page rather than sending the form again.

@@ -1,4 +1,4 @@
-"""The dashboard in a real browser (Debian Chromium), against a real `portico serve`, on both databases.
+"""The dashboard in a real browser (Debian Chromium), against a real `portico serve`, on SQLite.
 
 - The owner's story, from first-run setup to switching Offline, all through the dashboard, with guests
   chatting in their own browser contexts through the links the owner copied and downloaded.
@@ -23,14 +23,12 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests import servers
 from tests.browser import ARTIFACTS, axe_source, browser, page_errors, run_axe, serious  # noqa: F401  (browser: fixture)
 from tests.chat_helpers import say
 from tests.conftest import Person, key_of, start
@@ -68,15 +66,10 @@ def db_name(settings) -> str:
 
 
 @pytest.fixture
-def server(settings, tmp_path: Path, app, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def server(shared_server, app) -> str:
     """A real server whose base URL is its own address, so the links the dashboard shows, copies and
-    puts in CSV files open as they are. `app` first: it creates (and migrates) the shared database."""
-    port = servers.free_port()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setattr(servers, "free_port", lambda: port)
-    with servers.portico_server(settings.model_copy(update={"base_url": url}), tmp_path / "server.log") as served:
-        assert served == url
-        yield url
+    puts in CSV files open as they are."""
+    return shared_server(own_base_url=True).url
 
 
 # Helpers ------------------------------------------------------------------------------------------

@@ -4,8 +4,6 @@ assistant's language, and the widget's data-lang. A real `portico serve` on each
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,7 +11,6 @@ from playwright.async_api import expect
 
 from tests.browser import browser, page_errors, run_axe  # noqa: F401  (browser: fixture)
 from tests.conftest import Person, key_of
-from tests.servers import portico_server
 from tests.test_browser_widget import ClosedWidget, chat_frame, host_sites, widget_tag  # noqa: F401  (host_sites: fixture)
 
 expect.set_options(timeout=10_000)
@@ -29,10 +26,8 @@ PAGE_WORDS = {
 
 
 @pytest.fixture
-def server(settings, tmp_path: Path, app) -> Iterator[str]:
-    # `app` first: it creates (and for SQLite migrates) the database the server then opens.
-    with portico_server(settings, tmp_path / "server.log") as url:
-        yield url
+def server(shared_server, app) -> str:
+    return shared_server().url
 
 
 async def library(owner: Person, **fields: object) -> dict:

@@ -1,5 +1,5 @@
-"""The owner walks through the Share page in a real browser, against a real `portico serve`, on both
-databases: the widget on another origin keeps answering after the public link is rotated from the
+"""The owner walks through the Share page in a real browser, against a real `portico serve`, on
+SQLite: the widget on another origin keeps answering after the public link is rotated from the
 dashboard; an access code set there is asked of a guest; users made in the batch box ("Smith, John"
 is one name) are paused and resumed from their rows, one is ended by a date; the print sheet of the
 selected users shows one QR code each, and each decodes (zxing-cpp, from a screenshot) to its link.

@@ -1,4 +1,4 @@
-"""A team in a real browser (Debian Chromium) against a real `portico serve`, on both databases.
+"""A team in a real browser (Debian Chromium) against a real `portico serve`, on SQLite.
 
 The Owner invites an Editor by link; the Editor opens it, creates an account, creates and edits an
 assistant and previews it, but finds Publish and Share greyed out with the reason; the Owner
@@ -7,13 +7,9 @@ publishes; the audit log shows what each of them did. Screenshots: tests/artifac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.async_api import expect
 
-from tests import servers
 from tests.browser import ARTIFACTS, browser, page_errors  # noqa: F401  (browser: fixture)
 from tests.team_helpers import PASSWORD
 
@@ -27,12 +23,8 @@ def db_name(settings) -> str:
 
 
 @pytest.fixture
-def server(settings, tmp_path: Path, app, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = servers.free_port()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setattr(servers, "free_port", lambda: port)
-    with servers.portico_server(settings.model_copy(update={"base_url": url}), tmp_path / "server.log") as served:
-        yield served
+def server(shared_server, app) -> str:
+    return shared_server(own_base_url=True).url
 
 
 async def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

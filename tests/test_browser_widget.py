@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,7 +40,6 @@ from playwright.async_api import expect
 from portico.vocabulary import END_MESSAGES, EndReason
 from tests.browser import browser, page_errors, run_axe, screenshot, serious  # noqa: F401  (browser: fixture)
 from tests.conftest import Person, key_of
-from tests.servers import portico_server
 
 WAIT = 10  # seconds; generous for a loaded machine, passing runs never wait this long
 expect.set_options(timeout=WAIT * 1000)
@@ -96,10 +94,8 @@ def db_name(settings) -> str:
 
 
 @pytest.fixture
-def server(settings, tmp_path: Path, app) -> Iterator[str]:
-    # `app` first: it creates (and for SQLite migrates) the database the server then opens.
-    with portico_server(settings, tmp_path / "server.log") as url:
-        yield url
+def server(shared_server, app) -> str:
+    return shared_server().url
 
 
 class HostSite:

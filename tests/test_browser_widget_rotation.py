@@ -1,5 +1,5 @@
 """An embedded widget survives the owner rotating the public link; one with `data-key` survives
-every rotation. In a real browser, on another origin, on both databases."""
+every rotation. In a real browser, on another origin, on SQLite."""
 
 from __future__ import annotations
 

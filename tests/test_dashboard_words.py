@@ -18,6 +18,9 @@ from tests.conftest import Person, key_of, start
 from tests.dashboard_helpers import Dashboard
 from tests.test_dashboard_pages import field_errors, web  # noqa: F401 (fixture)
 
+# Words on pages and in files: once, on SQLite (storing and deleting are checked on both elsewhere).
+pytestmark = pytest.mark.sqlite_only
+
 FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
 
 

@@ -4,12 +4,9 @@ private links."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from tests import servers
 from tests.browser import browser  # noqa: F401  (fixture)
 from tests.conftest import Person, key_of
 from tests.dashboard_helpers import Dashboard, dashboard_client
@@ -75,9 +72,8 @@ async def test_downloads_and_guest_files_keep_their_own_cache_rules(client, alic
 
 
 @pytest.fixture
-def server(settings, tmp_path: Path, app, alice) -> str:  # type: ignore[misc]
-    with servers.portico_server(settings, tmp_path / "server.log") as url:
-        yield url  # type: ignore[misc]
+def server(shared_server, app) -> str:
+    return shared_server().url
 
 
 async def test_back_after_signing_out_does_not_show_the_private_links(server, browser, alice: Person):  # noqa: F811

@@ -10,17 +10,16 @@ from sqlalchemy import select
 from portico.models import ChatSession, Message
 from tests.chat_helpers import parse_events, say
 from tests.conftest import Person, key_of, start
-from tests.servers import free_port, portico_server
+from tests.servers import free_port
 from tests.upstream import upstream_server
 
 FAQ = "# Parking\nParking is free behind the building.\n# Hours\nWe are open from 9 to 5."
 
 
 @pytest.fixture
-def second_portico(settings, tmp_path, app):
+def second_portico(shared_server, app):
     """Another Portico process on loopback, sharing the test database."""
-    with portico_server(settings, tmp_path / "second.log") as url:
-        yield url
+    return shared_server().url
 
 
 async def test_a_reply_comes_from_the_other_server_streamed(app, client, alice: Person, second_portico):

@@ -33,11 +33,20 @@ async def replies(app: object) -> list[Message]:
         return list(await db.scalars(select(Message).where(Message.role == "assistant").order_by(Message.id)))
 
 
+async def first_save(app: object) -> None:
+    """Waits (30 s at most) for the reply's first save while it streams: on a loaded machine a fixed
+    sleep could end before it, or after the whole reply."""
+    deadline = time.monotonic() + 30
+    while not any((reply.content or "").strip() for reply in await replies(app)):
+        assert time.monotonic() < deadline, "no part of the reply was saved within 30 s"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_long_reply_is_saved_while_it_streams_and_once_in_the_end(app, client, alice: Person, slow_engine):
     assistant = await alice.new_assistant(engine=slow_engine)
     session = (await start(client, public_id=assistant["public_id"])).json()
     streaming = asyncio.create_task(say(client, session, "Talk to me", stream=True))
-    await asyncio.sleep(2.5)  # the slow model takes 5 s; a save comes at least every second
+    await first_save(app)  # the slow model takes 5 s; a save comes at least every second
     (growing,) = await replies(app)
     assert growing.duration_ms is None and growing.saved_at is not None
     assert 0 < len((growing.content or "").split()) < SLOW_CHUNKS
@@ -75,7 +84,7 @@ async def test_a_killed_instance_leaves_an_interrupted_reply_and_the_session_goe
                 session = (await start(http, public_id=assistant["public_id"])).json()
                 arrivals: list[tuple[float, str, str]] = []
                 reading = asyncio.create_task(read_stream(http, session, "Talk to me", arrivals))
-                await asyncio.sleep(2.5)
+                await first_save(app)
                 seen = sum(1 for a in arrivals if a[1] == "token")
                 server.send_signal(signal.SIGKILL)
                 server.wait(timeout=10)

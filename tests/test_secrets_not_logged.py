@@ -7,7 +7,6 @@ import logging
 import httpx
 
 from tests.conftest import Person, key_of, make_person, start
-from tests.servers import portico_server
 
 
 async def scenario(http: httpx.AsyncClient, owner: Person) -> list[str]:
@@ -51,13 +50,12 @@ async def test_no_secret_reaches_the_logs_in_process(client, alice: Person, capl
         assert secret[4:20] not in logged
 
 
-async def test_no_secret_reaches_a_real_servers_output(settings, tmp_path, app):
-    log_path = tmp_path / "server.log"
-    with portico_server(settings, log_path, PORTICO_LOG_LEVEL="debug", PORTICO_ACCESS_LOG="true") as url:
-        async with httpx.AsyncClient(base_url=url) as http:
-            owner = await make_person(app, http, "carol@example.com")
-            secrets = await scenario(http, owner)
-    output = log_path.read_text()
+async def test_no_secret_reaches_a_real_servers_output(shared_server, app):
+    served = shared_server(PORTICO_LOG_LEVEL="debug", PORTICO_ACCESS_LOG="true")
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        owner = await make_person(app, http, "carol@example.com")
+        secrets = await scenario(http, owner)
+    output = served.log.read_text()
     assert "POST /api/v1/chat/sessions" in output, "access log was not captured"
     for secret in secrets:
         assert secret not in output

@@ -7,12 +7,19 @@ import contextlib
 import time
 
 import httpx
+import pytest
 
-from tests.servers import portico_server
+# Connections, not the database: once, on SQLite, on the worker's server with a 1 s request timeout.
+pytestmark = pytest.mark.sqlite_only
 
 
-async def test_a_body_that_stops_arriving_is_answered_408_and_closed(settings, tmp_path):
-    with portico_server(settings, tmp_path / "server.log", PORTICO_REQUEST_TIMEOUT="1") as url:
+@contextlib.contextmanager
+def timeout_server(shared_server):  # type: ignore[no-untyped-def]
+    yield shared_server(PORTICO_REQUEST_TIMEOUT="1").url
+
+
+async def test_a_body_that_stops_arriving_is_answered_408_and_closed(shared_server):
+    with timeout_server(shared_server) as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         began = time.monotonic()
@@ -29,8 +36,8 @@ async def test_a_body_that_stops_arriving_is_answered_408_and_closed(settings, t
     assert took < 5, f"closed after {took:.1f} s with a 1 s timeout"
 
 
-async def test_headers_that_trickle_in_are_cut_off(settings, tmp_path):
-    with portico_server(settings, tmp_path / "server.log", PORTICO_REQUEST_TIMEOUT="1") as url:
+async def test_headers_that_trickle_in_are_cut_off(shared_server):
+    with timeout_server(shared_server) as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         began = time.monotonic()
@@ -50,8 +57,8 @@ async def test_headers_that_trickle_in_are_cut_off(settings, tmp_path):
     assert took < 5, f"closed after {took:.1f} s with a 1 s timeout"
 
 
-async def test_a_prompt_client_is_not_cut_off(settings, tmp_path):
-    with portico_server(settings, tmp_path / "server.log", PORTICO_REQUEST_TIMEOUT="1") as url:
+async def test_a_prompt_client_is_not_cut_off(shared_server):
+    with timeout_server(shared_server) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             for _ in range(3):
                 assert (await http.get("/healthz")).status_code == 200

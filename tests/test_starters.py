@@ -55,6 +55,7 @@ async def test_no_starters_are_an_empty_list_and_leave_the_draft_as_it_was(clien
     assert (updated["draft"]["starters"], updated["has_unpublished_changes"]) == ([], False)
 
 
+@pytest.mark.sqlite_only  # words and validation; storing starters is checked on both
 @pytest.mark.parametrize(
     ("starters", "sentence"),
     [
@@ -76,11 +77,13 @@ async def test_bad_starters_are_refused_and_nothing_is_saved(alice: Person, star
     assert draft["starters"] == STARTERS
 
 
+@pytest.mark.sqlite_only  # words and validation; storing starters is checked on both
 async def test_a_starter_of_200_characters_is_kept(alice: Person):
     assistant = await alice.new_assistant(starters=["x" * 200])
     assert assistant["draft"]["starters"] == ["x" * 200]
 
 
+@pytest.mark.sqlite_only  # words and validation; storing starters is checked on both
 async def test_the_behavior_form_saves_up_to_four_starters_skipping_empty_boxes(web: Dashboard, alice: Person):
     assistant = await alice.new_assistant()
     base = f"/dashboard/assistants/{assistant['id']}/behavior"
@@ -102,6 +105,7 @@ async def test_the_behavior_form_saves_up_to_four_starters_skipping_empty_boxes(
     assert draft["starters"] == ["Hours?", "Parking?"]
 
 
+@pytest.mark.sqlite_only  # words and validation; storing starters is checked on both
 async def test_the_preview_shows_the_drafts_greeting_and_starters(web: Dashboard, alice: Person):
     assistant = await alice.new_assistant(publish=False, live=False, greeting="Hi there!", starters=STARTERS)
     base = f"/dashboard/assistants/{assistant['id']}"

@@ -11,7 +11,6 @@ import pytest
 from portico.app import create_app
 from tests.chat_helpers import bearer, parse_events, say
 from tests.conftest import BASE_URL, Person, make_person, start
-from tests.servers import portico_server
 from tests.upstream import SLOW_CHUNKS, upstream_server
 
 
@@ -28,27 +27,26 @@ async def transcript(owner: Person, assistant_id: int, session_id: int) -> list[
 
 
 async def test_a_json_reply_stops_and_is_saved_as_disconnected_when_the_guest_leaves(
-    settings, tmp_path, client, alice: Person, slow_engine
+    shared_server, client, alice: Person, slow_engine
 ):
     assistant = await alice.new_assistant(engine=slow_engine)
-    with portico_server(settings, tmp_path / "server.log") as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            session = (await start(http, public_id=assistant["public_id"])).json()
-            left = time.monotonic()
-            with pytest.raises(httpx.ReadTimeout):
-                # The guest gives up after a second and a half; the slow model would take five. (Half
-                # a second was too short for the first word on a loaded machine: nothing to save.)
-                await http.post(
-                    f"/api/v1/chat/sessions/{session['session_id']}/messages",
-                    json={"content": "Talk to me"},
-                    headers=bearer(session),
-                    timeout=1.5,
-                )
-            reply = None
-            while time.monotonic() - left < 10 and reply is None:
-                await asyncio.sleep(0.1)
-                messages = await transcript(alice, assistant["id"], session["session_id"])
-                reply = next((m for m in messages if m["role"] == "assistant"), None)
+    async with httpx.AsyncClient(base_url=shared_server().url, timeout=30) as http:
+        session = (await start(http, public_id=assistant["public_id"])).json()
+        left = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            # The guest gives up after a second and a half; the slow model would take five. (Half
+            # a second was too short for the first word on a loaded machine: nothing to save.)
+            await http.post(
+                f"/api/v1/chat/sessions/{session['session_id']}/messages",
+                json={"content": "Talk to me"},
+                headers=bearer(session),
+                timeout=1.5,
+            )
+        reply = None
+        while time.monotonic() - left < 10 and reply is None:
+            await asyncio.sleep(0.1)
+            messages = await transcript(alice, assistant["id"], session["session_id"])
+            reply = next((m for m in messages if m["role"] == "assistant"), None)
     assert reply is not None, "the reply was not saved within 10 s"
     assert reply["error_code"] == "disconnected"
     assert 0 < len(reply["content"].split()) < SLOW_CHUNKS

@@ -11,7 +11,6 @@ import pytest
 
 from tests.chat_helpers import bearer
 from tests.conftest import Person, key_of, start
-from tests.servers import portico_server
 from tests.upstream import upstream_server
 
 
@@ -22,10 +21,9 @@ def slow_upstream():
 
 
 @pytest.fixture
-async def server(settings, tmp_path, app):
-    with portico_server(settings, tmp_path / "server.log") as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            yield http
+async def server(shared_server, app):
+    async with httpx.AsyncClient(base_url=shared_server().url, timeout=30) as http:
+        yield http
 
 
 async def read_stream(
