@@ -1,5 +1,5 @@
 """A guest's chat page recovers and stays readable (issue 21, items 1 and 7), in a real browser
-against a real `portico serve`, on both databases.
+against a real `portico serve`, once, on SQLite (the browser rule in tests/conftest.py).
 
 - After Offline and Live again, the page and the widget's frame offer a new conversation on their
   own, with the old one still on screen: they ask the lookup now and then, less and less often,
