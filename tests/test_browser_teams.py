@@ -107,12 +107,14 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     rows = owner.locator("table.audit tbody tr")
     await expect(rows.filter(has_text="ed@example.com").filter(has_text="Assistant created")).to_have_count(1)
     await expect(rows.filter(has_text="ed@example.com").filter(has_text="Member joined")).to_have_count(1)
+    # The Editor's draft edit is in the log with the field it changed (issue 21, item 2).
+    await expect(rows.filter(has_text="ed@example.com").filter(has_text="Draft edited")).to_contain_text("knowledge")
     await expect(rows.filter(has_text="alice@example.com").filter(has_text="Member invited")).to_have_count(1)
     await expect(rows.filter(has_text="alice@example.com").filter(has_text="Published")).to_have_count(1)
     await owner.get_by_label("Who").select_option(label="ed@example.com")
     await owner.get_by_role("button", name="Filter").click()
     await expect(rows.filter(has_text="alice@example.com")).to_have_count(0)
-    await expect(rows).to_have_count(2)
+    await expect(rows).to_have_count(3)
     await shot(owner, f"teams-05-audit-{db_name}.png")
 
     # The Owner deletes the team, its name typed; the Editor is back in his own team.
