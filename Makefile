@@ -21,8 +21,12 @@ run: $(STAMP)
 	$(BIN)/portico serve
 
 # Lint first, so a type error or an unformatted file fails `make test` (and CI) as a failing test does.
+# Bytecode is written even where the environment says not to: without it every pytest worker
+# rewrites the asserts of ~270 plugin modules again and every `portico serve` the tests start
+# compiles Portico anew (docs/benchmarks.md, "Test suite"). worksteal: a worker left idle at the
+# end takes tests queued for another, so the long tests do not finish the run alone.
 test: lint browser-deps nginx-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # All three run even when one fails, so one run shows everything to fix.
 lint: $(STAMP)
