@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 IN_CI := $(filter 1 true TRUE yes,$(CI))
 
-# pytest-xdist workers for `make test`. The suite mostly waits (on `portico serve` processes,
-# Chromium, the databases), so on a quiet 2-core machine more workers than cores should pay; on
-# one already busy, nothing does (docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=2
-TEST_WORKERS ?= 3
+# pytest-xdist workers for `make test`. Since the tests share Chromium and servers, the suite keeps
+# both cores busy with two workers: a third only adds contention (2026-12-08: 298 s at 2, 303-321 s
+# at 3, 342 s at 4; docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=3
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint install messages browser-deps nginx-deps
 
