@@ -56,6 +56,16 @@ new MutationObserver(() => {
 """
 
 
+# Texts without Markdown, each drawn into a detached element: the same HTML with or without marked
+# (but for spaces next to tags, which a page does not show).
+DRAW_PLAIN = r"""() => ["Hello! What would you like to know?", "Line one\nLine two\n\n  Second paragraph. ",
+  "Prices: 12 EUR a day, open 9-5 (weekdays); ask us?"].map(text => {
+    const element = document.createElement("div");
+    window.PorticoMarkdown.render(element, text);
+    return element.innerHTML.replace(/\s*(<[^>]+>)\s*/g, "$1").trim();  // as the page shows it
+  })"""
+
+
 @pytest.fixture
 def model() -> Iterator[str]:
     with scripted_model() as url:
@@ -76,9 +86,19 @@ async def test_a_reply_renders_as_markdown_while_it_streams_and_links_open_in_a_
     context, page = await new_page(browser)
     errors = page_errors(page)
     await page.add_init_script(WATCH_MARKDOWN)
+    libraries: list[str] = []
+    page.on("request", lambda r: libraries.extend(n for n in ("marked.js", "purify.js") if n in r.url))
     await page.goto(f"{server}/c/{assistant['public_id']}")
     await wait_ready(page)
+    # The first open does without the two libraries (most of its weight): the greeting, with no
+    # Markdown in it, is drawn as the paragraph marked would make of it, and so are these texts.
+    assert libraries == []
+    await expect(page.locator("#log li.msg.assistant .text p")).to_have_text(GREETING)
+    drawn_before = await page.evaluate(DRAW_PLAIN)
+    assert libraries == []
     await send(page, MARKDOWN, replies=2)
+    assert sorted(libraries) == ["marked.js", "purify.js"]
+    assert await page.evaluate(DRAW_PLAIN) == drawn_before
 
     # Seen rendered before the reply was complete, not only at the end.
     seen = await page.evaluate("() => [...window.__seen]")
