@@ -4,6 +4,7 @@ switches the assistant offline or deletes the link, from another instance."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -93,3 +94,35 @@ async def test_a_reply_still_waiting_for_its_first_token_is_cut_within_a_second(
     last_time, last_event, last_data = arrivals[-1]
     assert [a[1] for a in arrivals] == ["error"] and "assistant_offline" in last_data
     assert last_time - acted < 1.0, f"cut after {last_time - acted:.2f} s"
+
+
+async def test_tokens_made_at_once_go_out_in_one_write_as_separate_events(app, alice: Person):
+    # The built-in engine has its whole answer at once: its words are still separate `token`
+    # events, but the server writes them together instead of once each (chat/http.py).
+    writes: list[bytes] = []
+
+    async def counted(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def sending(message):  # type: ignore[no-untyped-def]
+            if scope["path"].endswith("/messages") and message["type"] == "http.response.body" and message["body"]:
+                writes.append(message["body"])
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    knowledge = (
+        "## Opening hours\n\nThe library is open from nine in the morning to five in the afternoon, every weekday."
+    )
+    assistant = await alice.new_assistant(knowledge=knowledge)
+    transport = httpx.ASGITransport(app=counted)
+    async with httpx.AsyncClient(transport=transport, base_url="http://portico.test") as http:
+        session = (await start(http, public_id=assistant["public_id"])).json()
+        headers = {**bearer(session), "Accept": "text/event-stream"}
+        path = f"/api/v1/chat/sessions/{session['session_id']}/messages"
+        answer = await http.post(path, json={"content": "When is the library open?"}, headers=headers)
+    assert answer.status_code == 200
+    events = [block for block in answer.text.split("\r\n\r\n") if block.strip()]
+    tokens = [e for e in events if e.startswith("event: token")]
+    assert len(tokens) >= 10, events
+    assert events[-1].startswith("event: done")
+    assert "".join(json.loads(e.split("data: ", 1)[1])["text"] for e in tokens).startswith("The library is open")
+    assert len(writes) <= 3, f"{len(tokens)} tokens took {len(writes)} writes"
