@@ -40,8 +40,9 @@ COVERAGE = 0.5
 # The weight of a question word the knowledge never uses, against the rarity of a word in no passage.
 UNKNOWN = 1.0
 
-# A passage of at most this many sentences or list items is quoted whole.
-WHOLE = 2
+# A passage of at most this many sentences or list items is quoted whole: a short answer is one
+# thought, and cutting it loses its second half (the price to Austria after the one to Germany).
+WHOLE = 4
 # The sentences or list items an answer quotes from one passage, at most.
 MAX_UNITS = 3
 # A sentence scoring this share of the best one's is quoted with it.
@@ -331,6 +332,13 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if not total:
             return []
+        # A word that looks like the answer asked for ("weekdays" when asking when) is covered by a
+        # passage with an answer of that shape ("Monday to Friday from 9:00").
+        for kind in question.kinds:
+            shaped = {w for w in question.words if kind.answer.search(w)}
+            for i in covered:
+                if shaped and kind in self._shapes[i]:
+                    covered[i] = covered[i] | shaped
         coverage = {i: sum(weights.get(w, 0.0) for w in words) / total for i, words in covered.items()}
         for kind in question.kinds:
             for i in covered:
