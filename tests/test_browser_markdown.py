@@ -235,3 +235,25 @@ async def test_the_owners_transcript_shows_replies_as_markdown_and_payloads_as_t
     assert await page.evaluate("() => window.__pwned") is None
     errors.assert_none()
     await context.close()
+
+
+# Knowledge with a table and a list (issue 21 item 5: they came out as raw pipes, or cut).
+TABLES = (
+    "# Fees\nLate fees per day:\n\n| Item | Fee |\n|---|---|\n| Book | 0.20 EUR |\n| DVD | 1 EUR |\n\n"
+    "# Joining\nTo get a library card, bring:\n1. a photo ID\n2. proof of address\n3. 5 EUR for the card\n"
+)
+
+
+async def test_a_built_in_answer_from_a_table_or_a_list_renders_whole(browser, server, alice: Person):
+    assistant = await library(alice, knowledge=TABLES)
+    context, page = await new_page(browser)
+    await page.goto(f"{server}/c/{assistant['public_id']}")
+    await wait_ready(page)
+    await send(page, "How much is the late fee for a DVD?", replies=2)
+    reply = page.locator("#log li.msg.assistant").last.locator(".text")
+    await expect(reply.locator("table th")).to_have_text(["Item", "Fee"])
+    await expect(reply.locator("table tbody td")).to_have_text(["Book", "0.20 EUR", "DVD", "1 EUR"])
+    await send(page, "What do I need for a library card?", replies=3)
+    reply = page.locator("#log li.msg.assistant").last.locator(".text")
+    await expect(reply.locator("ol > li")).to_have_text(["a photo ID", "proof of address", "5 EUR for the card"])
+    await context.close()

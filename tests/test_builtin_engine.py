@@ -165,16 +165,21 @@ async def test_what_the_knowledge_does_not_say_gets_the_no_answer(text, question
 
 
 async def test_the_answer_is_the_sentences_that_answer_not_the_whole_section():
-    reply, _ = await answer((TEXTS / "shop.md").read_text(), "Are you open on Sunday?")
+    knowledge = (
+        "# Opening hours\nOur shop in Leipzig is open Monday to Friday from 9:00 to 19:00. We are closed on "
+        "Sundays and public holidays. The online shop takes orders around the clock. Our warehouse packs "
+        "parcels twice a day. The tasting room opens for groups on request."
+    )
+    reply, _ = await answer(knowledge, "Are you open on Sunday?")
     assert "closed on Sundays" in reply
     assert "Opening hours" not in reply
-    assert "takes orders around the clock" not in reply
+    assert "takes orders around the clock" not in reply and "tasting room" not in reply
 
 
-async def test_a_numbered_step_keeps_its_number():
+async def test_numbered_steps_are_quoted_whole_with_their_numbers():
     knowledge = "# Returns\n1. Sign in.\n2. Open My orders.\n3. Print the return label.\n4. Drop the parcel at DHL."
     reply, _ = await answer(knowledge, "How do I print a return label?")
-    assert reply == "3. Print the return label."
+    assert reply == knowledge.removeprefix("# Returns\n")
 
 
 async def test_a_section_of_two_sentences_is_quoted_whole():
@@ -183,10 +188,54 @@ async def test_a_section_of_two_sentences_is_quoted_whole():
     assert reply == "Visitors park free behind the building. The entrance is on Mill Street."
 
 
-async def test_list_items_are_quoted_as_a_markdown_list():
+async def test_a_short_section_is_quoted_whole_so_its_answer_is_not_cut_off():
+    # The price for Germany was quoted, and the one for Austria, which answers, was cut.
+    reply, sources = await answer((TEXTS / "shop.md").read_text(), "What does it cost to send an order to Vienna?")
+    assert "9.90 EUR" in reply and sources.titles[0] == "Shipping costs", reply
+
+
+async def test_a_word_shaped_like_the_answer_is_found_in_a_passage_with_that_shape():
+    # "weekdays" asks when, and "Monday to Friday from 9:00" answers it without the word.
+    knowledge = (TEXTS / "shop.md").read_text()
+    reply, sources = await answer(knowledge, "What time do you close on weekdays?")
+    assert "Monday to Friday from 9:00 to 19:00" in reply and sources.titles[0] == "Opening hours", reply
+
+
+async def test_a_list_is_quoted_whole_with_the_line_that_introduces_it():
     knowledge = "# Menu\nWe serve:\n- soup of the day\n- fresh bread\n- apple pie\n\nThe kitchen closes at ten."
     reply, _ = await answer(knowledge, "Do you have bread or soup?")
-    assert reply == "- soup of the day\n- fresh bread"
+    assert reply == "We serve:\n\n- soup of the day\n- fresh bread\n- apple pie"
+    # Asked about its introduction, the list comes with it (issue 21: a list question got its intro line alone).
+    reply, _ = await answer(knowledge, "What do you serve?")
+    assert reply == "We serve:\n\n- soup of the day\n- fresh bread\n- apple pie"
+
+
+# A section of a table, a list and sentences, longer than one passage (MAX_SECTION).
+PRICES = (
+    "# Prices\n"
+    + "We are a small family business and have rented boats on the lake since 1984. " * 8
+    + "\n\nPrices per hour:\n\n| Boat | Price |\n|---|---|\n| Rowing boat | 12 EUR |\n| Pedal boat | 15 EUR |\n"
+    "| Electric boat | 29 EUR |\n\nEvery boat comes with:\n\n- life jackets\n\n- a map of the lake\n\n"
+    "- a waterproof bag\n\n" + "Boats must be back by sunset, and we check every boat before it leaves. " * 6
+)
+
+
+def test_a_long_section_splits_but_never_cuts_a_table_or_a_list_from_its_intro():
+    texts = [p.text for p in split_passages(PRICES)]
+    assert len(texts) == 4
+    assert texts[1].startswith("Prices per hour:") and texts[1].endswith("| Electric boat | 29 EUR |")
+    assert texts[2] == "Every boat comes with:\n\n- life jackets\n\n- a map of the lake\n\n- a waterproof bag"
+
+
+async def test_a_table_is_answered_whole_as_a_markdown_table():
+    reply, sources = await answer(PRICES, "How much is an electric boat per hour?")
+    assert reply == (
+        "Prices per hour:\n\n| Boat | Price |\n|---|---|\n| Rowing boat | 12 EUR |\n| Pedal boat | 15 EUR |\n"
+        "| Electric boat | 29 EUR |"
+    )
+    assert sources.titles == ("Prices",)
+    reply, _ = await answer(PRICES, "Do I get a life jacket with the boat?")
+    assert reply == "Every boat comes with:\n\n- life jackets\n- a map of the lake\n- a waterproof bag"
 
 
 async def test_a_second_section_is_quoted_only_when_it_says_more():

@@ -40,8 +40,9 @@ COVERAGE = 0.5
 # The weight of a question word the knowledge never uses, against the rarity of a word in no passage.
 UNKNOWN = 1.0
 
-# A passage of at most this many sentences or list items is quoted whole.
-WHOLE = 2
+# A passage of at most this many sentences or list items is quoted whole: a short answer is one
+# thought, and cutting it loses its second half (the price to Austria after the one to Germany).
+WHOLE = 4
 # The sentences or list items an answer quotes from one passage, at most.
 MAX_UNITS = 3
 # A sentence scoring this share of the best one's is quoted with it.
@@ -57,6 +58,7 @@ UNSHAPED = 0.5
 SHAPE = 1.5
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
 # A sentence ends at . ! or ? followed by a space and a capital, digit or quote; not after a title
 # or a common abbreviation ("Dr. Okafor", "e.g. this").
@@ -135,16 +137,21 @@ class Passage:
 
 @dataclass(frozen=True)
 class Unit:
-    """A sentence, or an item of a list: then `marker` is its "-" or "3." (kept, so a numbered
-    step quoted alone is still step 3)."""
+    """A sentence, an item of a list (then `marker` is its "-" or "3."), or a whole table (then
+    `marker` is "|"). The units of one list, with the sentence introducing it, share a `block`."""
 
     text: str
     marker: str
     words: frozenset[str]
+    block: int = 0
 
     @property
     def item(self) -> bool:
-        return bool(self.marker)
+        return bool(self.marker) and self.marker != "|"
+
+    @property
+    def table(self) -> bool:
+        return self.marker == "|"
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,7 @@ class Hit:
 
 
 def split_passages(knowledge: str) -> list[Passage]:
-    """Markdown sections become passages; long sections and heading-less text split by paragraph."""
+    """Markdown sections become passages; long sections and heading-less text split by block."""
     passages: list[Passage] = []
     title = ""
     lines: list[str] = []
@@ -183,9 +190,8 @@ def split_passages(knowledge: str) -> list[Passage]:
         if len(body) <= MAX_SECTION:
             passages.append(Passage(title, body))
             return
-        for paragraph in re.split(r"\n\s*\n", body):
-            if paragraph.strip():
-                passages.append(Passage(title, paragraph.strip()))
+        for block in _blocks(body):
+            passages.append(Passage(title, block))
 
     for line in knowledge.splitlines():
         match = _HEADING.match(line)
@@ -198,23 +204,74 @@ def split_passages(knowledge: str) -> list[Passage]:
     return passages
 
 
+def _blocks(body: str) -> list[str]:
+    """A long section's paragraphs, never cutting a table or a list: a list's items stay together
+    (blank lines between them or not), and the line that introduces a list or a table ("Please
+    bring:") travels with it."""
+    blocks: list[str] = []
+    for paragraph in (p.strip() for p in re.split(r"\n\s*\n", body)):
+        if not paragraph:
+            continue
+        first = paragraph.splitlines()[0]
+        listed = bool(_LIST_ITEM.match(first) or _TABLE_ROW.match(first))
+        if blocks and listed and (_ends_intro(blocks[-1]) or _is_list(blocks[-1].splitlines()[-1])):
+            blocks[-1] += "\n\n" + paragraph
+        else:
+            blocks.append(paragraph)
+    return blocks
+
+
+def _is_list(line: str) -> bool:
+    return bool(_LIST_ITEM.match(line) or _TABLE_ROW.match(line))
+
+
+def _ends_intro(text: str) -> bool:
+    return text.rstrip().endswith(":")
+
+
 def split_units(text: str) -> list[Unit]:
+    """A passage's sentences, list items and tables. A table is one unit; the items of a list,
+    and the sentence that introduces a list or a table, share a `block`, and are quoted together."""
     units: list[Unit] = []
     paragraph: list[str] = []
+    table: list[str] = []
+    block = 0
 
     def flush() -> None:
+        nonlocal block
         for sentence in _SENTENCE_END.split(" ".join(paragraph)):
             if sentence.strip():
-                units.append(Unit(sentence.strip(), "", frozenset(words(sentence))))
+                block += 1
+                units.append(Unit(sentence.strip(), "", frozenset(words(sentence)), block))
         paragraph.clear()
+        if table:
+            rows = "\n".join(table)
+            units.append(Unit(rows, "|", frozenset(words(rows)), _joined()))
+            table.clear()
+
+    def _joined() -> int:
+        """The block of a list or table: the one of the sentence before it when that introduces it,
+        or of the item before it when the list goes on."""
+        nonlocal block
+        last = units[-1] if units else None
+        if last is not None and (last.item or _ends_intro(last.text)) and not (last.marker == "|"):
+            return last.block
+        block += 1
+        return block
 
     for line in text.splitlines():
         marker = _LIST_ITEM.match(line)
-        if marker:
+        if _TABLE_ROW.match(line):
+            if paragraph:
+                flush()
+            table.append(line.strip())
+        elif marker:
             flush()
             item = line[marker.end() :].strip()
-            units.append(Unit(item, marker.group().strip(), frozenset(words(item))))
+            units.append(Unit(item, marker.group().strip(), frozenset(words(item)), _joined()))
         elif line.strip():
+            if table:
+                flush()
             paragraph.append(line.strip())
         else:
             flush()
@@ -275,6 +332,13 @@ class KnowledgeIndex:
         total = sum(weights.values())
         if not total:
             return []
+        # A word that looks like the answer asked for ("weekdays" when asking when) is covered by a
+        # passage with an answer of that shape ("Monday to Friday from 9:00").
+        for kind in question.kinds:
+            shaped = {w for w in question.words if kind.answer.search(w)}
+            for i in covered:
+                if shaped and kind in self._shapes[i]:
+                    covered[i] = covered[i] | shaped
         coverage = {i: sum(weights.get(w, 0.0) for w in words) / total for i, words in covered.items()}
         for kind in question.kinds:
             for i in covered:
@@ -339,7 +403,7 @@ class KnowledgeIndex:
         scores = [self._match(question, u.words) + (SHAPE if question.shaped(u.text) else 0.0) for u in units]
         best = max(range(len(units)), key=scores.__getitem__)
         if scores[best] <= 0:
-            return units[:2]
+            return tuple(u for u in units if u.block in {units[0].block, units[1].block})
         chosen = {best}
         said = self._covered(question, units[best].words)
         # Then the sentences nearly as good, or that say a part of the question not yet said.
@@ -357,4 +421,6 @@ class KnowledgeIndex:
         for j in sorted(chosen):
             if j > 0 and not units[j].item and _REFERS_BACK.match(units[j].text):
                 chosen.add(j - 1)
-        return tuple(units[j] for j in sorted(chosen))
+        # A list or a table is answered whole, with the sentence that introduces it.
+        blocks = {units[j].block for j in chosen}
+        return tuple(u for u in units if u.block in blocks)

@@ -26,7 +26,8 @@ NO_ANSWER = N_(
 
 
 def compose(hits: list[Hit]) -> str:
-    """The answer in Markdown: each passage's sentences as a paragraph, its list items as a list."""
+    """The answer in Markdown: each passage's sentences as a paragraph, its list items as a list,
+    its tables as tables."""
     if not hits:
         return gettext(NO_ANSWER)
     return "\n\n".join(_markdown(hit.units) for hit in hits)
@@ -34,19 +35,21 @@ def compose(hits: list[Hit]) -> str:
 
 def _markdown(units: tuple[Unit, ...]) -> str:
     blocks: list[str] = []
-    listed = False
+    previous: Unit | None = None
     for unit in units:
-        if unit.item:
+        if unit.table:
+            blocks.append(unit.text)
+        elif unit.item:
             line = f"{unit.marker} {unit.text}"
-            if blocks and listed:
+            if previous is not None and previous.item:
                 blocks[-1] += "\n" + line
             else:
                 blocks.append(line)
-        elif blocks and not listed:
+        elif previous is not None and not previous.item and not previous.table:
             blocks[-1] += " " + unit.text
         else:
             blocks.append(unit.text)
-        listed = unit.item
+        previous = unit
     return "\n\n".join(blocks)
 
 
