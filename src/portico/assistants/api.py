@@ -110,6 +110,16 @@ async def delete_assistant(assistant: OwnedAssistant, member: CurrentMember, db:
     return Response(status_code=204)
 
 
+@router.post("/{assistant_id}/duplicate", status_code=201)
+async def duplicate_assistant(
+    assistant: OwnedAssistant, member: CurrentMember, db: SessionDep, settings: SettingsDep
+) -> AssistantOut:
+    """A copy of the draft, knowledge, starters and settings as a new unpublished, Offline assistant
+    ("Copy of ..."), with its own public link and widget id; no versions, links, Logs or access code."""
+    duplicate = await service.duplicate_assistant(db, member=member, assistant=assistant)
+    return await _out(db, duplicate, settings)
+
+
 @router.post("/{assistant_id}/publish", status_code=201)
 async def publish(assistant: OwnedAssistant, member: CurrentMember, db: SessionDep) -> PublishOut:
     version = await service.publish(db, member=member, assistant=assistant)

@@ -129,7 +129,12 @@ def _limits_form(assistant: Assistant) -> dict[str, Any]:
 async def behavior_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None, answer: str | None = None
 ) -> Response:
-    notices = {"saved": "Draft saved. Publish to let guests see it.", "limits": "Limits saved. They apply at once."}
+    notices = {
+        "saved": "Draft saved. Publish to let guests see it.",
+        "limits": "Limits saved. They apply at once.",
+        "duplicated": "This is the copy: unpublished and Offline, with its own public link and widget id and "
+        "no users yet. Publish it and switch it Live when it is ready.",
+    }
     form = _behavior_form(assistant)
     if answer is not None and (question := " ".join(answer.split())[:ANSWER_MAX]):
         # From the unanswered report: the question as a new section at the end of the knowledge,
@@ -336,6 +341,12 @@ async def preview_message(
 @router.get("/assistants/{assistant_id}/settings", response_class=HTMLResponse)
 async def settings_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     return await assistant_page(request, db, assistant, "settings", "Settings")
+
+
+@router.post("/assistants/{assistant_id}/duplicate")
+async def duplicate_assistant(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
+    duplicate = await service.duplicate_assistant(db, member=member, assistant=assistant)
+    return redirect(f"/dashboard/assistants/{duplicate.id}/behavior?done=duplicated")
 
 
 @router.post("/assistants/{assistant_id}/delete")
