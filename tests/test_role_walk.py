@@ -40,6 +40,7 @@ API: dict[tuple[str, str], Call] = {
     ("POST", f"{A}/publish"): Call("admin"),
     ("POST", f"{A}/duplicate"): Call("editor", ok=201),
     ("GET", f"{A}/versions"): Call("editor"),
+    ("GET", f"{A}/draft/diff"): Call("editor"),
     ("PUT", f"{A}/status"): Call("admin", {"status": "offline"}),
     ("PUT", f"{A}/share"): Call("admin", {"mode": "private"}),
     ("POST", f"{A}/public-link/rotate"): Call("admin"),

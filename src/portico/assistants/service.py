@@ -312,6 +312,16 @@ async def publish(db: AsyncSession, *, member: Member, assistant: Assistant) -> 
     return version
 
 
+async def publish_if_changed(db: AsyncSession, *, member: Member, assistant: Assistant) -> AssistantVersion | None:
+    """Publish, unless the draft is the published version already (a second click, a stale page):
+    a version the same as the last would only lengthen the history. None when nothing was new."""
+    require(member, Action.PUBLISH)
+    digests = await published_digests(db, [assistant])
+    if digests.get(assistant.id) == assistant.draft_digest:
+        return None
+    return await publish(db, member=member, assistant=assistant)
+
+
 async def list_versions(db: AsyncSession, *, assistant: Assistant) -> list[AssistantVersion]:
     query = (
         select(AssistantVersion)
