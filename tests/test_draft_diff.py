@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from portico.assistants.diff import MAX_LINES, Line, line_diff
+from portico.assistants.diff import LINE_MAX, MAX_LINES, Line, line_diff
 from tests.conftest import Person
 from tests.team_helpers import make_team
 
@@ -149,3 +149,8 @@ def test_every_other_line_deleted_reads_as_deletions_between_kept_lines():
         Line("removed", "line 3"),
     ]
     assert len(lines) == MAX_LINES + 1 and lines[-1] == Line("hidden", count=4000 - MAX_LINES)
+
+
+def test_a_very_long_line_is_shown_cut():
+    [line] = line_diff([], ["word " * 50_000])
+    assert line.kind == "added" and len(line.text) == LINE_MAX + 1 and line.text.endswith("…")

@@ -29,6 +29,8 @@ CONTEXT = 3
 MAX_LINES = 200
 # A stretch with no line found once on each side goes to difflib up to this many line pairs.
 SMALL = 250_000
+# A line longer than this (a knowledge pasted as one paragraph) is shown cut, ending in "…".
+LINE_MAX = 1_000
 LineKind = Literal["same", "added", "removed", "skipped", "hidden"]
 TEXTS = {"instructions": "Instructions", "greeting": "Greeting", "knowledge": "Knowledge"}
 SETTINGS = {
@@ -158,7 +160,9 @@ def line_diff(before: list[str], after: list[str]) -> list[Line]:
     if len(lines) > MAX_LINES:
         hidden = sum(line.count if line.kind == "skipped" else 1 for line in lines[MAX_LINES:])
         lines = [*lines[:MAX_LINES], Line("hidden", count=hidden)]
-    return lines
+    return [
+        Line(line.kind, line.text[:LINE_MAX] + "…", line.count) if len(line.text) > LINE_MAX else line for line in lines
+    ]
 
 
 def _label(name: str) -> str:
@@ -243,7 +247,7 @@ async def draft_diff(db: AsyncSession, *, assistant: Assistant) -> DraftDiff:
             )
         )
     published = version.config if version is not None else default_draft()
-    # difflib is pure Python: a long knowledge rewritten whole takes a while, so not on the event loop.
+    # Pure Python over up to a million characters: not on the event loop.
     changes = await asyncio.to_thread(compare, published, assistant.draft)
     edits = await audit.draft_edits_since_publish(db, team_id=assistant.team_id, assistant_id=assistant.id)
     return DraftDiff(
