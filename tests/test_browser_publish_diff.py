@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.browser import browser, page_errors  # noqa: F401  (browser: fixture)
+from tests.browser import axe_source, browser, page_errors, run_axe, serious  # noqa: F401  (browser: fixture)
 from tests.team_helpers import PASSWORD, make_team
 from tests.test_browser_dashboard import DESKTOP, db_name, server, shot  # noqa: F401  (fixtures)
 
@@ -13,6 +13,7 @@ from tests.test_browser_dashboard import DESKTOP, db_name, server, shot  # noqa:
 async def sign_in(browser, server: str, email: str, team_id: int):  # type: ignore[no-untyped-def]
     """Signed in and working in the team (each account also has a team of its own)."""
     context = await browser.new_context(viewport=DESKTOP)
+    await context.add_init_script(axe_source())
     page = await context.new_page()
     await page.goto(f"{server}/dashboard/sign-in")
     await page.get_by_label("Email").fill(email)
@@ -46,6 +47,7 @@ async def test_the_owner_sees_the_starter_an_editor_added_and_who_added_it(app, 
     await expect(starters.locator("li.same")).to_contain_text("When are you open?")
     await expect(page.locator(".draft-edits")).to_contain_text("ed@example.com: Draft edited (starters)")
     await shot(page, f"publish-diff-{db_name}.png")
+    assert serious(await run_axe(page, "publish diff")) == []
 
     await page.get_by_role("button", name="Publish version 2").click()
     await expect(page.locator(".flash")).to_contain_text("Published version 2")
