@@ -210,3 +210,41 @@ def test_public_ids_never_start_with_a_dash_the_command_line_would_take_for_an_o
     from portico.kit.crypto import new_public_id
 
     assert not any(new_public_id().startswith("-") for _ in range(5_000))
+
+
+def test_an_assistant_is_duplicated_from_the_cli(portico, tmp_path, settings):
+    ok(portico("owners", "create", "desk@example.com", "--password-stdin", stdin="long enough password\n"))
+    knowledge = tmp_path / "faq.md"
+    knowledge.write_text("Parking is free behind the building.")
+    made = ok(portico("assistants", "create", "--name", "Desk", "--knowledge-file", str(knowledge))).strip()
+    assistant_id, public_id = made.split(",")
+    ok(portico("assistants", "publish", assistant_id))
+    ok(portico("status", assistant_id, "live"))
+
+    copy_id, copy_public_id = ok(portico("assistants", "duplicate", public_id)).strip().split(",")
+    assert copy_id != assistant_id and copy_public_id != public_id
+    listed = {row["id"]: row for row in csv.DictReader(io.StringIO(ok(portico("assistants", "list"))))}
+    assert listed[copy_id] == {
+        "id": copy_id,
+        "public_id": copy_public_id,
+        "status": "offline",
+        "share_mode": "public",
+        "published_version": "",
+        "name": "Copy of Desk",
+    }
+
+    async def drafts() -> list[dict]:
+        engine = make_engine(settings.resolved_database_url)
+        async with make_sessionmaker(engine)() as db:
+            found = await db.scalars(
+                select(Assistant.draft)
+                .where(Assistant.id.in_([int(assistant_id), int(copy_id)]))
+                .order_by(Assistant.id)
+            )
+            result = list(found)
+        await engine.dispose()
+        return result
+
+    original, copy = asyncio.run(drafts())
+    assert copy == original and copy["knowledge"] == "Parking is free behind the building."
+    assert "No assistant" in error(portico("assistants", "duplicate", "999999"))

@@ -164,6 +164,7 @@ def test_every_form_the_dashboard_has_is_walked():
         "/dashboard/tokens/{token_id}/revoke",
         "/dashboard/assistants/{assistant_id}/publish",  # its problems are the draft's, shown above
         "/dashboard/assistants/{assistant_id}/versions/{number}/restore",
+        "/dashboard/assistants/{assistant_id}/duplicate",  # a button: the copy is made from what is stored
         "/dashboard/assistants/{assistant_id}/preview/sessions",  # the preview's script reads JSON
         "/dashboard/assistants/{assistant_id}/preview/sessions/{session_id}/messages",
         # The preview's thumbs: its script reads the JSON answer (tests/test_feedback.py).

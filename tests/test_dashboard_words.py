@@ -115,7 +115,8 @@ async def test_publish_says_guests_get_the_version_only_when_they_can(web, alice
     assert f'action="{base}/status"' in page and "Switch Live" in page  # the switch is right there
     live = await web.post(f"{base}/status", {"status": "live"})
     assert live.status_code == 303
-    await web.post(f"{base}/behavior", {"name": "Helper", "engine_type": "builtin", "greeting": "Hi"})
+    # A change to publish (an unchanged draft makes no version: "Nothing new to publish").
+    await alice.request("PATCH", f"/api/v1/assistants/{offline['id']}", json={"greeting": "Hi"})
     await web.post(f"{base}/publish")
     page = (await web.get(f"{base}/publish?done=published")).text
     assert "Published version 2. Guests now get it." in page and "Switch Live" not in page

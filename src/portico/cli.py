@@ -173,6 +173,19 @@ def assistants_create(
     typer.echo(f"{assistant.id},{assistant.public_id}")
 
 
+@assistants_app.command("duplicate")
+def assistants_duplicate(assistant: str) -> None:
+    """Copy an assistant's draft, knowledge, starters and settings as a new unpublished, offline
+    assistant ("Copy of ..."); prints its id and public id."""
+
+    async def work(db: AsyncSession, _config: Settings) -> Assistant:
+        found = await find_assistant(db, assistant)
+        return await assistants_service.duplicate_assistant(db, member=operator(found), assistant=found)
+
+    duplicate = run(work)
+    typer.echo(f"{duplicate.id},{duplicate.public_id}")
+
+
 @assistants_app.command("publish")
 def assistants_publish(assistant: str) -> None:
     """Publish the draft as a new version."""

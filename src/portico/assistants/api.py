@@ -3,13 +3,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from portico.access import links, qr
-from portico.assistants import service
+from portico.assistants import diff, service
 from portico.assistants.deps import OwnedAssistant
 from portico.assistants.schemas import (
     AssistantCreate,
     AssistantList,
     AssistantOut,
     AssistantUpdate,
+    ChangeOut,
+    DiffLineOut,
+    DraftDiffOut,
     DraftOut,
     PublishOut,
     Quotas,
@@ -23,6 +26,7 @@ from portico.db import SessionDep
 from portico.deps import SettingsDep, VaultDep
 from portico.identity.deps import CurrentMember
 from portico.models import Assistant
+from portico.teams.schemas import AuditEntryOut
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
@@ -108,6 +112,39 @@ async def update_assistant(
 async def delete_assistant(assistant: OwnedAssistant, member: CurrentMember, db: SessionDep) -> Response:
     await service.delete_assistant(db, member=member, assistant=assistant)
     return Response(status_code=204)
+
+
+@router.get("/{assistant_id}/draft/diff")
+async def draft_diff(assistant: OwnedAssistant, db: SessionDep) -> DraftDiffOut:
+    """What a Publish would change for guests (the draft against the published version), and who
+    edited the draft since the last Publish. Secrets are never shown: "API key changed" at most."""
+    found = await diff.draft_diff(db, assistant=assistant)
+    return DraftDiffOut(
+        published_version=found.published_version,
+        has_changes=found.has_changes,
+        changes=[
+            ChangeOut(
+                field=change.field,
+                label=change.label,
+                lines=[DiffLineOut(kind=line.kind, text=line.text, count=line.count) for line in change.lines],
+                before=change.before,
+                after=change.after,
+                note=change.note,
+            )
+            for change in found.changes
+        ],
+        edits=[AuditEntryOut(**entry.as_dict()) for entry in found.edits],
+    )
+
+
+@router.post("/{assistant_id}/duplicate", status_code=201)
+async def duplicate_assistant(
+    assistant: OwnedAssistant, member: CurrentMember, db: SessionDep, settings: SettingsDep
+) -> AssistantOut:
+    """A copy of the draft, knowledge, starters and settings as a new unpublished, Offline assistant
+    ("Copy of ..."), with its own public link and widget id; no versions, links, Logs or access code."""
+    duplicate = await service.duplicate_assistant(db, member=member, assistant=assistant)
+    return await _out(db, duplicate, settings)
 
 
 @router.post("/{assistant_id}/publish", status_code=201)

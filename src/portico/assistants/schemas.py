@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -13,6 +13,7 @@ from portico.engines import PROVIDERS, Kind
 from portico.engines.providers import ConfigOf, ViewOf
 from portico.kit.i18n import LANGUAGES
 from portico.schemas import Name, Strict
+from portico.teams.schemas import AuditEntryOut
 from portico.vocabulary import ShareMode, Status
 from portico.widget.domains import normalise_all
 
@@ -194,3 +195,27 @@ class ShareIn(Strict):
         default=None, description=f"{MIN_CODE} to {MAX_CODE} characters; null removes it (public link and widget)."
     )
     public_link_expires_at: Expiry | None = None
+
+
+class DiffLineOut(BaseModel):
+    kind: Literal["same", "added", "removed", "skipped", "hidden"] = Field(
+        description="`skipped`: `count` unchanged lines not shown; `hidden`: `count` more lines past the limit."
+    )
+    text: str
+    count: int
+
+
+class ChangeOut(BaseModel):
+    field: str = Field(description="`knowledge`, `starters`, `settings.language`, `engine.model`, `engine.api_key`...")
+    label: str
+    lines: list[DiffLineOut] = Field(description="A line diff, for texts and starter questions; else empty.")
+    before: str | None
+    after: str | None
+    note: str | None = Field(description='For secrets: "API key changed" (never the key).')
+
+
+class DraftDiffOut(BaseModel):
+    published_version: int | None
+    has_changes: bool = Field(description="Whether a Publish would change what guests get.")
+    changes: list[ChangeOut]
+    edits: list[AuditEntryOut] = Field(description="Who edited the draft since the last Publish, newest first.")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -26,6 +27,7 @@ from portico.identity.roles import Action, Member, require
 from portico.kit.crypto import Vault, new_public_id
 from portico.metrics.quotas import start_counting
 from portico.models import Assistant, AssistantVersion, ChatSession, utcnow
+from portico.models.assistant import QUOTAS
 from portico.vocabulary import AuditAction, Channel, ShareMode, Status
 
 
@@ -100,6 +102,48 @@ async def create_assistant(db: AsyncSession, *, member: Member, data: AssistantC
         db, member=member, action=AuditAction.ASSISTANT_CREATED, assistant_id=assistant.id, name=data.name
     )
     return assistant
+
+
+COPY_PREFIX = "Copy of "
+NAME_MAX = 200
+
+
+def copy_name(name: str) -> str:
+    """The duplicate's name, "Copy of X", cut to the names' limit (the end of X goes, not the prefix)."""
+    return (COPY_PREFIX + name)[:NAME_MAX].rstrip()
+
+
+async def duplicate_assistant(db: AsyncSession, *, member: Member, assistant: Assistant) -> Assistant:
+    """A new assistant with the same draft (instructions, knowledge, starters, engine, session
+    settings) and the same restrictions (retention, transcripts, allowed websites, quotas): nothing
+    guests can reach. Unpublished, Offline, public, with its own public and widget ids; no versions,
+    links, sessions or access code. The engine's stored key is copied as it is (docs/design.md)."""
+    require(member, Action.EDIT)
+    draft = copy.deepcopy(assistant.draft)
+    duplicate = Assistant(
+        team_id=member.team_id,
+        public_id=new_public_id(),
+        widget_id=new_public_id(),
+        name=copy_name(assistant.name),
+        description=assistant.description,
+        draft=draft,
+        draft_digest=config_digest(draft),
+        allowed_domains=list(assistant.allowed_domains),
+        retention_days=assistant.retention_days,
+        store_transcripts=assistant.store_transcripts,
+        **{quota: getattr(assistant, quota) for quota in QUOTAS},
+    )
+    db.add(duplicate)
+    await db.flush()
+    await audit.record(
+        db,
+        member=member,
+        action=AuditAction.ASSISTANT_CREATED,
+        assistant_id=duplicate.id,
+        name=duplicate.name,
+        copy_of=f"{assistant.name} (#{assistant.id})",
+    )
+    return duplicate
 
 
 async def get_owned(db: AsyncSession, *, team_id: int, assistant_id: int, lock: bool = False) -> Assistant:
@@ -266,6 +310,16 @@ async def publish(db: AsyncSession, *, member: Member, assistant: Assistant) -> 
         db, member=member, action=AuditAction.PUBLISHED, assistant_id=assistant.id, version=version.number
     )
     return version
+
+
+async def publish_if_changed(db: AsyncSession, *, member: Member, assistant: Assistant) -> AssistantVersion | None:
+    """Publish, unless the draft is the published version already (a second click, a stale page):
+    a version the same as the last would only lengthen the history. None when nothing was new."""
+    require(member, Action.PUBLISH)
+    digests = await published_digests(db, [assistant])
+    if digests.get(assistant.id) == assistant.draft_digest:
+        return None
+    return await publish(db, member=member, assistant=assistant)
 
 
 async def list_versions(db: AsyncSession, *, assistant: Assistant) -> list[AssistantVersion]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from portico.assistants import service
+from portico.assistants import diff, service
 from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantCreate, AssistantUpdate
 from portico.chat import messages as messages_service
@@ -129,7 +129,12 @@ def _limits_form(assistant: Assistant) -> dict[str, Any]:
 async def behavior_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None, answer: str | None = None
 ) -> Response:
-    notices = {"saved": "Draft saved. Publish to let guests see it.", "limits": "Limits saved. They apply at once."}
+    notices = {
+        "saved": "Draft saved. Publish to let guests see it.",
+        "limits": "Limits saved. They apply at once.",
+        "duplicated": "This is the copy: unpublished and Offline, with its own public link and widget id and "
+        "no users yet. Publish it and switch it Live when it is ready.",
+    }
     form = _behavior_form(assistant)
     if answer is not None and (question := " ".join(answer.split())[:ANSWER_MAX]):
         # From the unanswered report: the question as a new section at the end of the knowledge,
@@ -263,11 +268,20 @@ async def save_behavior(
     return redirect(f"/dashboard/assistants/{assistant.id}/behavior?done=saved")
 
 
+async def _publish_page(
+    request: Request, db: SessionDep, assistant: Assistant, status: int = 200, **context: Any
+) -> Response:
+    versions = await service.list_versions(db, assistant=assistant)
+    changes = await diff.draft_diff(db, assistant=assistant)
+    return await assistant_page(
+        request, db, assistant, "publish", "Publish", status=status, versions=versions, diff=changes, **context
+    )
+
+
 @router.get("/assistants/{assistant_id}/publish", response_class=HTMLResponse)
 async def publish_page(
     request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None
 ) -> Response:
-    versions = await service.list_versions(db, assistant=assistant)
     if assistant.status == Status.LIVE:
         published = f"Published version {assistant.published_version}. Guests now get it."
     else:
@@ -278,22 +292,19 @@ async def publish_page(
     notices = {
         "published": published,
         "restored": "The version was copied into the draft. Publish to let guests see it.",
+        "nothing": f"Nothing new to publish: the draft is the same as version {assistant.published_version}.",
     }
-    return await assistant_page(
-        request, db, assistant, "publish", "Publish", versions=versions, notice=notices.get(done or "")
-    )
+    return await _publish_page(request, db, assistant, notice=notices.get(done or ""))
 
 
 @router.post("/assistants/{assistant_id}/publish")
 async def publish(request: Request, db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
     problems = service.draft_problems(assistant.draft)
     if problems:
-        versions = await service.list_versions(db, assistant=assistant)
-        return await assistant_page(
-            request, db, assistant, "publish", "Publish", status=422, versions=versions, problems=problems
-        )
-    await service.publish(db, member=member, assistant=assistant)
-    return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=published")
+        return await _publish_page(request, db, assistant, status=422, problems=problems)
+    version = await service.publish_if_changed(db, member=member, assistant=assistant)
+    done = "published" if version is not None else "nothing"
+    return redirect(f"/dashboard/assistants/{assistant.id}/publish?done={done}")
 
 
 @router.post("/assistants/{assistant_id}/versions/{number}/restore")
@@ -336,6 +347,12 @@ async def preview_message(
 @router.get("/assistants/{assistant_id}/settings", response_class=HTMLResponse)
 async def settings_page(request: Request, db: SessionDep, assistant: DashboardAssistant) -> Response:
     return await assistant_page(request, db, assistant, "settings", "Settings")
+
+
+@router.post("/assistants/{assistant_id}/duplicate")
+async def duplicate_assistant(db: SessionDep, assistant: DashboardAssistant, member: DashboardMember) -> Response:
+    duplicate = await service.duplicate_assistant(db, member=member, assistant=assistant)
+    return redirect(f"/dashboard/assistants/{duplicate.id}/behavior?done=duplicated")
 
 
 @router.post("/assistants/{assistant_id}/delete")

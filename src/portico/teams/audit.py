@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import InvalidRequest
@@ -48,6 +48,47 @@ class Entry:
         }
 
 
+def _entry(event: AuditEvent, assistant: str | None) -> Entry:
+    return Entry(
+        id=event.id,
+        at=event.at,
+        actor_id=event.actor_id,
+        actor=event.actor_email or "Operator (command line)",
+        action=event.action,
+        assistant_id=event.assistant_id,
+        assistant=assistant,
+        detail=event.detail,
+    )
+
+
+# What changes a draft: its making (a duplicate's draft is a copy), an edit, a version restored into it.
+EDITS_SHOWN = 100
+DRAFT_ACTIONS = (AuditAction.ASSISTANT_CREATED, AuditAction.DRAFT_EDITED, AuditAction.VERSION_RESTORED)
+
+
+async def draft_edits_since_publish(db: AsyncSession, *, team_id: int, assistant_id: int) -> list[Entry]:
+    """Who changed the assistant's draft since its last Publish, and which fields: newest first, the
+    last `EDITS_SHOWN` of them."""
+    last_publish = (
+        select(func.max(AuditEvent.id))
+        .where(AuditEvent.assistant_id == assistant_id, AuditEvent.action == AuditAction.PUBLISHED)
+        .scalar_subquery()
+    )
+    query = (
+        select(AuditEvent, Assistant.name)
+        .join(Assistant, Assistant.id == AuditEvent.assistant_id)
+        .where(
+            AuditEvent.team_id == team_id,
+            AuditEvent.assistant_id == assistant_id,
+            AuditEvent.action.in_(DRAFT_ACTIONS),
+            AuditEvent.id > func.coalesce(last_publish, 0),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(EDITS_SHOWN)
+    )
+    return [_entry(event, name) for event, name in (await db.execute(query)).all()]
+
+
 def parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
@@ -85,18 +126,6 @@ async def list_events(
     if assistant_id is not None:
         query = query.where(AuditEvent.assistant_id == assistant_id)
     rows = (await db.execute(query)).all()
-    entries = [
-        Entry(
-            id=event.id,
-            at=event.at,
-            actor_id=event.actor_id,
-            actor=event.actor_email or "Operator (command line)",
-            action=event.action,
-            assistant_id=event.assistant_id,
-            assistant=name,
-            detail=event.detail,
-        )
-        for event, name in rows[:limit]
-    ]
+    entries = [_entry(event, name) for event, name in rows[:limit]]
     next_cursor = str(entries[-1].id) if len(rows) > limit else None
     return entries, next_cursor
