@@ -278,6 +278,7 @@ async def publish_page(
     notices = {
         "published": published,
         "restored": "The version was copied into the draft. Publish to let guests see it.",
+        "status": f"The assistant is {'Live' if assistant.status == Status.LIVE else 'Offline'}.",
     }
     return await assistant_page(
         request, db, assistant, "publish", "Publish", versions=versions, notice=notices.get(done or "")
