@@ -4,6 +4,8 @@ bulk actions wait for a selection and say what they do to how many, and an end d
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import expect
 
 from tests.browser import browser, page_errors  # noqa: F401  (browser: fixture)
@@ -83,4 +85,33 @@ async def test_the_share_page_is_a_few_keys_deep_on_a_phone(browser, server, ali
     await expect(copy).to_be_focused()
     await expect(copy).to_have_accessible_description("1 new link")
     errors.assert_none()
+    await context.close()
+
+
+# Printable width (page width less the 12 mm margins of print.css), in CSS pixels (96 per inch).
+PAPERS = {"A4": (210 - 24) * 96 / 25.4, "Letter": (215.9 - 24) * 96 / 25.4}
+SIZES_PT = {"A4": (596, 843), "Letter": (612, 792)}  # the PDF's pages, in points
+
+
+async def test_the_print_sheet_keeps_every_card_border_inside_a4_and_letter(browser, server, alice: Person):  # noqa: F811
+    assistant = await alice.new_assistant(share="private")
+    await alice.new_links(assistant["id"], 0, 0, 0)
+    context, page, _dialogs = await owner_page(browser, server)
+    await sign_in(page, server, alice.email)
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/share")
+    await page.locator("#select-all").check()
+    await page.locator("#bulk-action").select_option("print")
+    await page.locator("#bulk-apply").click()
+    cards = page.locator("li.card-qr")
+    await expect(cards).to_have_count(3)
+    await page.emulate_media(media="print")
+    for paper, width in PAPERS.items():
+        # Laid out at the paper's printable width, as Chromium lays out each PDF page.
+        await page.set_viewport_size({"width": int(width), "height": 1000})
+        boxes = [await cards.nth(i).bounding_box() for i in range(3)]
+        assert all(box and box["x"] >= 1 and box["x"] + box["width"] <= int(width) - 2 for box in boxes), (paper, boxes)
+        assert boxes[1] and boxes[0] and boxes[1]["x"] > boxes[0]["x"] + boxes[0]["width"]  # two columns
+        pdf = await page.pdf(format=paper, print_background=True)
+        media = re.search(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)
+        assert media and tuple(round(float(n)) for n in media.groups()) == SIZES_PT[paper], (paper, media)
     await context.close()
