@@ -113,7 +113,7 @@ class Inspector:
         # Keyboard: the first Tab lands on the skip link, which then shows on screen.
         await page.evaluate(FROM_THE_TOP)
         await page.keyboard.press("Tab")
-        skip = page.locator("a.skip")
+        skip = page.locator("a.skip").first
         if not await skip.evaluate("a => a === document.activeElement"):
             self.problems.append(f"{name}: the first Tab did not reach 'Skip to content'")
         elif not await skip.is_visible() or (await skip.bounding_box() or {"x": -1})["x"] < 0:
@@ -363,7 +363,10 @@ async def test_the_owner_story_from_first_run_to_every_link_refused(browser, ser
     await expect(row).to_contain_text("1 / 3")
     await row.locator("input.mono").focus()
     delete = row.get_by_role("button", name="Delete Student 07")
-    # Past the row's other controls: the QR code, rename, cap, pause, reset, the end date (three stops), reissue.
+    # The row's actions are behind its Manage button: Tab to it (past Copy), Enter opens the menu,
+    # then past the QR code, rename, cap, pause, reset, the end date (three stops), reissue.
+    await tab_to(page, row.get_by_text("Manage"), limit=3)
+    await page.keyboard.press("Enter")
     await tab_to(page, delete, limit=20)
     await page.keyboard.press("Enter")
     await flash(page, "User deleted")

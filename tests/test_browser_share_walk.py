@@ -119,10 +119,12 @@ async def test_the_owner_walks_through_sharing_and_prints_the_links(
     assert all(url.startswith(f"{server}/c#k=ptk_") for url in urls.values())
 
     # 4. Pause from the row: the guest is told it is paused; resume: the guest chats.
+    await row(page, "Smith, John").get_by_text("Manage").click()
     await row(page, "Smith, John").get_by_role("button", name="Pause").click()
     await flash(page, "Link paused")
     await expect(row(page, "Smith, John").locator(".badge")).to_have_text("Paused")
     assert await guest_notice(browser, urls["Smith, John"]) == REFUSAL_MESSAGES[Refusal.LINK_PAUSED]
+    await row(page, "Smith, John").get_by_text("Manage").click()
     await row(page, "Smith, John").get_by_role("button", name="Resume").click()
     await flash(page, "Link resumed.")
     await expect(row(page, "Smith, John").locator(".badge")).to_have_text("Active")
@@ -130,6 +132,7 @@ async def test_the_owner_walks_through_sharing_and_prints_the_links(
 
     # 5. End a link by a date already past: the guest is told it has expired.
     yesterday = (date.today() - timedelta(days=2)).isoformat()
+    await row(page, "Cy").get_by_text("Manage").click()
     await row(page, "Cy").locator("input[type=date]").fill(yesterday)
     await row(page, "Cy").get_by_role("button", name="Set end").click()
     await flash(page, "End date saved.")

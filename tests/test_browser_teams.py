@@ -61,6 +61,8 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     editor = await editor_context.new_page()
     editor_errors = page_errors(editor)
     await editor.goto(link)
+    # The page names the team and the role the invitation gives (issue 21, item 17).
+    await expect(editor.get_by_role("heading", level=1)).to_have_text("Join alice@example.com as Editor")
     await editor.get_by_label("Email").fill("ed@example.com")
     await editor.get_by_label("Password").fill(PASSWORD)
     await editor.get_by_role("button", name="Create an account and join").click()
@@ -93,6 +95,16 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     await expect(editor.locator(".role-reason")).to_contain_text("needs the Admin or Owner role")
     await expect(editor.get_by_role("button", name="Save status")).to_be_disabled()
     await expect(editor.get_by_role("button", name="Rotate public link")).to_be_disabled()
+    # ...but the Editor copies the public link and the embed code (issue 21, item 17).
+    await editor_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+    copy_link = editor.locator("button[data-copy='#public-url']")
+    await expect(copy_link).to_have_accessible_name("Copy the public link")
+    await expect(copy_link).to_be_enabled()
+    await copy_link.click()
+    await expect(copy_link).to_contain_text("Copied")
+    assert "/c/" in await editor.evaluate("navigator.clipboard.readText()")
+    await editor.get_by_role("button", name="Copy the embed code").click()
+    assert 'data-assistant="' in await editor.evaluate("navigator.clipboard.readText()")
     await shot(editor, f"teams-04-editor-share-{db_name}.png")
 
     # The Owner sees the Editor's assistant and publishes it.

@@ -67,3 +67,20 @@ async def test_a_widget_with_a_key_answers_through_every_rotation(browser, serve
     assert links[0]["sessions_used"] == 1
     errors.assert_none()
     await context.close()
+
+
+async def test_an_old_snippet_after_a_widget_id_rotation_shows_no_bubble(browser, server, alice: Person, host_sites):
+    assistant = await alice.new_assistant(name="Riverside Library", greeting=LIBRARY_GREETING)
+    snippet = widget_tag(server, assistant, title="Riverside Library")
+    await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/widget-id/rotate")
+
+    context, page = await new_page(browser)
+    async with page.expect_console_message(lambda m: "Portico widget" in m.text) as said:
+        await page.goto(host_sites().page("/", ARTICLE + snippet))
+    assert (
+        f"no assistant has the widget id '{assistant['widget_id']}' (it may have been rotated)"
+        in (await said.value).text
+    )
+    await page.wait_for_timeout(200)  # anything the loader would add comes right after its answer
+    assert await page.locator("[data-portico-widget]").count() == 0
+    await context.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 
 import pytest
 from sqlalchemy import select, update
@@ -195,3 +196,20 @@ async def test_logs_and_metrics_filters_say_what_is_wrong_beside_the_field(
     assert list(errors) == [field]
     assert errors[field] == said if said else "'" not in errors[field] and errors[field].endswith(".")
     assert f'aria-describedby="{field}-error" aria-invalid="true"' in response.text
+
+
+async def test_switch_live_on_the_publish_page_stays_on_publish_and_shows_live(web, alice: Person):
+    assistant = await alice.new_assistant(publish=True, live=False)
+    base = f"/dashboard/assistants/{assistant['id']}"
+    page = (await web.get(f"{base}/publish")).text
+    switch = page[page.index('id="live-switch"') : page.index("</form>", page.index('id="live-switch"'))]
+    fields = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', switch))
+    switched = await web.post(f"{base}/status", {k: v for k, v in fields.items() if k != "csrf"})
+    assert switched.status_code == 303
+    assert switched.headers["location"] == f"{base}/publish?done=status"
+    shown = (await web.get(switched.headers["location"])).text
+    assert '<div class="flash" role="status">The assistant is Live.</div>' in shown
+    assert '<span class="badge on">Live</span>' in shown and "Switch Live" not in shown
+    # The Share page's own status form still comes back to Share.
+    back = await web.post(f"{base}/status", {"status": "offline"})
+    assert back.headers["location"] == f"{base}/share?done=status"

@@ -278,3 +278,34 @@ async def test_the_owner_pauses_resets_and_ends_a_link_in_the_dashboard(web: Das
     assert none.status_code == 422 and "Select at least one user" in none.text
     chosen = await web.post(f"{base}/users/bulk", {"action": "expire", "ids": str(link["id"]), "expires_on": ""})
     assert chosen.status_code == 303
+
+
+@pytest.mark.parametrize("expires_at", ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "1999-12-31T23:00:00Z"])
+async def test_an_end_date_in_year_1_is_refused_as_long_past_not_too_far_ahead(alice: Person, expires_at):
+    assistant = await alice.new_assistant()
+    (link,) = await alice.new_links(assistant["id"], 0)
+    response = await patch(alice, assistant, link, expires_at=expires_at)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "is long past" in message and "too far in the future" not in message, message
+
+
+async def test_the_users_table_says_minutes_and_hours_and_shows_a_full_end(web: Dashboard, alice: Person):  # noqa: F811
+    assistant = await alice.new_assistant()
+    soon, today, later = await alice.new_links(assistant["id"], 0, 0, 0)
+    await patch(alice, assistant, soon, expires_at=iso(utcnow() + timedelta(minutes=30, seconds=-5)))
+    await patch(alice, assistant, today, expires_at=iso(utcnow() + timedelta(hours=5, seconds=-5)))
+    await patch(alice, assistant, later, expires_at="2031-05-06T14:30:00Z")
+    base = f"/dashboard/assistants/{assistant['id']}"
+    page = (await web.get(f"{base}/share")).text
+    assert ">Expires in 30 minutes</span>" in page and ">Expires in 5 hours</span>" in page
+    assert "Expires in 1 day" not in page
+    # An end set to the minute shows its date and time, and saving the field unchanged keeps it.
+    assert f'id="expiry-{later["id"]}" name="expires_on" type="datetime-local" value="2031-05-06T14:30"' in page
+    kept = await web.post(f"{base}/users/{later['id']}/expiry", {"expires_on": "2031-05-06T14:30"})
+    assert kept.status_code == 303
+    stored = {item["id"]: item for item in (await alice.request("GET", links_path(assistant))).json()["items"]}
+    assert stored[later["id"]]["expires_at"].startswith("2031-05-06T14:30:00")
+    year_one = await web.post(f"{base}/users/{later['id']}/expiry", {"expires_on": "0001-01-01"})
+    assert year_one.status_code == 422
+    assert "'0001-01-01' is long past, so it cannot be an end date" in html.unescape(year_one.text)

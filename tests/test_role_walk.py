@@ -186,13 +186,15 @@ def test_every_owner_route_has_its_least_role_in_the_walk():
         for method in getattr(context, "methods", set()) - {"HEAD"}
         if context.path.startswith("/dashboard")
     } - set(dashboard)
-    # The only dashboard pages without a signed-in member: signing in, up, out, and joining.
+    # The only dashboard pages without a signed-in member: signing in, up, out, and joining (with
+    # what the invitation offers, named to whoever holds it).
     assert {path for _, path in public} == {
         "/dashboard/setup",
         "/dashboard/sign-up",
         "/dashboard/sign-in",
         "/dashboard/sign-out",
         "/dashboard/join",
+        "/dashboard/join/about",
     }
 
 

@@ -290,3 +290,48 @@ async def test_refused_public_link_forms_focus_their_field_and_keep_the_date(web
     assert 'value="31/12/2026"' in bad_date.text
     domains = await web.post(f"{base}/domains", {"allowed_domains": "not a domain!"})
     assert domains.status_code == 422 and autofocused(domains.text) == ["allowed_domains"]
+
+
+# Bulk actions and names that repeat (issue 21, item 9) ---------------------------------------------
+
+
+async def test_a_bulk_action_reports_what_it_did_and_to_how_many(web: Dashboard, alice: Person):  # noqa: F811
+    assistant = await alice.new_assistant()
+    links = await alice.new_links(assistant["id"], 0, 0, 0, 0)
+    base = f"/dashboard/assistants/{assistant['id']}"
+    page = (await web.get(f"{base}/share")).text
+    assert 'data-confirm="Pause {n} link{s}?' in page and "Apply this to the selected users?" not in page
+    three = [str(link["id"]) for link in links[:3]]
+    paused = await web.http.post(
+        f"{base}/users/bulk", data={"csrf": web.csrf, "action": "pause", "ids": three}, headers={"Accept": "text/html"}
+    )
+    assert paused.status_code == 303
+    shown = text(await web.get(paused.headers["location"]))
+    assert '<div class="flash" role="status">3 links paused.</div>' in shown
+    assert "Done for the selected users" not in shown
+    one = await web.post(f"{base}/users/bulk", {"action": "delete", "ids": str(links[3]["id"])})
+    assert '<div class="flash" role="status">1 link deleted.</div>' in text(await web.get(one.headers["location"]))
+
+
+async def test_a_batch_with_repeated_names_asks_first_and_each_link_shows_its_number(web: Dashboard, alice: Person):  # noqa: F811
+    assistant = await alice.new_assistant()
+    (existing,) = await alice.new_links(assistant["id"], 0)  # "User 1"
+    base = f"/dashboard/assistants/{assistant['id']}"
+    await web.get(f"{base}/share")
+    asked = await web.post(f"{base}/users/batch", {"names": "Group A\ngroup a\nuser 1\nGroup B", "max_sessions": "0"})
+    assert asked.status_code == 409
+    said = text(asked)
+    assert "These names are already in use or appear twice: “group a”, “user 1”." in said
+    assert 'name="duplicates"' in said and autofocused(asked.text) == ["names"]
+    assert await names(alice, assistant) == ["User 1"]  # nothing made yet
+    made = await web.post(
+        f"{base}/users/batch", {"names": "Group A\ngroup a\nuser 1\nGroup B", "max_sessions": "0", "duplicates": "1"}
+    )
+    assert made.status_code == 303
+    assert sorted(await names(alice, assistant)) == ["Group A", "Group B", "User 1", "group a", "user 1"]
+    page = text(await web.get(made.headers["location"]))
+    items = (await alice.request("GET", links_path(assistant))).json()["items"]
+    for item in items:  # every row and every new link says its number, which tells the same names apart
+        assert f'<span class="link-id">#{item["id"]} · created ' in page
+    assert page.count('<span class="link-id">#') == len(items) + 4
+    assert existing["id"] in {item["id"] for item in items}

@@ -16,7 +16,7 @@ async def test_the_loader_is_small_cacheable_and_versions_the_frame(client):
     assert response.headers["content-type"].startswith("text/javascript")
     assert response.headers["cache-control"] == "public, max-age=3600"
     assert "__PORTICO_VERSION__" not in response.text and "?embed=1&v=" in response.text
-    assert len(gzip.compress(response.content)) <= 4096
+    assert len(gzip.compress(response.content)) <= 4096  # bench/widget_size.py measures it in a browser
     again = await client.get("/widget.js", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
 
@@ -112,3 +112,35 @@ async def test_an_offline_assistants_page_still_names_it(client, alice: Person):
     assert page.status_code == 403 and "Riverside Library" in page.text and "offline right now" in page.text
     missing = await client.get("/c/not-an-assistant")
     assert missing.status_code == 404 and "Unavailable" in missing.text
+
+
+async def check(client, widget_id: str, origin: str, key: str | None = None) -> dict:
+    """What the loader asks before it shows its bubble, as a browser on `origin` sends it."""
+    body = {"widget_id": widget_id, **({"key": key} if key else {})}
+    response = await client.post("/widget/check", data=body, headers={"Origin": origin})
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cache-control"] == "no-store"
+    return response.json()
+
+
+async def test_the_loader_shows_nothing_where_the_frame_could_not_work_and_says_why(client, alice: Person):
+    assistant = await alice.new_assistant(share="private")
+    (link,) = await alice.new_links(assistant["id"], 0)
+    assert await check(client, assistant["widget_id"], "https://anywhere.example") == {"show": True}
+    await alice.request("PATCH", f"/api/v1/assistants/{assistant['id']}", json={"allowed_domains": ["school.example"]})
+    assert (await check(client, assistant["widget_id"], "https://school.example"))["show"] is True
+    other = await check(client, assistant["widget_id"], "https://other.example")
+    assert other["show"] is False
+    assert "this website (https://other.example) is not among the assistant's allowed websites" in other["message"]
+    # After a rotation the old snippet shows nothing; with a key it follows its link, as its frame does.
+    old_id = assistant["widget_id"]
+    await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/widget-id/rotate")
+    rotated = await check(client, old_id, "https://school.example")
+    assert rotated["show"] is False and f"no assistant has the widget id '{old_id}'" in rotated["message"]
+    assert (await check(client, old_id, "https://school.example", key=key_of(link)))["show"] is True
+    assert key_of(link) not in str(await check(client, old_id, "https://other.example", key=key_of(link)))
+
+
+async def test_the_loader_asks_before_it_shows_its_bubble(client):
+    loader = (await client.get("/widget.js")).text
+    assert '"/widget/check"' in loader and "a.show === false" in loader

@@ -210,6 +210,19 @@ async def reset_link(db: AsyncSession, *, member: Member, assistant: Assistant, 
     return link
 
 
+def repeated_names(new: list[str], existing: list[str]) -> list[str]:
+    """The new names that another new name or an existing link already has (letter case aside),
+    each once, in the order given."""
+    seen = {name.casefold() for name in existing}
+    repeated: list[str] = []
+    for name in new:
+        key = name.casefold()
+        if key in seen and key not in {r.casefold() for r in repeated}:
+            repeated.append(name)
+        seen.add(key)
+    return repeated
+
+
 async def bulk(
     db: AsyncSession,
     *,

@@ -15,7 +15,17 @@ LinkState = Literal["active", "paused", "expired", "exhausted", "deleted"]
 BulkAction = Literal["delete", "pause", "resume", "expire"]
 
 
+# The earliest year an end date may be in: a date before it is a typing slip (year 1, year 20),
+# not an end anyone meant. A recent past date is fine: it ends the link at once.
+EARLIEST_YEAR = 2000
+
+
 def _in_utc(value: datetime) -> datetime:
+    if value.year < EARLIEST_YEAR:
+        raise ValueError(
+            f"the year {value.year} is long past, so this is not an end date; "
+            f"give a date from the year {EARLIEST_YEAR} on (a date already past ends the link at once), or null for never"
+        )
     # An offset that pushes the time past year 9999 cannot be stored (nor represented in UTC).
     try:
         return value.astimezone(UTC)

@@ -18,6 +18,7 @@ from portico.web.forms import render
 
 @dataclass(frozen=True)
 class Card:
+    id: int
     name: str
     url: str
     qr: Markup
@@ -29,7 +30,7 @@ async def print_sheet(request: Request, db: SessionDep, assistant: Assistant, id
     cards = []
     for link in await links_service.live_links(db, assistant=assistant, ids=ids):
         url = links_service.link_url(link, vault=vault, base_url=base_url)
-        cards.append(Card(name=link.name, url=url, qr=qr.inline(url, title=f"QR code for {link.name}")))
+        cards.append(Card(id=link.id, name=link.name, url=url, qr=qr.inline(url, title=f"QR code for {link.name}")))
     response = render(
         request,
         "print_sheet.html",

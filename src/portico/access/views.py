@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from portico.access import links as links_service
 from portico.access import qr, sheet
 from portico.access.csv_import import decode_upload, parse_link_rows
-from portico.access.schemas import MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
+from portico.access.schemas import EARLIEST_YEAR, MAX_SESSIONS_CAP, BulkAction, LinkIn, MaxSessions
 from portico.assistants import service
 from portico.assistants.deps import DashboardAssistant
 from portico.assistants.schemas import AssistantUpdate, ShareIn, StatusIn
@@ -41,6 +41,8 @@ MODE_SENTENCE = "Choose Anyone with the link or Private."
 CODE_SENTENCES = {"access_code": "An access code has 4 to 64 characters, not only spaces.", "mode": MODE_SENTENCE}
 BULK_ACTIONS: tuple[BulkAction, ...] = get_args(BulkAction)
 PRINT = "print"  # a bulk action of the dashboard's only: it changes nothing, so the sheet is the answer
+# What each bulk action did, after the count: "3 links paused." (the confirmations are in share.html).
+BULK_DONE: dict[str, str] = {"pause": "paused", "resume": "resumed", "expire": "ended", "delete": "deleted"}
 
 
 def _share_url(assistant: Assistant, suffix: str = "") -> str:
@@ -86,13 +88,16 @@ async def share_page(
         now=utcnow(),
         # A stored end is the start of the day after the date typed: the form shows that date.
         just_before=timedelta(microseconds=1),
+        midnight=time(),
         new_links=[o for o in outs if o.id in new_ids],
         **context,
     )
 
 
 @router.get("/share", response_class=HTMLResponse)
-async def share(request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None) -> Response:
+async def share(
+    request: Request, db: SessionDep, assistant: DashboardAssistant, done: str | None = None, count: str = ""
+) -> Response:
     notices = {
         "status": "Status saved.",
         "mode": "Share settings saved.",
@@ -105,14 +110,17 @@ async def share(request: Request, db: SessionDep, assistant: DashboardAssistant,
         "resumed": "Link resumed.",
         "reset": "Sessions used set back to 0.",
         "expiry": "End date saved.",
-        "bulk": "Done for the selected users.",
         "cap": "Cap saved.",
         "renamed": "User renamed.",
         "domains": "Allowed websites saved.",
         "reissued": "New link made; the old one no longer works.",
         "deleted": "User deleted: their link no longer works.",
     }
-    return await share_page(request, db, assistant, notice=notices.get(done or ""))
+    notice = notices.get(done or "")
+    if done and done.startswith("bulk-") and done[5:] in BULK_DONE:
+        n = int(count) if count.isdigit() and len(count) < 6 else 0
+        notice = f"{n} link{'s' if n != 1 else ''} {BULK_DONE[done[5:]]}."
+    return await share_page(request, db, assistant, notice=notice)
 
 
 def _only(invalid: FormInvalid) -> str:
@@ -129,6 +137,9 @@ async def set_status(
     except FormInvalid as invalid:
         raise InvalidRequest(_only(invalid)) from None
     await service.set_status(db, member=member, assistant=assistant, status=body.status)
+    if form.get("back") == "publish":
+        # The Publish page's own "Switch Live": the owner stays there and sees the new status.
+        return redirect(f"/dashboard/assistants/{assistant.id}/publish?done=status")
     return redirect(_share_url(assistant, "?done=status"))
 
 
@@ -206,15 +217,27 @@ async def set_public_expiry(
 
 
 def _end_of_day(value: str) -> datetime | None | str:
-    """A date typed in a form (YYYY-MM-DD): the link ends when that day ends in UTC; empty is
-    never. A str is the sentence saying what is wrong."""
-    if not value.strip():
+    """A date typed in a form (YYYY-MM-DD): the link ends when that day ends in UTC; a date and
+    time (YYYY-MM-DDTHH:MM, the field of an end set to the minute through the API): then, in UTC;
+    empty is never. A str is the sentence saying what is wrong."""
+    typed = value.strip()
+    if not typed:
         return None
     try:
-        day = date.fromisoformat(value.strip())
-        return datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1)
+        if "T" in typed:
+            end = datetime.fromisoformat(typed)
+            if end.tzinfo is not None:
+                raise ValueError(typed)
+            end = end.replace(tzinfo=UTC)
+        else:
+            end = datetime.combine(date.fromisoformat(typed), time(), tzinfo=UTC) + timedelta(days=1)
     except (ValueError, OverflowError):
-        return f"'{value.strip()[:40]}' is not a date like 2026-12-31 (before the year 9999)."
+        return f"'{typed[:40]}' is not a date like 2026-12-31 (before the year 9999)."
+    if end.year < EARLIEST_YEAR:
+        return (
+            f"'{typed[:40]}' is long past, so it cannot be an end date: give a date from the year {EARLIEST_YEAR} on."
+        )
+    return end
 
 
 def _cap(value: str) -> int | None:
@@ -248,7 +271,8 @@ async def _create(
         return await share_page(
             request, db, assistant, status=409, form_error=exc.message, typed=typed, open_create=True
         )
-    return redirect(_share_url(assistant, "?new=" + ",".join(str(link.id) for link in created) + "#users"))
+    # The address's fragment is the first new link's Copy button: the browser focuses it on arrival.
+    return redirect(_share_url(assistant, "?new=" + ",".join(str(link.id) for link in created) + "#new-link-copy"))
 
 
 @router.post("/users")
@@ -298,6 +322,27 @@ async def create_users(
         return await share_page(
             request, db, assistant, status=422, errors={field: message}, bad_lines=lines, typed=typed, open_create=True
         )
+    if form.get("duplicates") != "1":
+        # Two links of one name can be told apart only by their number: ask before making them.
+        existing = [link.name for link in await links_service.list_links(db, assistant=assistant)]
+        repeated = links_service.repeated_names([item.name for item in items], existing)
+        if repeated:
+            shown = ", ".join(f"“{name}”" for name in repeated[:10]) + (" and more" if len(repeated) > 10 else "")
+            message = (
+                f"These names are already in use or appear twice: {shown}. Links with the same name can be told "
+                "apart only by their number (#) in the list. Change the names, or tick “Create them anyway”."
+            )
+            typed["names"] = text
+            return await share_page(
+                request,
+                db,
+                assistant,
+                status=409,
+                errors={"names": message},
+                typed=typed,
+                open_create=True,
+                ask_duplicates=True,
+            )
     return await _create(request, db, member, assistant, items, typed=typed)
 
 
@@ -410,10 +455,10 @@ async def bulk(request: Request, db: SessionDep, assistant: DashboardAssistant, 
     if problem is not None:
         return await share_page(request, db, assistant, status=422, errors={"bulk-action": problem})
     assert not isinstance(expires, str)
-    await links_service.bulk(
+    done = await links_service.bulk(
         db, member=member, assistant=assistant, ids=ids, action=cast(BulkAction, action), expires_at=expires
     )
-    return redirect(_share_url(assistant, "?done=bulk#users"))
+    return redirect(_share_url(assistant, f"?done=bulk-{action}&count={len(done)}#users"))
 
 
 @router.post("/users/{link_id}/reissue")
@@ -423,7 +468,7 @@ async def reissue(
     link = await links_service.reissue_link(
         db, member=member, assistant=assistant, link_id=link_id, vault=request.app.state.vault
     )
-    return redirect(_share_url(assistant, f"?done=reissued&new={link.id}#users"))
+    return redirect(_share_url(assistant, f"?done=reissued&new={link.id}#new-link-copy"))
 
 
 @router.post("/users/{link_id}/delete")

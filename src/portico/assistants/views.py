@@ -293,6 +293,7 @@ async def publish_page(
         "published": published,
         "restored": "The version was copied into the draft. Publish to let guests see it.",
         "nothing": f"Nothing new to publish: the draft is the same as version {assistant.published_version}.",
+        "status": f"The assistant is {'Live' if assistant.status == Status.LIVE else 'Offline'}.",
     }
     return await _publish_page(request, db, assistant, notice=notices.get(done or ""))
 

@@ -64,6 +64,24 @@ async def _decide(
     with `data-key` and a private link opened on a stale page survive every rotation. One that
     names *another* existing assistant still refuses the key (row 1b).
     """
+    link, assistant = await _find(store, public_id=public_id, widget_id=widget_id, key=key)
+    named = public_id is not None or widget_id is not None
+    code_valid: bool | None = None
+    if access_code is not None and key is None and assistant is not None and assistant.access_code_hash:
+        code_valid = await codes.matches(assistant.access_code_hash, access_code)
+    return decide(
+        public_id_given=named,
+        key_given=key is not None,
+        assistant=assistant,
+        link=link,
+        now=utcnow(),
+        access_code_valid=code_valid,
+    )
+
+
+async def _find(
+    store: GuestStore, *, public_id: str | None, widget_id: str | None, key: str | None
+) -> tuple[LinkFacts | None, AssistantFacts | None]:
     link: LinkFacts | None = None
     assistant: AssistantFacts | None = None
     if key is not None and is_well_formed(key, KEY_PREFIX):
@@ -77,17 +95,14 @@ async def _decide(
         )
         if other is not None or link is None:
             assistant = other
-    code_valid: bool | None = None
-    if access_code is not None and key is None and assistant is not None and assistant.access_code_hash:
-        code_valid = await codes.matches(assistant.access_code_hash, access_code)
-    return decide(
-        public_id_given=named,
-        key_given=key is not None,
-        assistant=assistant,
-        link=link,
-        now=utcnow(),
-        access_code_valid=code_valid,
-    )
+    return link, assistant
+
+
+async def widget_assistant(store: GuestStore, *, widget_id: str, key: str | None) -> AssistantFacts | None:
+    """The assistant a widget's snippet reaches, found as its frame will find it (a key that finds
+    its link wins over a rotated widget id); None when the snippet reaches none. Counts nothing."""
+    _, assistant = await _find(store, public_id=None, widget_id=widget_id, key=key)
+    return assistant
 
 
 def _names(assistant: AssistantFacts | None, *, public_id: str | None, widget_id: str | None) -> bool:

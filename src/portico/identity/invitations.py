@@ -13,7 +13,7 @@ from portico.identity import audit, members
 from portico.identity.roles import Action, Member, require
 from portico.kit.crypto import digest, is_well_formed, new_token
 from portico.models import Invitation, Membership, Owner, Team, utcnow
-from portico.vocabulary import AuditAction, TeamRole
+from portico.vocabulary import TEAM_ROLE_LABELS, AuditAction, TeamRole
 
 PREFIX = "pti_"
 LIFETIME = timedelta(days=7)
@@ -126,6 +126,13 @@ async def check(db: AsyncSession, *, secret: str) -> Invitation:
     if invitation.expires_at <= utcnow():
         raise InvitationEnded()
     return invitation
+
+
+async def describe(db: AsyncSession, *, secret: str) -> str:
+    """What the join page says an invitation offers: "Join Physics department as Editor"."""
+    invitation = await check(db, secret=secret)
+    team_name = await db.scalar(select(Team.name).where(Team.id == invitation.team_id))
+    return f"Join {team_name} as {TEAM_ROLE_LABELS[TeamRole(invitation.role)]}"
 
 
 async def accept(db: AsyncSession, *, account: Owner, secret: str) -> Member:

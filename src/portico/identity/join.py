@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from portico.db import SessionDep
 from portico.errors import PorticoError
@@ -24,6 +24,17 @@ async def join_page(request: Request, db: SessionDep) -> Response:
     return render(request, "join.html", {"title": "Join a team", "signed_in": member.email if member else None})
 
 
+@router.post("/join/about")
+async def about(db: SessionDep, invitation: Annotated[str, Form()] = "") -> JSONResponse:
+    """What the invitation in the page's fragment offers, for its heading; the secret comes in the
+    body (never a URL) and the answer names only what its holder may join anyway."""
+    try:
+        heading = await invitations.describe(db, secret=invitation)
+    except PorticoError as exc:
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+    return JSONResponse({"heading": heading})
+
+
 @router.post("/join")
 async def join(
     request: Request,
@@ -37,9 +48,15 @@ async def join(
     token = request.cookies.get(SESSION_COOKIE)
     current = await signin.member_for_session(db, token) if token else None
 
+    try:
+        heading = await invitations.describe(db, secret=invitation)
+    except PorticoError:
+        heading = None
+
     def page(status: int, message: str) -> Response:
         context = {
             "title": "Join a team",
+            "heading": heading,
             "signed_in": current.email if current else None,
             "form_error": message,
             "email": email,

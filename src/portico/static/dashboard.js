@@ -47,11 +47,29 @@
     problem.scrollIntoView({ block: "center" });
   }
 
+  function selected() { return document.querySelectorAll("input.select-user:checked").length; }
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    // Printing the selection changes nothing: no confirmation for it.
-    var printing = form.id === "bulk" && form.elements.action.value === "print";
-    if (form.dataset.confirm && !printing && !window.confirm(form.dataset.confirm)) event.preventDefault();
+    var question = form.dataset.confirm;
+    if (form.id === "bulk") {
+      // The chosen action's own question, with the count ("Pause 3 links?"); printing changes nothing: none.
+      var n = selected();
+      question = (form.elements.action.selectedOptions[0].dataset.confirm || "")
+        .replace("{n}", n).replace("{s}", n === 1 ? "" : "s");
+    }
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+  // Bulk actions wait for a selection: Apply is disabled until a user is selected, and says how many are.
+  var bulkApply = document.getElementById("bulk-apply");
+  var syncBulk = function () {
+    if (!bulkApply) return;
+    var n = selected();
+    bulkApply.disabled = n === 0;
+    document.getElementById("bulk-count").textContent = n ? n + " selected" : "Select users to act on them";
+  };
+  syncBulk();
+  document.addEventListener("change", function (event) {
+    if (event.target.classList.contains("select-user") || event.target.id === "select-all") syncBulk();
   });
 
   // Share page: one box selects every user shown (without JavaScript it stays hidden).

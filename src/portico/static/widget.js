@@ -131,6 +131,16 @@
     api.widgets.push(widget);
     if (inline || d.open !== undefined) open();
   }
+  // Ask first (one small request): a snippet that reaches no assistant, or a website not allowed,
+  // shows nothing and says why on the console, in the server's words. If the question fails, the
+  // bubble shows as before and the frame says what is wrong.
+  function check() {
+    var body = new URLSearchParams({ widget_id: d.assistant });
+    if (d.key) body.set("key", d.key);
+    fetch(base + "/widget/check", { method: "POST", body: body, credentials: "omit" })
+      .then(function (r) { return r.json(); })
+      .then(function (a) { if (a.show === false) console.warn(a.message); else boot(); }, boot);
+  }
   // Nothing is requested, and nothing added to the page, until the host page has loaded.
-  if (document.readyState === "complete") boot(); else window.addEventListener("load", boot);
+  if (document.readyState === "complete") check(); else window.addEventListener("load", check);
 })();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -70,6 +71,18 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def time_left(moment: datetime, now: datetime) -> str:
+    """How long until `moment`, in the largest whole unit that is not zero: "45 minutes",
+    "3 hours", "2 days" (rounded up, so an end 20 hours away is never "0 days" nor "1 day")."""
+    seconds = max((moment - now).total_seconds(), 0)
+    for unit, size in (("day", 86400), ("hour", 3600)):
+        if seconds >= size:
+            count = math.ceil(seconds / size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = max(math.ceil(seconds / 60), 1)
+    return f"{count} minute{'s' if count != 1 else ''}"
+
+
 # The languages guests can be answered in, each named in itself (the Behavior page's choice).
 GUEST_LANGUAGES = sorted(
     (code, (language.locale.get_display_name(language.locale) or code).capitalize())
@@ -90,6 +103,7 @@ templates.env.globals.update(
 # What the signed-in member's role may do, to grey out (and explain) what the services would refuse.
 templates.env.globals.update(can=roles.allows, needed=roles.needed, Action=roles.Action)
 templates.env.filters.update(when=when, when_seconds=when_seconds, iso_when=iso_when, duration=duration)
+templates.env.globals.update(time_left=time_left)
 
 
 class CachedStatic(StaticFiles):
