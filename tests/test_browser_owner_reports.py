@@ -1,0 +1,73 @@
+"""In a real browser, what the owner reads back (issue 21): the two rating charts of Metrics on one
+scale with captions and units, the unanswered report's transcripts, comments and publish marks, and
+the audit log's details as a person reads them."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from tests.browser import browser, page_errors  # noqa: F401  (browser: fixture)
+from tests.chat_helpers import say
+from tests.conftest import Person, start
+from tests.test_browser_dashboard import db_name, owner_page, server, shot  # noqa: F401  (fixtures)
+from tests.test_feedback import rate
+
+KNOWLEDGE = "# Opening hours\nWe are open from 9 to 5 on weekdays."
+
+expect.set_options(timeout=10_000)
+
+
+async def sign_in(page, server: str, person: Person) -> None:  # type: ignore[no-untyped-def]
+    await page.goto(f"{server}/dashboard/sign-in")
+    await page.get_by_label("Email").fill(person.email)
+    await page.get_by_label("Password").fill("correct horse battery")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{server}/dashboard")
+
+
+async def rated_replies(client, assistant: dict, ratings: list[str | None]) -> None:  # type: ignore[no-untyped-def]
+    for rating in ratings:
+        session = (await start(client, public_id=assistant["public_id"])).json()
+        reply = (await say(client, session, "When are you open?")).json()
+        if rating:
+            assert (await rate(client, session, reply["message_id"], rating=rating)).status_code == 200
+
+
+async def bar_height(page, chart_id: str) -> float:  # type: ignore[no-untyped-def]
+    heights = await page.locator(f"svg:has(#{chart_id}-t) rect").evaluate_all(
+        "bars => bars.map(b => b.getBoundingClientRect().height)"
+    )
+    return max(heights)
+
+
+async def test_the_two_rating_charts_share_one_scale_with_captions_units_and_plurals(
+    browser, server, app, alice: Person, client, db_name
+):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    # Four replies: one rated up (25%), two rated down (50%).
+    await rated_replies(client, assistant, ["up", "down", "down", None])
+
+    context, page, _dialogs = await owner_page(browser, server)
+    errors = page_errors(page)
+    await sign_in(page, server, alice)
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/metrics?period=today")
+    ratings = page.locator("section[aria-labelledby=ratings-title]")
+    await expect(ratings.locator("p").first).to_contain_text(
+        "4 replies in this period: 1 reply was rated up (25.0%) and 2 replies were rated down (50.0%)"
+    )
+    await expect(ratings.locator("figcaption")).to_have_text(
+        ["Rated up: % of the replies of each hour", "Rated down: % of the replies of each hour"]
+    )
+    # One scale: both axes end at the same share, in %, and 25% stands half as tall as 50%.
+    up_axis = await ratings.locator("svg:has(#chart-rated-up-t) text").all_text_contents()
+    down_axis = await ratings.locator("svg:has(#chart-rated-down-t) text").all_text_contents()
+    assert "50%" in up_axis and "50%" in down_axis, (up_axis, down_axis)
+    up = await bar_height(page, "chart-rated-up")
+    down = await bar_height(page, "chart-rated-down")
+    assert abs(up / down - 0.5) < 0.02, (up, down)
+    await expect(page.locator("#chart-rated-up-d")).to_contain_text("scale 0 to 50%")
+    await ratings.locator("details.numbers summary").click()
+    await expect(ratings.locator("details.numbers tbody")).to_contain_text("1 (25.0%)")
+    await shot(page, f"metrics-ratings-{db_name}.png")
+    errors.assert_none()
+    await context.close()
