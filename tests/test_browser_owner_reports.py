@@ -71,3 +71,28 @@ async def test_the_two_rating_charts_share_one_scale_with_captions_units_and_plu
     await shot(page, f"metrics-ratings-{db_name}.png")
     errors.assert_none()
     await context.close()
+
+
+async def test_the_audit_log_reads_as_sentences_and_resuming_an_active_link_writes_nothing(
+    browser, server, app, alice: Person, client
+):
+    assistant = await alice.new_assistant()
+    a = f"/api/v1/assistants/{assistant['id']}"
+    (link,) = await alice.new_links(assistant["id"], 2)
+    await alice.request("PATCH", f"{a}/links/{link['id']}", json={"name": "Smith, John"})
+    await alice.request("PATCH", f"{a}/links/{link['id']}", json={"name": "John Smith"})
+    await alice.request("POST", f"{a}/links/bulk", json={"ids": [link["id"]], "action": "resume"})
+
+    context, page, _dialogs = await owner_page(browser, server)
+    errors = page_errors(page)
+    await sign_in(page, server, alice)
+    await page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("table.audit tbody tr")
+    await expect(rows.first.locator("td").nth(2)).to_have_text("Link renamed")
+    await expect(rows.first.locator("td").nth(4)).to_have_text("Name: John Smith (was Smith, John)")
+    await expect(rows.filter(has_text="Link created").locator("td").nth(4)).to_have_text(
+        "Link: User 1; Cap: 2 sessions"
+    )
+    await expect(page.locator("table.audit")).not_to_contain_text("Link resumed")
+    errors.assert_none()
+    await context.close()

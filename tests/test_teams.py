@@ -118,7 +118,8 @@ async def test_two_admins_changing_one_members_role_at_once_both_apply_in_turn(a
         rows = await db.scalar(
             select(func.count()).where(AuditEvent.team_id == team.id, AuditEvent.action == "member.role_changed")
         )
-    assert rows == 2
+    # Editor to admin and back is two changes; "editor" first changed nothing, and wrote nothing.
+    assert rows == (2 if final["tim@example.com"] == "editor" else 1)
 
 
 async def test_a_team_name_has_1_to_200_characters(client, alice):
