@@ -87,7 +87,7 @@ async def make_team(app: object) -> Team:
     async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
         accounts = {}
         for name in ROLES:
-            account = await create_owner(db, email=f"{name}@example.com", password=PASSWORD)
+            account = await create_owner(db, email=f"{name}@example.com", password=PASSWORD, name=name.capitalize())
             accounts[name] = account.id
         alice = await members.first_team(db, account_id=accounts["alice"])
         assert alice is not None

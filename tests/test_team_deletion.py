@@ -112,10 +112,12 @@ async def test_members_keep_their_other_teams_and_an_account_left_with_none_gets
                 .where(Membership.owner_id == team.accounts["alice"])
             )
         )
-    assert [(name, role) for _id, name, role in teams] == [("alice@example.com", "owner")]
+    assert [(name, role) for _id, name, role in teams] == [
+        ("My team", "owner")
+    ]  # a new own team: no name kept to name it after
     assert teams[0][0] != team.id
     # Ada, Ed and Tim had their own teams from sign-up: they were given none.
-    assert await _count(app, Team, Team.name == "ada@example.com") == 1
+    assert await _count(app, Team, Team.name == "Ada's team") == 1
 
 
 async def test_the_dashboard_asks_for_the_teams_name_and_deletes_only_the_team_it_showed(app, client):
@@ -153,7 +155,7 @@ async def test_the_dashboard_asks_for_the_teams_name_and_deletes_only_the_team_i
     assert (deleted.status_code, deleted.headers["location"]) == (303, "/dashboard?done=team_deleted")
     home = await web.get("/dashboard?done=team_deleted")
     assert "The team was deleted: its assistants stopped answering at once" in home.text
-    assert "You are now working in the team alice@example.com." in home.text
+    assert "You are now working in the team My team." in home.text
     assert "Riverside Library" not in home.text
     # The second click: this browser works in her new team now, which the form did not show.
     again = await web.post("/dashboard/team/delete", {"team_id": str(team.id), "confirm_name": team.name})

@@ -164,7 +164,7 @@ async def test_the_dashboard_switches_only_to_a_team_one_is_in(app, client):
     assert switched.status_code == 303
     home = await web.get("/dashboard")
     assert "Team helper" in home.text and "Bob&#39;s own" not in home.text
-    assert "alice@example.com (Editor)" in home.text
+    assert "Alice's team (Editor)" in home.text
     for other in ("999999", "abc", "", str(team.id + 100)):
         assert (await web.post("/dashboard/team/switch", {"team_id": other})).status_code == 404, other
     # An Editor sees why Publish is greyed out.
