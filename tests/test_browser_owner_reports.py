@@ -96,3 +96,35 @@ async def test_the_audit_log_reads_as_sentences_and_resuming_an_active_link_writ
     await expect(page.locator("table.audit")).not_to_contain_text("Link resumed")
     errors.assert_none()
     await context.close()
+
+
+async def test_the_unanswered_report_links_transcripts_shows_comments_and_marks_what_a_publish_may_have_fixed(
+    browser, server, app, alice: Person, client, db_name
+):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    old = (await start(client, public_id=assistant["public_id"])).json()
+    await say(client, old, "What is your phone number?")
+    path = f"/api/v1/assistants/{assistant['id']}"
+    await alice.request("PATCH", path, json={"knowledge": KNOWLEDGE + "\n\n# Phone\nCall +49 30 1234567."})
+    assert (await alice.request("POST", f"{path}/publish")).status_code == 201
+    new = (await start(client, public_id=assistant["public_id"])).json()
+    reply = (await say(client, new, "Is there a lift?")).json()
+    assert (
+        await rate(client, new, reply["message_id"], rating="down", comment="I use a wheelchair.")
+    ).status_code == 200
+
+    context, page, _dialogs = await owner_page(browser, server)
+    errors = page_errors(page)
+    await sign_in(page, server, alice)
+    await page.goto(f"{server}/dashboard/assistants/{assistant['id']}/unanswered")
+    phone = page.get_by_role("row").filter(has_text="What is your phone number?")
+    lift = page.get_by_role("row").filter(has_text="Is there a lift?")
+    await expect(phone.locator(".before-publish")).to_have_text("Asked before the last publish")
+    await expect(lift.locator(".before-publish")).to_have_count(0)
+    await expect(lift.locator(".guest-comments li")).to_have_text(["I use a wheelchair."])
+    await shot(page, f"unanswered-marks-{db_name}.png")
+    await lift.get_by_role("link", name=f"Transcript of session {new['session_id']}").click()
+    await expect(page).to_have_url(f"{server}/dashboard/assistants/{assistant['id']}/logs/{new['session_id']}")
+    await expect(page.locator("ol.transcript")).to_contain_text("I use a wheelchair.")
+    errors.assert_none()
+    await context.close()
