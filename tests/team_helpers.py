@@ -110,7 +110,7 @@ def cli_with_accounts(settings: object, *emails: str) -> Callable[..., Any]:
         engine = make_engine(settings.resolved_database_url)  # type: ignore[attr-defined]
         async with make_sessionmaker(engine)() as db:
             for email in emails:
-                await create_owner(db, email=email, password=PASSWORD)
+                await create_owner(db, email=email, password=PASSWORD, name=email.split("@")[0].capitalize())
             await db.commit()
         await engine.dispose()
 
