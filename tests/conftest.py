@@ -349,7 +349,8 @@ async def make_person(app: object, http: httpx.AsyncClient, email: str) -> Perso
     from portico.identity import accounts, members, tokens
 
     async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        owner = await accounts.create_owner(db, email=email, password="correct horse battery")
+        name = email.split("@")[0].capitalize()  # "Alice": her own team is "Alice's team"
+        owner = await accounts.create_owner(db, email=email, password="correct horse battery", name=name)
         member = await members.first_team(db, account_id=owner.id)
         _token, plain = await tokens.create_api_token(db, member=member, name="tests")
         await db.commit()

@@ -87,7 +87,7 @@ async def make_team(app: object) -> Team:
     async with app.state.sessionmaker() as db:  # type: ignore[attr-defined]
         accounts = {}
         for name in ROLES:
-            account = await create_owner(db, email=f"{name}@example.com", password=PASSWORD)
+            account = await create_owner(db, email=f"{name}@example.com", password=PASSWORD, name=name.capitalize())
             accounts[name] = account.id
         alice = await members.first_team(db, account_id=accounts["alice"])
         assert alice is not None
@@ -110,7 +110,7 @@ def cli_with_accounts(settings: object, *emails: str) -> Callable[..., Any]:
         engine = make_engine(settings.resolved_database_url)  # type: ignore[attr-defined]
         async with make_sessionmaker(engine)() as db:
             for email in emails:
-                await create_owner(db, email=email, password=PASSWORD)
+                await create_owner(db, email=email, password=PASSWORD, name=email.split("@")[0].capitalize())
             await db.commit()
         await engine.dispose()
 

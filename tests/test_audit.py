@@ -99,3 +99,67 @@ async def test_the_dashboard_audit_page_filters_and_pages(app, client):
     assert "<td>Published</td>" in filtered.text and "<td>Assistant created</td>" not in filtered.text
     assert (await web.get("/dashboard/team/audit?action=bogus")).status_code == 422
     await web.http.aclose()
+
+
+async def test_changing_nothing_writes_no_entry(app, client):
+    team = await make_team(app)
+    alice = await team.person(client, "alice")
+    assistant = await alice.new_assistant()
+    a = f"/api/v1/assistants/{assistant['id']}"
+    (link,) = await alice.new_links(assistant["id"], 5)
+    before = len(await all_pages(alice, limit=50))
+    ends = "2030-01-02T03:04:05+00:00"
+    nothing = [
+        ("POST", f"{a}/links/bulk", {"ids": [link["id"]], "action": "resume"}),  # never paused
+        ("PATCH", f"{a}/links/{link['id']}", {"paused": False}),
+        ("POST", f"{a}/links/{link['id']}/reset", None),  # no use taken yet
+        ("PUT", f"{a}/share", {"mode": "public", "access_code": None}),  # no code to remove
+        ("PUT", f"{a}/share", {"mode": "public", "public_link_expires_at": None}),  # no end to remove
+        ("PATCH", "/api/v1/team", {"name": (await alice.request("GET", "/api/v1/team")).json()["name"]}),
+        ("PATCH", f"/api/v1/team/members/{team.accounts['tim']}", {"role": "editor"}),  # tim is an Editor
+    ]
+    for method, path, body in nothing:
+        response = await alice.request(method, path, json=body)
+        assert response.status_code in (200, 204), (path, response.text)
+    assert len(await all_pages(alice, limit=50)) == before, "an entry was written for a change of nothing"
+
+    # Paused twice and given the same end twice: one entry each.
+    for _ in range(2):
+        await alice.request("POST", f"{a}/links/bulk", json={"ids": [link["id"]], "action": "pause"})
+        await alice.request("PATCH", f"{a}/links/{link['id']}", json={"paused": True, "expires_at": ends})
+        await alice.request("PUT", f"{a}/share", json={"mode": "public", "public_link_expires_at": ends})
+    actions = [e["action"] for e in (await all_pages(alice, limit=50))[: -before or None]]
+    assert sorted(actions) == ["assistant.public_link_expiry", "link.expiry", "link.paused"], actions
+
+
+async def test_the_dashboard_shows_details_as_a_person_reads_them(app, client):
+    team = await make_team(app)
+    alice = await team.person(client, "alice")
+    assistant = await alice.new_assistant()
+    a = f"/api/v1/assistants/{assistant['id']}"
+    (link,) = await alice.new_links(assistant["id"], 0)
+    await alice.request("PATCH", f"{a}/links/{link['id']}", json={"name": "Smith, John"})
+    await alice.request("PATCH", f"{a}/links/{link['id']}", json={"name": "John Smith"})
+    await alice.request(
+        "PATCH", f"{a}/links/{link['id']}", json={"max_sessions": 3, "expires_at": "2030-01-02T03:04:05.123456+00:00"}
+    )
+    await alice.request("POST", "/api/v1/team/invitations", json={"role": "editor"})
+    await alice.request("PATCH", f"/api/v1/team/members/{team.accounts['tim']}", json={"role": "admin"})
+    await alice.request(
+        "PATCH", a, json={"retention_days": 30, "quotas": {"sessions_per_day": 0, "tokens_per_day": 500}}
+    )
+    web = await team.browser("alice")
+    page = (await web.get("/dashboard/team/audit")).text
+    for shown in (
+        "<td>Name: John Smith (was Smith, John)</td>",
+        "<td>Link: John Smith; Cap: 3 sessions</td>",
+        "<td>Link: John Smith; Ends: 2030-01-02 03:04 UTC</td>",
+        "<td>Link: User 1; Cap: unlimited</td>",
+        "<td>Role: Editor; Invitation: #",
+        "<td>Member: tim@example.com; Role: Admin</td>",
+        "<td>Kept for: 30 days; Store transcripts: yes</td>",
+        "<td>Tokens per day: 500</td>",
+    ):
+        assert shown in page, shown
+    assert ".123456" not in page and "Smith, John, John Smith" not in page
+    await web.http.aclose()

@@ -284,3 +284,36 @@ async def test_the_preview_shows_the_drafts_starters_before_the_first_message(br
     await expect(page.locator("#preview-starters")).to_be_hidden()
     errors.assert_none()
     await context.close()
+
+
+async def test_a_thumbs_down_thanks_only_once_the_reason_is_sent_or_skipped(browser, server, alice: Person):
+    assistant = await library(alice)
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    posted: list[dict] = []
+    record_feedback(page, posted)
+    # The chat page sends a reason; the widget's frame skips it.
+    for url, done in (
+        (f"/c/{assistant['public_id']}", "Send feedback"),
+        (f"/c/{assistant['widget_id']}?embed=1", "Skip"),
+    ):
+        await page.goto(f"{server}{url}")
+        await wait_ready(page)
+        await ask(page, "Where do I park?", replies=2)
+        reply = page.locator("#log li.msg.assistant").last
+        await reply.get_by_role("button", name="Bad reply").click()
+        form = reply.locator("form.feedback")
+        await expect(form).to_be_visible()
+        await expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
+        assert posted[-1]["rating"] == "down"  # saved at the click, reason or not
+        await expect(reply.locator(".thanks")).to_have_text("")  # not while the form asks for more
+        await form.get_by_role("button", name=done).click()
+        await expect(form).to_be_hidden()
+        await expect(reply.locator(".thanks")).to_have_text(THANKS)
+        # Pressed again to change the reason: the thanks wait for the form again.
+        await reply.get_by_role("button", name="Bad reply").click()
+        await expect(form).to_be_visible()
+        await expect(reply.locator(".thanks")).to_have_text("")
+    assert [p["rating"] for p in posted] == ["down", "down", "down"]  # the skip posts nothing more
+    errors.assert_none()
+    await context.close()

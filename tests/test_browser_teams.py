@@ -65,10 +65,11 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     await expect(editor.get_by_role("heading", level=1)).to_have_text("Join alice@example.com as Editor")
     await editor.get_by_label("Email").fill("ed@example.com")
     await editor.get_by_label("Password").fill(PASSWORD)
+    await editor.get_by_label("Your name").fill("Ed")  # his own team is "Ed's team"
     await editor.get_by_role("button", name="Create an account and join").click()
     await expect(editor.get_by_role("status")).to_have_text("Welcome to the team.")
     await expect(editor.get_by_label("Team", exact=True)).to_have_value(await _team_id(alice))
-    await expect(editor.locator("#current-team option:checked")).to_have_text("alice@example.com (Editor)")
+    await expect(editor.locator("#current-team option:checked")).to_have_text("Alice's team (Editor)")
     await expect(editor.get_by_role("button", name="Create invitation link")).to_be_disabled()
     await shot(editor, f"teams-02-editor-team-{db_name}.png")
     await editor.get_by_role("link", name="Assistants").click()
@@ -87,7 +88,7 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     # Publish and Share are there, greyed out, saying why.
     await editor.get_by_role("navigation", name="Assistant").get_by_role("link", name="Publish").click()
     await expect(editor.locator(".role-reason")).to_contain_text(
-        "Publishing or restoring a version needs the Admin or Owner role. Your role in alice@example.com: Editor."
+        "Publishing or restoring a version needs the Admin or Owner role. Your role in Alice's team: Editor."
     )
     await expect(editor.locator("form[action$='/publish'] button")).to_be_disabled()
     await shot(editor, f"teams-03-editor-publish-{db_name}.png")
@@ -132,13 +133,14 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     # The Owner deletes the team, its name typed; the Editor is back in his own team.
     await owner.get_by_role("link", name="Team", exact=True).click()
     await expect(owner.locator("#delete-team-title + p")).to_contain_text("deletes its 1 assistant:")
-    await owner.get_by_label("Type the team's name to confirm").fill("alice@example.com")
+    await owner.get_by_label("Type the team's name to confirm").fill("Alice's team")
     await owner.get_by_role("button", name="Delete team").click()
     await expect(owner.get_by_role("status")).to_contain_text("The team was deleted")
-    await expect(owner.locator("#current-team option:checked")).to_have_text("alice@example.com (Owner)")
+    # A new team of her own, named without her name (not kept): she may rename it.
+    await expect(owner.locator("#current-team option:checked")).to_have_text("My team (Owner)")
     await expect(owner.get_by_role("link", name="Homework helper")).to_have_count(0)
     await editor.goto(f"{server}/dashboard")
-    await expect(editor.locator("#current-team option:checked")).to_have_text("ed@example.com (Owner)")
+    await expect(editor.locator("#current-team option:checked")).to_have_text("Ed's team (Owner)")
     await expect(editor.get_by_role("link", name="Homework helper")).to_have_count(0)
     await shot(owner, f"teams-06-deleted-{db_name}.png")
     owner_errors.assert_none()

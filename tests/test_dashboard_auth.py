@@ -56,6 +56,34 @@ async def test_open_signup_lets_more_owners_in(app, settings, alice):
         assert response.headers["location"] == "/dashboard"
 
 
+async def test_a_new_accounts_team_is_named_after_the_person_never_the_email(app, settings, alice):
+    settings.open_signup = True
+    for name, email, team in (
+        ("  John   Smith ", "john@example.com", "John Smith's team"),
+        ("", "anon@example.com", "My team"),
+        ("x" * 300, "long@example.com", "x" * 193 + "'s team"),
+    ):
+        async with dashboard_client(app) as http:
+            web = Dashboard(http)
+            form = (await web.get("/dashboard/sign-up")).text
+            assert 'name="name"' in form and "Your name" in form
+            created = await web.post("/dashboard/sign-up", {"name": name, "email": email, "password": "long enough"})
+            assert created.headers["location"] == "/dashboard", created.text
+            page = (await web.get("/dashboard/team")).text
+            assert f"<h1>{team.replace(chr(39), '&#39;')} <span" in page and email not in page.split("<h1>")[1][:300]
+            # The Owner may rename it.
+            renamed = await web.post("/dashboard/team/name", {"name": "Physics department"})
+            assert renamed.status_code == 303
+            assert "<h1>Physics department" in (await web.get("/dashboard/team")).text
+    async with dashboard_client(app) as http:
+        web = Dashboard(http)
+        await web.get("/dashboard/sign-up")
+        refused = await web.post(
+            "/dashboard/sign-up", {"name": "Ann", "email": "not-an-email", "password": "long enough"}
+        )
+        assert refused.status_code == 422 and 'value="Ann"' in refused.text  # kept in the form
+
+
 async def test_sign_in_out_and_a_wrong_password(web, alice):
     wrong = await web.sign_in(alice.email, "not the password")
     assert wrong.status_code == 401 and "do not match an account" in wrong.text

@@ -123,7 +123,7 @@ async def test_a_signed_in_account_joins_and_works_in_the_new_team(app, client, 
         assert "signed in as bob@example.com" in page.text
         assert (await web.post("/dashboard/join", {"invitation": secret})).status_code == 303
         home = await web.get("/dashboard")
-        assert assistant["name"] in home.text and "alice@example.com (Editor)" in home.text
+        assert assistant["name"] in home.text and "Alice&#39;s team (Editor)" in home.text
 
 
 async def test_an_editor_cannot_invite_and_no_one_can_invite_an_owner(app, client):

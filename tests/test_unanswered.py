@@ -50,7 +50,18 @@ async def test_the_report_groups_no_answers_and_thumbs_down_newest_first(client,
     assert peru["samples"] == ["capital of PERU??", "What is the capital of Peru?"]
     assert (peru["not_answered"], peru["engine_errors"], peru["rated_down"]) == (2, 0, 0)
     assert (park["not_answered"], park["rated_down"]) == (0, 1)
-    assert set(peru) == {"question", "count", "last_at", "samples", "not_answered", "engine_errors", "rated_down"}
+    assert set(peru) == {
+        "question",
+        "count",
+        "last_at",
+        "samples",
+        "not_answered",
+        "engine_errors",
+        "rated_down",
+        "session_ids",
+        "comments",
+        "before_last_publish",
+    }
     assert peru["last_at"] > park["last_at"]
 
 
@@ -84,10 +95,38 @@ async def test_previews_other_assistants_and_other_periods_stay_out(client, alic
 
 async def test_nothing_in_the_report_identifies_a_guest(client, alice: Person):
     assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
-    session, _ = await ask(client, assistant, "capital of Peru?")
+    (link,) = await alice.new_links(assistant["id"], 0)
+    session = (await start(client, key=link["url"].split("#k=", 1)[1])).json()
+    await say(client, session, "capital of Peru?")
     text = (await report(alice, assistant)).text
-    assert str(session["session_id"]) not in text.replace(":", " ").split()
-    assert session["token"] not in text and "session" not in text and "link" not in text
+    # The session's id, to open its transcript in Logs; never its token, its link or its user's name.
+    assert session["token"] not in text and "link" not in text and link["name"] not in text
+
+
+async def test_each_group_links_its_sessions_and_carries_the_guests_comments(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    first, _ = await ask(client, assistant, "capital of Peru?", "Peru, capital?")
+    second, (reply,) = await ask(client, assistant, "Where can I park the bus?")
+    await rate(client, second, reply, rating="down", reason="wrong", comment="There is no bus parking.")
+    third, (reply,) = await ask(client, assistant, "capital of peru")
+    await rate(client, third, reply, rating="down", comment="Lima!")
+    peru, park = (await report(alice, assistant)).json()["items"]
+    assert peru["question"] == "capital of peru" and peru["count"] == 3
+    assert peru["session_ids"] == [third["session_id"], first["session_id"]]  # newest first, once each
+    assert peru["comments"] == ["Lima!"]
+    assert park["session_ids"] == [second["session_id"]] and park["comments"] == ["There is no bus parking."]
+
+
+async def test_groups_last_asked_before_the_last_publish_are_marked(client, alice: Person):
+    assistant = await alice.new_assistant(knowledge=KNOWLEDGE)
+    await ask(client, assistant, "capital of Peru?")
+    await ask(client, assistant, "tallest mountain?")
+    path = f"/api/v1/assistants/{assistant['id']}"
+    await alice.request("PATCH", path, json={"knowledge": KNOWLEDGE + "\n\n# Peru\nLima is the capital of Peru."})
+    assert (await alice.request("POST", f"{path}/publish")).status_code == 201
+    await ask(client, assistant, "tallest mountain??")  # asked again after the Publish
+    marks = {g["question"]: g["before_last_publish"] for g in (await report(alice, assistant)).json()["items"]}
+    assert marks == {"capital of Peru?": True, "tallest mountain??": False}
 
 
 async def test_another_owner_gets_not_found(client, alice: Person, bob: Person):

@@ -190,7 +190,7 @@ async def update_link(
     if paused is not None and paused != link.paused:
         link.paused = paused
         await _record(db, member, AuditAction.LINK_PAUSED if paused else AuditAction.LINK_RESUMED, link)
-    if not isinstance(expires_at, Unchanged):
+    if not isinstance(expires_at, Unchanged) and expires_at != link.expires_at:
         # A time already past ends the link at once, like lowering a cap below its uses.
         link.expires_at = expires_at
         await _record(db, member, AuditAction.LINK_EXPIRY, link, ends=expires_at.isoformat() if expires_at else "never")
@@ -204,6 +204,8 @@ async def reset_link(db: AsyncSession, *, member: Member, assistant: Assistant, 
     link = await get_link(db, assistant=assistant, link_id=link_id)
     if link.revoked_at is not None:
         raise LinkAlreadyRevoked()
+    if link.sessions_used == 0:
+        return link  # nothing to reset, so nothing to record
     await _record(db, member, AuditAction.LINK_RESET, link, used=link.sessions_used)
     link.sessions_used = 0
     await db.flush()
@@ -251,13 +253,16 @@ async def bulk(
         for link in links:
             await db.refresh(link)
         return links
+    # Only a link the action changes gets an entry: resuming a link never paused changes nothing.
     for link in links:
         if action in ("pause", "resume"):
-            link.paused = action == "pause"
-            await _record(db, member, AuditAction.LINK_PAUSED if link.paused else AuditAction.LINK_RESUMED, link)
-        else:
-            link.expires_at = expires_at or utcnow()
-            await _record(db, member, AuditAction.LINK_EXPIRY, link, ends=link.expires_at.isoformat())
+            paused = action == "pause"
+            if link.paused != paused:
+                link.paused = paused
+                await _record(db, member, AuditAction.LINK_PAUSED if paused else AuditAction.LINK_RESUMED, link)
+        elif link.expires_at != (ends := expires_at or utcnow()):
+            link.expires_at = ends
+            await _record(db, member, AuditAction.LINK_EXPIRY, link, ends=ends.isoformat())
     await db.flush()
     return links
 

@@ -387,14 +387,15 @@ async def set_share_mode(
     """Public or private; with `public_link`, also the public link's access code and end date."""
     require(member, Action.SHARE)
     if public_link is not None:
-        if "access_code" in public_link.model_fields_set:
-            code = public_link.access_code
+        code = public_link.access_code
+        # Removing a code that was never set changes nothing, and is not recorded.
+        if "access_code" in public_link.model_fields_set and (code is not None or assistant.access_code_hash):
             assistant.access_code_hash = None if code is None else await codes.hash_code(code)
             # Whether a code is set, never the code.
             action = AuditAction.ACCESS_CODE_REMOVED if code is None else AuditAction.ACCESS_CODE_SET
             await audit.record(db, member=member, action=action, assistant_id=assistant.id)
-        if "public_link_expires_at" in public_link.model_fields_set:
-            ends = public_link.public_link_expires_at
+        ends = public_link.public_link_expires_at
+        if "public_link_expires_at" in public_link.model_fields_set and ends != assistant.public_link_expires_at:
             assistant.public_link_expires_at = ends
             await audit.record(
                 db,

@@ -45,7 +45,8 @@ async def count_owners(db: AsyncSession) -> int:
     return await db.scalar(select(func.count()).select_from(Owner)) or 0
 
 
-async def create_owner(db: AsyncSession, *, email: str, password: str) -> Owner:
+async def create_owner(db: AsyncSession, *, email: str, password: str, name: str = "") -> Owner:
+    """`name`: the person's, optional; it only names their own team."""
     email = normalise_email(email)
     check_password_strength(password)
     if await db.scalar(select(Owner.id).where(Owner.email == email)) is not None:
@@ -54,7 +55,7 @@ async def create_owner(db: AsyncSession, *, email: str, password: str) -> Owner:
     db.add(owner)
     await db.flush()
     # Every account has a team of its own, where it is the Owner (issue 15).
-    await members.create_own_team(db, account=owner)
+    await members.create_own_team(db, account=owner, person=name)
     return owner
 
 

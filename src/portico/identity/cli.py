@@ -21,6 +21,7 @@ tokens_app = typer.Typer(no_args_is_help=True, help="Owners' API tokens.")
 def owners_create(
     email: str,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    name: Annotated[str, typer.Option(help="The person's name, for their team: \"Ada Lovelace's team\".")] = "",
 ) -> None:
     """Add an owner."""
     if password_stdin:
@@ -29,7 +30,7 @@ def owners_create(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
     async def work(db: AsyncSession, _config: Settings) -> Owner:
-        return await accounts.create_owner(db, email=email, password=password)
+        return await accounts.create_owner(db, email=email, password=password, name=name)
 
     owner = run(work)
     typer.echo(f"Created owner {owner.email}.")

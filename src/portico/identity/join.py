@@ -43,6 +43,7 @@ async def join(
     mode: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     settings = request.app.state.settings
     token = request.cookies.get(SESSION_COOKIE)
@@ -60,6 +61,7 @@ async def join(
             "signed_in": current.email if current else None,
             "form_error": message,
             "email": email,
+            "name": name,
             # Back into the form, so a mistyped password does not need the link opened again.
             "invitation": invitation,
         }
@@ -75,7 +77,7 @@ async def join(
             return redirect("/dashboard/team?done=joined")
         if mode == "sign-up":
             # The invitation is the permission: sign-up need not be open.
-            account = await accounts.create_owner(db, email=email, password=password)
+            account = await accounts.create_owner(db, email=email, password=password, name=name)
             joined = await invitations.accept(db, account=account, secret=invitation)
             session = await signin.open_session(db, owner=account, days=settings.session_days, team_id=joined.team_id)
         else:

@@ -21,10 +21,16 @@ def check_team_name(name: str) -> str:
     return name
 
 
-async def create_own_team(db: AsyncSession, *, account: Owner) -> Team:
-    """The team every account has of its own, named after its email (at sign-up, or when the last
-    team it was in is deleted)."""
-    return await create_team(db, account=account, name=account.email[:200])
+def own_team_name(person: str = "") -> str:
+    """A new account's own team: "John Smith's team", or "My team" when no name was given (never the
+    email: the name is shown to everyone invited). The Owner can rename it on the Team page."""
+    person = " ".join(person.split())[: 200 - len("'s team")]
+    return f"{person}'s team" if person else "My team"
+
+
+async def create_own_team(db: AsyncSession, *, account: Owner, person: str = "") -> Team:
+    """The team every account has of its own (at sign-up, or when the last team it was in is deleted)."""
+    return await create_team(db, account=account, name=own_team_name(person))
 
 
 async def create_team(db: AsyncSession, *, account: Owner, name: str) -> Team:

@@ -58,11 +58,13 @@ def _field_errors(exc: PorticoError) -> dict[str, str]:
     return {"password": text} if "password" in text.lower() else {"email": text}
 
 
-async def _create_account(request: Request, db: SessionDep, mode: str, email: str, password: str) -> Response:
+async def _create_account(
+    request: Request, db: SessionDep, mode: str, email: str, password: str, name: str = ""
+) -> Response:
     try:
-        owner = await accounts.create_owner(db, email=email, password=password)
+        owner = await accounts.create_owner(db, email=email, password=password, name=name)
     except (InvalidRequest, Conflict) as exc:
-        return _auth_page(request, mode, status=422, email=email, errors=_field_errors(exc))
+        return _auth_page(request, mode, status=422, email=email, name=name, errors=_field_errors(exc))
     token = await signin.open_session(db, owner=owner, days=request.app.state.settings.session_days)
     return signed_in(request, token, "/dashboard")
 
@@ -76,11 +78,15 @@ async def setup_page(request: Request, db: SessionDep) -> Response:
 
 @router.post("/setup")
 async def setup(
-    request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+    request: Request,
+    db: SessionDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     if await accounts.count_owners(db) > 0:
         return redirect("/dashboard/sign-in")
-    return await _create_account(request, db, "setup", email, password)
+    return await _create_account(request, db, "setup", email, password, name)
 
 
 @router.get("/sign-up", response_class=HTMLResponse)
@@ -100,7 +106,11 @@ async def sign_up_page(request: Request, db: SessionDep) -> Response:
 
 @router.post("/sign-up")
 async def sign_up(
-    request: Request, db: SessionDep, email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+    request: Request,
+    db: SessionDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     if not request.app.state.settings.open_signup and await accounts.count_owners(db) > 0:
         return render(
@@ -112,7 +122,7 @@ async def sign_up(
             },
             status=403,
         )
-    return await _create_account(request, db, "sign-up", email, password)
+    return await _create_account(request, db, "sign-up", email, password, name)
 
 
 @router.get("/sign-in", response_class=HTMLResponse)

@@ -7,10 +7,12 @@ every question has: "what", "how", "please") left out, the rest stemmed (Snowbal
 "What is your phone number?", "phone numbers" and "Your phone number, please!" are one group.
 A question of stop words alone ("What?") groups by its normalised text.
 
-Only the owner reads it, and it holds no identifier of a guest: no session, link or address,
-only the questions' words, a count and a time. The newest `SCAN` matching replies of the period
-are grouped (a report of more would not be read); groups are ordered by their last question,
-newest first, and paged by that time and the group's key.
+It is read by those who may read Logs (any member of the team), and so it points to the
+sessions' transcripts in Logs (the newest `SESSIONS` of each group) and carries the guests' own
+thumbs-down comments; no link, name or address of a guest. A group last asked before the
+assistant's last Publish is marked: the owner may have answered it since. The newest `SCAN`
+matching replies of the period are grouped (a report of more would not be read); groups are
+ordered by their last question, newest first, and paged by that time and the group's key.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from datetime import datetime
 
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from portico.errors import InvalidRequest
 from portico.metrics.rollup import ENGINE_ERRORS
-from portico.models import ChatSession, Message
+from portico.models import AssistantVersion, ChatSession, Message
 from portico.vocabulary import Channel, Rating, Role
 
 SCAN = 5_000
 SAMPLES = 3
+SESSIONS = 5
+COMMENTS = 5
 STOP_WORDS = frozenset(STOPWORDS_EN) | frozenset(
     "what whats how why when where which who whom whose can could do does did i me my you your we our us "
     "is are was were am be been have has had would should shall may might must about please tell know "
@@ -61,6 +65,9 @@ class Group:
     errors: int = 0
     rated_down: int = 0
     samples: list[str] = field(default_factory=list)
+    sessions: list[int] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    before_last_publish: bool = False
 
     @property
     def question(self) -> str:
@@ -76,6 +83,9 @@ class Group:
             "not_answered": self.not_answered,
             "engine_errors": self.errors,
             "rated_down": self.rated_down,
+            "session_ids": self.sessions,
+            "comments": self.comments,
+            "before_last_publish": self.before_last_publish,
         }
 
 
@@ -91,6 +101,11 @@ def _after(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(moment), key
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("This page cursor is not valid; start again from the first page.") from None
+
+
+async def last_publish(db: AsyncSession, *, assistant_id: int) -> datetime | None:
+    query = select(func.max(AssistantVersion.published_at)).where(AssistantVersion.assistant_id == assistant_id)
+    return await db.scalar(query)
 
 
 async def report(
@@ -114,7 +129,15 @@ async def report(
     )
     failed = or_(reply.answered.is_(False), reply.error_code.in_(ENGINE_ERRORS), reply.rating == Rating.DOWN)
     query = (
-        select(question.label("question"), reply.created_at, reply.answered, reply.error_code, reply.rating)
+        select(
+            question.label("question"),
+            reply.session_id,
+            reply.created_at,
+            reply.answered,
+            reply.error_code,
+            reply.rating,
+            reply.rating_comment,
+        )
         .join(ChatSession, ChatSession.id == reply.session_id)
         .where(
             and_(ChatSession.assistant_id == assistant_id, ChatSession.channel != Channel.PREVIEW),
@@ -141,6 +164,14 @@ async def report(
         wording = " ".join(row.question.split())
         if len(group.samples) < SAMPLES and wording not in group.samples:
             group.samples.append(wording)
+        if len(group.sessions) < SESSIONS and row.session_id not in group.sessions:
+            group.sessions.append(row.session_id)
+        comment = row.rating_comment if row.rating == Rating.DOWN else None
+        if comment and len(group.comments) < COMMENTS and comment not in group.comments:
+            group.comments.append(comment)
+    published = await last_publish(db, assistant_id=assistant_id)
+    for group in groups.values():
+        group.before_last_publish = published is not None and group.last_at < published
     ordered = sorted(groups.values(), key=lambda g: (g.last_at, g.key), reverse=True)
     if cursor:
         moment, key = _after(cursor)

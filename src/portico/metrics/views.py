@@ -16,7 +16,7 @@ from portico.db import SessionDep
 from portico.errors import InvalidRequest
 from portico.identity.deps import DashboardMember
 from portico.metrics import export, logs, params, service, unanswered
-from portico.metrics.charts import bar_chart
+from portico.metrics.charts import bar_chart, shared_top
 from portico.metrics.quotas import quota_use
 from portico.models import Assistant
 from portico.schemas import Id
@@ -210,6 +210,10 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
     labels = [b.start.strftime(fmt) for b in result.buckets]
     # Only the reasons guests met in this period, in the gate's order.
     refusal_codes = [code for code in REFUSAL_LABELS if result.refusals.get(code)]
+    rated_up = [b.rated_up_share or 0 for b in result.buckets]
+    rated_down = [b.rated_down_share or 0 for b in result.buckets]
+    # Side by side on one scale, so 1.4% up never stands as tall as 15.3% down.
+    shares = shared_top(rated_up, rated_down, limit=100)
     charts = {
         "sessions": bar_chart("chart-sessions", "Sessions per " + bucket, labels, [b.sessions for b in result.buckets]),
         "messages": bar_chart(
@@ -219,15 +223,19 @@ async def metrics_page(request: Request, db: SessionDep, assistant: DashboardAss
             "chart-rated-up",
             f"Share of replies rated up per {bucket} (%)",
             labels,
-            [b.rated_up_share or 0 for b in result.buckets],
+            rated_up,
             color="#116329",
+            top=shares,
+            unit="%",
         ),
         "rated_down": bar_chart(
             "chart-rated-down",
             f"Share of replies rated down per {bucket} (%)",
             labels,
-            [b.rated_down_share or 0 for b in result.buckets],
+            rated_down,
             color="#cf222e",
+            top=shares,
+            unit="%",
         ),
         "refusals": bar_chart(
             "chart-refusals",

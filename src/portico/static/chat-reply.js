@@ -82,7 +82,9 @@
     area.remove();
   }
 
-  // Thumbs up or down, changeable; a thumbs down opens a reason and a comment, both optional.
+  // Thumbs up or down, changeable; a thumbs down opens a reason and a comment, both optional. The
+  // thanks come once the guest is done: at once for a thumbs up, after the reason is sent or skipped
+  // for a thumbs down (the rating itself is saved at the click, reason or not).
   function rating(reply, tools, messageId, session, saved) {
     var buttons = tools.querySelectorAll(".rate");
     var status = document.createElement("p");
@@ -93,19 +95,20 @@
     function show(rated) {
       buttons.forEach(function (b) { b.setAttribute("aria-pressed", b.dataset.rating === rated ? "true" : "false"); });
     }
-    function post(body) {
+    function post(body, thank) {
       var path = "/api/v1/chat/sessions/" + session.id + "/messages/" + messageId + "/feedback";
       return exported.api("POST", path, body, session.token).then(function (response) {
         return response.json().then(function (answer) {
           if (!response.ok) throw answer.error || {};
           show(answer.rating);
           last = answer;
-          status.textContent = strings.thanks;
+          status.textContent = thank ? strings.thanks : "";
           return answer;
         });
       }).catch(function (error) { status.textContent = (error && error.message) || document.getElementById("app").dataset.networkMessage; });
     }
     function reasons(chosen) {
+      status.textContent = "";
       if (form) { form.hidden = false; return; }
       form = copyOf("feedback-form");
       var name = "reason-" + (++feedbackForms);
@@ -118,9 +121,13 @@
         event.preventDefault();
         var picked = form.querySelector("input[type=radio]:checked");
         var comment = form.elements.comment.value.trim();
-        post({ rating: "down", reason: picked ? picked.value : null, comment: comment || null }).then(function (answer) {
+        post({ rating: "down", reason: picked ? picked.value : null, comment: comment || null }, true).then(function (answer) {
           if (answer) form.hidden = true;
         });
+      });
+      form.querySelector(".skip").addEventListener("click", function () {
+        form.hidden = true;
+        status.textContent = strings.thanks;
       });
       reply.item.insertBefore(form, status);
     }
@@ -130,7 +137,7 @@
         // Pressed again: nothing to change, but a thumbs down may still get (or change) its reason.
         if (button.getAttribute("aria-pressed") === "true") { if (!up) reasons(last); return; }
         if (up && form) form.hidden = true;
-        post({ rating: button.dataset.rating, reason: null, comment: null }).then(function (answer) {
+        post({ rating: button.dataset.rating, reason: null, comment: null }, up).then(function (answer) {
           if (answer && !up) { reasons(last); form.querySelector("input").focus(); }
         });
       });

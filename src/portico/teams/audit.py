@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import InvalidRequest
 from portico.models import Assistant, AuditEvent
+from portico.teams.audit_details import describe
 from portico.vocabulary import AUDIT_LABELS, AuditAction
 
 
@@ -32,8 +33,8 @@ class Entry:
 
     @property
     def summary(self) -> str:
-        """The detail as a short line for the dashboard: "version 3", "live", "Student Group A"."""
-        return ", ".join(f"{value}" for value in self.detail.values() if value not in (None, ""))
+        """The detail as a short line for the dashboard: "Version: 3", "Status: Live", "Link: Student Group A"."""
+        return describe(AuditAction(self.action), self.detail)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -118,6 +118,10 @@ async def change_role(db: AsyncSession, *, member: Member, account_id: int, role
     require(member, Action.MANAGE_MEMBERS)
     if role == TeamRole.OWNER:
         raise InvalidRequest("To make someone the Owner, transfer ownership to them.")
+    # Read under the row's lock, so a second Admin's change waits for the first and sees its role.
+    held = select(Membership.role).where(Membership.team_id == member.team_id, Membership.owner_id == account_id)
+    if await db.scalar(held.with_for_update()) == role:
+        return await _row(db, team_id=member.team_id, account_id=account_id)  # unchanged: no entry
     # One conditional UPDATE: two Admins changing one member at once both apply, the last wins,
     # and the Owner's row is never touched.
     changed: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
@@ -196,6 +200,8 @@ async def rename_team(db: AsyncSession, *, member: Member, name: str) -> Team:
     team = await db.get(Team, member.team_id)
     if team is None:
         raise NotFound("This team no longer exists.")
+    if name == team.name:
+        return team  # nothing changes, nothing to record
     old, team.name = team.name, name
     await db.flush()
     await audit.record(db, member=member, action=AuditAction.TEAM_RENAMED, old=old, name=name)
