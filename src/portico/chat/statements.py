@@ -15,11 +15,13 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    column,
     func,
     insert,
     literal,
     or_,
     select,
+    table,
     text,
     true,
     update,
@@ -365,6 +367,8 @@ RETURNING id, session_id"""
 FINISHED = update(Message).where(Message.id == bindparam("p_message_id")).values(**REPLY_VALUES).returning(Message.id)
 FINISH_REPLY = Statement(FINISHED.add_cte(COUNT.cte("counted")))
 FINISH_REPLY_ALONE = Statement(FINISHED)
+# Readiness (/readyz): the migration the database is at.
+SCHEMA_VERSION = Statement(select(column("version_num", String)).select_from(table("alembic_version")))
 TRANSCRIPT = Statement(
     select(
         Message.id,

@@ -371,6 +371,12 @@ class GuestStore:
             rows = await tx.all(sql.TRANSCRIPT, {"p_session_id": session_id})
         return [MessageRecord(**row) for row in rows]
 
+    async def schema_version(self) -> str | None:
+        """The migration the database is at (/readyz): a read, so on SQLite it never waits for a writer."""
+        async with self._read() as tx:
+            row = await tx.one(sql.SCHEMA_VERSION, {})
+        return None if row is None else row["version_num"]
+
     # -- refusals and cut-offs --------------------------------------------------------------
 
     async def count_refusal(self, *, assistant_id: int, code: str, now: datetime) -> None:
