@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from portico.chat.growing import StartedReply
 from portico.models import utcnow
 from tests.chat_helpers import bearer, say
 from tests.conftest import Person, start
@@ -88,8 +89,8 @@ async def test_a_guests_own_message_cannot_be_rated(client, alice: Person):
 
 async def test_a_reply_still_being_written_cannot_be_rated_yet(app, client, alice: Person):
     session, _ = await a_reply(client, alice)
-    streaming = await app.state.store.start_reply(
-        session["session_id"], content="We are open", first_token_ms=3, now=utcnow()
+    (streaming,) = await app.state.store.save_growing(
+        [StartedReply(session["session_id"], "We are open", utcnow(), 3)], []
     )
     response = await rate(client, session, streaming, rating="up")
     assert refused(response) == (409, "reply_in_progress")

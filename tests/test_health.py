@@ -4,12 +4,13 @@ cut-off that survives a dropped listener connection."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from portico.app import create_app
 from tests.conftest import BASE_URL, Person, make_person, start
@@ -104,3 +105,22 @@ async def test_a_stream_is_cut_within_a_second_across_a_dropped_listener(pg_sett
     last_time, last_event, last_data = arrivals[-1]
     assert last_event == "error" and "assistant_offline" in last_data
     assert last_time - acted < 1.0, f"cut after {last_time - acted:.2f} s"
+
+
+@pytest.mark.sqlite_only
+async def test_readyz_on_sqlite_answers_while_a_write_transaction_is_held(settings, client: httpx.AsyncClient):
+    """Another process (the CLI, a chore, a second server) holding SQLite's write lock does not make
+    this instance look unready: /readyz reads without taking the lock."""
+    await ready(client)
+    path = make_url(settings.resolved_database_url).database
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE alembic_version SET version_num = version_num")
+        began = time.monotonic()
+        response = await client.get("/readyz")
+        assert response.status_code == 200, response.text
+        assert time.monotonic() - began < 1.5
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

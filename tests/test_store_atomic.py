@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from portico.chat.growing import StartedReply
 from portico.chat.records import DailyCaps, Reply
 from portico.chat.store import GuestStore
 from portico.kit.crypto import digest, new_token
@@ -136,7 +137,7 @@ async def test_a_refused_reply_leaves_its_session_uncounted(app, alice: Person, 
     session_id = await _session(store, assistant)
     message_id = None
     if growing:
-        message_id = await store.start_reply(session_id, content="We", first_token_ms=5, now=utcnow())
+        (message_id,) = await store.save_growing([StartedReply(session_id, "We", utcnow(), 5)], [])
     before = await _counts(app, session_id)
     async with refusing(app, "messages", when="NEW.duration_ms IS NOT NULL"):
         with pytest.raises(Exception, match="refused"):

@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for chore in chores:
                 chore.cancel()
             await app.state.cutoffs.stop()
+            await app.state.store.growing.close()
             await app.state.limiter.close()
             await close_engines()
             await engine.dispose()

@@ -8,7 +8,6 @@ when the assistant goes offline or the link is revoked (see cutoff.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ from typing import Any
 
 from portico.access.gate import Refused
 from portico.chat.cutoff import TIMED_OUT, Cutoffs, guarded
+from portico.chat.growing import GrowingReply
 from portico.chat.records import OpenSession, Reply, SessionEnded
 from portico.chat.sessions import count_refusal, open_session
 from portico.chat.store import GuestStore, PreviewStore
@@ -28,8 +28,6 @@ from portico.models import utcnow
 from portico.vocabulary import END_MESSAGES, EndReason, Role
 
 HISTORY_TURNS = 20
-# A reply being streamed is saved at most this often (and an instance that dies loses at most this much).
-SAVE_SECONDS = 1.0
 TOO_SLOW = N_("The assistant took too long to answer. Please try again in a moment.")
 log = logging.getLogger("portico.chat")
 
@@ -164,7 +162,6 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
                     continue
                 reply.add(str(item))
                 yield ReplyEvent("token", {"text": item})
-                reply.save_now_and_then()
             if watch.code == TIMED_OUT:
                 error = (watch.code, gettext(TOO_SLOW))
             elif watch.code is not None:
@@ -195,59 +192,36 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
 
 
 class _Growing:
-    """A reply as it streams. A reply longer than `SAVE_SECONDS` is saved as it grows, at most
-    that often (never once per token), so an instance that dies loses at most that much of it;
-    the sweep marks such an orphan `interrupted` (chat/sweep.py). A shorter reply is saved once,
-    at its end, in the one statement it always took."""
+    """A reply as it streams. While it streams it is saved with this process's other growing
+    replies, once per tick (chat/growing.py), so an instance that dies loses about a second of
+    it; the sweep marks such an orphan `interrupted` (chat/sweep.py). Its end is saved by
+    `GuestStore.save_reply`, the one final save of every reply."""
 
     def __init__(self, pending: PendingReply, store: GuestStore) -> None:
         self.pending = pending
         self.store = store
         self.started = time.perf_counter()
-        self.next_save = self.started + SAVE_SECONDS
-        self.parts: list[str] = []
+        self.draft = GrowingReply(pending.session_id, utcnow(), pending.store_text)
         self.usage = Usage(0, 0)
         self.sources = Sources()
         self.first_token: float | None = None
-        self.message_id: int | None = None
-        self._saving: asyncio.Task[None] | None = None
 
     def add(self, text: str) -> None:
         if self.first_token is None:
             self.first_token = time.perf_counter()
-        self.parts.append(text)
-
-    def _content(self) -> str | None:
-        return "".join(self.parts) if self.pending.store_text else None
+            self.draft.first_token_ms = self._first_token_ms()
+            self.store.growing.track(self.draft)
+        self.draft.parts.append(text)
 
     def _first_token_ms(self) -> int | None:
         return round((self.first_token - self.started) * 1000) if self.first_token else None
 
-    def save_now_and_then(self) -> None:
-        """Save in the background, so tokens never wait for the database; while one save is still
-        on its way (a busy database), the next waits for it rather than queueing behind it."""
-        now = time.perf_counter()
-        if now < self.next_save or (self._saving is not None and not self._saving.done()):
-            return
-        self.next_save = now + SAVE_SECONDS
-        self._saving = asyncio.create_task(self._save_progress(self._content(), self._first_token_ms()))
-
-    async def _save_progress(self, content: str | None, first_token_ms: int | None) -> None:
-        if self.message_id is None:
-            self.message_id = await self.store.start_reply(
-                self.pending.session_id, content=content, first_token_ms=first_token_ms, now=utcnow()
-            )
-        else:
-            await self.store.save_reply_progress(self.message_id, content=content)
-
     async def finish(self, error_code: str | None) -> int:
-        if self._saving is not None:
-            # The reply's row (if the save made it) must exist before it is finished.
-            with contextlib.suppress(Exception):
-                await self._saving
+        # The reply's row, if a batch saved (or is saving) it, is the one finished.
+        message_id = await self.store.growing.untrack(self.draft)
         reply = Reply(
             session_id=self.pending.session_id,
-            content=self._content(),
+            content=self.draft.content(),
             first_token_ms=self._first_token_ms(),
             duration_ms=round((time.perf_counter() - self.started) * 1000),
             tokens_in=self.usage.tokens_in,
@@ -257,6 +231,4 @@ class _Growing:
             answered=self.sources.answered,
         )
         count_tokens_of = self.pending.assistant_id if self.pending.count_tokens else None
-        return await self.store.save_reply(
-            reply, now=utcnow(), count_tokens_of=count_tokens_of, message_id=self.message_id
-        )
+        return await self.store.save_reply(reply, now=utcnow(), count_tokens_of=count_tokens_of, message_id=message_id)

@@ -15,11 +15,14 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    column,
     func,
     insert,
     literal,
     or_,
     select,
+    table,
+    text,
     true,
     update,
 )
@@ -321,28 +324,51 @@ REPLY = (
 SAVE_REPLY = Statement(REPLY.add_cte(COUNT.cte("counted")))
 COUNT_REPLY = Statement(COUNT)
 INSERT_REPLY = Statement(REPLY)
-# A reply still streaming, saved as it grows: inserted without a duration (in progress), then its
-# text updated; `saved_at` is the database's clock, so instances with skewed clocks agree.
-START_REPLY = Statement(
-    insert(Message)
-    .values(
-        session_id=bindparam("p_session_id"),
-        role=Role.ASSISTANT.value,
-        content=bindparam("p_content", type_=Text),
-        created_at=bindparam("p_now", type_=UTCDateTime),
-        first_token_ms=bindparam("p_first_token_ms", type_=Integer),
-        saved_at=func.now(),
-    )
-    .returning(Message.id)
+# Replies still streaming, saved as they grow, all of a process's at once (chat/growing.py): the
+# new ones inserted in progress (no duration), the others' text updated, only while still in
+# progress (a late batch never overwrites a final save). `saved_at` is the database's clock, so
+# instances with skewed clocks agree. The inserted rows come back with their ids, which follow
+# the order given (`n`): the store pairs them up by sorting.
+_GROWING_COLUMNS = "session_id, role, content, created_at, first_token_ms, saved_at"
+SAVE_GROWING_PG = Statement(
+    text(
+        f"""WITH grown AS (
+    UPDATE messages AS m SET content = g.content, saved_at = now()
+    FROM unnest(CAST(:p_ids AS INTEGER[]), CAST(:p_contents AS TEXT[])) AS g(id, content)
+    WHERE m.id = g.id AND m.duration_ms IS NULL
 )
-SAVE_PROGRESS = Statement(
-    update(Message)
-    .where(Message.id == bindparam("p_message_id"))
-    .values(content=bindparam("p_content", type_=Text), saved_at=func.now())
+INSERT INTO messages ({_GROWING_COLUMNS})
+SELECT s.session_id, '{Role.ASSISTANT.value}', s.content, s.created_at, s.first_token_ms, now()
+FROM unnest(
+    CAST(:p_sessions AS INTEGER[]), CAST(:p_texts AS TEXT[]), CAST(:p_created AS TIMESTAMPTZ[]),
+    CAST(:p_first AS INTEGER[])
+) WITH ORDINALITY AS s(session_id, content, created_at, first_token_ms, n)
+ORDER BY s.n
+RETURNING id, session_id"""
+    ).columns(id=Integer, session_id=Integer)
+)
+# SQLite: the same two writes, each one statement over a JSON array of rows, in one transaction.
+GROW_SQLITE = Statement(
+    text(
+        """UPDATE messages SET content = json_extract(g.value, '$[1]'), saved_at = CURRENT_TIMESTAMP
+FROM json_each(:p_grown) AS g
+WHERE messages.id = json_extract(g.value, '$[0]') AND messages.duration_ms IS NULL"""
+    )
+)
+START_GROWING_SQLITE = Statement(
+    text(
+        f"""INSERT INTO messages ({_GROWING_COLUMNS})
+SELECT json_extract(value, '$[0]'), '{Role.ASSISTANT.value}', json_extract(value, '$[1]'),
+    json_extract(value, '$[2]'), json_extract(value, '$[3]'), CURRENT_TIMESTAMP
+FROM json_each(:p_started) ORDER BY key
+RETURNING id, session_id"""
+    ).columns(id=Integer, session_id=Integer)
 )
 FINISHED = update(Message).where(Message.id == bindparam("p_message_id")).values(**REPLY_VALUES).returning(Message.id)
 FINISH_REPLY = Statement(FINISHED.add_cte(COUNT.cte("counted")))
 FINISH_REPLY_ALONE = Statement(FINISHED)
+# Readiness (/readyz): the migration the database is at.
+SCHEMA_VERSION = Statement(select(column("version_num", String)).select_from(table("alembic_version")))
 TRANSCRIPT = Statement(
     select(
         Message.id,

@@ -29,8 +29,9 @@ beneath SQLAlchemy's pooled one (chat/_driver.py says why).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from portico.access.gate import GateRefusal, Refused, link_refusal
 from portico.chat import statements as sql
 from portico.chat._driver import SessionTx, Statement, Tx
+from portico.chat.growing import GrowingReplies, StartedReply
 from portico.chat.records import (
     AssistantFacts,
     DailyCaps,
@@ -58,6 +60,7 @@ from portico.db import writer_lock
 from portico.metrics.quotas import day_of, seconds_to_next_day
 from portico.metrics.rollup import hour_of
 from portico.models import Assistant, PrivateLink
+from portico.models.base import UTCDateTime
 from portico.vocabulary import EndReason, Refusal, Role
 
 
@@ -71,6 +74,12 @@ class GuestStore:
         self._engine = engine
         self._dialect = engine.dialect
         self._postgres = engine.dialect.name == "postgresql"
+        # How SQLite stores a time (a string), for the rows a JSON array carries (save_growing).
+        self._sqlite_time: Callable[[datetime], Any] = UTCDateTime().dialect_impl(self._dialect).bind_processor(
+            self._dialect
+        ) or (lambda value: value)
+        # The replies this process is streaming, saved together once a tick (chat/growing.py).
+        self.growing = GrowingReplies(self.save_growing)
         # Configurations by content digest: a version never changes, and equal digests mean equal
         # configurations, so any instance may keep them in memory and skip the knowledge text.
         self._configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -270,23 +279,42 @@ class GuestStore:
             raise Refused(daily_limit(assistant_id, now))
         raise SessionEnded()
 
-    async def start_reply(
-        self, session_id: int, *, content: str | None, first_token_ms: int | None, now: datetime
-    ) -> int:
-        """Save a reply still being streamed, as far as it got; its id (see `save_reply_progress`)."""
-        params = {"p_session_id": session_id, "p_content": content, "p_first_token_ms": first_token_ms, "p_now": now}
-        row = await self._write_one(sql.START_REPLY, params)
-        assert row is not None
-        return int(row["id"])
-
-    async def save_reply_progress(self, message_id: int, *, content: str | None) -> None:
-        await self._write_one(sql.SAVE_PROGRESS, {"p_message_id": message_id, "p_content": content})
+    async def save_growing(self, started: list[StartedReply], grown: list[tuple[int, str | None]]) -> list[int]:
+        """Save replies still streaming, all at once (chat/growing.py): insert `started` in
+        progress and update the text of `grown` (message id, text so far) where still in progress;
+        the ids of `started`, in order. PostgreSQL: one statement; SQLite: one transaction."""
+        if self._postgres:
+            params = {
+                "p_ids": [message_id for message_id, _ in grown],
+                "p_contents": [content for _, content in grown],
+                "p_sessions": [reply.session_id for reply in started],
+                "p_texts": [reply.content for reply in started],
+                "p_created": [reply.created_at for reply in started],
+                "p_first": [reply.first_token_ms for reply in started],
+            }
+            async with writer_lock(self._engine), self._engine.connect() as conn:
+                rows = await Tx(await _driver(conn), self._dialect).all(sql.SAVE_GROWING_PG, params)
+        else:
+            async with self._transaction() as tx:
+                if grown:
+                    await tx.all(sql.GROW_SQLITE, {"p_grown": json.dumps(grown)})
+                rows = []
+                if started:
+                    values = [
+                        (reply.session_id, reply.content, self._sqlite_time(reply.created_at), reply.first_token_ms)
+                        for reply in started
+                    ]
+                    rows = await tx.all(sql.START_GROWING_SQLITE, {"p_started": json.dumps(values)})
+        # Ids follow the order the rows were given in (the statement inserts them in that order).
+        rows.sort(key=lambda row: row["id"])
+        assert [row["session_id"] for row in rows] == [reply.session_id for reply in started]
+        return [row["id"] for row in rows]
 
     async def save_reply(
         self, reply: Reply, *, now: datetime, count_tokens_of: int | None = None, message_id: int | None = None
     ) -> int:
         """Save a reply and add it to its session's totals; the reply's id. `message_id` is the
-        row `start_reply` made for it, if any. With `count_tokens_of` (an assistant with a
+        row `save_growing` made for it, if any. With `count_tokens_of` (an assistant with a
         tokens_per_day quota), its tokens are added to the assistant's day in the same transaction."""
         params = {
             "p_message_id": message_id,
@@ -342,6 +370,12 @@ class GuestStore:
         async with self._read() as tx:
             rows = await tx.all(sql.TRANSCRIPT, {"p_session_id": session_id})
         return [MessageRecord(**row) for row in rows]
+
+    async def schema_version(self) -> str | None:
+        """The migration the database is at (/readyz): a read, so on SQLite it never waits for a writer."""
+        async with self._read() as tx:
+            row = await tx.one(sql.SCHEMA_VERSION, {})
+        return None if row is None else row["version_num"]
 
     # -- refusals and cut-offs --------------------------------------------------------------
 
