@@ -45,7 +45,7 @@ async def test_the_owner_sees_the_starter_an_editor_added_and_who_added_it(app, 
     await expect(starters.get_by_role("heading")).to_have_text("Starter questions")
     await expect(starters.locator("li.added")).to_have_text("+Added: Can I bring my dog?")
     await expect(starters.locator("li.same")).to_contain_text("When are you open?")
-    await expect(page.locator(".draft-edits")).to_contain_text("ed@example.com: Draft edited (starters)")
+    await expect(page.locator(".draft-edits")).to_contain_text("ed@example.com: Draft edited (Changed: starters)")
     await shot(page, f"publish-diff-{db_name}.png")
     assert serious(await run_axe(page, "publish diff")) == []
 
