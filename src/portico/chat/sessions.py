@@ -44,11 +44,13 @@ async def ask_gate(
     """The gate's answer without taking a use (what the chat page shows before Start).
 
     Raises `Refused`; with `count_refusal`, a refusal naming a known assistant is first counted
-    in Metrics (the chat page asks so once per page load).
+    in Metrics (the chat page asks so once per page load). A wrong access code is always counted:
+    each one is a code someone typed (the chat page asks with the code the guest just entered),
+    not a reload.
     """
     decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
     if isinstance(decision, GateRefusal):
-        if count_refusal:
+        if count_refusal or decision.code == Refusal.ACCESS_CODE_INVALID:
             await _count(store, decision)
         raise Refused(decision)
     return decision
