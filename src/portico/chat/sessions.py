@@ -25,6 +25,10 @@ from portico.vocabulary import INVALID_SESSION_TOKEN, Channel, EndReason, Refusa
 from portico.widget.domains import allows
 
 TOKEN_PREFIX = "pts_"
+# Asked once the assistant is known, before an access code is checked: with the assistant's id when
+# its code will be checked, else None. Raises to refuse a client past its failed secrets (the rate
+# limits, access/ratelimit.py `Guard.code_lockout`).
+Lockout = Callable[[int | None], None]
 
 
 class InvalidSessionToken(InvalidToken):
@@ -40,6 +44,7 @@ async def ask_gate(
     widget_id: str | None = None,
     access_code: str | None = None,
     count_refusal: bool = False,
+    lockout: Lockout | None = None,
 ) -> Admission:
     """The gate's answer without taking a use (what the chat page shows before Start).
 
@@ -48,7 +53,9 @@ async def ask_gate(
     each one is a code someone typed (the chat page asks with the code the guest just entered),
     not a reload.
     """
-    decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
+    decision = await _decide(
+        store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code, lockout=lockout
+    )
     if isinstance(decision, GateRefusal):
         if count_refusal or decision.code == Refusal.ACCESS_CODE_INVALID:
             await _count(store, decision)
@@ -57,7 +64,13 @@ async def ask_gate(
 
 
 async def _decide(
-    store: GuestStore, *, public_id: str | None, widget_id: str | None, key: str | None, access_code: str | None
+    store: GuestStore,
+    *,
+    public_id: str | None,
+    widget_id: str | None,
+    key: str | None,
+    access_code: str | None,
+    lockout: Lockout | None = None,
 ) -> Admission | GateRefusal:
     """Load the gate's facts and ask it.
 
@@ -80,8 +93,11 @@ async def _decide(
         if other is not None or link is None:
             assistant = other
     code_valid: bool | None = None
-    if access_code is not None and key is None and assistant is not None and assistant.access_code_hash:
-        code_valid = await codes.matches(assistant.access_code_hash, access_code)
+    coded = assistant if access_code is not None and key is None and assistant and assistant.access_code_hash else None
+    if lockout is not None:
+        lockout(coded.id if coded is not None else None)
+    if coded is not None and coded.access_code_hash and access_code is not None:
+        code_valid = await codes.matches(coded.access_code_hash, access_code)
     return decide(
         public_id_given=named,
         key_given=key is not None,
@@ -113,13 +129,16 @@ async def start_session(
     access_code: str | None = None,
     origin: str | None = None,
     check: Callable[[dict[str, Any]], None] | None = None,
+    lockout: Lockout | None = None,
 ) -> tuple[OpenSession, str]:
     """Start a session through the gate, committed when this returns; refusals are counted.
 
     `check` sees the admitted version's session settings before any use is taken, and may
     refuse the request by raising (the OpenAI-compatible endpoint checks its whole request).
     """
-    decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
+    decision = await _decide(
+        store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code, lockout=lockout
+    )
     if isinstance(decision, Admission) and channel == Channel.WIDGET:
         if not allows(list(decision.assistant.allowed_domains), origin):
             decision = GateRefusal(Refusal.ORIGIN_NOT_ALLOWED, decision.assistant.id)
