@@ -153,7 +153,12 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
     chat_engine = get_engine(pending.request.engine["type"])
     reply = _Growing(pending, store)
     error: tuple[str, str] | None = None
-    with cutoffs.watch(assistant_id=pending.assistant_id, link_id=pending.link_id, preview=pending.preview) as watch:
+    with cutoffs.watch(
+        assistant_id=pending.assistant_id,
+        link_id=pending.link_id,
+        preview=pending.preview,
+        session_id=pending.session_id,
+    ) as watch:
         try:
             async for item in guarded(chat_engine.stream(pending.request), watch):
                 if isinstance(item, Usage):

@@ -81,10 +81,14 @@ async def _decide(
     """
     link: LinkFacts | None = None
     assistant: AssistantFacts | None = None
+    retired_from: int | None = None
     if key is not None and is_well_formed(key, KEY_PREFIX):
         found = await store.facts_by_key(digest(key))
         if found is not None:
             link, assistant = found
+        else:
+            # Only unknown keys pay for this read: an old link's guest hears that it was replaced.
+            retired_from = await store.retired_key(digest(key))
     named = public_id is not None or widget_id is not None
     if named and not _names(assistant, public_id=public_id, widget_id=widget_id):
         other = await (
@@ -105,6 +109,7 @@ async def _decide(
         link=link,
         now=utcnow(),
         access_code_valid=code_valid,
+        key_retired_from=retired_from,
     )
 
 
