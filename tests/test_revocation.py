@@ -86,7 +86,9 @@ async def test_reissuing_a_link_ends_its_sessions_and_tells_old_key_guests_it_wa
     state = (await resume(client, session)).json()
     assert (state["state"], state["end_reason"]) == ("ended", "link_reissued")
     assert "replaced your link with a new one" in state["end_message"]
-    assert (await say(client, session, "Still there?")).status_code in (403, 409, 410)
+    said = await say(client, session, "Still there?")
+    assert (said.status_code, said.json()["error"]["code"]) == (409, "session_ended")
+    assert "replaced your link with a new one" in said.json()["error"]["message"]
     # The old key: told the link was replaced (in the guest's language), never "copied wrong".
     refused = await client.post("/api/v1/chat/lookup", json={"key": key_of(link)}, headers={"Accept-Language": "de"})
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "link_reissued")

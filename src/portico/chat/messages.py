@@ -84,7 +84,9 @@ async def _accept(
 ) -> PendingReply:
     session = opened.session
     if session.ended_at is not None:
-        raise SessionEnded()
+        # A guest whose link was replaced is told so: a new conversation on the old link cannot start.
+        reissued = session.end_reason == EndReason.LINK_REISSUED
+        raise SessionEnded(gettext(END_MESSAGES[EndReason.LINK_REISSUED]) if reissued else None)
     check_length(content, opened.settings)
     config = await store.version_config(
         assistant_id=session.assistant_id, number=session.version_number, digest=opened.version_digest
