@@ -25,7 +25,11 @@ class Dashboard:
         if not self.csrf:
             await self.get("/dashboard/sign-in")
         body = {"csrf": self.csrf, **(data or {})}
-        return await self.http.post(path, data=body, files=files, headers={"Accept": "text/html"})
+        response = await self.http.post(path, data=body, files=files, headers={"Accept": "text/html"})
+        if "portico_session=" in response.headers.get("set-cookie", ""):
+            # Signed in or out: the forms' token changed with the session, as a browser's next page shows.
+            self.csrf = ""
+        return response
 
     async def sign_in(self, email: str, password: str) -> httpx.Response:
         await self.get("/dashboard/sign-in")

@@ -17,11 +17,10 @@ from portico.identity.roles import Member
 from portico.models import Membership
 from portico.models import Team as TeamRow
 from portico.vocabulary import TeamRole
-from portico.web.forms import CSRF_COOKIE, SESSION_COOKIE
+from portico.web.forms import SESSION_COOKIE, session_csrf
 from tests.conftest import BASE_URL, Person
 
 PASSWORD = "correct horse battery"
-CSRF = "test-csrf-value-that-is-long-enough"
 ROLES = {"alice": TeamRole.OWNER, "ada": TeamRole.ADMIN, "ed": TeamRole.EDITOR, "tim": TeamRole.EDITOR}
 
 
@@ -68,19 +67,19 @@ class Team:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)  # type: ignore[arg-type]
         http = httpx.AsyncClient(transport=transport, base_url=BASE_URL)
         http.cookies.set(SESSION_COOKIE, token)
-        http.cookies.set(CSRF_COOKIE, CSRF)
-        return Browser(http)
+        return Browser(http, session_csrf(token))
 
 
 @dataclass
 class Browser:
     http: httpx.AsyncClient
+    csrf: str
 
     async def get(self, path: str) -> httpx.Response:
         return await self.http.get(path, headers={"Accept": "text/html"})
 
     async def post(self, path: str, data: dict | None = None) -> httpx.Response:
-        return await self.http.post(path, data={"csrf": CSRF, **(data or {})}, headers={"Accept": "text/html"})
+        return await self.http.post(path, data={"csrf": self.csrf, **(data or {})}, headers={"Accept": "text/html"})
 
 
 async def make_team(app: object) -> Team:

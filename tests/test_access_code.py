@@ -122,6 +122,51 @@ async def test_wrong_codes_count_toward_the_failed_secrets_limit(running: Runnin
         assert_rate_limited(await lookup(portico.http, public_id=public_id, access_code="the right one"))
 
 
+async def test_a_right_code_gets_through_an_address_locked_out_by_someone_elses_wrong_keys(running: Running):
+    async with running(failed_secrets="3/minute") as portico:
+        alice = await portico.person()
+        assistant = await alice.new_assistant()
+        (link,) = await alice.new_links(assistant["id"], 0)
+        await share(alice, assistant, access_code="the right one")
+        public_id = assistant["public_id"]
+        # Someone behind the same address (a school's NAT) guesses keys until it is locked out.
+        for guess in range(3):
+            refused(await start(portico.http, key=f"ptk_{guess:043d}"), 403, "link_invalid")
+        assert_rate_limited(await start(portico.http, key=key_of(link)))
+        # The class with the code still gets in; a wrong code is still refused, and counted.
+        assert (await lookup(portico.http, public_id=public_id, access_code="the right one")).status_code == 200
+        assert (await start(portico.http, public_id=public_id, access_code="the right one")).status_code == 201
+        refused(await lookup(portico.http, public_id=public_id, access_code="wrong"), 403, "access_code_invalid")
+        # A code opens nothing else: not an unknown assistant, not one without a code.
+        other = await alice.new_assistant()
+        assert_rate_limited(await lookup(portico.http, public_id="nope-1", access_code="the right one"))
+        assert_rate_limited(await start(portico.http, public_id=other["public_id"], access_code="the right one"))
+        assert_rate_limited(await lookup(portico.http, public_id=public_id))
+
+
+async def test_wrong_codes_lock_out_only_that_assistants_code_from_that_address(running: Running):
+    async with running(failed_secrets="3/minute", trusted_proxies="127.0.0.1") as portico:
+        alice = await portico.person()
+        first, second = await alice.new_assistant(), await alice.new_assistant()
+        (link,) = await alice.new_links(first["id"], 0)
+        for assistant in (first, second):
+            await share(alice, assistant, access_code="the right one")
+
+        async def ask(address: str, public_id: str, code: str):
+            body = {"public_id": public_id, "access_code": code}
+            return await portico.http.post("/api/v1/chat/lookup", json=body, headers={"X-Forwarded-For": address})
+
+        for attempt in range(3):
+            refused(await ask("203.0.113.1", first["public_id"], f"guess {attempt}"), 403, "access_code_invalid")
+        assert_rate_limited(await ask("203.0.113.1", first["public_id"], "the right one"))
+        assert (await ask("203.0.113.1", second["public_id"], "the right one")).status_code == 200
+        assert (await ask("203.0.113.2", first["public_id"], "the right one")).status_code == 200
+        keyed = await portico.http.post(
+            "/api/v1/chat/sessions", json={"key": key_of(link)}, headers={"X-Forwarded-For": "203.0.113.1"}
+        )
+        assert keyed.status_code == 201
+
+
 async def test_a_missing_code_is_not_a_failed_secret(running: Running):
     async with running(failed_secrets="2/minute") as portico:
         alice = await portico.person()

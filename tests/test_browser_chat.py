@@ -388,6 +388,30 @@ async def test_a_deleted_private_link_shows_the_revoked_sentence_on_the_next_mes
     await context.close()
 
 
+async def test_a_reissued_link_says_the_owner_replaced_it_on_the_next_message_and_on_reload(
+    browser, server, alice: Person
+):
+    assistant = await library(alice, share="private")
+    (link,) = await alice.new_links(assistant["id"], 5)
+    context, page = await new_page(browser)
+    errors = page_errors(page)
+    await page.goto(f"{server}/c#k={key_of(link)}")
+    await wait_ready(page)
+    assert MILL_STREET in await ask(page, "Where can I park?", replies=2)
+
+    response = await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}/reissue")
+    assert response.status_code == 200, response.text
+
+    await page.locator("#message").fill("Can I return books on Sunday?")
+    await page.locator("#message").press("Enter")
+    await expect(page.locator("#notice")).to_contain_text("replaced your link with a new one")
+    await page.reload()
+    await expect(page.locator("#notice")).to_have_text(REFUSAL_MESSAGES[Refusal.LINK_REISSUED])
+    assert "Check that you copied all of it" not in await page.locator("body").inner_text()
+    errors.assert_none()
+    await context.close()
+
+
 # 5 ------------------------------------------------------------------------------------------------
 
 

@@ -11,16 +11,20 @@ import subprocess
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
 from portico import cli
 from portico.chat.sessions import start_session
 from portico.chat.store import GuestStore
 from portico.db import make_engine, make_sessionmaker
+from portico.migrations.run import alembic_config, downgrade_connection
 from portico.models import Assistant
 from portico.vocabulary import Channel
 from tests.servers import PORTICO, portico_env
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @dataclass
@@ -161,7 +165,28 @@ def test_the_installed_command_runs_and_fails_cleanly(settings):
     assert result.stderr.startswith("Error: PORTICO_MAX_PRIVATE_LINKS")
     env = portico_env(settings)
     result = subprocess.run([PORTICO, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stdout.strip()) == (0, "Database is up to date.")
+    assert (result.returncode, result.stdout.strip()) == (0, f"The database is already up to date at version {HEAD}.")
+
+
+@pytest.mark.sqlite_only
+def test_db_upgrade_says_what_it_did(settings, tmp_path):
+    runner = CliRunner()
+    folder = tmp_path / "empty" / "data"
+    env = {**portico_env(settings), "PORTICO_DATA_DIR": str(folder)}
+    del env["PORTICO_DATABASE_URL"]
+
+    def upgrade() -> str:
+        result = runner.invoke(cli.app, ["db", "upgrade"], env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout.strip()
+
+    assert upgrade() == f"Created the database at version {HEAD}."
+    assert upgrade() == f"The database is already up to date at version {HEAD}."
+    engine = create_engine(f"sqlite:///{folder / 'portico.db'}")
+    with engine.begin() as connection:
+        downgrade_connection(connection, "0011")
+    engine.dispose()
+    assert upgrade() == f"Upgraded the database from version 0011 to {HEAD}."
 
 
 def test_logs_are_exported_from_the_cli(portico, tmp_path, settings):

@@ -68,7 +68,7 @@ def test_every_link_action_works_for_one_link_or_several(portico, settings, tmp_
     folder.mkdir()
     ok(portico("links", "qr", "--output", str(folder), "--", assistant, a, b))
     assert sorted(p.name for p in folder.iterdir()) == [f"link-{a}.svg", f"link-{b}.svg"]
-    assert "give --output with an existing folder" in error(portico("links", "qr", "--", assistant, a, b))
+    assert "give --output with a folder" in error(portico("links", "qr", "--", assistant, a, b))
 
     assert "Deleted 2 links" in ok(portico("links", "delete", "--", assistant, a, b))
     assert list(links(portico, assistant)) == [c]
@@ -93,3 +93,32 @@ def test_link_commands_refuse_bad_input_with_one_sentence(portico, settings, tmp
     assert links(portico, assistant)[a]["name"] == "Ann"
     ok(portico("links", "expire", "--at", "2020-01-01T00:00:00Z", "--", assistant, a))
     assert "without an end date" in ok(portico("links", "expire", "--never", "--", assistant, a))
+
+
+def test_qr_files_are_owner_only_and_a_trailing_slash_means_a_folder(portico, settings, tmp_path):
+    assistant = dashed_assistant(portico, settings, tmp_path)
+    ok(portico("links", "create", "--name", "Ann", "--", assistant))
+    ok(portico("links", "create", "--name", "Bo", "--", assistant))
+    a, b = links(portico, assistant)
+    missing = tmp_path / "new" / "codes"
+    ok(portico("links", "qr", "--output", f"{missing}/", "--", assistant, a))
+    assert missing.is_dir() and [p.name for p in missing.iterdir()] == [f"link-{a}.svg"]
+    assert (missing / f"link-{a}.svg").stat().st_mode & 0o777 == 0o600
+    ok(portico("links", "qr", "--output", f"{missing}/", "--", assistant, a, b))
+    assert sorted(p.name for p in missing.iterdir()) == [f"link-{a}.svg", f"link-{b}.svg"]
+    # An existing file, readable by others, is rewritten owner-only.
+    one = tmp_path / "one.svg"
+    one.write_text("old")
+    one.chmod(0o644)
+    ok(portico("links", "qr", "--output", str(one), "--", assistant, b))
+    assert one.read_text().startswith("<svg") and one.stat().st_mode & 0o777 == 0o600
+
+    assert "does not exist (end --output with / to create a folder)" in error(
+        portico("links", "qr", "--output", str(tmp_path / "nowhere" / "x.svg"), "--", assistant, a)
+    )
+    assert "is a file, not a folder" in error(portico("links", "qr", "--output", f"{one}/", "--", assistant, a))
+    assert "give --output with a folder" in error(
+        portico("links", "qr", "--output", str(tmp_path / "plain.svg"), "--", assistant, a, b)
+    )
+    assert "cannot be empty" in error(portico("links", "qr", "--output", " ", "--", assistant, a))
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "plain.svg").exists()

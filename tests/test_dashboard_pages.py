@@ -178,7 +178,7 @@ async def test_users_are_capped_reissued_and_deleted(web, client, alice):
     await web.post(f"{base}/users/{link['id']}/cap", {"max_sessions": "0"})
     reissued = await web.post(f"{base}/users/{link['id']}/reissue")
     assert "reissued" in reissued.headers["location"]
-    assert (await start(client, key=key_of(link))).json()["error"]["code"] == "link_invalid"
+    assert (await start(client, key=key_of(link))).json()["error"]["code"] == "link_reissued"
     await web.post(f"{base}/users/{link['id']}/delete")
     assert "No users yet" in (await web.get(f"{base}/share")).text
 

@@ -149,7 +149,7 @@ async def test_reissued_link_kills_old_key_and_keeps_name_cap_and_count(client, 
     reissued = (await alice.request("POST", f"{base}/reissue")).json()
     assert key_of(reissued) != key_of(link)
     assert (reissued["name"], reissued["max_sessions"], reissued["sessions_used"]) == ("User 1", 3, 1)
-    refused(await start(client, key=key_of(link)), 403, "link_invalid")
+    refused(await start(client, key=key_of(link)), 403, "link_reissued")
     assert (await start(client, key=key_of(reissued))).status_code == 201
 
 

@@ -134,3 +134,20 @@ async def test_an_editor_cannot_invite_and_no_one_can_invite_an_owner(app, clien
     assert "Inviting, changing roles and removing members needs the Admin or Owner role" in refused.text
     assert (await alice.request("POST", "/api/v1/team/invitations", json={"role": "owner"})).status_code == 422
     assert (await alice.request("GET", "/api/v1/team/invitations")).json()["items"] == []
+
+
+async def test_signing_up_with_an_email_that_has_an_account_does_not_say_so(app, client, alice):
+    await make_person(app, client, "bob@example.com")
+    secret = secret_of(await invite(alice))
+    # A stranger with the invitation learns nothing about bob's account, and it is unchanged.
+    taken = await join(app, "Bob@Example.com", secret, mode="sign-up", password="another password")
+    assert taken.status_code == 401
+    assert "already exists" not in taken.text and "An owner with the email" not in taken.text
+    assert "If this email already has an account, sign in with its password to join." in taken.text
+    assert "bob@example.com" not in await roles(alice)
+    # Bob himself, with his own password, is signed in and joins as if he had chosen "Sign in".
+    joined = await join(app, "bob@example.com", secret, mode="sign-up")
+    assert joined.status_code == 303 and joined.headers["location"] == "/dashboard/team?done=joined"
+    assert (await roles(alice))["bob@example.com"] == "editor"
+    async with app.state.sessionmaker() as db:
+        assert await db.scalar(select(func.count()).select_from(Owner).where(Owner.email == "bob@example.com")) == 1

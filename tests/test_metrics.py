@@ -145,3 +145,21 @@ async def test_a_refused_lookup_counts_only_when_the_page_asks_once(client, alic
     await client.post("/api/v1/chat/lookup", json={"key": "ptk_" + "A" * 43, "count": True})  # no assistant named
     result = await metrics(alice, assistant["id"], period="today", bucket="hour")
     assert {k: v for k, v in result["refusals"].items() if v} == {"key_required": 1}
+
+
+async def test_every_wrong_access_code_a_guest_types_is_counted(client, alice: Person):
+    assistant = await alice.new_assistant()
+    share = await alice.request(
+        "PUT", f"/api/v1/assistants/{assistant['id']}/share", json={"mode": "public", "access_code": "open sesame"}
+    )
+    assert share.status_code == 200, share.text
+    lookup = {"public_id": assistant["public_id"]}
+    # The chat page: its first lookup asks to be counted, the code form's lookups do not.
+    assert (await client.post("/api/v1/chat/lookup", json={**lookup, "count": True})).status_code == 403
+    for code in ("open", "sesame"):
+        refused = await client.post("/api/v1/chat/lookup", json={**lookup, "access_code": code})
+        assert refused.json()["error"]["code"] == "access_code_invalid"
+    assert (await start(client, public_id=assistant["public_id"], access_code="nope")).status_code == 403
+    assert (await client.post("/api/v1/chat/lookup", json={**lookup, "access_code": "open sesame"})).status_code == 200
+    result = await metrics(alice, assistant["id"], period="today", bucket="hour")
+    assert {k: v for k, v in result["refusals"].items() if v} == {"access_code_required": 1, "access_code_invalid": 3}

@@ -32,7 +32,7 @@ WITH_DATA = {
 }
 # Tables that migrations after 0004 create: gone on the way down to 0004, empty on the way up
 # (or, for teams, made again from the owners: tests/test_team_migration.py).
-SINCE_0004 = {"daily_usage", "teams", "memberships", "invitations", "audit_events"}
+SINCE_0004 = {"daily_usage", "teams", "memberships", "invitations", "audit_events", "retired_link_keys"}
 
 
 async def a_day_of_use(app, client, alice: Person) -> None:
@@ -162,6 +162,8 @@ MESSAGE = (
         ("chat_sessions", "channel = 'widget'", "channel = 'email'", "ck_chat_sessions_channel"),
         ("chat_sessions", "end_reason = NULL", "end_reason = 'bored'", "ck_chat_sessions_end_reason"),
         ("chat_sessions", "end_reason = 'inactivity'", "end_reason = ''", "ck_chat_sessions_end_reason"),
+        ("chat_sessions", "end_reason = 'link_reissued'", "end_reason = 'reissued'", "ck_chat_sessions_end_reason"),
+        ("refusals_hourly", "code = 'link_reissued'", "code = 'reissued'", "ck_refusals_hourly_code"),
         ("messages", "role = 'assistant'", "role = 'system'", "ck_messages_role"),
         ("refusals_hourly", "code = 'rate_limited'", "code = 'just_because'", "ck_refusals_hourly_code"),
         ("refusals_hourly", "code = 'message_limit_reached'", "code = 'just_because'", "ck_refusals_hourly_code"),

@@ -23,6 +23,7 @@ from portico.config import Settings, SettingsError, load_settings
 from portico.models import Base
 from tests.chat_helpers import bearer, say
 from tests.conftest import BASE_URL, IN_CI, Person, key_of, make_person, start
+from tests.dashboard_helpers import Dashboard, dashboard_client
 from tests.servers import free_port
 
 # One Redis database per pytest-xdist worker: the tests flush theirs, and must not flush another's.
@@ -178,13 +179,36 @@ async def test_wrong_session_tokens_count_as_failed_secrets(running: Running):
         assert_rate_limited(await portico.http.get(path, headers=bearer(session)))
 
 
-async def test_wrong_owner_tokens_count_as_failed_secrets(running: Running):
+async def test_wrong_owner_tokens_count_as_failed_secrets_but_never_lock_out_a_right_one(running: Running):
     async with running(failed_secrets="2/minute") as portico:
         alice = await portico.person()
         stranger = Person(email="", token="pto_" + "x" * 43, http=portico.http)
         for _ in range(2):
             assert (await stranger.request("GET", "/api/v1/assistants")).status_code == 401
-        assert_rate_limited(await alice.request("GET", "/api/v1/assistants"))
+        assert_rate_limited(await stranger.request("GET", "/api/v1/assistants"))
+        assert_rate_limited(await start(portico.http, key="ptk_" + "0" * 43))
+        # Alice shares the stranger's address (one NAT, one proxy): her token and her dashboard work.
+        assert (await alice.request("GET", "/api/v1/assistants")).status_code == 200
+        async with dashboard_client(portico.app) as http:
+            web = Dashboard(http)
+            assert (await web.sign_in(alice.email, "correct horse battery")).status_code == 303
+            assert (await web.get("/dashboard")).status_code == 200
+
+
+async def test_x_forwarded_for_from_a_proxy_not_trusted_is_warned_about_once(
+    running: Running, caplog: pytest.LogCaptureFixture
+):
+    async with running(session_starts="100/minute") as portico:
+        assistant = await (await portico.person()).new_assistant()
+        await forwarded_starts(portico, assistant["public_id"], "203.0.113.1", "203.0.113.2")
+        warnings = [r.getMessage() for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+        assert len(warnings) == 1 and "PORTICO_TRUSTED_PROXIES" in warnings[0]
+        assert "203.0.113" not in warnings[0] and "127.0.0.1" not in warnings[0]
+    caplog.clear()
+    async with running(trusted_proxies="127.0.0.1") as portico:
+        assistant = await (await portico.person("bob@example.com")).new_assistant()
+        await forwarded_starts(portico, assistant["public_id"], "203.0.113.1")
+        assert not [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
 
 
 async def test_right_secrets_do_not_count_as_failed(running: Running):

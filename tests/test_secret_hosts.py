@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from tests.chat_helpers import parse_events
-from tests.team_helpers import CSRF, make_team
+from tests.team_helpers import make_team
 from tests.upstream import upstream_server
 
 OWNER_KEY = "sk-the-teams-own-key"
@@ -75,7 +75,7 @@ async def test_every_draft_edit_is_audited_with_who_and_which_fields_never_a_val
     # In the dashboard too, as the same service records it.
     web = await team.browser("ed")
     form = {
-        "csrf": CSRF,
+        "csrf": web.csrf,
         "name": "Helper 2",
         "description": "",
         "greeting": "",

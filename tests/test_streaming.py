@@ -53,7 +53,7 @@ async def test_reply_tokens_arrive_one_by_one(server, alice: Person, slow_upstre
     assert arrivals[-1][1] == "done"
 
 
-@pytest.mark.parametrize("action", ["offline", "revoke"])
+@pytest.mark.parametrize("action", ["offline", "revoke", "reissue"])
 async def test_a_streamed_reply_is_cut_within_a_second(server, client, alice: Person, slow_upstream, action):
     assistant = await alice.new_assistant(engine={"type": "openai", "base_url": slow_upstream, "model": "slow"})
     (link,) = await alice.new_links(assistant["id"], 0)
@@ -66,9 +66,12 @@ async def test_a_streamed_reply_is_cut_within_a_second(server, client, alice: Pe
     if action == "offline":
         await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "offline"})
         expected = "assistant_offline"
-    else:
+    elif action == "revoke":
         await alice.request("DELETE", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}")
         expected = "link_revoked"
+    else:
+        await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/links/{link['id']}/reissue")
+        expected = "link_reissued"
     acted = time.monotonic()
     await asyncio.wait_for(reading, timeout=5)
     last_time, last_event, last_data = arrivals[-1]
@@ -76,7 +79,10 @@ async def test_a_streamed_reply_is_cut_within_a_second(server, client, alice: Pe
     assert last_time - acted < 1.0, f"cut after {last_time - acted:.2f} s"
     assert sum(1 for a in arrivals if a[1] == "token") < 100
     state = await server.get(f"/api/v1/chat/sessions/{session['session_id']}", headers=bearer(session))
-    assert state.status_code == 403
+    if action == "reissue":  # the link lives on, with a new key: its old session is over
+        assert (state.json()["state"], state.json()["end_reason"]) == ("ended", "link_reissued")
+    else:
+        assert state.status_code == 403
 
 
 async def test_a_reply_still_waiting_for_its_first_token_is_cut_within_a_second(

@@ -109,21 +109,26 @@ def db_upgrade() -> None:
     """Apply every migration the database does not have yet."""
     config = settings()
 
-    async def main() -> None:
+    async def main() -> tuple[str | None, str | None]:
         engine = make_engine(config.resolved_database_url)
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(upgrade_connection)
+                return await conn.run_sync(upgrade_connection)
         finally:
             await engine.dispose()
 
     if config.resolved_database_url.startswith("sqlite"):
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        asyncio.run(main())
+        before, after = asyncio.run(main())
     except OSError as exc:
         raise fail(f"cannot reach the database ({exc.strerror or exc}).") from None
-    typer.echo("Database is up to date.")
+    if before is None:
+        typer.echo(f"Created the database at version {after}.")
+    elif before != after:
+        typer.echo(f"Upgraded the database from version {before} to {after}.")
+    else:
+        typer.echo(f"The database is already up to date at version {after}.")
 
 
 @assistants_app.command("list")

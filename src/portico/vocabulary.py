@@ -48,6 +48,8 @@ class EndReason(StrEnum):
     ASSISTANT_OFFLINE = "assistant_offline"
     ASSISTANT_DELETED = "assistant_deleted"
     LINK_REVOKED = "link_revoked"
+    # The owner gave the link a new key: sessions started with the old one end (issue 21).
+    LINK_REISSUED = "link_reissued"
     MADE_PRIVATE = "made_private"
     # An OpenAI-compatible request: one session per completion, ended when it is answered.
     COMPLETED = "completed"
@@ -63,6 +65,8 @@ class Refusal(StrEnum):
     ASSISTANT_OFFLINE = "assistant_offline"
     LINK_INVALID = "link_invalid"
     LINK_REVOKED = "link_revoked"
+    # A key the owner has replaced by reissuing its link: known by its digest (retired_link_keys).
+    LINK_REISSUED = "link_reissued"
     LINK_PAUSED = "link_paused"
     LINK_EXPIRED = "link_expired"
     LINK_EXHAUSTED = "link_exhausted"
@@ -93,6 +97,7 @@ REFUSAL_MESSAGES: dict[Refusal, str] = {
     Refusal.ASSISTANT_OFFLINE: N_("This assistant is offline right now. Please try again later."),
     Refusal.LINK_INVALID: N_("This link is not valid. Check that you copied all of it."),
     Refusal.LINK_REVOKED: N_("This link has been turned off by the assistant's owner."),
+    Refusal.LINK_REISSUED: N_("The assistant's owner replaced this link with a new one. Ask them for the new link."),
     Refusal.LINK_PAUSED: N_("This link is paused by the assistant's owner. Please try again later."),
     Refusal.LINK_EXPIRED: N_("This link has expired. Ask the person who shared it for a new one."),
     Refusal.LINK_EXHAUSTED: N_("This link has no sessions left. Ask the person who shared it for more."),
@@ -116,6 +121,7 @@ REFUSAL_LABELS: dict[Refusal, str] = {
     Refusal.ASSISTANT_OFFLINE: "Offline",
     Refusal.LINK_INVALID: "Invalid",
     Refusal.LINK_REVOKED: "Revoked",
+    Refusal.LINK_REISSUED: "Replaced link",
     Refusal.LINK_PAUSED: "Paused",
     Refusal.LINK_EXPIRED: "Expired",
     Refusal.LINK_EXHAUSTED: "Exhausted",
@@ -136,6 +142,10 @@ END_MESSAGES: dict[EndReason, str] = {
     EndReason.ASSISTANT_OFFLINE: N_("The assistant went offline, so this conversation has ended."),
     EndReason.ASSISTANT_DELETED: N_("This assistant was removed, so this conversation has ended."),
     EndReason.LINK_REVOKED: N_("Your link was turned off by the assistant's owner, so this conversation has ended."),
+    EndReason.LINK_REISSUED: N_(
+        "The assistant's owner replaced your link with a new one, so this conversation has ended. "
+        "Ask them for the new link."
+    ),
     EndReason.MADE_PRIVATE: N_("This assistant is now private, so this conversation has ended."),
     EndReason.COMPLETED: N_("This conversation has ended."),
     EndReason.INTERRUPTED: N_("This conversation was interrupted. Start a new one to keep talking."),
@@ -148,6 +158,7 @@ END_LABELS: dict[EndReason, str] = {
     EndReason.ASSISTANT_OFFLINE: "Went offline",
     EndReason.ASSISTANT_DELETED: "Assistant deleted",
     EndReason.LINK_REVOKED: "Link deleted",
+    EndReason.LINK_REISSUED: "Link reissued",
     EndReason.MADE_PRIVATE: "Made private",
     EndReason.COMPLETED: "Completed (API)",
     EndReason.INTERRUPTED: "Interrupted",
@@ -161,6 +172,7 @@ class ReplyError(StrEnum):
     ASSISTANT_OFFLINE = EndReason.ASSISTANT_OFFLINE.value
     ASSISTANT_DELETED = EndReason.ASSISTANT_DELETED.value
     LINK_REVOKED = EndReason.LINK_REVOKED.value
+    LINK_REISSUED = EndReason.LINK_REISSUED.value
     MADE_PRIVATE = EndReason.MADE_PRIVATE.value
     ENGINE_ERROR = "engine_error"
     ENGINE_TIMEOUT = "engine_timeout"
@@ -175,6 +187,7 @@ REPLY_ERROR_LABELS: dict[ReplyError, str] = {
     ReplyError.ASSISTANT_OFFLINE: "Cut short: the assistant was switched Offline",
     ReplyError.ASSISTANT_DELETED: "Cut short: the assistant was deleted",
     ReplyError.LINK_REVOKED: "Link deleted by the owner",
+    ReplyError.LINK_REISSUED: "Cut short: the link was reissued with a new key",
     ReplyError.MADE_PRIVATE: "Cut short: the assistant was made private",
     ReplyError.ENGINE_ERROR: "Engine error: the model server failed or gave an answer Portico could not read",
     ReplyError.ENGINE_TIMEOUT: "Timed out: the reply took longer than its time limit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -230,12 +231,15 @@ def links_qr(
     assistant: str,
     link_ids: LinkIds,
     output: Annotated[
-        Path | None, typer.Option(help="A file for one link, a folder for several (link-ID.svg); default: stdout.")
+        str | None,
+        typer.Option(
+            help="A file for one link, or a folder (link-ID.svg): an existing one, or one ending in / to create it; "
+            "default: stdout."
+        ),
     ] = None,
 ) -> None:
-    """The QR code (SVG) of private links. It holds the key: keep the files as safe as the links."""
-    if len(set(link_ids)) > 1 and (output is None or not output.is_dir()):
-        raise fail("for several links, give --output with an existing folder.")
+    """The QR code (SVG) of private links. It holds the key: keep the files as safe as the links (written 0600)."""
+    folder = _qr_folder(output, several=len(set(link_ids)) > 1)
 
     async def work(db: AsyncSession, config: Settings) -> list[tuple[int, str]]:
         found = await find_assistant(db, assistant)
@@ -249,10 +253,46 @@ def links_qr(
     if output is None:
         typer.echo(codes[0][1])
         return
+    if folder is not None:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(f"cannot create the folder {folder} ({exc.strerror or exc}).") from None
     for link_id, svg in codes:
-        target = output / f"link-{link_id}.svg" if output.is_dir() else output
-        target.write_text(svg, encoding="utf-8")
+        target = folder / f"link-{link_id}.svg" if folder is not None else Path(output)
+        _write_secret(target, svg)
         typer.echo(f"Wrote {target}")
+
+
+def _qr_folder(output: str | None, *, several: bool) -> Path | None:
+    """The folder `--output` names, or None when it names a file (checked before anything is read)."""
+    if output is None:
+        if several:
+            raise fail("for several links, give --output with a folder (ending in / to create it).")
+        return None
+    if not output.strip():
+        raise fail("--output cannot be empty: give a file, or a folder ending in /.")
+    path = Path(output)
+    if output.endswith("/") or path.is_dir():
+        if path.exists() and not path.is_dir():
+            raise fail(f"{path} is a file, not a folder.")
+        return path
+    if several:
+        raise fail("for several links, give --output with a folder (ending in / to create it).")
+    if not path.parent.is_dir():
+        raise fail(f"the folder {path.parent} does not exist (end --output with / to create a folder).")
+    return None
+
+
+def _write_secret(target: Path, text: str) -> None:
+    """Owner-only (0600), also when the file was already there: a QR code holds its link's key."""
+    try:
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o600)
+            file.write(text)
+    except OSError as exc:
+        raise fail(f"cannot write {target} ({exc.strerror or exc}).") from None
 
 
 @links_app.command("reissue")

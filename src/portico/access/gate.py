@@ -64,14 +64,19 @@ def decide(
     link: LinkFacts | None,
     now: datetime,
     access_code_valid: bool | None = None,
+    key_retired_from: int | None = None,
 ) -> Admission | GateRefusal:
     """Admit, or say why not, in the order of the table in docs/design.md.
 
     `public_id_given`: a public id or a widget id was given. `access_code_valid`: None when no
     access code was given, else whether it matches the assistant's (the caller verifies it, off
     the event loop, and only when the assistant has one: argon2 costs CPU on purpose).
+    `key_retired_from`: the key is no link's but was one of this assistant's links' before they
+    were reissued (an unknown key that says so instead of `link_invalid`).
     """
     if key_given and not public_id_given and link is None:
+        if key_retired_from is not None:
+            return GateRefusal(Refusal.LINK_REISSUED, key_retired_from)
         return GateRefusal(Refusal.LINK_INVALID)
     if assistant is None:
         return GateRefusal(Refusal.NOT_FOUND)
@@ -83,7 +88,8 @@ def decide(
         return GateRefusal(Refusal.ASSISTANT_OFFLINE, assistant.id)
     if key_given:
         if link is None:
-            return GateRefusal(Refusal.LINK_INVALID, assistant.id)
+            reissued = key_retired_from == assistant.id
+            return GateRefusal(Refusal.LINK_REISSUED if reissued else Refusal.LINK_INVALID, assistant.id)
         if link.revoked:
             return GateRefusal(Refusal.LINK_REVOKED, assistant.id)
         if link.paused:

@@ -17,7 +17,7 @@ from portico.errors import Conflict, LimitReached, NotFound
 from portico.identity import audit
 from portico.identity.roles import Action, Member, require
 from portico.kit.crypto import Vault, digest, new_token
-from portico.models import Assistant, PrivateLink, utcnow
+from portico.models import Assistant, PrivateLink, RetiredLinkKey, utcnow
 from portico.vocabulary import AuditAction
 
 
@@ -295,10 +295,13 @@ async def reissue_link(
     if link.revoked_at is not None:
         raise LinkAlreadyRevoked()
     await _record(db, member, AuditAction.LINK_REISSUED, link)
+    # The old key stays known by its digest alone, so its guests hear the link was replaced.
+    db.add(RetiredLinkKey(key_digest=link.key_digest, link_id=link.id))
     key = new_token(KEY_PREFIX)
     link.key_digest = digest(key)
     link.key_encrypted = vault.encrypt(key)
     await db.flush()
+    await lifecycle.link_reissued(db, assistant_id=assistant.id, link_id=link.id)
     return link
 
 

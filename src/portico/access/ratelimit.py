@@ -35,7 +35,7 @@ from portico.config import Settings
 from portico.errors import InvalidToken, PorticoError
 from portico.kit.crypto import digest
 from portico.kit.i18n import format_number, gettext, ngettext
-from portico.kit.net import client_address
+from portico.kit.net import client_address, forwarded_by_untrusted_proxy
 from portico.vocabulary import INVALID_SESSION_TOKEN, REFUSAL_MESSAGES, Refusal
 
 log = logging.getLogger("portico")
@@ -49,8 +49,9 @@ REDIS_TIMEOUT_SECONDS = 0.5
 # Locked-out addresses remembered before the expired ones are dropped.
 MAX_LOCKED_OUT = 10_000
 
-# Refusals that mean "this secret is wrong": a guessed key, public id or access code.
-FAILED_SECRET_REFUSALS = {Refusal.LINK_INVALID, Refusal.NOT_FOUND, Refusal.ACCESS_CODE_INVALID}
+# Refusals that mean "this secret is wrong": a guessed key or public id. Wrong access codes are
+# counted apart, per assistant and address (`count_failed_secret`).
+FAILED_SECRET_REFUSALS = {Refusal.LINK_INVALID, Refusal.NOT_FOUND}
 
 
 class RateLimited(PorticoError):
@@ -81,6 +82,7 @@ class Limiter:
         self.failed_secrets = limits.parse(settings.rate_failed_secrets)
         self.assistant_starts = limits.parse(settings.rate_assistant_starts)
         self._trusted = settings.trusted_proxy_networks
+        self._warned_untrusted_proxy = False
         self._secret = secret.encode()
         self._memory: RateLimiter = FixedWindowRateLimiter(MemoryStorage())
         self._redis: RateLimiter | None = None
@@ -108,6 +110,15 @@ class Limiter:
 
     def address(self, request: Request) -> str:
         """The client's address, keyed (an HMAC): what the limits count, never the address itself."""
+        if not self._warned_untrusted_proxy and forwarded_by_untrusted_proxy(request, self._trusted):
+            # Once per process: behind a proxy Portico is not told to trust, every guest has the
+            # proxy's address, so one guest's wrong guesses lock everyone out.
+            self._warned_untrusted_proxy = True
+            log.warning(
+                "Requests from a loopback or private address carry X-Forwarded-For, which is not trusted: "
+                "every client behind that proxy counts as one address for rate limits and lock-outs. "
+                "If it is your reverse proxy, set PORTICO_TRUSTED_PROXIES to its address."
+            )
         return hmac.new(self._secret, client_address(request, self._trusted).encode(), hashlib.sha256).hexdigest()
 
     async def hit(self, limit: limits.RateLimitItem, *key: str) -> None:
@@ -130,10 +141,16 @@ class Limiter:
                 raise RateLimited(math.ceil(remaining))
             del self._locked_out[address]
 
-    async def count_failure(self, address: str) -> None:
-        """A wrong key, public id, access code or token from this address; the one that uses up
-        the limit locks the address out (and past the limit, this one is refused too)."""
-        key = ("failed-secrets", address)
+    def refuse_if_guessing_code(self, address: str, assistant_id: int) -> None:
+        """Raises `RateLimited` when this address has sent too many wrong access codes for this assistant."""
+        self.refuse_if_locked_out(_code_key(address, assistant_id))
+
+    async def count_failure(self, address: str, *, assistant_id: int | None = None) -> None:
+        """A wrong key, public id or token from this address, or with `assistant_id` a wrong access
+        code for that assistant; the one that uses up the limit locks the address (or the address
+        for that assistant's code) out, and past the limit, this one is refused too."""
+        locked = address if assistant_id is None else _code_key(address, assistant_id)
+        key = ("failed-secrets", address) if assistant_id is None else ("failed-codes", str(assistant_id), address)
         allowed = await self._run(lambda limiter: limiter.hit(self.failed_secrets, *key))
         # Failures are rare: a second round trip here costs the ordinary requests nothing.
         stats = await self._run(lambda limiter: limiter.get_window_stats(self.failed_secrets, *key))
@@ -142,7 +159,7 @@ class Limiter:
             if len(self._locked_out) >= MAX_LOCKED_OUT:
                 now = time.monotonic()
                 self._locked_out = {a: t for a, t in self._locked_out.items() if t > now}
-            self._locked_out[address] = time.monotonic() + retry_after
+            self._locked_out[locked] = time.monotonic() + retry_after
         if not allowed:
             raise RateLimited(retry_after)
 
@@ -172,12 +189,32 @@ class Limiter:
         return result
 
 
+def _code_key(address: str, assistant_id: int) -> str:
+    return f"code:{assistant_id}:{address}"
+
+
 class Guard:
     """One request's view of the limits: its client's keyed address."""
 
     def __init__(self, limiter: Limiter, address: str) -> None:
         self.limiter = limiter
         self.address = address
+
+    def refuse_if_locked_out(self, *, access_code: str | None, key: str | None) -> None:
+        """For the routes that take an access code: a request with a code and no key is judged by
+        `code_lockout` once its assistant is known; any other by its address, as every guest route."""
+        if access_code is None or key is not None:
+            self.limiter.refuse_if_locked_out(self.address)
+
+    def code_lockout(self, assistant_id: int | None) -> None:
+        """Called by the gate's caller before it checks an access code (with the assistant's id),
+        or when the code will not be checked (None). A right code gets through an address locked
+        out for other wrong secrets (someone else behind the same address guessing keys), but not
+        once this address has guessed this assistant's code too often."""
+        if assistant_id is None:
+            self.limiter.refuse_if_locked_out(self.address)
+        else:
+            self.limiter.refuse_if_guessing_code(self.address, assistant_id)
 
     async def assistant_start(self, *, public_id: str | None, key: str | None) -> None:
         """A session start against its assistant's cap (by public id, or by link when only a key is given)."""
@@ -195,15 +232,25 @@ async def count_failed_secret(request: Request, error: Exception) -> None:
         isinstance(error, InvalidToken) and error.code == INVALID_SESSION_TOKEN
     )
     limiter: Limiter | None = getattr(request.app.state, "limiter", None)
-    if failed and limiter is not None:
+    if limiter is None:
+        return
+    if failed:
         await limiter.count_failure(limiter.address(request))
+    elif (
+        isinstance(error, Refused)
+        and error.refusal.code == Refusal.ACCESS_CODE_INVALID
+        and error.refusal.assistant_id is not None
+    ):
+        await limiter.count_failure(limiter.address(request), assistant_id=error.refusal.assistant_id)
 
 
-async def _guard(request: Request) -> Guard:
+async def _guard(request: Request, *, lockout: bool = True) -> Guard:
     limiter: Limiter = request.app.state.limiter
     guard = Guard(limiter, limiter.address(request))
-    # An address that has guessed wrong too often is refused whatever it sends, right or wrong.
-    limiter.refuse_if_locked_out(guard.address)
+    # An address that has guessed wrong too often is refused whatever it sends, right or wrong
+    # (but owner tokens, identity/deps.py, and access codes, `Guard.code_lockout`).
+    if lockout:
+        limiter.refuse_if_locked_out(guard.address)
     return guard
 
 
@@ -219,6 +266,20 @@ async def _lookups(request: Request) -> Guard:
 
 async def _starts(request: Request) -> Guard:
     guard = await _guard(request)
+    await guard.limiter.hit(guard.limiter.session_starts, "session-starts", guard.address)
+    return guard
+
+
+# The chat page's lookup and start, which may carry an access code: the route calls
+# `Guard.refuse_if_locked_out` with its body, and the service `Guard.code_lockout`.
+async def _code_lookups(request: Request) -> Guard:
+    guard = await _guard(request, lockout=False)
+    await guard.limiter.hit(guard.limiter.lookups, "lookups", guard.address)
+    return guard
+
+
+async def _code_starts(request: Request) -> Guard:
+    guard = await _guard(request, lockout=False)
     await guard.limiter.hit(guard.limiter.session_starts, "session-starts", guard.address)
     return guard
 
@@ -247,5 +308,7 @@ def _session_key(request: Request) -> str:
 GuardSecrets = Annotated[Guard, Depends(_secrets)]
 GuardLookups = Annotated[Guard, Depends(_lookups)]
 GuardStarts = Annotated[Guard, Depends(_starts)]
+GuardCodeLookups = Annotated[Guard, Depends(_code_lookups)]
+GuardCodeStarts = Annotated[Guard, Depends(_code_starts)]
 GuardMessages = Annotated[Guard, Depends(_messages)]
 GuardFeedback = Annotated[Guard, Depends(_feedback)]

@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from portico.access.ratelimit import GuardFeedback, GuardLookups, GuardMessages, GuardSecrets, GuardStarts
+from portico.access.ratelimit import (
+    GuardCodeLookups,
+    GuardCodeStarts,
+    GuardFeedback,
+    GuardLookups,
+    GuardMessages,
+    GuardSecrets,
+)
 from portico.chat import feedback as feedback_service
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
@@ -104,8 +111,9 @@ async def _state(store: GuestStore, opened: OpenSession) -> SessionState:
 
 
 @router.post("/lookup")
-async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> LookupOut:
+async def lookup(body: Lookup, store: StoreDep, limits: GuardCodeLookups) -> LookupOut:
     """What the chat page shows before a session starts; takes no use of a private link."""
+    limits.refuse_if_locked_out(access_code=body.access_code, key=body.key)
     admission = await service.ask_gate(
         store,
         public_id=body.public_id,
@@ -113,6 +121,7 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
         key=body.key,
         access_code=body.access_code,
         count_refusal=body.count,
+        lockout=limits.code_lockout,
     )
     assistant = admission.assistant
     link = link_brief(admission.link, in_session=False)
@@ -128,7 +137,8 @@ async def lookup(body: Lookup, store: StoreDep, _limits: GuardLookups) -> Lookup
 
 
 @router.post("/sessions", status_code=201)
-async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts) -> SessionStarted:
+async def start_session(body: SessionStart, store: StoreDep, limits: GuardCodeStarts) -> SessionStarted:
+    limits.refuse_if_locked_out(access_code=body.access_code, key=body.key)
     await limits.assistant_start(public_id=body.public_id or body.widget_id, key=body.key)
     assert body.channel is not None  # set by SessionStart's validator
     opened, token = await service.start_session(
@@ -139,6 +149,7 @@ async def start_session(body: SessionStart, store: StoreDep, limits: GuardStarts
         access_code=body.access_code,
         channel=body.channel,
         origin=body.origin,
+        lockout=limits.code_lockout,
     )
     assert opened.assistant is not None
     return SessionStarted(

@@ -32,7 +32,7 @@ from portico.vocabulary import EndReason, ShareMode, Status
 
 log = logging.getLogger("portico.cutoff")
 # Cuts that stop guests and not the owner's preview (an Offline assistant can be previewed).
-_GUEST_ONLY = {EndReason.ASSISTANT_OFFLINE, EndReason.LINK_REVOKED, EndReason.MADE_PRIVATE}
+_GUEST_ONLY = {EndReason.ASSISTANT_OFFLINE, EndReason.LINK_REVOKED, EndReason.LINK_REISSUED, EndReason.MADE_PRIVATE}
 # A reply past its time limit (PORTICO_REPLY_TIMEOUT) is cut with this code.
 TIMED_OUT = "engine_timeout"
 CHANNEL = "portico_cutoff"
@@ -46,6 +46,7 @@ class Watch:
     assistant_id: int
     link_id: int | None
     preview: bool = False
+    session_id: int | None = None
     code: str | None = None
     # The task that waits for the stream's next item, while it waits (see `guarded`).
     waiting: asyncio.Task[Any] | None = field(default=None, repr=False)
@@ -87,8 +88,10 @@ class Cutoffs:
         self._listening = self._listening_once = False
 
     @contextlib.contextmanager
-    def watch(self, *, assistant_id: int, link_id: int | None, preview: bool = False) -> Iterator[Watch]:
-        watch = Watch(assistant_id, link_id, preview)
+    def watch(
+        self, *, assistant_id: int, link_id: int | None, preview: bool = False, session_id: int | None = None
+    ) -> Iterator[Watch]:
+        watch = Watch(assistant_id, link_id, preview, session_id)
         self._watches.add(watch)
         self._wake.set()
         # Every reply ends: whatever the engine does, it is cut at the time limit.
@@ -185,7 +188,10 @@ class Cutoffs:
         watches = list(self._watches)
         assistant_ids = {w.assistant_id for w in watches}
         link_ids = {w.link_id for w in watches if w.link_id is not None}
-        assistants, revoked = await store.stopped(assistant_ids=assistant_ids, link_ids=link_ids)
+        link_sessions = {w.session_id for w in watches if w.link_id is not None and w.session_id is not None}
+        assistants, revoked, reissued = await store.stopped(
+            assistant_ids=assistant_ids, link_ids=link_ids, link_session_ids=link_sessions
+        )
         for watch in watches:
             found = assistants.get(watch.assistant_id)
             if found is None:  # no row any more: deleted, and purged since
@@ -198,6 +204,8 @@ class Cutoffs:
                 watch.cut(EndReason.ASSISTANT_OFFLINE)
             elif watch.link_id in revoked:
                 watch.cut(EndReason.LINK_REVOKED)
+            elif watch.session_id in reissued:
+                watch.cut(EndReason.LINK_REISSUED)
             elif watch.link_id is None and share_mode != ShareMode.PUBLIC:
                 watch.cut(EndReason.MADE_PRIVATE)
 

@@ -1,6 +1,6 @@
 """What happens to running sessions when an owner changes what guests may reach.
 
-Going Offline, deleting an assistant, deleting a private link and making an assistant private
+Going Offline, deleting an assistant, deleting or reissuing a private link and making an assistant private
 end the sessions they concern in the owner's own transaction, and announce the cut-off so that
 replies being streamed stop on every instance once that transaction commits (cutoff.py).
 The owner's previews are ended only with their assistant: an Offline assistant can be previewed.
@@ -26,6 +26,11 @@ async def assistant_deleted(db: AsyncSession, *, assistant_id: int) -> None:
 
 async def link_revoked(db: AsyncSession, *, assistant_id: int, link_id: int) -> None:
     await _end(db, EndReason.LINK_REVOKED, assistant_id, guests_only=True, link_id=link_id)
+
+
+async def link_reissued(db: AsyncSession, *, assistant_id: int, link_id: int) -> None:
+    """The sessions started with the old key end, as if the link were deleted; the new key's start anew."""
+    await _end(db, EndReason.LINK_REISSUED, assistant_id, guests_only=True, link_id=link_id)
 
 
 async def made_private(db: AsyncSession, *, assistant_id: int) -> None:

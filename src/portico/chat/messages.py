@@ -82,7 +82,9 @@ async def _accept(
 ) -> PendingReply:
     session = opened.session
     if session.ended_at is not None:
-        raise SessionEnded()
+        # A guest whose link was replaced is told so: a new conversation on the old link cannot start.
+        reissued = session.end_reason == EndReason.LINK_REISSUED
+        raise SessionEnded(gettext(END_MESSAGES[EndReason.LINK_REISSUED]) if reissued else None)
     check_length(content, opened.settings)
     config = await store.version_config(
         assistant_id=session.assistant_id, number=session.version_number, digest=opened.version_digest
@@ -151,7 +153,12 @@ async def stream_reply(pending: PendingReply, *, store: GuestStore, cutoffs: Cut
     chat_engine = get_engine(pending.request.engine["type"])
     reply = _Growing(pending, store)
     error: tuple[str, str] | None = None
-    with cutoffs.watch(assistant_id=pending.assistant_id, link_id=pending.link_id, preview=pending.preview) as watch:
+    with cutoffs.watch(
+        assistant_id=pending.assistant_id,
+        link_id=pending.link_id,
+        preview=pending.preview,
+        session_id=pending.session_id,
+    ) as watch:
         try:
             async for item in guarded(chat_engine.stream(pending.request), watch):
                 if isinstance(item, Usage):

@@ -25,6 +25,10 @@ from portico.vocabulary import INVALID_SESSION_TOKEN, Channel, EndReason, Refusa
 from portico.widget.domains import allows
 
 TOKEN_PREFIX = "pts_"
+# Asked once the assistant is known, before an access code is checked: with the assistant's id when
+# its code will be checked, else None. Raises to refuse a client past its failed secrets (the rate
+# limits, access/ratelimit.py `Guard.code_lockout`).
+Lockout = Callable[[int | None], None]
 
 
 class InvalidSessionToken(InvalidToken):
@@ -40,22 +44,33 @@ async def ask_gate(
     widget_id: str | None = None,
     access_code: str | None = None,
     count_refusal: bool = False,
+    lockout: Lockout | None = None,
 ) -> Admission:
     """The gate's answer without taking a use (what the chat page shows before Start).
 
     Raises `Refused`; with `count_refusal`, a refusal naming a known assistant is first counted
-    in Metrics (the chat page asks so once per page load).
+    in Metrics (the chat page asks so once per page load). A wrong access code is always counted:
+    each one is a code someone typed (the chat page asks with the code the guest just entered),
+    not a reload.
     """
-    decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
+    decision = await _decide(
+        store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code, lockout=lockout
+    )
     if isinstance(decision, GateRefusal):
-        if count_refusal:
+        if count_refusal or decision.code == Refusal.ACCESS_CODE_INVALID:
             await _count(store, decision)
         raise Refused(decision)
     return decision
 
 
 async def _decide(
-    store: GuestStore, *, public_id: str | None, widget_id: str | None, key: str | None, access_code: str | None
+    store: GuestStore,
+    *,
+    public_id: str | None,
+    widget_id: str | None,
+    key: str | None,
+    access_code: str | None,
+    lockout: Lockout | None = None,
 ) -> Admission | GateRefusal:
     """Load the gate's facts and ask it.
 
@@ -64,11 +79,14 @@ async def _decide(
     with `data-key` and a private link opened on a stale page survive every rotation. One that
     names *another* existing assistant still refuses the key (row 1b).
     """
-    link, assistant = await _find(store, public_id=public_id, widget_id=widget_id, key=key)
+    link, assistant, retired_from = await _find(store, public_id=public_id, widget_id=widget_id, key=key)
     named = public_id is not None or widget_id is not None
     code_valid: bool | None = None
-    if access_code is not None and key is None and assistant is not None and assistant.access_code_hash:
-        code_valid = await codes.matches(assistant.access_code_hash, access_code)
+    coded = assistant if access_code is not None and key is None and assistant and assistant.access_code_hash else None
+    if lockout is not None:
+        lockout(coded.id if coded is not None else None)
+    if coded is not None and coded.access_code_hash and access_code is not None:
+        code_valid = await codes.matches(coded.access_code_hash, access_code)
     return decide(
         public_id_given=named,
         key_given=key is not None,
@@ -76,18 +94,24 @@ async def _decide(
         link=link,
         now=utcnow(),
         access_code_valid=code_valid,
+        key_retired_from=retired_from,
     )
 
 
 async def _find(
     store: GuestStore, *, public_id: str | None, widget_id: str | None, key: str | None
-) -> tuple[LinkFacts | None, AssistantFacts | None]:
+) -> tuple[LinkFacts | None, AssistantFacts | None, int | None]:
+    """The link and assistant a request names, and (for an unknown key) the link it was retired from."""
     link: LinkFacts | None = None
     assistant: AssistantFacts | None = None
+    retired_from: int | None = None
     if key is not None and is_well_formed(key, KEY_PREFIX):
         found = await store.facts_by_key(digest(key))
         if found is not None:
             link, assistant = found
+        else:
+            # Only unknown keys pay for this read: an old link's guest hears that it was replaced.
+            retired_from = await store.retired_key(digest(key))
     named = public_id is not None or widget_id is not None
     if named and not _names(assistant, public_id=public_id, widget_id=widget_id):
         other = await (
@@ -95,13 +119,13 @@ async def _find(
         )
         if other is not None or link is None:
             assistant = other
-    return link, assistant
+    return link, assistant, retired_from
 
 
 async def widget_assistant(store: GuestStore, *, widget_id: str, key: str | None) -> AssistantFacts | None:
     """The assistant a widget's snippet reaches, found as its frame will find it (a key that finds
     its link wins over a rotated widget id); None when the snippet reaches none. Counts nothing."""
-    _, assistant = await _find(store, public_id=None, widget_id=widget_id, key=key)
+    _, assistant, _ = await _find(store, public_id=None, widget_id=widget_id, key=key)
     return assistant
 
 
@@ -126,13 +150,16 @@ async def start_session(
     access_code: str | None = None,
     origin: str | None = None,
     check: Callable[[dict[str, Any]], None] | None = None,
+    lockout: Lockout | None = None,
 ) -> tuple[OpenSession, str]:
     """Start a session through the gate, committed when this returns; refusals are counted.
 
     `check` sees the admitted version's session settings before any use is taken, and may
     refuse the request by raising (the OpenAI-compatible endpoint checks its whole request).
     """
-    decision = await _decide(store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code)
+    decision = await _decide(
+        store, public_id=public_id, widget_id=widget_id, key=key, access_code=access_code, lockout=lockout
+    )
     if isinstance(decision, Admission) and channel == Channel.WIDGET:
         if not allows(list(decision.assistant.allowed_domains), origin):
             decision = GateRefusal(Refusal.ORIGIN_NOT_ALLOWED, decision.assistant.id)

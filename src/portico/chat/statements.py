@@ -33,7 +33,16 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from portico.chat._driver import Statement
 from portico.chat.records import AssistantFacts, LinkFacts, SessionRecord
-from portico.models import Assistant, AssistantVersion, ChatSession, DailyUsage, Message, PrivateLink, RefusalHourly
+from portico.models import (
+    Assistant,
+    AssistantVersion,
+    ChatSession,
+    DailyUsage,
+    Message,
+    PrivateLink,
+    RefusalHourly,
+    RetiredLinkKey,
+)
 from portico.models.base import UTCDateTime
 from portico.vocabulary import Role
 
@@ -126,6 +135,12 @@ BY_WIDGET_ID = Statement(
     select(*ASSISTANT_COLUMNS)
     .outerjoin(AssistantVersion, PUBLISHED)
     .where(Assistant.widget_id == bindparam("p_widget_id"), Assistant.deleted_at.is_(None))
+)
+# A retired key (its link reissued): the assistant of the link that had it.
+RETIRED_KEY = Statement(
+    select(PrivateLink.assistant_id)
+    .join(RetiredLinkKey, RetiredLinkKey.link_id == PrivateLink.id)
+    .where(RetiredLinkKey.key_digest == bindparam("p_digest"))
 )
 LINK_BY_ID = Statement(select(*LINK_COLUMNS).where(PrivateLink.id == bindparam("p_link_id")))
 

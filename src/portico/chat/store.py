@@ -59,7 +59,7 @@ from portico.chat.records import (
 from portico.db import writer_lock
 from portico.metrics.quotas import day_of, seconds_to_next_day
 from portico.metrics.rollup import hour_of
-from portico.models import Assistant, PrivateLink
+from portico.models import Assistant, ChatSession, PrivateLink
 from portico.models.base import UTCDateTime
 from portico.vocabulary import EndReason, Refusal, Role
 
@@ -91,6 +91,12 @@ class GuestStore:
         async with self._read() as tx:
             row = await tx.one(sql.BY_KEY, {"p_digest": key_digest})
         return None if row is None else (sql.link_facts(row), sql.assistant_facts(row))
+
+    async def retired_key(self, key_digest: str) -> int | None:
+        """The assistant whose link had this key before it was reissued, if any."""
+        async with self._read() as tx:
+            row = await tx.one(sql.RETIRED_KEY, {"p_digest": key_digest})
+        return None if row is None else int(row["assistant_id"])
 
     async def facts_by_public_id(self, public_id: str) -> AssistantFacts | None:
         async with self._read() as tx:
@@ -385,9 +391,10 @@ class GuestStore:
         await self._write_one(statement, {"p_assistant_id": assistant_id, "p_hour": hour_of(now), "p_code": code})
 
     async def stopped(
-        self, *, assistant_ids: set[int], link_ids: set[int]
-    ) -> tuple[dict[int, tuple[str, str, datetime | None]], set[int]]:
-        """These assistants' (status, share mode, deleted_at), and which of these links are revoked."""
+        self, *, assistant_ids: set[int], link_ids: set[int], link_session_ids: set[int] | None = None
+    ) -> tuple[dict[int, tuple[str, str, datetime | None]], set[int], set[int]]:
+        """These assistants' (status, share mode, deleted_at), which of these links are revoked, and
+        which of these sessions (on private links) ended because their link was reissued."""
         # Asked a few times a second while streams run (cutoff.py), with ids that change: built
         # per call, the ids written into the SQL (integers only).
         find_assistants = select(Assistant.id, Assistant.status, Assistant.share_mode, Assistant.deleted_at).where(
@@ -398,11 +405,17 @@ class GuestStore:
         )
         # Two reads, each as the database is when it runs: the assistants' states and the links'
         # revocations are independent facts, and the next call reads both again.
+        # A reissued link is not revoked: its old key's sessions are known by how they ended.
+        find_reissued = select(ChatSession.id).where(
+            ChatSession.id.in_(sorted(int(i) for i in link_session_ids or ())),
+            ChatSession.end_reason == EndReason.LINK_REISSUED.value,
+        )
         async with self._read() as tx:
             assistants = await tx.all(Statement(find_assistants, literal=True), {})
             links = await tx.all(Statement(find_links, literal=True), {}) if link_ids else []
+            reissued = await tx.all(Statement(find_reissued, literal=True), {}) if link_session_ids else []
         stopped = {row["id"]: (row["status"], row["share_mode"], row["deleted_at"]) for row in assistants}
-        return stopped, {row["id"] for row in links}
+        return stopped, {row["id"] for row in links}, {row["id"] for row in reissued}
 
     # -- transactions -----------------------------------------------------------------------
 

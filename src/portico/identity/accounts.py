@@ -30,6 +30,12 @@ def normalise_email(email: str) -> str:
     return email
 
 
+class EmailTaken(Conflict):
+    """For the operator and the owner who asked; pages an outsider can reach say it neutrally."""
+
+    code = "email_taken"
+
+
 def check_password_strength(password: str) -> None:
     if len(password) < 8:
         raise InvalidRequest("The password must be at least 8 characters long.")
@@ -50,7 +56,7 @@ async def create_owner(db: AsyncSession, *, email: str, password: str, name: str
     email = normalise_email(email)
     check_password_strength(password)
     if await db.scalar(select(Owner.id).where(Owner.email == email)) is not None:
-        raise Conflict(f"An owner with the email {email} already exists.")
+        raise EmailTaken(f"An owner with the email {email} already exists.")
     owner = Owner(email=email, password_hash=_hasher.hash(password))
     db.add(owner)
     await db.flush()

@@ -48,12 +48,14 @@ class FailedSecrets(Protocol):
 
 async def current_member(request: Request, db: SessionDep, token: BearerToken) -> Member:
     # Wrong tokens count against the address's failed secrets, like wrong keys (access/ratelimit.py).
+    # A right one is never refused for them: a token is 32 random bytes, which no rate of guessing
+    # finds, and the owner may share an address with whoever guessed (a school's NAT, a proxy).
     limiter: FailedSecrets = request.app.state.limiter
-    address = limiter.address(request)
-    limiter.refuse_if_locked_out(address)
     try:
         return await tokens.member_for_token(db, token)
     except InvalidToken:
+        address = limiter.address(request)
+        limiter.refuse_if_locked_out(address)
         await limiter.count_failure(address)
         raise
 

@@ -13,6 +13,10 @@ from portico.identity import accounts, invitations, signin
 from portico.kit import net
 from portico.web.forms import SESSION_COOKIE, check_csrf, redirect, render, signed_in
 
+# Sign-up with an email that has an account: said as it would be for an email without one that
+# cannot sign in, so the page never confirms who has an account here (issue 21).
+EMAIL_NEUTRAL = "If this email already has an account, sign in with its password to join. Otherwise check the email."
+
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 
@@ -67,6 +71,19 @@ async def join(
         }
         return render(request, "join.html", context, status=status)
 
+    async def sign_in_and_join() -> str:
+        seen_from = net.client_address(request, settings.trusted_proxy_networks)
+        account, session = await signin.sign_in(
+            db,
+            email=email,
+            password=password,
+            address=net.pseudonym(seen_from, settings.resolved_secret_key()),
+            days=settings.session_days,
+        )
+        joined = await invitations.accept(db, account=account, secret=invitation)
+        await signin.switch_team(db, token=session, account_id=account.id, team_id=joined.team_id)
+        return session
+
     try:
         # Checked first, so a refused invitation creates no account and signs no one in.
         await invitations.check(db, secret=invitation)
@@ -77,20 +94,22 @@ async def join(
             return redirect("/dashboard/team?done=joined")
         if mode == "sign-up":
             # The invitation is the permission: sign-up need not be open.
-            account = await accounts.create_owner(db, email=email, password=password, name=name)
-            joined = await invitations.accept(db, account=account, secret=invitation)
-            session = await signin.open_session(db, owner=account, days=settings.session_days, team_id=joined.team_id)
+            try:
+                account = await accounts.create_owner(db, email=email, password=password, name=name)
+            except accounts.EmailTaken:
+                # The account's own password signs in and joins, as "Sign in and join" would;
+                # any other is answered without saying that the account exists.
+                try:
+                    session = await sign_in_and_join()
+                except signin.SignInRefused:
+                    return page(signin.SignInRefused.status, EMAIL_NEUTRAL)
+            else:
+                joined = await invitations.accept(db, account=account, secret=invitation)
+                session = await signin.open_session(
+                    db, owner=account, days=settings.session_days, team_id=joined.team_id
+                )
         else:
-            seen_from = net.client_address(request, settings.trusted_proxy_networks)
-            account, session = await signin.sign_in(
-                db,
-                email=email,
-                password=password,
-                address=net.pseudonym(seen_from, settings.resolved_secret_key()),
-                days=settings.session_days,
-            )
-            joined = await invitations.accept(db, account=account, secret=invitation)
-            await signin.switch_team(db, token=session, account_id=account.id, team_id=joined.team_id)
+            session = await sign_in_and_join()
     except (signin.SignInRefused, signin.SignInLocked) as exc:
         # A page, not a raised error: the recorded sign-in failure still commits.
         return page(exc.status, exc.message)

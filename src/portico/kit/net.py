@@ -81,6 +81,16 @@ def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
     return nearest
 
 
+def forwarded_by_untrusted_proxy(request: Request, trusted: tuple[Network, ...]) -> bool:
+    """`X-Forwarded-For` from a loopback or private peer that is not a trusted proxy: most likely
+    a reverse proxy that `PORTICO_TRUSTED_PROXIES` does not name (a client on the internet may
+    write the header too, but its peer is public)."""
+    if "x-forwarded-for" not in request.headers:
+        return False
+    peer = _address(request.client.host) if request.client else None
+    return peer is not None and (peer.is_loopback or peer.is_private) and not _within(peer, trusted)
+
+
 def pseudonym(address: str, secret: str) -> str:
     """A keyed digest of a client address (64 hex characters): comparable, not reversible by
     trying all four billion IPv4 addresses, so the database never holds who signed in from where."""

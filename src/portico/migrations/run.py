@@ -11,6 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 HERE = Path(__file__).parent
@@ -28,12 +29,19 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade_connection(connection: Connection, revision: str = "head") -> None:
+def upgrade_connection(connection: Connection, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade, and say from which revision to which (None: the database had no Portico tables)."""
     config = alembic_config()
     config.attributes["connection"] = connection
     _one_at_a_time(connection)
+    before = current_revision(connection)
     with _sqlite_foreign_keys_off(connection):
         command.upgrade(config, revision)
+    return before, current_revision(connection)
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def downgrade_connection(connection: Connection, revision: str) -> None:

@@ -2,7 +2,7 @@
 
 from portico.models.assistant import Assistant, AssistantVersion
 from portico.models.base import Base, utcnow
-from portico.models.link import PrivateLink
+from portico.models.link import PrivateLink, RetiredLinkKey
 from portico.models.message import Message
 from portico.models.owner import ApiToken, Owner, OwnerSession, SignInFailure
 from portico.models.session import ChatSession
@@ -24,6 +24,7 @@ __all__ = [
     "OwnerSession",
     "PrivateLink",
     "RefusalHourly",
+    "RetiredLinkKey",
     "SignInFailure",
     "Team",
     "UsageHourly",

@@ -8,6 +8,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from portico.models.base import Base, UTCDateTime, utcnow
 
 
+class RetiredLinkKey(Base):
+    """The digest of a key its link no longer has (reissued): a guest who opens the old link is told
+    that the owner replaced it, not that it was copied wrong. Only the digest, as for live keys."""
+
+    __tablename__ = "retired_link_keys"
+
+    key_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("private_links.id", ondelete="CASCADE"), index=True)
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PrivateLink(Base):
     __tablename__ = "private_links"
     __table_args__ = (Index("ix_private_links_assistant_active", "assistant_id", "revoked_at"),)

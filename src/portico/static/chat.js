@@ -8,9 +8,11 @@
   // the <template>s chat-reply.js copies). This script holds codes, never sentences.
   // message_limit_reached: the session is still open, but it takes no more messages; a new one helps.
   var ENDING = {
-    assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, session_ended: 1, not_found: 1, message_limit_reached: 1
+    assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, link_reissued: 1, session_ended: 1, not_found: 1,
+    message_limit_reached: 1
   };
-  var FINAL = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, not_found: 1 }; // no new conversation helps
+  // No new conversation helps (a reissued link's old key: only the new link does).
+  var FINAL = { assistant_offline: 1, assistant_deleted: 1, link_revoked: 1, link_reissued: 1, not_found: 1 };
 
   var app = document.getElementById("app");
   var log = document.getElementById("log");

@@ -3,6 +3,7 @@ sentences shown next to a field when the API's own pydantic model refuses what w
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
@@ -25,7 +26,10 @@ SESSION_COOKIE = "portico_session"
 class CsrfFailed(PorticoError):
     status = 403
     code = "csrf_failed"
-    message = "This form expired or came from another site. Go back, reload the page and try again."
+    message = (
+        "This form is out of date (you signed in or out since it was shown) or came from another site. "
+        "Go back, reload the page and try again."
+    )
 
 
 def secure_cookies(request: Request) -> bool:
@@ -33,8 +37,12 @@ def secure_cookies(request: Request) -> bool:
 
 
 def signed_in(request: Request, token: str, next_url: str) -> Response:
-    """Redirect to `next_url` carrying the new sign-in session's cookie."""
+    """Redirect to `next_url` carrying the new sign-in session's cookie.
+
+    The forms' token changes with it (`csrf_token`): a form shown before signing in is refused after."""
     response = redirect(next_url)
+    # The signed-out token is done with; a new one is made after signing out.
+    response.delete_cookie(CSRF_COOKIE, path="/")
     days = request.app.state.settings.session_days
     response.set_cookie(
         SESSION_COOKIE,
@@ -48,10 +56,22 @@ def signed_in(request: Request, token: str, next_url: str) -> Response:
     return response
 
 
+def session_csrf(session_token: str) -> str:
+    """A signed-in browser's forms token: made from its sign-in session's token (HttpOnly, never
+    sent in a form), so it belongs to that session alone and changes at every sign-in. Labelled,
+    so it is not the digest the database keeps of the session."""
+    return hashlib.sha256(b"portico-csrf:" + session_token.encode()).hexdigest()
+
+
 def csrf_token(request: Request) -> str:
-    """The double-submit token: the same random value in an HttpOnly cookie and in each form."""
+    """The token each form carries: the sign-in session's (`session_csrf`); before signing in, a
+    double-submit one, the same random value in an HttpOnly cookie and in the form."""
     if not hasattr(request.state, "csrf"):
-        request.state.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            request.state.csrf = session_csrf(session)
+        else:
+            request.state.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
     token: str = request.state.csrf
     return token
 
@@ -61,8 +81,10 @@ async def check_csrf(request: Request) -> None:
         return
     form = await request.form()
     sent = str(form.get("csrf", ""))
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(sent, cookie):
+    session = request.cookies.get(SESSION_COOKIE)
+    # A token from before signing in, or from another sign-in, is not this session's.
+    expected = session_csrf(session) if session else request.cookies.get(CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CsrfFailed()
 
 
@@ -88,7 +110,7 @@ def render(
         **(context or {}),
     }
     response = templates.TemplateResponse(request, template, context, status_code=status)
-    if request.cookies.get(CSRF_COOKIE) != token:
+    if not request.cookies.get(SESSION_COOKIE) and request.cookies.get(CSRF_COOKIE) != token:
         response.set_cookie(
             CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
         )
