@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -145,3 +146,42 @@ async def test_a_refused_lookup_counts_only_when_the_page_asks_once(client, alic
     await client.post("/api/v1/chat/lookup", json={"key": "ptk_" + "A" * 43, "count": True})  # no assistant named
     result = await metrics(alice, assistant["id"], period="today", bucket="hour")
     assert {k: v for k, v in result["refusals"].items() if v} == {"key_required": 1}
+
+
+def moment(value: object) -> datetime:
+    """A bound datetime as naive UTC (SQLite's driver gets them as text)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return datetime.fromisoformat(str(value))
+
+
+async def test_a_metrics_page_reads_only_recent_messages_and_the_periods_user_rows(app, client, alice: Person):
+    """Issue 22: Metrics read rollups, not the day's messages (quotas' use), nor every hour of history
+    per user: the only statements on messages are the recompute of the last hour or two."""
+    from sqlalchemy import event
+
+    assistant = await alice.new_assistant(knowledge=FAQ, share="private")
+    (link,) = await alice.new_links(assistant["id"], 0)
+    session = (await start(client, key=key_of(link))).json()
+    await say(client, session, "Where can I park?")
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        read = await metrics(alice, assistant["id"], period="30d")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert read["totals"]["sessions"] == 1 and read["quotas"]["tokens_per_day"]["used"] > 0
+    assert read["totals"]["unique_users"] == 1 and read["users"][0]["messages"] == 2
+    recent = hour_of(utcnow() - timedelta(minutes=3))
+    for statement, parameters in statements:
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        moments = [moment(v) for v in values if hasattr(v, "year") or re.match(r"\d{4}-\d\d-\d\d ", str(v))]
+        if re.search(r"(FROM|JOIN) messages\b", statement):
+            assert moments and min(moments) >= recent.replace(tzinfo=None), statement
+        if "FROM usage_user_hourly" in statement:
+            assert "usage_user_hourly.hour >=" in statement, statement

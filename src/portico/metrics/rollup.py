@@ -197,6 +197,23 @@ def _chunks(rows: list[dict[str, Any]], size: int = 500) -> list[list[dict[str, 
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
+async def settle(db: AsyncSession, *, assistant_id: int, now: datetime | None = None) -> None:
+    """Recompute what the minutely chore may not have counted yet, for one assistant, once per
+    database session: the current hour, and in an hour's first minutes the one before it too (a
+    session started at 10:59:50 is missing from the 10:00 rollup until the chore's next run)."""
+    settled: set[int] = db.info.setdefault("settled_assistants", set())
+    if assistant_id in settled:
+        return
+    now = now or utcnow()
+    await recompute(
+        db,
+        start=hour_of(now - timedelta(seconds=2 * ROLLUP_SECONDS)),
+        end=now + timedelta(hours=1),
+        assistant_id=assistant_id,
+    )
+    settled.add(assistant_id)
+
+
 async def rollup_recent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as db, db.begin():
         if not await this_instance_runs(db, "rollup"):
