@@ -151,7 +151,16 @@ async def _recount_late_ratings(db: AsyncSession, *, start: datetime, end: datet
     rated_late = (
         select(ChatSession.assistant_id, Message.created_at)
         .join(ChatSession, ChatSession.id == Message.session_id)
-        .where(*guest_replies, Message.rated_at >= start, Message.rated_at < end, Message.created_at < start, *only)
+        .where(
+            *guest_replies,
+            # Says what the partial index of rated replies covers, or PostgreSQL cannot use it and reads
+            # every message, on every Metrics page and every minute (issue 22: 0.5-0.9 s at 10 M messages).
+            Message.rating.is_not(None),
+            Message.rated_at >= start,
+            Message.rated_at < end,
+            Message.created_at < start,
+            *only,
+        )
     )
     hours = {(row.assistant_id, hour_of(row.created_at)) for row in await db.execute(rated_late)}
     rows = []
