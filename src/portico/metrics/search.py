@@ -101,6 +101,8 @@ async def backfill_batch(conn: AsyncConnection | AsyncSession, *, batch: int | N
     below = (await conn.execute(text(BACKFILL), {"batch": batch or BACKFILL_BATCH})).scalar()
     if below == 0:
         await conn.execute(text("DELETE FROM session_search_backfill"))
+        # The planner's word counts for the whole table at once, rather than when autovacuum gets to it.
+        await conn.execute(text("ANALYZE session_search"))
         return None
     return below
 
