@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from portico.metrics import service as metrics_service
 from portico.metrics.charts import bar_chart
-from portico.metrics.histogram import histogram, merge, percentile
+from portico.metrics.histogram import histogram, merge_all, percentile
 from portico.metrics.rollup import hour_of
 from portico.models import ChatSession, utcnow
 from tests.chat_helpers import bearer, say
@@ -122,7 +122,7 @@ async def test_bad_periods_are_refused(client, alice: Person, query):
 def test_percentiles_from_merged_histograms_are_within_a_bin():
     fast = [10.0] * 50
     slow = [1000.0] * 50
-    merged = merge(histogram(fast), histogram(slow))
+    merged = merge_all([histogram(fast), [], histogram(slow)])
     assert 8 <= percentile(merged, 0.25) <= 12.5
     assert 830 <= percentile(merged, 0.95) <= 1250
     assert percentile(histogram([]), 0.5) is None

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portico.errors import InvalidRequest
-from portico.metrics.histogram import merge, percentile
+from portico.metrics.histogram import merge_all, percentile
 from portico.metrics.rollup import ROLLUP_SECONDS, hour_of, settle
 from portico.models import PrivateLink, RefusalHourly, UsageHourly, UsageUserHourly, utcnow
 from portico.vocabulary import Refusal
@@ -123,10 +123,11 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
         "rated_up": 0,
         "rated_down": 0,
     }
-    duration_bins: list[int] = []
-    first_token_bins: list[int] = []
+    duration_bins: list[list[int]] = []
+    first_token_bins: list[list[int]] = []
     channels: dict[str, int] = {}
-    for row in await db.scalars(select(UsageHourly).where(*in_range)):
+    # Rows, not ORM objects: a 90-day page reads 2,160 of them.
+    for row in await db.execute(select(*UsageHourly.__table__.columns).where(*in_range)):
         target = buckets.get(bucket_start(row.hour, bucket))
         if target is not None:
             target.sessions += row.sessions
@@ -150,8 +151,8 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
             totals[name] += getattr(row, name)
         for channel, count in row.channels.items():
             channels[channel] = channels.get(channel, 0) + count
-        duration_bins = merge(duration_bins, row.duration_bins)
-        first_token_bins = merge(first_token_bins, row.first_token_bins)
+        duration_bins.append(row.duration_bins)
+        first_token_bins.append(row.first_token_bins)
     totals["messages"] = totals["guest_messages"] + totals["replies"]
 
     refusals: dict[str, int] = {code.value: 0 for code in REFUSAL_CODES}
@@ -167,9 +168,10 @@ async def metrics(db: AsyncSession, *, assistant_id: int, start: datetime, end: 
     users, totals["unique_users"] = await per_user(db, assistant_id=assistant_id, start=hour_of(start), end=end)
     ended = totals["sessions_ended"]
     totals["avg_duration_seconds"] = round(totals["duration_sum"] / ended, 1) if ended else None
-    totals["p95_duration_seconds"] = _rounded(percentile(duration_bins, 0.95))
-    totals["p50_first_token_ms"] = _rounded(percentile(first_token_bins, 0.50))
-    totals["p95_first_token_ms"] = _rounded(percentile(first_token_bins, 0.95))
+    durations, first_tokens = merge_all(duration_bins), merge_all(first_token_bins)
+    totals["p95_duration_seconds"] = _rounded(percentile(durations, 0.95))
+    totals["p50_first_token_ms"] = _rounded(percentile(first_tokens, 0.50))
+    totals["p95_first_token_ms"] = _rounded(percentile(first_tokens, 0.95))
     totals["refusals"] = sum(refusals.values())
     # Shares of the period's replies that guests rated up and down (percent; None without replies).
     totals["rated_up_share"] = share(totals["rated_up"], totals["replies"])
