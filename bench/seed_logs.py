@@ -14,7 +14,8 @@ Steps (each one timed and printed, and written to bench/results/seed-logs-<db>.j
             PostgreSQL: asyncpg COPY (copy_records_to_table), with the foreign-key triggers off
             (session_replication_role = replica; the rows are consistent by construction) and the
             secondary indexes of both tables dropped first and rebuilt afterwards from their own
-            `pg_indexes.indexdef` (the GIN full-text index included), then VACUUM ANALYZE.
+            `pg_indexes.indexdef`, then VACUUM ANALYZE; then Logs search's per-session vectors
+            (`session_search`, migration 0013) filled by the project's batched backfill.
             SQLite: one sqlite3 connection, one transaction per chunk, executemany; WAL and
             synchronous=OFF while seeding; every index stays in place and the FTS5 insert trigger
             of migration 0004 fills `messages_fts` for every row, as in production. Messages go
@@ -532,6 +533,11 @@ async def load_postgresql(gen: Generator, name: str, chunk_size: int, phases: Ph
         await conn.execute("VACUUM (ANALYZE) messages")
         await conn.execute("VACUUM (ANALYZE) private_links")
         phases.record("vacuum analyze", started)
+        if await conn.fetchval("SELECT to_regclass('session_search_backfill') IS NOT NULL"):
+            # COPY ran with triggers off: Logs search's vectors (migration 0013) are filled by the
+            # project's own backfill, as after an upgrade (search_vectors, below).
+            await conn.execute("DELETE FROM session_search_backfill")
+            await conn.execute("INSERT INTO session_search_backfill SELECT coalesce(max(id), 0) + 1 FROM chat_sessions")
     finally:
         await conn.close()
     return counts
@@ -599,6 +605,20 @@ def _progress(started: float, sessions: int, messages: int, total: int) -> None:
         f"{messages / max(elapsed, 1e-9):,.0f} messages/s",
         flush=True,
     )
+
+
+async def search_vectors(url: str, phases: Phases) -> None:
+    """Logs search's vectors, by the backfill `portico db upgrade` and the server run (batches of 2,000)."""
+    from portico.db import make_engine, make_sessionmaker
+    from portico.metrics.search import backfill_now
+
+    engine = make_engine(url)
+    started = time.perf_counter()
+    try:
+        batches = await backfill_now(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+    phases.record(f"search vectors (backfill, {batches} batches)", started)
 
 
 async def rollup(url: str, now: datetime, days: int, phases: Phases) -> int:
@@ -733,6 +753,8 @@ def main() -> None:
         assert sqlite_path is not None
         counts = load_sqlite(gen, sqlite_path, args.chunk, phases, args.sqlite_row_inserts)
     phases.record("load (total)", load_started)
+    if args.db == "postgresql":
+        asyncio.run(search_vectors(url, phases))
     messages = gen.next_message_id - 1
     asyncio.run(rollup(url, now, args.days, phases))
     phases.record("total", total)

@@ -156,6 +156,8 @@ def _truncate_postgres(url: str) -> None:
                 "; ".join(
                     ["BEGIN", "SET LOCAL session_replication_role = replica"]
                     + [f'DELETE FROM "{table.name}"' for table in Base.metadata.sorted_tables]
+                    # Logs search's side table (migration 0014), outside the models' metadata.
+                    + ["DELETE FROM session_search"]
                     + [f'ALTER SEQUENCE "{row[0]}" RESTART' for row in sequences]
                     + ["COMMIT"]
                 )

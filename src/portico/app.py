@@ -39,6 +39,7 @@ from portico.metrics import views as metrics_views
 from portico.metrics.api import router as metrics_router
 from portico.metrics.retention import purge_forever
 from portico.metrics.rollup import rollup_forever
+from portico.metrics.search import backfill_forever
 from portico.migrations.run import upgrade_connection
 from portico.schemas import storable_parameters
 from portico.teams import views as teams_views
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.cutoffs.start(engine, app.state.store)
         chores = [
             asyncio.create_task(chore(app.state.sessionmaker), name=f"portico-{chore.__name__}")
-            for chore in (sweep_forever, rollup_forever, purge_forever)
+            for chore in (sweep_forever, rollup_forever, purge_forever, backfill_forever)
         ]
         try:
             yield

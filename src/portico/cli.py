@@ -22,6 +22,7 @@ from portico.db import make_engine, make_sessionmaker
 from portico.errors import InvalidRequest, PorticoError
 from portico.identity.cli import owners_app, tokens_app
 from portico.kit.spreadsheet import safe_cell
+from portico.metrics import search
 from portico.migrations.run import upgrade_connection
 from portico.models import Assistant, Membership
 from portico.teams.cli import members_app, teams_app
@@ -113,7 +114,13 @@ def db_upgrade() -> None:
         engine = make_engine(config.resolved_database_url)
         try:
             async with engine.begin() as conn:
-                return await conn.run_sync(upgrade_connection)
+                versions = await conn.run_sync(upgrade_connection)
+            # Logs search's vectors of sessions saved before migration 0014, a batch per transaction:
+            # stopped, this goes on where it was (so does a running server, once a minute).
+            batches = await search.backfill_now(make_sessionmaker(engine))
+            if batches:
+                typer.echo(f"Search vectors filled for older sessions ({batches} batches).")
+            return versions
         finally:
             await engine.dispose()
 

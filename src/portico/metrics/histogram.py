@@ -25,10 +25,10 @@ def histogram(values: Iterable[float]) -> list[int]:
     return counts
 
 
-def merge(into: list[int], other: list[int]) -> list[int]:
-    if not into:
-        return list(other)
-    return [a + b for a, b in zip(into, other or [0] * len(into), strict=True)]
+def merge_all(histograms: Iterable[list[int]]) -> list[int]:
+    """The sum of many histograms at once (empty ones, hours without data, left out)."""
+    counted = [h for h in histograms if h]
+    return [sum(column) for column in zip(*counted, strict=True)] if counted else []
 
 
 def percentile(counts: list[int], q: float) -> float | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, tuple_
+from sqlalchemy import Select, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portico.errors import InvalidRequest, NotFound
+from portico.metrics import search
 from portico.models import ChatSession, Message, PrivateLink
 from portico.vocabulary import Channel, EndReason, Rating
 
@@ -116,33 +117,16 @@ def user_label(*, channel: str, link_name: str | None, link_revoked: bool) -> st
     return f"{link_name} (deleted)" if link_revoked else link_name
 
 
-RARE_MATCHES = 2_000
-
-
-async def _search(db: AsyncSession, q: str) -> Any:
-    words = q.split()
-    if db.get_bind().dialect.name == "postgresql":
-        matches = func.to_tsvector("simple", func.coalesce(Message.content, "")).op("@@")(
-            func.plainto_tsquery("simple", q)
-        )
-        # A rare word: list its few sessions through the full-text index, then page them. A common
-        # one: walk sessions newest first, which finds a page of matches quickly. (The planner
-        # misjudges rare words and walks every session; bench/logs_metrics.py.)
-        few = select(Message.session_id).where(matches).limit(RARE_MATCHES + 1)
-        ids = list(await db.scalars(few))
-        if len(ids) <= RARE_MATCHES:
-            return ChatSession.id.in_(set(ids) or [-1])
-        return ChatSession.id.in_(select(Message.session_id).where(matches))
-    phrase = " ".join('"' + word.replace('"', '""') + '"' for word in words)
-    rowids = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :fts").bindparams(fts=phrase)
-    return ChatSession.id.in_(select(Message.session_id).where(Message.id.in_(rowids)))
-
-
 # A session with its private link's name and revocation time (None when it came in without one).
 SessionQuery = Select[ChatSession, str, datetime | None]
 
 
+def searching(filters: LogFilters) -> bool:
+    return bool(filters.q and filters.q.split())
+
+
 async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> SessionQuery:
+    """The sessions that match the filters; SQLite's text search is left to `_fts_page`."""
     query = (
         select(ChatSession, PrivateLink.name.label("link_name"), PrivateLink.revoked_at.label("link_revoked_at"))
         .outerjoin(PrivateLink, PrivateLink.id == ChatSession.link_id)
@@ -164,8 +148,8 @@ async def _query(db: AsyncSession, assistant_id: int, filters: LogFilters) -> Se
         query = query.where(ChatSession.ended_at.is_(None))
     elif filters.end_reason:
         query = query.where(ChatSession.end_reason == filters.end_reason)
-    if filters.q and filters.q.split():
-        query = query.where(await _search(db, filters.q))
+    if searching(filters) and db.get_bind().dialect.name == "postgresql":
+        query = query.where(search.postgres_match(assistant_id, filters.q or ""))
     if filters.rating:
         # Through the index of rated replies (few), not the sessions' messages.
         query = query.where(ChatSession.id.in_(select(Message.session_id).where(Message.rating == filters.rating)))
@@ -194,10 +178,45 @@ async def list_sessions(
         # Keyset: strictly older than the last row shown, so new sessions never shift a page.
         query = query.where(tuple_(ChatSession.started_at, ChatSession.id) < tuple_(moment, ident))
     query = query.order_by(ChatSession.started_at.desc(), ChatSession.id.desc()).limit(limit + 1)
-    rows = [_row(r) for r in (await db.execute(query)).all()]
+    if searching(filters) and db.get_bind().dialect.name != "postgresql":
+        found = await _fts_page(db, query, filters.q or "", limit)
+    elif searching(filters):
+        # A search walks a few thousand sessions at most: parallel workers cost more to start than they
+        # save (a medium word, 25 ms alone, 63 ms with two workers at a million sessions; this transaction only).
+        await db.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        found = list((await db.execute(query)).all())
+    else:
+        found = list((await db.execute(query)).all())
+    rows = [_row(r) for r in found]
     more = len(rows) > limit
     rows = await _with_ratings(db, rows[:limit])
     return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+# A reply is saved with the moment it started (created_at), up to its timeout before its row is
+# inserted: so a message's id can be newer than a message saved after it by this much at most.
+SAVED_LATE = timedelta(hours=1)
+
+
+async def _fts_page(db: AsyncSession, query: SessionQuery, q: str, limit: int) -> list[Any]:
+    """SQLite: the page of `query` among sessions with a message matching `q`, reading the matching
+    messages newest first in growing batches, until the page's last session started after every
+    message not read yet (so no unread match could come before it), or no match is left."""
+    sessions: set[int] = set()
+    after: int | None = None
+    size = search.FIRST_BATCH
+    while len(sessions) <= search.MOST_SESSIONS:
+        batch = await search.sqlite_newest(db, q, after_id=after, size=size)
+        sessions.update(session for _, session, _ in batch)
+        page = list((await db.execute(query.where(ChatSession.id.in_(sessions)))).all())
+        if len(batch) < size:
+            return page
+        after, oldest = batch[-1][0], batch[-1][2]
+        if len(page) > limit and page[-1][0].started_at > oldest + SAVED_LATE:
+            return page
+        size *= 2
+    # Deep in a common word's matches (an export): every match at once, as one subquery.
+    return list((await db.execute(query.where(search.sqlite_match(q)))).all())
 
 
 async def _with_ratings(db: AsyncSession, rows: list[SessionRow]) -> list[SessionRow]:

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portico.models import Assistant, ChatSession, DailyUsage, Message, utcnow
+from portico.metrics.rollup import settle
+from portico.models import Assistant, ChatSession, DailyUsage, Message, UsageHourly, utcnow
 from portico.vocabulary import Channel, Role
 
 
@@ -63,11 +64,26 @@ async def start_counting(db: AsyncSession, *, assistant_id: int, sessions: bool,
     await db.execute(statement.on_conflict_do_update(index_elements=["assistant_id", "day"], set_=updates))
 
 
+async def counted_today(db: AsyncSession, *, assistant_id: int, now: datetime) -> tuple[int, int]:
+    """Guest sessions started today and tokens of today's replies, from the hourly rollups (the
+    current hour recomputed first): a page costs the same whatever the day brought."""
+    await settle(db, assistant_id=assistant_id, now=now)
+    row = (
+        await db.execute(
+            select(
+                func.coalesce(func.sum(UsageHourly.sessions), 0),
+                func.coalesce(func.sum(UsageHourly.tokens_in + UsageHourly.tokens_out), 0),
+            ).where(UsageHourly.assistant_id == assistant_id, UsageHourly.hour >= day_of(now))
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 async def quota_use(db: AsyncSession, *, assistant: Assistant) -> dict[str, Any]:
     """Each quota with today's use: what the store counts while a cap is set (what it enforces),
-    the raw rows otherwise."""
+    the hourly rollups otherwise (the same counts, without reading the day's messages)."""
     now = utcnow()
-    started, spent = await used_today(db, assistant_id=assistant.id, now=now)
+    started, spent = await counted_today(db, assistant_id=assistant.id, now=now)
     counted = (
         await db.execute(
             select(DailyUsage.sessions, DailyUsage.tokens).where(

@@ -151,7 +151,16 @@ async def _recount_late_ratings(db: AsyncSession, *, start: datetime, end: datet
     rated_late = (
         select(ChatSession.assistant_id, Message.created_at)
         .join(ChatSession, ChatSession.id == Message.session_id)
-        .where(*guest_replies, Message.rated_at >= start, Message.rated_at < end, Message.created_at < start, *only)
+        .where(
+            *guest_replies,
+            # Says what the partial index of rated replies covers, or PostgreSQL cannot use it and reads
+            # every message, on every Metrics page and every minute (issue 22: 0.5-0.9 s at 10 M messages).
+            Message.rating.is_not(None),
+            Message.rated_at >= start,
+            Message.rated_at < end,
+            Message.created_at < start,
+            *only,
+        )
     )
     hours = {(row.assistant_id, hour_of(row.created_at)) for row in await db.execute(rated_late)}
     rows = []
@@ -195,6 +204,23 @@ def _empty_usage() -> dict[str, Any]:
 
 def _chunks(rows: list[dict[str, Any]], size: int = 500) -> list[list[dict[str, Any]]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+async def settle(db: AsyncSession, *, assistant_id: int, now: datetime | None = None) -> None:
+    """Recompute what the minutely chore may not have counted yet, for one assistant, once per
+    database session: the current hour, and in an hour's first minutes the one before it too (a
+    session started at 10:59:50 is missing from the 10:00 rollup until the chore's next run)."""
+    settled: set[int] = db.info.setdefault("settled_assistants", set())
+    if assistant_id in settled:
+        return
+    now = now or utcnow()
+    await recompute(
+        db,
+        start=hour_of(now - timedelta(seconds=2 * ROLLUP_SECONDS)),
+        end=now + timedelta(hours=1),
+        assistant_id=assistant_id,
+    )
+    settled.add(assistant_id)
 
 
 async def rollup_recent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
