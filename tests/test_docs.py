@@ -12,7 +12,9 @@ from portico.models import Base
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # the same filter as migrations/env.py
-    return not (name or "").startswith(("messages_fts", "ix_messages_content_fts"))
+    return not (name or "").startswith(
+        ("messages_fts", "ix_messages_content_fts", "session_search", "ix_session_search")
+    )
 
 
 DOCS = Path(__file__).parent.parent / "docs"

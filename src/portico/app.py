@@ -26,6 +26,7 @@ from portico.chat.views import router as chat_views
 from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
+from portico.documents.api import router as documents_router
 from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.health import router as health_router
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.store.growing.close()
             await app.state.limiter.close()
             await close_engines()
+            if (pool := getattr(app.state, "documents_pool", None)) is not None:
+                pool.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -121,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Owner routes: authentication is required for the whole router, not route by route.
     owner_api = APIRouter(prefix="/api/v1", dependencies=[Depends(current_member)])
     owner_api.include_router(assistants_router)
+    owner_api.include_router(documents_router)
     owner_api.include_router(links_router)
     owner_api.include_router(metrics_router)
     owner_api.include_router(team_router)

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     redis_url: str = ""
     trusted_proxies: str = ""
     engine_allowed_hosts: str = ""
+    # Documents (documents/): limits per file and per assistant, the conversion pool, and whether
+    # the uploaded file itself is kept (for its owner to download again; never served to guests).
+    document_max_bytes: int = Field(default=20_000_000, ge=1, le=1_000_000_000)
+    document_max_pages: int = Field(default=500, ge=1, le=100_000)
+    documents_per_assistant: int = Field(default=100, ge=1, le=10_000)
+    document_chars_per_assistant: int = Field(default=10_000_000, ge=1, le=1_000_000_000)
+    document_timeout: float = Field(default=60, gt=0, le=3600)
+    document_workers: int = Field(default=2, ge=1, le=64)
+    document_keep_originals: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -193,6 +194,9 @@ def install_handlers(app: FastAPI) -> None:
 
 # Dashboard forms may carry a 1 MiB knowledge upload beside the 1 MiB knowledge text box.
 DASHBOARD_BODY_BYTES = 3 * 1024 * 1024
+# Document uploads (documents/api.py), several files at once.
+UPLOAD_BODY_BYTES = 200 * 1024 * 1024
+_DOCUMENTS = re.compile(r"^/api/v1/assistants/\d+/documents(?:/\d+)?$")
 
 
 class BodyLimit:
@@ -211,6 +215,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         max_bytes = DASHBOARD_BODY_BYTES if scope["path"].startswith("/dashboard/") else self.default_max
+        if _DOCUMENTS.match(scope["path"]):
+            # Several files of up to 20 MB each (PORTICO_DOCUMENT_MAX_BYTES, checked per file).
+            max_bytes = UPLOAD_BODY_BYTES
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await self._refuse(scope, receive, send, max_bytes)

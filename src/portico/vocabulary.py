@@ -20,6 +20,14 @@ class Status(StrEnum):
     OFFLINE = "offline"
 
 
+class DocumentStatus(StrEnum):
+    """A document's state: being converted, readable by the assistant, or not readable (with why)."""
+
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class ShareMode(StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from portico.assistants.service import default_draft, starters_of
+from portico.documents import store as documents
 from portico.engines import PROVIDERS, Kind, secrets
 from portico.models import Assistant, AssistantVersion
 from portico.teams import audit
@@ -228,6 +229,9 @@ def compare(published: dict[str, Any], draft: dict[str, Any]) -> list[Change]:
             changes.append(
                 Change(f"settings.{name}", SETTINGS.get(name, _label(name)), before=_shown(before), after=_shown(after))
             )
+    # A version keeps its documents' text, the draft their fingerprints: compare the fingerprints.
+    published = {**published, "documents": documents.fingerprints(published.get("documents", []))}
+    draft = {**draft, "documents": documents.fingerprints(draft.get("documents", []))}
     known = {*TEXTS, "greeting_enabled", "starters", "engine", "settings"}
     for name in sorted((set(published) | set(draft)) - known):
         if published.get(name) != draft.get(name):

@@ -20,6 +20,7 @@ from portico.assistants.schemas import (
     ShareIn,
 )
 from portico.chat import lifecycle
+from portico.documents import store as documents
 from portico.engines import PROVIDERS, Kind, ProviderConfig, secrets
 from portico.errors import NotFound
 from portico.identity import audit
@@ -120,6 +121,8 @@ async def duplicate_assistant(db: AsyncSession, *, member: Member, assistant: As
     links, sessions or access code. The engine's stored key is copied as it is (docs/design.md)."""
     require(member, Action.EDIT)
     draft = copy.deepcopy(assistant.draft)
+    # Documents are rows of their assistant; the copy starts without them.
+    draft.pop("documents", None)
     duplicate = Assistant(
         team_id=member.team_id,
         public_id=new_public_id(),
@@ -293,10 +296,15 @@ async def publish(db: AsyncSession, *, member: Member, assistant: Assistant) -> 
     latest = await db.scalar(
         select(func.max(AssistantVersion.number)).where(AssistantVersion.assistant_id == assistant.id)
     )
+    config = dict(assistant.draft)
+    if "documents" in config:
+        # The version keeps its documents' text: replacing a file in the draft changes nothing for
+        # guests until the next Publish. Equal fingerprints in the draft mean equal texts here.
+        config["documents"] = await documents.ready_texts(db, assistant_id=assistant.id)
     version = AssistantVersion(
         assistant_id=assistant.id,
         number=(latest or 0) + 1,
-        config=assistant.draft,
+        config=config,
         settings=assistant.draft["settings"],
         greeting=assistant.draft["greeting"] if assistant.draft.get("greeting_enabled", True) else "",
         starters=starters_of(assistant.draft),
@@ -342,7 +350,11 @@ async def restore_version(db: AsyncSession, *, member: Member, assistant: Assist
     version = await db.scalar(query)
     if version is None:
         raise NotFound(f"This assistant has no version {number}.")
-    assistant.draft = {**default_draft(), **version.config}
+    # Documents stay as the draft has them: a version's texts are not rows to restore (issue 24).
+    restored = {key: value for key, value in version.config.items() if key != "documents"}
+    if "documents" in assistant.draft:
+        restored["documents"] = assistant.draft["documents"]
+    assistant.draft = {**default_draft(), **restored}
     assistant.draft_digest = config_digest(assistant.draft)
     assistant.updated_at = utcnow()
     await db.flush()

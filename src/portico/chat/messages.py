@@ -135,6 +135,8 @@ def engine_request(config: dict[str, Any], *, prompt: str, history: list[Turn], 
         prompt=prompt,
         history=history,
         secrets=given,
+        # A version's documents (issue 24); a draft's are read into the preview's configuration.
+        documents=tuple((d["title"], d["text"]) for d in config.get("documents", []) if "text" in d),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import undefer
 from portico.chat.messages import PendingReply, check_length, engine_request, history_of
 from portico.chat.sessions import TOKEN_PREFIX
 from portico.chat.store import PreviewStore
+from portico.documents import store as documents
 from portico.errors import InvalidRequest, NotFound
 from portico.kit.crypto import Vault, digest, new_token
 from portico.models import Assistant, AssistantVersion, ChatSession, Message, utcnow
@@ -69,7 +70,10 @@ async def preview_intro(db: AsyncSession, *, assistant: Assistant) -> dict[str, 
 
 async def _config(db: AsyncSession, *, assistant: Assistant, number: int) -> dict[str, Any]:
     if number == DRAFT:
-        return {**assistant.draft, "digest": assistant.draft_digest}
+        config = {**assistant.draft, "digest": assistant.draft_digest}
+        if "documents" in config:
+            config["documents"] = await documents.ready_texts(db, assistant_id=assistant.id)
+        return config
     version = await db.scalar(
         select(AssistantVersion)
         .options(undefer(AssistantVersion.config))

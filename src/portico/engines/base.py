@@ -31,6 +31,8 @@ class EngineRequest:
     engine: dict[str, Any]
     prompt: str
     history: list[Turn] = field(default_factory=list)
+    # The version's documents (issue 24): each one's name and extracted Markdown with page markers.
+    documents: tuple[tuple[str, str], ...] = ()
     # The provider's secret fields (an API key), decrypted for this call only and only when the
     # configuration's host is the one they were saved with (engines/secrets.py); never logged.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)

@@ -133,6 +133,12 @@ PHRASING_WORDS = frozenset(_stemmer.stemWords(PHRASING.split()))
 class Passage:
     title: str
     text: str
+    # What sources name for a passage of a document: "Price list 2027, page 2" (else the title).
+    cite: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.cite or self.title
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,38 @@ def split_passages(knowledge: str) -> list[Passage]:
             title, lines = match.group(1), []
         else:
             lines.append(line)
+    flush()
+    return passages
+
+
+_PAGE_MARKER = re.compile(r"^<!-- (page|slide) (\d+) -->$")
+
+
+def split_document(name: str, text: str) -> list[Passage]:
+    """A document's passages (documents/convert.py made its Markdown): split along headings and
+    pages, each cited by the document's name and its page ("Price list 2027, page 2"), or by its
+    section in a document without pages ("Handbook: Opening hours")."""
+    passages: list[Passage] = []
+    page = ""
+    chunk: list[str] = []
+
+    def flush() -> None:
+        for passage in split_passages("\n".join(chunk)):
+            where = f", {page}" if page else (f": {passage.title}" if passage.title else "")
+            passages.append(Passage(passage.title or name, passage.text, f"{name}{where}"))
+        chunk.clear()
+
+    for line in text.splitlines():
+        marker = _PAGE_MARKER.match(line)
+        if marker:
+            flush()
+            page = f"{marker.group(1)} {marker.group(2)}"
+            # A heading carried over from the page before goes on: a section can span pages.
+            heading = next((p.title for p in reversed(passages) if p.title != name), "")
+            if heading and passages:
+                chunk.append(f"# {heading}")
+        else:
+            chunk.append(line)
     flush()
     return passages
 
@@ -288,8 +326,9 @@ def parse_question(text: str) -> Question:
 
 
 class KnowledgeIndex:
-    def __init__(self, knowledge: str) -> None:
-        self.passages = split_passages(knowledge)
+    def __init__(self, knowledge: str, documents: tuple[tuple[str, str], ...] = ()) -> None:
+        """`documents`: each document's name and Markdown, read by `split_document`."""
+        self.passages = split_passages(knowledge) + [p for name, text in documents for p in split_document(name, text)]
         self._units = [tuple(split_units(p.text)) for p in self.passages]
         # Which question types each passage can answer (it has a price, a time, ...), found once.
         self._shapes = [

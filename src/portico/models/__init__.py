@@ -2,6 +2,7 @@
 
 from portico.models.assistant import Assistant, AssistantVersion
 from portico.models.base import Base, utcnow
+from portico.models.document import Document
 from portico.models.link import PrivateLink, RetiredLinkKey
 from portico.models.message import Message
 from portico.models.owner import ApiToken, Owner, OwnerSession, SignInFailure
@@ -17,6 +18,7 @@ __all__ = [
     "Base",
     "ChatSession",
     "DailyUsage",
+    "Document",
     "Invitation",
     "Membership",
     "Message",

@@ -15,8 +15,8 @@ class BuiltinConfig(ProviderConfig):
 
 
 def checks(config: dict[str, Any], draft: dict[str, Any]) -> list[str]:
-    if not draft["knowledge"].strip():
-        return ["knowledge: the built-in engine answers only from the knowledge text; add some."]
+    if not draft["knowledge"].strip() and not draft.get("documents"):
+        return ["knowledge: the built-in engine answers only from the knowledge text and documents; add some."]
     return []
 
 

@@ -70,7 +70,9 @@ class BuiltinEngine:
             return self._indexes[key]
         if key not in self._building:
             # Build off the event loop, once, however many messages arrive meanwhile.
-            self._building[key] = asyncio.ensure_future(asyncio.to_thread(KnowledgeIndex, request.knowledge))
+            self._building[key] = asyncio.ensure_future(
+                asyncio.to_thread(KnowledgeIndex, request.knowledge, request.documents)
+            )
         try:
             index = await asyncio.shield(self._building[key])
         finally:
@@ -91,6 +93,6 @@ class BuiltinEngine:
         answer = gettext(friendly) if friendly else compose(hits)
         for piece in re.findall(r"\S+\s*|\s+", answer):
             yield piece
-        titles = tuple(dict.fromkeys(hit.passage.title for hit in hits if hit.passage.title))
+        titles = tuple(dict.fromkeys(hit.passage.source for hit in hits if hit.passage.source))
         yield Sources(titles=titles, answered=bool(hits or friendly))
         yield Usage(tokens_in=count_tokens(request.prompt), tokens_out=count_tokens(answer))
