@@ -7,6 +7,8 @@ import httpx
 import pytest
 
 from portico.config import Settings
+from portico.documents.convert import ConversionFailed
+from portico.documents.pool import ConversionPool
 from tests import document_files as files
 from tests.chat_helpers import parse_events, say
 from tests.conftest import Person, app_for, start
@@ -80,6 +82,21 @@ async def test_the_built_in_engine_answers_from_a_document_and_names_its_page(cl
     reply, sources = await ask(client, assistant, "How much is a tandem bike?")
     assert "EUR 45" in reply
     assert sources == ["Price list 2027, page 2"]
+    # The owner's Logs name the document and page too.
+    path = f"/api/v1/assistants/{assistant['id']}/sessions"
+    session = (await alice.request("GET", path)).json()["items"][0]
+    messages = (await alice.request("GET", f"{path}/{session['id']}")).json()["messages"]
+    assert messages[-1]["sources"] == ["Price list 2027, page 2"]
+
+
+async def test_a_section_of_a_document_without_pages_is_cited_by_its_heading(client, alice: Person):
+    assistant = await alice.new_assistant(publish=False, live=False, knowledge="")
+    assert (await upload(alice, assistant, ("Staff handbook.docx", files.docx()))).status_code == 201
+    await alice.request("POST", f"/api/v1/assistants/{assistant['id']}/publish")
+    await alice.request("PUT", f"/api/v1/assistants/{assistant['id']}/status", json={"status": "live"})
+    reply, sources = await ask(client, assistant, "How many days of paid holiday do employees get?")
+    assert "28 days" in reply
+    assert sources == ["Staff handbook: Holidays"]
 
 
 async def test_replacing_a_file_changes_what_guests_read_only_at_publish(client, alice: Person):
@@ -116,6 +133,7 @@ async def test_replacing_a_file_changes_what_guests_read_only_at_publish(client,
         ("Bomb.docx", files.zip_bomb_docx(), "document_bomb"),
         ("Scan.pdf", files.pdf([[]]), "document_no_text"),
         ("Tool.exe", b"MZ", "document_type_unsupported"),
+        ("Loop.pdf", files.looping_pdf(), "document_unreadable"),
     ],
 )
 async def test_a_file_that_cannot_be_read_is_refused_with_a_reason(client, alice: Person, name, data, code):
@@ -224,3 +242,16 @@ async def make_person_elsewhere(app: object, client: httpx.AsyncClient) -> Perso
     from tests.conftest import make_person
 
     return await make_person(app, client, "bob@example.com")
+
+
+@pytest.mark.sqlite_only
+async def test_a_file_past_the_time_limit_is_stopped_and_the_next_one_converts():
+    pool = ConversionPool(1)
+    try:
+        with pytest.raises(ConversionFailed) as stopped:
+            await pool.convert("Prices.pdf", PRICES_2027, max_pages=500, seconds=0.000_1)
+        assert stopped.value.code == "document_timeout"
+        converted = await pool.convert("Prices.pdf", PRICES_2027, max_pages=500, seconds=60)
+        assert converted.pages == 2
+    finally:
+        pool.close()
