@@ -186,12 +186,50 @@ def small_limits(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def limited(small_limits: Settings, alice: Person):
-    application = app_for(small_limits)
+def keeping(settings: Settings) -> Settings:
+    return settings.model_copy(update={"document_keep_originals": True})
+
+
+async def person_on(settings: Settings, alice: Person):
+    application = app_for(settings)
     async with application.router.lifespan_context(application):  # type: ignore[attr-defined]
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url=str(alice.http.base_url)) as http:
             yield Person(alice.email, alice.token, http)
+
+
+@pytest.fixture
+async def limited(small_limits: Settings, alice: Person):
+    async for person in person_on(small_limits, alice):
+        yield person
+
+
+@pytest.fixture
+async def keeper(keeping: Settings, alice: Person):
+    async for person in person_on(keeping, alice):
+        yield person
+
+
+async def test_the_file_itself_is_kept_only_when_the_setting_says_so(alice: Person, keeper: Person):
+    assistant = await alice.new_assistant(publish=False, live=False)
+    dropped = (await upload(alice, assistant, ("Prices.pdf", PRICES_2027))).json()["documents"][0]
+    assert dropped["has_original"] is False
+    missing = await alice.request("GET", f"{base(assistant)}/{dropped['id']}/original")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "document_not_found")
+
+    kept = (await upload(keeper, assistant, ("Prices.pdf", PRICES_2027))).json()["documents"][0]
+    assert kept["has_original"] is True
+    download = await keeper.request("GET", f"{base(assistant)}/{kept['id']}/original")
+    assert (download.status_code, download.content) == (200, PRICES_2027)
+    assert download.headers["content-disposition"] == "attachment; filename*=UTF-8''Prices.pdf"
+
+
+async def test_a_file_larger_than_other_request_bodies_may_be_is_uploaded(client, alice: Person):
+    assistant = await alice.new_assistant(publish=False, live=False)
+    text = ("# Section\n\n" + "Plain words of a long handbook. " * 40 + "\n\n") * 1_500  # about 2 MB
+    response = await upload(alice, assistant, ("Handbook.md", text.encode()))
+    assert response.status_code == 201, response.text[:200]
+    assert response.json()["documents"][0]["size_bytes"] > 1024 * 1024
 
 
 async def test_the_limits_refuse_what_is_too_big_too_many_or_too_long(limited: Person):

@@ -4,6 +4,7 @@ replace, delete, and download the file itself when kept. A member's team only; E
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Request, Response, UploadFile, status
 
@@ -45,13 +46,6 @@ async def _read(file: UploadFile, settings: Settings) -> service.Upload:
     return service.Upload(name, b"".join(chunks))
 
 
-def _out(document: object, settings: Settings) -> DocumentOut:
-    from portico.models import Document
-
-    assert isinstance(document, Document)
-    return DocumentOut.of(document, has_original=settings.document_keep_originals and document.size_bytes > 0)
-
-
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def upload_documents(
     request: Request,
@@ -68,22 +62,20 @@ async def upload_documents(
     documents = await service.upload(
         db, member=member, assistant=assistant, uploads=uploads, settings=settings, pool=_pool(request, settings)
     )
-    return DocumentList(documents=[_out(d, settings) for d in documents])
+    return DocumentList(documents=[DocumentOut.of(d) for d in documents])
 
 
 @router.get("")
-async def list_documents(db: SessionDep, assistant: OwnedAssistant, settings: SettingsDep) -> DocumentList:
+async def list_documents(db: SessionDep, assistant: OwnedAssistant) -> DocumentList:
     documents = await service.list_documents(db, assistant=assistant)
-    return DocumentList(documents=[_out(d, settings) for d in documents])
+    return DocumentList(documents=[DocumentOut.of(d) for d in documents])
 
 
 @router.get("/{document_id}")
-async def get_document(
-    db: SessionDep, assistant: OwnedAssistant, settings: SettingsDep, document_id: Id
-) -> DocumentText:
+async def get_document(db: SessionDep, assistant: OwnedAssistant, document_id: Id) -> DocumentText:
     """A document with the text the assistant reads from it."""
     document = await service.get_document(db, assistant=assistant, document_id=document_id, text=True)
-    return DocumentText(**_out(document, settings).model_dump(), text=document.text)
+    return DocumentText(**DocumentOut.of(document).model_dump(), text=document.text)
 
 
 @router.put("/{document_id}")
@@ -108,7 +100,7 @@ async def replace_document(
         settings=settings,
         pool=_pool(request, settings),
     )
-    return _out(document, settings)
+    return DocumentOut.of(document)
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -128,6 +120,4 @@ async def download_original(db: SessionDep, assistant: OwnedAssistant, document_
 
 
 def _quoted(name: str) -> str:
-    from urllib.parse import quote
-
     return quote(name, safe="")

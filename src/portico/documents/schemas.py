@@ -20,12 +20,12 @@ class DocumentOut(BaseModel):
     status: DocumentStatus
     error_code: str | None = Field(description="Why a failed document failed, for programs.")
     reason: str = Field(description="Why a failed document failed, in a sentence.")
-    has_original: bool
+    has_original: bool = Field(description="Whether the uploaded file was kept, for the team to download.")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, document: Document, *, has_original: bool) -> DocumentOut:
+    def of(cls, document: Document) -> DocumentOut:
         return cls(
             id=document.id,
             title=document.title,
@@ -38,7 +38,7 @@ class DocumentOut(BaseModel):
             status=DocumentStatus(document.status),
             error_code=document.error_code,
             reason=document.reason,
-            has_original=has_original,
+            has_original=document.has_original,
             created_at=document.created_at,
             updated_at=document.updated_at,
         )

@@ -95,6 +95,7 @@ def _fill(document: Document, upload: Upload, converted: Converted, *, settings:
     document.error_code = None
     document.reason = ""
     document.original = upload.data if settings.document_keep_originals else None
+    document.has_original = settings.document_keep_originals
     document.updated_at = utcnow()
 
 
@@ -142,6 +143,7 @@ async def upload(
             document.size_bytes, document.passages, document.chars = len(item.data), 0, 0
             document.status, document.error_code, document.reason = DocumentStatus.FAILED, failed.code, failed.reason
             document.text, document.digest, document.updated_at = "", "", utcnow()
+            document.has_original = False
         else:
             _fill(document, item, converted, settings=settings)
             used += document.chars
@@ -202,7 +204,7 @@ async def original(db: AsyncSession, *, assistant: Assistant, document_id: int) 
     """The uploaded file, for the team only, when it was kept (PORTICO_DOCUMENT_KEEP_ORIGINALS)."""
     document = await get_document(db, assistant=assistant, document_id=document_id)
     data = await db.scalar(select(Document.original).where(Document.id == document.id))
-    if data is None:
+    if not document.has_original or data is None:
         raise DocumentNotFound("The file itself was not kept (PORTICO_DOCUMENT_KEEP_ORIGINALS is off).")
     return document, data
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from portico.models.base import Base, UTCDateTime, utcnow
@@ -36,7 +36,9 @@ class Document(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = deferred(mapped_column(Text, default="", nullable=False), raiseload=True)
     digest: Mapped[str] = mapped_column(String(64), default="")
-    # The uploaded file itself, only when PORTICO_DOCUMENT_KEEP_ORIGINALS is on.
+    # The uploaded file itself, only when PORTICO_DOCUMENT_KEEP_ORIGINALS is on (`has_original` says
+    # so without loading it).
     original: Mapped[bytes | None] = deferred(mapped_column(LargeBinary), raiseload=True)
+    has_original: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("original", sa.LargeBinary()),
+        sa.Column("has_original", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.CheckConstraint("status IN ('processing', 'ready', 'failed')", name="status"),
