@@ -293,3 +293,33 @@ async def test_a_file_past_the_time_limit_is_stopped_and_the_next_one_converts()
         assert converted.pages == 2
     finally:
         pool.close()
+
+
+@pytest.mark.sqlite_only
+async def test_no_write_lock_is_held_while_a_file_converts(app, client, alice: Person):
+    """On SQLite a transaction holds the one write lock: a file converting for a minute must not
+    hold every guest's message back."""
+    import asyncio
+
+    from portico.db import writer_lock
+
+    assistant = await alice.new_assistant(publish=False, live=False)
+    converting, go_on = asyncio.Event(), asyncio.Event()
+    real = ConversionPool(1)
+
+    class Watched(ConversionPool):
+        async def convert(self, filename: str, data: bytes, *, max_pages: int, seconds: float):  # type: ignore[override]
+            converting.set()
+            await go_on.wait()
+            return await real.convert(filename, data, max_pages=max_pages, seconds=seconds)
+
+    app.state.documents_pool = Watched(1)
+    try:
+        uploading = asyncio.create_task(upload(alice, assistant, ("Notes.md", b"# A\n\nB.")))
+        await asyncio.wait_for(converting.wait(), 10)
+        assert not writer_lock(app.state.engine).locked()  # type: ignore[attr-defined]
+        go_on.set()
+        assert (await uploading).status_code == 201
+    finally:
+        del app.state.documents_pool
+        real.close()

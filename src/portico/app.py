@@ -27,6 +27,7 @@ from portico.compat.api import router as compat_router
 from portico.config import Settings, get_settings
 from portico.db import is_sqlite, make_engine, make_sessionmaker
 from portico.documents.api import router as documents_router
+from portico.documents.api import uploads as documents_uploads
 from portico.engines import close_engines
 from portico.handlers import ERROR_RESPONSES, BodyLimit, install_handlers
 from portico.health import router as health_router
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     owner_api.include_router(metrics_router)
     owner_api.include_router(team_router)
     app.include_router(owner_api)
+    # Outside the owner API's transaction: they authenticate in their own (documents/api.py).
+    app.include_router(documents_uploads)
     dashboards = (
         identity_views.router,
         assistants_views.router,

@@ -3,25 +3,54 @@ replace, delete, and download the file itself when kept. A member's team only; E
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from portico.assistants import service as assistants
 from portico.assistants.deps import OwnedAssistant
 from portico.config import Settings
-from portico.db import SessionDep
-from portico.deps import SettingsDep
+from portico.db import SessionDep, writer_lock
+from portico.deps import BearerToken, SettingsDep
 from portico.documents import service
 from portico.documents.errors import DocumentTooLarge
 from portico.documents.pool import ConversionPool
 from portico.documents.schemas import DocumentList, DocumentOut, DocumentText
-from portico.identity.deps import CurrentMember
-from portico.identity.roles import Action, require
+from portico.identity.deps import CurrentMember, current_member
+from portico.identity.roles import Action, Member, require
 from portico.schemas import Id
 
 router = APIRouter(prefix="/assistants/{assistant_id}/documents", tags=["documents"])
+# Uploading and replacing convert files for up to PORTICO_DOCUMENT_TIMEOUT seconds each, which must
+# not happen inside the request's transaction (on SQLite it holds the one write lock, and every
+# guest's message would wait): these routes check who is asking in a short transaction of their own,
+# convert, then write in another. The assembly mounts them beside the owner API, not under it.
+uploads = APIRouter(prefix="/api/v1/assistants/{assistant_id}/documents", tags=["documents"])
 CHUNK = 1024 * 1024
+
+
+@asynccontextmanager
+async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """A transaction of this request's own, committed when the block ends without an error."""
+    async with writer_lock(request.app.state.engine), request.app.state.sessionmaker() as db:
+        yield db
+        await db.commit()
+
+
+async def editor(request: Request, token: BearerToken, assistant_id: Id) -> Member:
+    """The token's member, who may edit this assistant's draft (another team's assistant: 404)."""
+    async with _transaction(request) as db:
+        member = await current_member(request, db, token)
+        await assistants.get_owned(db, team_id=member.team_id, assistant_id=assistant_id)
+        require(member, Action.EDIT)
+    return member
+
+
+Editor = Annotated[Member, Depends(editor)]
 
 
 def _pool(request: Request, settings: Settings) -> ConversionPool:
@@ -46,22 +75,22 @@ async def _read(file: UploadFile, settings: Settings) -> service.Upload:
     return service.Upload(name, b"".join(chunks))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@uploads.post("", status_code=status.HTTP_201_CREATED)
 async def upload_documents(
     request: Request,
-    db: SessionDep,
-    member: CurrentMember,
-    assistant: OwnedAssistant,
+    member: Editor,
+    assistant_id: Id,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="One or more files (the field `files`, repeated).")],
 ) -> DocumentList:
     """Upload files as documents of the draft. Each is converted on its own: one that cannot be read
     is listed as `failed` with its reason; when none can, 422 with the reason."""
-    require(member, Action.EDIT)
-    uploads = [await _read(file, settings) for file in files]
-    documents = await service.upload(
-        db, member=member, assistant=assistant, uploads=uploads, settings=settings, pool=_pool(request, settings)
-    )
+    items = [await _read(file, settings) for file in files]
+    pool = _pool(request, settings)
+    converted = [(item, await service.convert(item, settings=settings, pool=pool)) for item in items]
+    async with _transaction(request) as db:
+        assistant = await assistants.get_owned(db, team_id=member.team_id, assistant_id=assistant_id)
+        documents = await service.upload(db, member=member, assistant=assistant, converted=converted, settings=settings)
     return DocumentList(documents=[DocumentOut.of(d) for d in documents])
 
 
@@ -78,28 +107,23 @@ async def get_document(db: SessionDep, assistant: OwnedAssistant, document_id: I
     return DocumentText(**DocumentOut.of(document).model_dump(), text=document.text)
 
 
-@router.put("/{document_id}")
+@uploads.put("/{document_id}")
 async def replace_document(
     request: Request,
-    db: SessionDep,
-    member: CurrentMember,
-    assistant: OwnedAssistant,
+    member: Editor,
+    assistant_id: Id,
     settings: SettingsDep,
     document_id: Id,
     file: Annotated[UploadFile, File(description="The new file.")],
 ) -> DocumentOut:
     """A new file for the document; guests read the old text until the next Publish."""
-    require(member, Action.EDIT)
     item = await _read(file, settings)
-    document = await service.replace(
-        db,
-        member=member,
-        assistant=assistant,
-        document_id=document_id,
-        item=item,
-        settings=settings,
-        pool=_pool(request, settings),
-    )
+    result = await service.convert(item, settings=settings, pool=_pool(request, settings))
+    async with _transaction(request) as db:
+        assistant = await assistants.get_owned(db, team_id=member.team_id, assistant_id=assistant_id)
+        document = await service.replace(
+            db, member=member, assistant=assistant, document_id=document_id, item=item, result=result, settings=settings
+        )
     return DocumentOut.of(document)
 
 

@@ -65,11 +65,16 @@ async def get_document(db: AsyncSession, *, assistant: Assistant, document_id: i
     return document
 
 
-async def _convert(upload: Upload, *, settings: Settings, pool: ConversionPool) -> Converted:
-    kind_of(upload.filename)  # an unreadable type fails before it costs a worker
-    return await pool.convert(
-        upload.filename, upload.data, max_pages=settings.document_max_pages, seconds=settings.document_timeout
-    )
+async def convert(item: Upload, *, settings: Settings, pool: ConversionPool) -> Converted | ConversionFailed:
+    """The file as Markdown, or why it cannot be read. Called outside any transaction: a file may
+    take up to PORTICO_DOCUMENT_TIMEOUT seconds, and on SQLite a transaction holds the write lock."""
+    try:
+        kind_of(item.filename)  # an unreadable type fails before it costs a worker
+        return await pool.convert(
+            item.filename, item.data, max_pages=settings.document_max_pages, seconds=settings.document_timeout
+        )
+    except ConversionFailed as failed:
+        return failed
 
 
 async def _chars_used(db: AsyncSession, *, assistant: Assistant, besides: int | None = None) -> int:
@@ -114,27 +119,27 @@ async def upload(
     *,
     member: Member,
     assistant: Assistant,
-    uploads: list[Upload],
+    converted: list[tuple[Upload, Converted | ConversionFailed]],
     settings: Settings,
-    pool: ConversionPool,
 ) -> list[Document]:
     """The files as documents, each converted on its own: one that cannot be read is kept as
     failed with its reason, the others are ready. When none can be read, 422 with the reason."""
     require(member, Action.EDIT)
     count = await db.scalar(select(func.count()).where(Document.assistant_id == assistant.id)) or 0
-    if count + len(uploads) > settings.documents_per_assistant:
+    if count + len(converted) > settings.documents_per_assistant:
         raise TooManyDocuments(
             f"An assistant may have at most {settings.documents_per_assistant} documents; it has {count}, "
-            f"and {len(uploads)} more were sent."
+            f"and {len(converted)} more were sent."
         )
     used = await _chars_used(db, assistant=assistant)
     documents: list[Document] = []
     failures: list[tuple[Upload, ConversionFailed]] = []
-    for item in uploads:
+    for item, result in converted:
         document = Document(assistant_id=assistant.id, created_at=utcnow())
         try:
-            converted = await _convert(item, settings=settings, pool=pool)
-            if (too_long := _too_long(used, converted, settings)) is not None:
+            if isinstance(result, ConversionFailed):
+                raise result
+            if (too_long := _too_long(used, result, settings)) is not None:
                 raise too_long
         except ConversionFailed as failed:
             failures.append((item, failed))
@@ -145,10 +150,10 @@ async def upload(
             document.text, document.digest, document.updated_at = "", "", utcnow()
             document.has_original = False
         else:
-            _fill(document, item, converted, settings=settings)
+            _fill(document, item, result, settings=settings)
             used += document.chars
         documents.append(document)
-    if len(failures) == len(uploads):
+    if len(failures) == len(converted):
         first, why = failures[0]
         raise DocumentFailed(
             why.code,
@@ -170,21 +175,19 @@ async def replace(
     assistant: Assistant,
     document_id: int,
     item: Upload,
+    result: Converted | ConversionFailed,
     settings: Settings,
-    pool: ConversionPool,
 ) -> Document:
     """A new file for a document: the draft reads the new text; a file that cannot be read leaves
     the document as it was (422)."""
     require(member, Action.EDIT)
     document = await get_document(db, assistant=assistant, document_id=document_id, text=True)
-    try:
-        converted = await _convert(item, settings=settings, pool=pool)
-        used = await _chars_used(db, assistant=assistant, besides=document.id)
-        if (too_long := _too_long(used, converted, settings)) is not None:
-            raise too_long
-    except ConversionFailed as failed:
-        raise DocumentFailed(failed.code, f"{item.filename}: {failed.reason}") from None
-    _fill(document, item, converted, settings=settings)
+    if isinstance(result, ConversionFailed):
+        raise DocumentFailed(result.code, f"{item.filename}: {result.reason}")
+    used = await _chars_used(db, assistant=assistant, besides=document.id)
+    if (too_long := _too_long(used, result, settings)) is not None:
+        raise DocumentFailed(too_long.code, f"{item.filename}: {too_long.reason}")
+    _fill(document, item, result, settings=settings)
     await db.flush()
     await _audit(db, member=member, assistant=assistant, document=document, change="replaced")
     await sync_draft(db, assistant=assistant)
