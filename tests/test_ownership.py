@@ -35,6 +35,14 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         ("GET", f"{a}/sessions.jsonl", None),
         ("GET", f"{a}/metrics", None),
         ("GET", f"{a}/unanswered", None),
+        ("POST", f"{a}/duplicate", None),
+        ("GET", f"{a}/draft/diff", None),
+        ("GET", f"{a}/documents", None),
+        ("POST", f"{a}/documents", None),
+        ("GET", f"{a}/documents/{{document_id}}", None),
+        ("PUT", f"{a}/documents/{{document_id}}", None),
+        ("DELETE", f"{a}/documents/{{document_id}}", None),
+        ("GET", f"{a}/documents/{{document_id}}/original", None),
     ]
     routes = {
         (method.upper(), path)
@@ -44,7 +52,15 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
     }
     assert routes <= {(m, p) for m, p, _ in templates}, "a route is missing from this test"
     session = (await start(client, public_id=assistant["public_id"])).json()
-    ids = {"assistant_id": assistant["id"], "link_id": link["id"], "session_id": session["session_id"]}
+    documents = f"/api/v1/assistants/{assistant['id']}/documents"
+    uploaded = await alice.request("POST", documents, files={"files": ("Notes.md", b"# A\n\nB.")})
+    assistant = (await alice.request("GET", f"/api/v1/assistants/{assistant['id']}")).json()
+    ids = {
+        "assistant_id": assistant["id"],
+        "link_id": link["id"],
+        "session_id": session["session_id"],
+        "document_id": uploaded.json()["documents"][0]["id"],
+    }
     calls = [(m, p.format(**ids), body) for m, p, body in templates]
 
     for method, path, body in calls:

@@ -39,6 +39,12 @@ API: dict[tuple[str, str], Call] = {
     ("DELETE", A): Call("admin"),
     ("POST", f"{A}/publish"): Call("admin"),
     ("POST", f"{A}/duplicate"): Call("editor", ok=201),
+    # Documents (uploading and replacing are multipart: tests/test_documents.py walks their roles).
+    ("GET", f"{A}/documents"): Call("editor"),
+    ("GET", f"{A}/documents/{{document_id}}"): Call("editor"),
+    ("DELETE", f"{A}/documents/{{document_id}}"): Call("editor"),
+    # Allowed, but the file itself is not kept by default: 404 for every role that may ask.
+    ("GET", f"{A}/documents/{{document_id}}/original"): Call("editor", ok=404),
     ("GET", f"{A}/versions"): Call("editor"),
     ("GET", f"{A}/draft/diff"): Call("editor"),
     ("PUT", f"{A}/status"): Call("admin", {"status": "offline"}),
@@ -204,6 +210,8 @@ async def _world(app, client, team, alice) -> dict:
     assistant = await alice.new_assistant()
     (link,) = await alice.new_links(assistant["id"], 0)
     session = (await start(client, public_id=assistant["public_id"])).json()
+    documents = f"/api/v1/assistants/{assistant['id']}/documents"
+    uploaded = await alice.request("POST", documents, files={"files": ("Notes.md", b"# A\n\nB.")})
     async with app.state.sessionmaker() as db:
         invitation, _secret = await invitations.create(db, member=team.member("alice"), role=TeamRole.EDITOR)
         await db.commit()
@@ -216,6 +224,7 @@ async def _world(app, client, team, alice) -> dict:
         "team_id": team.id,
         "team_name": team.name,
         "number": 1,
+        "document_id": uploaded.json()["documents"][0]["id"],
     }
 
 
