@@ -323,3 +323,22 @@ async def test_no_write_lock_is_held_while_a_file_converts(app, client, alice: P
     finally:
         del app.state.documents_pool
         real.close()
+
+
+async def test_restoring_a_version_keeps_the_drafts_documents_and_a_copy_starts_without(app, client):
+    team = await make_team(app)
+    alice = await team.person(client, "alice")
+    assistant = await alice.new_assistant(publish=False, live=False)
+    path = f"/api/v1/assistants/{assistant['id']}"
+    await upload(alice, assistant, ("Prices.pdf", PRICES_2027))
+    await alice.request("POST", f"{path}/publish")
+    await alice.request("PATCH", path, json={"greeting": "Changed"})
+    web = await team.browser("alice")
+    restored = await web.post(f"/dashboard/assistants/{assistant['id']}/versions/1/restore")
+    assert restored.status_code == 303, restored.text
+    assert (await alice.request("GET", path)).json()["has_unpublished_changes"] is False
+    assert len((await alice.request("GET", base(assistant))).json()["documents"]) == 1
+
+    copy = (await alice.request("POST", f"{path}/duplicate")).json()
+    assert (await alice.request("GET", base(copy))).json()["documents"] == []
+    assert "documents" not in str(copy["draft"])
