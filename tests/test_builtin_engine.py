@@ -353,29 +353,3 @@ Send unused items back within 30 days for a refund.
 async def test_a_credit_card_question_is_answered_by_the_card_brands_not_the_gift_cards():
     reply, sources = await answer(SHOP, "Can I use a credit card?")
     assert sources.titles[:1] == ("Payment methods",) and "Visa" in reply, reply
-
-
-TEAS = """\
-## Caffeine
-Our herbal blends contain no caffeine. A cup of black tea has about half the caffeine of a cup of coffee. \
-We also sell a decaf coffee blend.
-
-## Shipping costs
-Shipping an order within Germany costs 4.90 EUR; to Austria and Switzerland we send it for 9.90 EUR.
-
-## Returns
-Send unused items back within 30 days for a refund.
-
-## Storing tea
-Keep tea in an airtight tin, away from light and heat.
-"""
-
-
-async def test_a_yes_no_question_needs_what_it_names_but_other_questions_may_name_the_guests_case():
-    reply, sources = await answer(TEAS, "Do you sell coffee machines?")
-    assert (reply, sources.answered) == (NO_ANSWER, False), reply
-    reply, sources = await answer(TEAS, "Do you sell decaf coffee?")
-    assert sources.titles == ("Caffeine",), reply
-    # "Vienna" is not in the knowledge, but the question is not whether there is a Vienna.
-    reply, sources = await answer(TEAS, "What does it cost to send an order to Vienna?")
-    assert sources.titles[:1] == ("Shipping costs",) and "9.90 EUR" in reply, reply

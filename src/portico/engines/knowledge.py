@@ -70,10 +70,6 @@ _SENTENCE_END = re.compile(
     r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMrs\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bNo\.)(?<!\bProf\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
     r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])"
 )
-# A question asking yes or no ("Do you ...?", "Is there ...?").
-_YES_NO_QUESTION = re.compile(
-    r"^(?:do|does|did|can|could|is|are|was|were|will|would|have|has|may|should|shall)\b", re.I
-)
 _YES_NO = re.compile(r"^(?:yes|no)\b", re.I)
 _REFERS_BACK = re.compile(r"^(?:it|they|this|these|that|those|there|then|its|their)\b", re.I)
 _stemmer = Stemmer.Stemmer("english")
@@ -361,11 +357,7 @@ class KnowledgeIndex:
         ranked = sorted(covered, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
         # Words the knowledge lacks are left out: coverage already counts them, and they are as
         # often the question's own phrasing ("professor" for "instructor") as what it asks about.
-        # But a yes/no question asks whether the knowledge has what it names: "Do you sell coffee
-        # machines?" is not answered by a passage on coffee without machines.
         known = {w: self._idf[w] for w in question.words if w in self._idf}
-        if _YES_NO_QUESTION.match(text.strip()):
-            known = weights
         focus = frozenset(w for w, rarity in known.items() if rarity >= FOCUS * max(known.values()))
         return [
             Hit(
