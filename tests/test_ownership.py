@@ -35,6 +35,8 @@ async def test_another_owner_gets_404_on_every_assistant_route(client, app, alic
         ("GET", f"{a}/sessions.jsonl", None),
         ("GET", f"{a}/metrics", None),
         ("GET", f"{a}/unanswered", None),
+        ("GET", f"{a}/draft/diff", None),
+        ("POST", f"{a}/duplicate", None),
     ]
     routes = {
         (method.upper(), path)
