@@ -10,7 +10,6 @@ from alembic.migration import MigrationContext
 from portico.config import Settings
 from portico.models import Base
 
-
 # The objects migrations/env.py leaves out of autogenerate (full-text tables and indexes, outside the
 # models' metadata); written out here, since importing env.py would run the migrations.
 FULL_TEXT_OBJECTS = ("messages_fts", "ix_messages_content_fts", "session_search", "ix_session_search")
