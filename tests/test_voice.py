@@ -333,3 +333,35 @@ async def test_a_draft_that_cannot_hear_its_guests_is_not_published(alice: Perso
     await alice.request("PATCH", base, json={"settings": {"language": "de"}})
     publish = await alice.request("POST", f"{base}/publish")
     assert publish.status_code == 422 and "hears English only" in publish.text
+
+
+async def test_a_recording_sent_without_its_length_is_cut_at_the_limit(app, client, alice, recordings):
+    assistant = await voice_assistant(alice)
+    session = (await start(client, public_id=assistant["public_id"])).json()
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b"\0" * 64_000  # 2.56 MB in all, with no Content-Length
+
+    response = await client.post(
+        f"/api/v1/chat/sessions/{session['session_id']}/utterances",
+        content=chunks(),
+        headers={**bearer(session), "Content-Type": "audio/ogg"},
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "audio_too_large")
+    assert "at most 60 seconds" in response.json()["error"]["message"]
+    assert await stored(app) == []
+
+
+async def test_the_speech_servers_key_is_never_shown_and_stays_with_its_host(alice: Person):
+    assistant = await alice.new_assistant(voice=openai_stt("http://127.0.0.1:9/v1", api_key="sk-speech-secret"))
+    base = f"/api/v1/assistants/{assistant['id']}"
+    assert "sk-speech-secret" not in str(assistant)
+    assert assistant["draft"]["voice"]["speech_to_text"]["has_api_key"] is True
+    # Another path on the same server keeps the key; another host drops it.
+    moved = await alice.request("PATCH", base, json={"voice": openai_stt("http://127.0.0.1:9/other/v1")})
+    assert moved.json()["draft"]["voice"]["speech_to_text"]["has_api_key"] is True
+    moved = await alice.request("PATCH", base, json={"voice": openai_stt("http://127.0.0.2:9/v1")})
+    assert moved.json()["draft"]["voice"]["speech_to_text"]["has_api_key"] is False
+    edits = (await alice.request("GET", f"{base}/draft/diff")).json()["edits"]
+    assert "sk-speech-secret" not in str(edits)
