@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import select
@@ -25,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from portico.app import create_app
 from portico.engines import EngineError
 from portico.engines.speech import engine as speech_engine
 from portico.models import Message
-from tests.chat_helpers import bearer, parse_events
-from tests.conftest import Person, start
+from tests.chat_helpers import bearer, parse_events, say
+from tests.conftest import BASE_URL, Person, make_person, start
 from tests.servers import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -365,3 +367,18 @@ async def test_the_speech_servers_key_is_never_shown_and_stays_with_its_host(ali
     assert moved.json()["draft"]["voice"]["speech_to_text"]["has_api_key"] is False
     edits = (await alice.request("GET", f"{base}/draft/diff")).json()["edits"]
     assert "sk-speech-secret" not in str(edits)
+
+
+async def test_spoken_and_typed_messages_share_the_sessions_rate_limit(settings, recordings):
+    app = create_app(settings.model_copy(update={"rate_messages": "2/minute"}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            alice = await make_person(app, http, "alice@example.com")
+            assistant = await voice_assistant(alice)
+            session = (await start(http, public_id=assistant["public_id"])).json()
+            assert (await say(http, session, "Where can I park?")).status_code == 200
+            assert (await speak(http, session, recordings["silence"])).status_code == 422
+            refused = await speak(http, session, recordings["silence"])
+            assert (refused.status_code, refused.json()["error"]["code"]) == (429, "rate_limited")
+            assert "Retry-After" in refused.headers
