@@ -307,8 +307,11 @@ async def test_voice_settings_are_checked_with_clear_errors(alice: Person):
         "speech_to_text": {"type": "builtin", "base_url": None, "model": None, "timeout": None, "has_api_key": None},
     }
     # Published with the version, like the greeting.
-    diff = (await alice.request("GET", f"{base}/draft/diff")).json()
-    assert any(change["field"] == "voice" for change in diff["changes"]), diff
+    changes = (await alice.request("GET", f"{base}/draft/diff")).json()["changes"]
+    shown = {change["field"]: (change["before"], change["after"]) for change in changes}
+    assert shown["voice.input"] == ("no", "yes")
+    assert shown["voice.turn_end"] == ("silence", "press")
+    assert shown["voice.voice_name"] == ("(none)", "Anna")
 
 
 async def test_voice_is_published_with_the_version(client, alice: Person, recordings):
@@ -365,8 +368,10 @@ async def test_the_speech_servers_key_is_never_shown_and_stays_with_its_host(ali
     assert moved.json()["draft"]["voice"]["speech_to_text"]["has_api_key"] is True
     moved = await alice.request("PATCH", base, json={"voice": openai_stt("http://127.0.0.2:9/v1")})
     assert moved.json()["draft"]["voice"]["speech_to_text"]["has_api_key"] is False
-    edits = (await alice.request("GET", f"{base}/draft/diff")).json()["edits"]
-    assert "sk-speech-secret" not in str(edits)
+    diff = (await alice.request("GET", f"{base}/draft/diff")).json()
+    assert "sk-speech-secret" not in str(diff)
+    [stt] = [change for change in diff["changes"] if change["field"] == "voice.speech_to_text"]
+    assert stt["note"] == "Changed: api_key, base_url"  # the key dropped with its host
 
 
 async def test_spoken_and_typed_messages_share_the_sessions_rate_limit(settings, recordings):
