@@ -39,6 +39,8 @@ pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espea
 SPOKEN = "Where can I park my car?"
 KNOWLEDGE = "# Parking\nParking is free behind the building."
 VOICE_ON = {"input": True}
+# The `slow` speech server answers once this is set.
+SLOW = threading.Event()
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +113,9 @@ async def transcriptions(request: Request):  # type: ignore[no-untyped-def]
         return HTMLResponse("<!doctype html><p>Sign in to the Wi-Fi</p>")
     if form["model"] == "fail":
         return JSONResponse({"error": {"message": "crashed"}}, status_code=500)
+    if form["model"] == "slow":
+        while not SLOW.is_set():
+            await asyncio.sleep(0.02)
     if form["model"] == "mute":
         return JSONResponse({"text": "  "})
     return JSONResponse({"text": SPOKEN})
@@ -387,3 +392,19 @@ async def test_spoken_and_typed_messages_share_the_sessions_rate_limit(settings,
             refused = await speak(http, session, recordings["silence"])
             assert (refused.status_code, refused.json()["error"]["code"]) == (429, "rate_limited")
             assert "Retry-After" in refused.headers
+
+
+async def test_an_assistant_switched_offline_mid_transcription_takes_no_message(app, client, alice, recordings):
+    SLOW.clear()
+    with speech_server() as (base_url, seen):
+        assistant = await voice_assistant(alice, **openai_stt(base_url, "slow"))
+        session = (await start(client, public_id=assistant["public_id"])).json()
+        sending = asyncio.ensure_future(speak(client, session, recordings["park"]))
+        while not seen:
+            await asyncio.sleep(0.02)
+        status = f"/api/v1/assistants/{assistant['id']}/status"
+        assert (await alice.request("PUT", status, json={"status": "offline"})).status_code == 200
+        SLOW.set()
+        response = await sending
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "assistant_offline"), response.text
+    assert await stored(app) == []
