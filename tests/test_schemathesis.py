@@ -68,6 +68,9 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         )
 
 
+# A guest's recording is the raw body, as for any binary upload (POST .../utterances).
+schemathesis.serializer.alias(["audio/webm", "audio/ogg", "audio/mp4", "audio/wav"], "application/octet-stream")
+
 # The schema is the app's own, built without a database; the requests go to the served instance.
 _app = create_app(load_settings(database_url="sqlite:///unused.db", secret_key=SECRET, base_url=BASE_URL))
 # Invalid data is refused with the usual statuses, and with 413 when schemathesis makes a body over

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     redis_url: str = ""
     trusted_proxies: str = ""
     engine_allowed_hosts: str = ""
+    # Voice (issue 23): one utterance's limits, and the speech pool's threads and waiting places.
+    voice_max_seconds: int = Field(default=60, ge=1, le=3_600)
+    voice_max_bytes: int = Field(default=2_000_000, ge=1_000, le=100_000_000)
+    voice_workers: int = Field(default=1, ge=1, le=64)
+    voice_queue: int = Field(default=4, ge=0, le=1_000)
 
     @field_validator("database_url")
     @classmethod

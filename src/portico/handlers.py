@@ -193,6 +193,9 @@ def install_handlers(app: FastAPI) -> None:
 
 # Dashboard forms may carry a 1 MiB knowledge upload beside the 1 MiB knowledge text box.
 DASHBOARD_BODY_BYTES = 3 * 1024 * 1024
+# A guest's recording: its route reads it under its own limit (`voice_max_bytes`, chat/voice.py), so the
+# guest is told in seconds and in their language; this only bounds what that route is ever sent.
+AUDIO_BODY_BYTES = 100_000_000 + 1
 
 
 class BodyLimit:
@@ -210,7 +213,14 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = DASHBOARD_BODY_BYTES if scope["path"].startswith("/dashboard/") else self.default_max
+        path: str = scope["path"]
+        max_bytes = (
+            DASHBOARD_BODY_BYTES
+            if path.startswith("/dashboard/")
+            else AUDIO_BODY_BYTES
+            if path.endswith("/utterances")
+            else self.default_max
+        )
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await self._refuse(scope, receive, send, max_bytes)

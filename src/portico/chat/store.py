@@ -256,6 +256,7 @@ class GuestStore:
         assistant_id: int,
         cap: int = 0,
         tokens_per_day: int = 0,
+        audio_ms: int | None = None,
     ) -> None:
         """Save a guest's message and count it, only while the session is open, has had fewer
         than `cap` guest messages (0 = no cap) and, with `tokens_per_day`, while the assistant's
@@ -263,7 +264,7 @@ class GuestStore:
 
         Raises `SessionEnded`, or `Refused` by the message or the daily quota.
         """
-        params = {"p_session_id": session_id, "p_content": content, "p_now": now, "p_cap": cap}
+        params = {"p_session_id": session_id, "p_content": content, "p_now": now, "p_cap": cap, "p_audio_ms": audio_ms}
         save, touch = sql.SAVE_MESSAGE, sql.TOUCH_SESSION
         if tokens_per_day:
             params.update(p_assistant_id=assistant_id, p_day=day_of(now), p_tokens_cap=tokens_per_day)
