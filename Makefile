@@ -13,7 +13,7 @@ IN_CI := $(filter 1 true TRUE yes,$(CI))
 # at 3, 342 s at 4; docs/benchmarks.md, "Test suite"). Override: make test TEST_WORKERS=3
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint install messages browser-deps nginx-deps
+.PHONY: run test lint install messages browser-deps nginx-deps voice-deps
 
 run: $(STAMP)
 	$(BIN)/portico db upgrade
@@ -25,7 +25,7 @@ run: $(STAMP)
 # rewrites the asserts of ~270 plugin modules again and every `portico serve` the tests start
 # compiles Portico anew (docs/benchmarks.md, "Test suite"). worksteal: a worker left idle at the
 # end takes tests queued for another, so the long tests do not finish the run alone.
-test: lint browser-deps nginx-deps
+test: lint browser-deps nginx-deps voice-deps
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # All three run even when one fails, so one run shows everything to fix.
@@ -72,6 +72,18 @@ nginx-deps:
 		echo "Missing for the scale-out tests: nginx (install as root: apt-get install nginx)" >&2; exit 1; \
 	else \
 		echo "Missing for the scale-out tests: nginx; they will be skipped (as root: apt-get install nginx)"; \
+	fi
+
+# espeak-ng (Debian's) speaks the utterances tests/test_voice.py transcribes. Same rules as above.
+voice-deps:
+	@if command -v espeak-ng >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing for the voice tests: espeak-ng"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; \
+	elif [ -n "$(IN_CI)" ]; then \
+		echo "Missing for the voice tests: espeak-ng (install as root: apt-get install espeak-ng)" >&2; exit 1; \
+	else \
+		echo "Missing for the voice tests: espeak-ng; they will be skipped (as root: apt-get install espeak-ng)"; \
 	fi
 
 install: $(STAMP)

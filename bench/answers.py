@@ -4,7 +4,9 @@ Four knowledge texts of different kinds (bench/data/answers/: a shop FAQ, a cour
 HR policy, a bike rental's FAQ) and a paraphrase set (questions.json, `--set dev`); seen.json was
 held out until the engine was tuned against it (`--set seen`). The held-out set (heldout/: four
 other texts, a dental practice, a guesthouse, a bouldering hall and a German yoga studio, with their
-questions) is run only to report figures (`--set heldout`), never to tune. Each question names the section that answers it and a phrase
+questions) is run only to report figures (`--set heldout`), never to tune; so is the second
+held-out set (heldout2/: a recycling centre, a coworking space, a vet clinic and a French
+language school, `--set heldout2`), written before the engine's third round of changes. Each question names the section that answers it and a phrase
 the answer must contain, or no section when the knowledge has no answer (questions a guest would
 ask that the knowledge does not cover, many sharing words with it: "paypal" where it lists
 cards). Every question goes through the engine's own `stream` (as a reply does), in this
@@ -26,6 +28,7 @@ Figures, per text and overall:
     .venv/bin/python bench/answers.py
     .venv/bin/python bench/answers.py --set seen
     .venv/bin/python bench/answers.py --set heldout
+    .venv/bin/python bench/answers.py --set heldout2
     .venv/bin/python bench/answers.py --set heldout --show   # each question's top passages and scores
     .venv/bin/python bench/answers.py --json
 """
@@ -51,6 +54,7 @@ SETS = {
     "dev": (DATA / "questions.json", DATA),
     "seen": (DATA / "seen.json", DATA),
     "heldout": (DATA / "heldout" / "questions.json", DATA / "heldout"),
+    "heldout2": (DATA / "heldout2" / "questions.json", DATA / "heldout2"),
 }
 
 

@@ -261,15 +261,19 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture(autouse=True, scope="session")
 def _cheap_password_hashes() -> Iterator[None]:
-    """Accounts made in the tests' own process hash their passwords with argon2id at its least cost
-    (0.15 s of CPU each at the real cost, paid by most tests); verifying reads the cost from the hash,
-    so `portico serve` processes, at the real cost, sign them in as any other."""
+    """Accounts and access codes made in the tests' own process are hashed with argon2id at its least
+    cost (0.15 s of CPU each at the real cost, paid by most tests; an access code is verified at each
+    guest's start); verifying reads the cost from the hash, so `portico serve` processes, at the real
+    cost, sign them in and check their codes as any other."""
     from argon2 import PasswordHasher
 
+    from portico.access import codes
     from portico.identity import accounts
 
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        patch.setattr(accounts, "_hasher", cheap)
+        patch.setattr(codes, "_hasher", cheap)
         yield
 
 

@@ -62,7 +62,7 @@ async def test_an_owner_invites_an_editor_who_edits_and_previews_but_cannot_publ
     editor_errors = page_errors(editor)
     await editor.goto(link)
     # The page names the team and the role the invitation gives (issue 21, item 17).
-    await expect(editor.get_by_role("heading", level=1)).to_have_text("Join alice@example.com as Editor")
+    await expect(editor.get_by_role("heading", level=1)).to_have_text("Join Alice's team as Editor")
     await editor.get_by_label("Email").fill("ed@example.com")
     await editor.get_by_label("Password").fill(PASSWORD)
     await editor.get_by_label("Your name").fill("Ed")  # his own team is "Ed's team"

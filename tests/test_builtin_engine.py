@@ -309,3 +309,47 @@ async def test_a_question_the_knowledge_only_shares_words_with_gets_the_no_answe
 async def test_the_demo_does_not_answer_how_private_links_work_with_offline():
     reply, sources = await answer(KNOWLEDGE, "How do private links work?")
     assert "Offline" not in reply and "What does Offline do?" not in sources.titles, reply
+
+
+COURSE = """\
+## Getting help
+Post your questions in the forum; a tutor answers questions there within two days.
+
+## Group work
+Groups meet once a week in the library.
+
+## Lectures
+Lectures are on Mondays at 10:00 in room B2. Questions are welcome during lectures.
+
+## Exam
+The exam is in July. Questions about the exam go to the course office.
+"""
+
+
+async def test_a_passage_without_the_questions_rarest_word_does_not_answer_it():
+    # "questions" and "professor" (a tutor) are in Getting help, but "meet", the question's focus,
+    # is only in Group work: the forum is no answer to when to meet the professor.
+    reply, sources = await answer(COURSE, "When can I meet the professor to ask questions?")
+    assert (reply, sources.answered) == (NO_ANSWER, False), reply
+    reply, sources = await answer(COURSE, "Where can I ask questions about the exam?")
+    assert sources.titles[:1] == ("Exam",) and "course office" in reply, reply
+
+
+SHOP = """\
+## Payment methods
+We accept Visa, Mastercard, PayPal and bank transfer. In the shop you can also pay in cash or with a debit card.
+
+## Gift cards
+Gift cards are available from 10 EUR to 200 EUR. They are valid for three years and can be used online and in the shop.
+
+## Shipping
+We ship in two working days; shipping is free from 40 EUR.
+
+## Returns
+Send unused items back within 30 days for a refund.
+"""
+
+
+async def test_a_credit_card_question_is_answered_by_the_card_brands_not_the_gift_cards():
+    reply, sources = await answer(SHOP, "Can I use a credit card?")
+    assert sources.titles[:1] == ("Payment methods",) and "Visa" in reply, reply

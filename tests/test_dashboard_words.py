@@ -70,6 +70,7 @@ def test_every_code_a_reply_can_stop_with_has_an_owner_label():
         EndReason.ASSISTANT_OFFLINE,
         EndReason.ASSISTANT_DELETED,
         EndReason.LINK_REVOKED,
+        EndReason.LINK_REISSUED,
         EndReason.MADE_PRIVATE,
         cutoff.TIMED_OUT,
         sweep.INTERRUPTED,

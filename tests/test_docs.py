@@ -10,11 +10,13 @@ from alembic.migration import MigrationContext
 from portico.config import Settings
 from portico.models import Base
 
+# The objects migrations/env.py leaves out of autogenerate (full-text tables and indexes, outside the
+# models' metadata); written out here, since importing env.py would run the migrations.
+FULL_TEXT_OBJECTS = ("messages_fts", "ix_messages_content_fts", "session_search", "ix_session_search")
+
 
 def include_object(obj, name, type_, reflected, compare_to):  # the same filter as migrations/env.py
-    return not (name or "").startswith(
-        ("messages_fts", "ix_messages_content_fts", "session_search", "ix_session_search")
-    )
+    return not (name or "").startswith(FULL_TEXT_OBJECTS)
 
 
 DOCS = Path(__file__).parent.parent / "docs"

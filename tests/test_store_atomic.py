@@ -156,3 +156,68 @@ async def test_a_refused_count_of_the_day_s_tokens_keeps_no_reply(app, alice: Pe
             await store.save_reply(_reply(session_id), now=utcnow(), count_tokens_of=assistant["id"])
     assert await _counts(app, session_id) == (0, 0, 0, 0)
     assert (await _one(app, "SELECT count(*) FROM daily_usage WHERE assistant_id = :id", id=assistant["id"]))[0] == 0
+
+
+@pytest.mark.sqlite_only
+async def test_on_sqlite_each_write_of_several_statements_is_one_hand_off(app, alice: Person, monkeypatch):
+    """The statements of one transaction go to aiosqlite's thread together (Tx.at_once), BEGIN and
+    COMMIT with them, where one hand-off each took four (issue 22: a hand-off costs the server more
+    than the statement). The writes are all made, as the totals say."""
+    import aiosqlite
+
+    assistant = await alice.new_assistant()
+    (link,) = await alice.new_links(assistant["id"], 3)
+    store: GuestStore = app.state.store
+    session_id = await _session(store, assistant)
+    (message_id,) = await store.save_growing([StartedReply(session_id, "We", utcnow(), 5)], [])
+    hand_offs = 0
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal hand_offs
+        hand_offs += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    writes = [
+        store.start_session_taking_use(**_start(assistant, link_id=link["id"], channel="link")),
+        store.save_guest_message(session_id, content="Hello", now=utcnow(), assistant_id=assistant["id"]),
+        store.save_growing([], [(message_id, "We open")]),
+        store.save_reply(_reply(session_id), now=utcnow(), message_id=message_id),
+    ]
+    for write in writes:
+        hand_offs = 0
+        await write
+        assert hand_offs == 1
+    monkeypatch.undo()
+    assert await _counts(app, session_id) == (2, 1, 11, 2)
+    assert (await _one(app, "SELECT sessions_used FROM private_links WHERE id = :id", id=link["id"]))[0] == 1
+
+
+@pytest.mark.sqlite_only
+async def test_on_sqlite_sixteen_requests_at_once_keep_their_connections(app, alice: Person):
+    """A connection opened for one of many concurrent requests stays in the pool for the next:
+    past SQLAlchemy's default of 5 each one used to be opened (a thread and its pragmas) and closed
+    again, request after request (issue 22)."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    assistant = await alice.new_assistant()
+    store: GuestStore = app.state.store
+    session_id = await _session(store, assistant)
+    opened = 0
+
+    def count(*_: Any) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(app.state.engine.sync_engine, "connect", count)
+    try:
+        await asyncio.gather(*(store.open_session(session_id) for _ in range(16)))
+        first = opened
+        await asyncio.gather(*(store.open_session(session_id) for _ in range(16)))
+    finally:
+        event.remove(app.state.engine.sync_engine, "connect", count)
+    assert first > 0
+    assert opened == first

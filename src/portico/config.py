@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     document_timeout: float = Field(default=60, gt=0, le=3600)
     document_workers: int = Field(default=2, ge=1, le=64)
     document_keep_originals: bool = False
+    # Voice (issue 23): one utterance's limits, and the speech pool's threads and waiting places.
+    voice_max_seconds: int = Field(default=60, ge=1, le=3_600)
+    voice_max_bytes: int = Field(default=2_000_000, ge=1_000, le=100_000_000)
+    voice_workers: int = Field(default=1, ge=1, le=64)
+    voice_queue: int = Field(default=4, ge=0, le=1_000)
 
     @field_validator("database_url")
     @classmethod

@@ -39,12 +39,20 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+SQLITE_POOL_SIZE = 32
+
+
 def make_engine(url: str, **kwargs: object) -> AsyncEngine:
     url = async_url(url)
     # Parameters may hold digests and ciphertexts; keep them out of error messages and logs.
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         _private_sqlite_file(make_url(url).database)
+        # Connections kept open for as many requests as run at once: past SQLAlchemy's default of
+        # 5, each request beyond it opened a connection (a thread, the pragmas below: about six
+        # hand-offs) and closed it again (bench/session_start.py at 16 clients). An idle one costs a
+        # parked thread and a file handle.
+        kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None, **kwargs)
         _sqlite_immediate_transactions(engine)
         return engine

@@ -197,6 +197,9 @@ DASHBOARD_BODY_BYTES = 3 * 1024 * 1024
 # Document uploads (documents/api.py), several files at once.
 UPLOAD_BODY_BYTES = 200 * 1024 * 1024
 _DOCUMENTS = re.compile(r"^/api/v1/assistants/\d+/documents(?:/\d+)?$")
+# A guest's recording: its route reads it under its own limit (`voice_max_bytes`, chat/voice.py), so the
+# guest is told in seconds and in their language; this only bounds what that route is ever sent.
+AUDIO_BODY_BYTES = 100_000_000 + 1
 
 
 class BodyLimit:
@@ -214,8 +217,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes = DASHBOARD_BODY_BYTES if scope["path"].startswith("/dashboard/") else self.default_max
-        if _DOCUMENTS.match(scope["path"]):
+        path: str = scope["path"]
+        max_bytes = (
+            DASHBOARD_BODY_BYTES
+            if path.startswith("/dashboard/")
+            else AUDIO_BODY_BYTES
+            if path.endswith("/utterances")
+            else self.default_max
+        )
+        if _DOCUMENTS.match(path):
             # Several files of up to 20 MB each (PORTICO_DOCUMENT_MAX_BYTES, checked per file).
             max_bytes = UPLOAD_BODY_BYTES
         declared = dict(scope["headers"]).get(b"content-length")

@@ -20,6 +20,7 @@ from portico.assistants.schemas import (
     StatusIn,
     VersionList,
     VersionOut,
+    VoiceOut,
 )
 from portico.config import Settings
 from portico.db import SessionDep
@@ -63,6 +64,7 @@ def assistant_out(assistant: Assistant, *, settings: Settings, published_digest:
             knowledge=draft["knowledge"],
             engine=service.engine_view(draft["engine"]),
             settings=draft["settings"],
+            voice=VoiceOut.model_validate(service.voice_view(draft)),
             starters=service.starters_of(draft),
         ),
     )

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from portico.assistants.service import default_draft, starters_of
+from portico.assistants.service import default_draft, starters_of, voice_of
 from portico.documents import store as documents
 from portico.engines import PROVIDERS, Kind, secrets
 from portico.models import Assistant, AssistantVersion
@@ -39,6 +39,14 @@ SETTINGS = {
     "max_duration": "Maximum duration (seconds)",
     "max_message_length": "Maximum message length (characters)",
     "language": "Guest pages' language",
+}
+VOICE = {
+    "input": "Voice input",
+    "turn_end": "Turn ends by",
+    "silence_ms": "Silence that ends a turn (ms)",
+    "press_seconds": "Press-to-send timer (seconds)",
+    "spoken_replies": "Spoken replies",
+    "voice_name": "Voice",
 }
 WORDS = {"url": "URL", "api": "API", "max": "maximum"}
 
@@ -229,10 +237,22 @@ def compare(published: dict[str, Any], draft: dict[str, Any]) -> list[Change]:
             changes.append(
                 Change(f"settings.{name}", SETTINGS.get(name, _label(name)), before=_shown(before), after=_shown(after))
             )
+    old_voice, new_voice = voice_of(published), voice_of(draft)
+    for name, label in VOICE.items():
+        if old_voice[name] != new_voice[name]:
+            changes.append(
+                Change(f"voice.{name}", label, before=_shown(old_voice[name]), after=_shown(new_voice[name]))
+            )
+    old_stt, new_stt = old_voice["speech_to_text"], new_voice["speech_to_text"]
+    if old_stt != new_stt:
+        kinds = [PROVIDERS.find(Kind.SPEECH_TO_TEXT, config.get("type", "")) for config in (old_stt, new_stt)]
+        fields = secrets.changed_fields([p for p in kinds if p is not None], old_stt, new_stt)
+        # Which fields changed, by name only: never a key, nor its ciphertext.
+        changes.append(Change("voice.speech_to_text", "Speech to text", note="Changed: " + ", ".join(fields)))
     # A version keeps its documents' text, the draft their fingerprints: compare the fingerprints.
     published = {**published, "documents": documents.fingerprints(published.get("documents", []))}
     draft = {**draft, "documents": documents.fingerprints(draft.get("documents", []))}
-    known = {*TEXTS, "greeting_enabled", "starters", "engine", "settings"}
+    known = {*TEXTS, "greeting_enabled", "starters", "engine", "settings", "voice"}
     for name in sorted((set(published) | set(draft)) - known):
         if published.get(name) != draft.get(name):
             changes.append(Change(name, _label(name), note="changed"))

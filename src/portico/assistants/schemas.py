@@ -64,6 +64,38 @@ class Quotas(Strict):
 # the view shows its public fields and `has_<secret>` for its secrets.
 EngineConfig = Annotated[Any, ConfigOf(PROVIDERS, Kind.REPLY)]
 EngineOut = Annotated[dict[str, Any], ViewOf(PROVIDERS, Kind.REPLY)]
+SpeechToTextConfig = Annotated[Any, ConfigOf(PROVIDERS, Kind.SPEECH_TO_TEXT)]
+SpeechToTextOut = Annotated[dict[str, Any], ViewOf(PROVIDERS, Kind.SPEECH_TO_TEXT)]
+
+
+class VoiceFields(Strict):
+    """How guests may talk to the assistant (issue 23), published with the version like the greeting."""
+
+    input: bool = Field(default=False, description="Guests may speak their messages.")
+    turn_end: Literal["silence", "press"] = Field(
+        default="silence",
+        description="How a guest's turn ends: `silence` (detected in the browser after `silence_ms`) "
+        "or `press` (a second press, or `press_seconds` after the first).",
+    )
+    silence_ms: int = Field(default=800, ge=200, le=3_000, description="Milliseconds of silence that end a turn.")
+    press_seconds: int = Field(default=10, ge=1, le=10, description="Seconds a press-to-send turn lasts at most.")
+    spoken_replies: bool = Field(default=False, description="Replies (and the greeting) are spoken to the guest.")
+    voice_name: str = Field(default="", max_length=100, description="The voice replies are spoken in; empty: default.")
+
+
+VOICE_DEFAULTS: dict[str, Any] = {**VoiceFields().model_dump(), "speech_to_text": {"type": "builtin"}}
+
+
+class VoiceIn(VoiceFields):
+    """Only the fields given change."""
+
+    speech_to_text: SpeechToTextConfig | None = Field(
+        default=None, description="Who turns speech into text: `builtin` (offline, English) or `openai`."
+    )
+
+
+class VoiceOut(VoiceFields):
+    speech_to_text: SpeechToTextOut
 
 
 def _starter(value: str) -> str:
@@ -86,6 +118,7 @@ class DraftFields(Strict):
     knowledge: str | None = Field(default=None, max_length=KNOWLEDGE_MAX)
     engine: EngineConfig | None = None
     settings: SessionSettings | None = None
+    voice: VoiceIn | None = None
     starters: list[Starter] | None = Field(
         default=None,
         max_length=STARTERS_MAX,
@@ -122,6 +155,7 @@ class DraftOut(BaseModel):
     knowledge: str
     engine: EngineOut
     settings: SessionSettings
+    voice: VoiceOut
     starters: list[str]
 
 

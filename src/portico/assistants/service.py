@@ -12,12 +12,14 @@ from sqlalchemy.orm import undefer
 from portico.access import codes
 from portico.assistants.errors import AssistantNotFound, DraftInvalid
 from portico.assistants.schemas import (
+    VOICE_DEFAULTS,
     AssistantCreate,
     AssistantUpdate,
     DraftFields,
     Quotas,
     SessionSettings,
     ShareIn,
+    VoiceIn,
 )
 from portico.chat import lifecycle
 from portico.documents import store as documents
@@ -57,6 +59,8 @@ def _merge_draft(draft: dict[str, Any], data: DraftFields, vault: Vault) -> dict
         merged["settings"] = {**draft["settings"], **data.settings.model_dump(exclude_unset=True)}
     if data.engine is not None:
         merged["engine"] = _merge_engine(draft["engine"], data.engine, vault)
+    if data.voice is not None:
+        merged["voice"] = _merge_voice(voice_of(draft), data.voice, vault)
     if data.starters is not None:
         # No starters are no key at all, as in drafts made before starters: one form, one digest.
         merged.pop("starters", None)
@@ -68,6 +72,27 @@ def _merge_draft(draft: dict[str, Any], data: DraftFields, vault: Vault) -> dict
 def starters_of(config: dict[str, Any]) -> list[str]:
     """A draft's or a version's starter questions (none in those made before starters)."""
     return list(config.get("starters", []))
+
+
+def voice_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A draft's or a version's voice settings (the defaults, voice off, in those made before voice:
+    no key at all until the owner sets one, so older drafts keep their digest)."""
+    return {**VOICE_DEFAULTS, **config.get("voice", {})}
+
+
+def _merge_voice(old: dict[str, Any], new: VoiceIn, vault: Vault) -> dict[str, Any]:
+    merged = {**old, **new.model_dump(exclude_unset=True, exclude={"speech_to_text"})}
+    if new.speech_to_text is not None:
+        provider = PROVIDERS.get(Kind.SPEECH_TO_TEXT, new.speech_to_text.type)
+        merged["speech_to_text"] = secrets.merge(provider, old["speech_to_text"], new.speech_to_text, vault)
+    return merged
+
+
+def voice_view(config: dict[str, Any]) -> dict[str, Any]:
+    """What the API shows of the voice settings: never the speech server's key, only `has_api_key`."""
+    voice = voice_of(config)
+    stt = voice["speech_to_text"]
+    return {**voice, "speech_to_text": secrets.public_view(PROVIDERS.get(Kind.SPEECH_TO_TEXT, stt["type"]), stt)}
 
 
 def _merge_engine(old: dict[str, Any], new: ProviderConfig, vault: Vault) -> dict[str, Any]:
@@ -82,7 +107,12 @@ def engine_view(engine: dict[str, Any]) -> dict[str, Any]:
 def draft_problems(draft: dict[str, Any]) -> list[str]:
     """What stops this draft from being published, in sentences an owner can act on."""
     engine = draft["engine"]
-    return PROVIDERS.get(Kind.REPLY, engine["type"]).checks(engine, draft)
+    problems = PROVIDERS.get(Kind.REPLY, engine["type"]).checks(engine, draft)
+    voice = voice_of(draft)
+    if voice["input"]:
+        stt = voice["speech_to_text"]
+        problems += PROVIDERS.get(Kind.SPEECH_TO_TEXT, stt["type"]).checks(stt, draft)
+    return problems
 
 
 async def create_assistant(db: AsyncSession, *, member: Member, data: AssistantCreate, vault: Vault) -> Assistant:
@@ -242,6 +272,13 @@ def draft_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             kinds = {PROVIDERS.find(Kind.REPLY, engine["type"]) for engine in (old, new)}
             providers = [provider for provider in kinds if provider is not None]
             changed += [f"engine.{field}" for field in secrets.changed_fields(providers, old, new)]
+        elif name == "voice":
+            old, new = voice_of(before), voice_of(after)
+            changed += [f"voice.{key}" for key in sorted(old) if key != "speech_to_text" and old[key] != new[key]]
+            stt = (old["speech_to_text"], new["speech_to_text"])
+            kinds = {PROVIDERS.find(Kind.SPEECH_TO_TEXT, config["type"]) for config in stt}
+            providers = [provider for provider in kinds if provider is not None]
+            changed += [f"voice.speech_to_text.{field}" for field in secrets.changed_fields(providers, *stt)]
         elif name == "settings" and isinstance(old, dict) and isinstance(new, dict):
             changed += [f"settings.{key}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
         else:

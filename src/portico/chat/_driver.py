@@ -10,15 +10,18 @@ Nothing outside chat/store.py and chat/statements.py imports this module.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
+
+T = TypeVar("T")
 
 
 class Tx:
@@ -46,6 +49,15 @@ class Tx:
             raise
         await self._driver.execute_fetchall("COMMIT")
 
+    async def at_once(self, plan: Callable[[ThreadTx], T]) -> T:
+        """SQLite: `plan`'s statements in one transaction (BEGIN IMMEDIATE ... COMMIT, rolled back
+        if it raises), run in one hand-off to aiosqlite's thread where `transaction()` takes one per
+        statement, BEGIN and COMMIT included (a hand-off costs this process more than a statement
+        on a local file: docs/benchmarks.md, issue 22). aiosqlite has no public way to run a
+        function on its thread: `_execute` is the one its own methods use (pinned in pyproject.toml)."""
+        assert not self._postgres
+        return await self._driver._execute(_run_at_once, self._driver._conn, self._dialect, plan)  # type: ignore[no-any-return]
+
     async def all(self, statement: Statement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         compiled = statement.compiled(self._dialect)
         args = compiled.arguments(params)
@@ -59,6 +71,34 @@ class Tx:
         rows = await self.all(statement, params)
         assert len(rows) <= 1
         return rows[0] if rows else None
+
+
+class ThreadTx:
+    """Statements on SQLite's own connection, inside `Tx.at_once`'s plan, on aiosqlite's thread."""
+
+    def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    def all(self, statement: Statement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        compiled = statement.compiled(self._dialect)
+        return compiled.records(self._connection.execute(compiled.sql, compiled.arguments(params)).fetchall())
+
+    def one(self, statement: Statement, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        rows = self.all(statement, params)
+        assert len(rows) <= 1
+        return rows[0] if rows else None
+
+
+def _run_at_once(connection: sqlite3.Connection, dialect: Dialect, plan: Callable[[ThreadTx], T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = plan(ThreadTx(connection, dialect))
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
 
 
 class SessionTx:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -19,6 +20,7 @@ from portico.access.ratelimit import (
 from portico.chat import feedback as feedback_service
 from portico.chat import messages as messages_service
 from portico.chat import sessions as service
+from portico.chat import voice as voice_service
 from portico.chat.http import CutoffsDep, StoreDep, event_stream, reply_error_status, until_disconnected
 from portico.chat.records import AssistantFacts, LinkFacts, OpenSession
 from portico.chat.schemas import (
@@ -34,6 +36,7 @@ from portico.chat.schemas import (
     SessionStart,
     SessionStarted,
     SessionState,
+    UtteranceReplyOut,
 )
 from portico.chat.store import GuestStore
 from portico.deps import BearerToken, SettingsDep, VaultDep
@@ -104,6 +107,7 @@ async def _state(store: GuestStore, opened: OpenSession) -> SessionState:
                 rating=Rating(m.rating) if m.rating else None,
                 reason=FeedbackReason(m.rating_reason) if m.rating_reason else None,
                 comment=m.rating_comment,
+                audio_ms=m.audio_ms,
             )
             for m in messages
         ],
@@ -210,6 +214,67 @@ async def post_message(
             return error_response(reply_error_status(event.data), event.data["code"], event.data["message"])
         else:
             reply = ReplyOut(content="".join(parts), **event.data)
+            return JSONResponse(reply.model_dump())
+    raise AssertionError("a reply always ends with done or error")
+
+
+AUDIO_BODY = {
+    "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in voice_service.AUDIO_TYPES[:4]},
+    "required": True,
+    "description": "The recording as the whole body, its type in Content-Type (a MediaRecorder's blob as it is).",
+}
+
+
+@router.post(
+    "/sessions/{session_id}/utterances",
+    response_model=UtteranceReplyOut,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The reply, as JSON or as events"},
+        413: {"description": "The recording is longer or larger than allowed"},
+        415: {"description": "Not a recording type taken"},
+        503: {"description": "Transcriptions are queued full (see Retry-After)"},
+    },
+    openapi_extra={"requestBody": AUDIO_BODY},
+)
+async def post_utterance(
+    session_id: Id,
+    token: BearerToken,
+    store: StoreDep,
+    cutoffs: CutoffsDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+    request: Request,
+    _limits: GuardMessages,
+    accept: Annotated[str, Header()] = "application/json",
+) -> Response:
+    """Send a spoken message: one recording as the request body (`audio/webm;codecs=opus`,
+    `audio/ogg`, `audio/mp4` or `audio/wav`). It is transcribed and dropped; the words are the
+    guest's message and the reply comes as for `/messages`. With `Accept: text/event-stream` the
+    first event is `heard` (`{text, audio_ms}`), then `token`s, then `done` or `error`."""
+    heard = await voice_service.hear(
+        store, session_id=session_id, token=token, request=request, vault=vault, settings=settings
+    )
+    pending = await messages_service.accept_guest_message(
+        store, session_id=session_id, token=token, content=heard.text, vault=vault, audio_ms=heard.audio_ms
+    )
+    events = messages_service.stream_reply(pending, store=store, cutoffs=cutoffs)
+    said = {"text": heard.text, "audio_ms": heard.audio_ms}
+    if "text/event-stream" in accept:
+
+        async def with_heard() -> AsyncIterator[dict[str, str]]:
+            yield {"event": "heard", "data": json.dumps(said)}
+            async for event in events:
+                yield {"event": event.kind, "data": json.dumps(event.data)}
+
+        return event_stream(with_heard(), settings)
+    parts: list[str] = []
+    async for event in until_disconnected(request, events):
+        if event.kind == "token":
+            parts.append(event.data["text"])
+        elif event.kind == "error":
+            return error_response(reply_error_status(event.data), event.data["code"], event.data["message"])
+        else:
+            reply = UtteranceReplyOut(content="".join(parts), heard=heard.text, audio_ms=heard.audio_ms, **event.data)
             return JSONResponse(reply.model_dump())
     raise AssertionError("a reply always ends with done or error")
 

@@ -61,11 +61,12 @@ def check_length(content: str, settings: dict[str, Any]) -> None:
 
 
 async def accept_guest_message(
-    store: GuestStore, *, session_id: int, token: str, content: str, vault: Vault
+    store: GuestStore, *, session_id: int, token: str, content: str, vault: Vault, audio_ms: int | None = None
 ) -> PendingReply:
-    """Save the guest's message, committed when this returns (before the engine is called)."""
+    """Save the guest's message, committed when this returns (before the engine is called).
+    A spoken message (chat/voice.py) gives the length of the audio it was heard from."""
     opened = await open_session(store, session_id=session_id, token=token)
-    return await _accept(store, opened=opened, content=content, earlier=None, vault=vault)
+    return await _accept(store, opened=opened, content=content, earlier=None, vault=vault, audio_ms=audio_ms)
 
 
 async def accept_conversation(
@@ -78,7 +79,13 @@ async def accept_conversation(
 
 
 async def _accept(
-    store: GuestStore, *, opened: OpenSession, content: str, earlier: list[Turn] | None, vault: Vault
+    store: GuestStore,
+    *,
+    opened: OpenSession,
+    content: str,
+    earlier: list[Turn] | None,
+    vault: Vault,
+    audio_ms: int | None = None,
 ) -> PendingReply:
     session = opened.session
     if session.ended_at is not None:
@@ -106,6 +113,7 @@ async def _accept(
             assistant_id=assistant.id,
             cap=assistant.messages_per_session,
             tokens_per_day=assistant.tokens_per_day,
+            audio_ms=audio_ms,
         )
     except Refused as refused:  # a quota: counted in Metrics (a session that ended is not a refusal)
         await count_refusal(store, refused.refusal)

@@ -108,6 +108,8 @@ class MessageRecord:
     rating: str | None = None
     rating_reason: str | None = None
     rating_comment: str | None = None
+    # A spoken guest message: its audio's length (chat/voice.py).
+    audio_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ class MessageOut(BaseModel):
     rating: Rating | None = Field(description="Replies: the guest's rating, if any.")
     reason: FeedbackReason | None
     comment: str | None
+    audio_ms: int | None = Field(
+        default=None, description="A spoken guest message: its recording's length in milliseconds; null if typed."
+    )
 
 
 # A strict body still takes an enum by its value ("up"), as JSON sends it.
@@ -123,6 +126,11 @@ class ReplyOut(BaseModel):
     content: str
     tokens_in: int
     tokens_out: int
+
+
+class UtteranceReplyOut(ReplyOut):
+    heard: str = Field(description="The words heard in the recording: the guest's message.")
+    audio_ms: int = Field(description="The recording's length in milliseconds.")
 
 
 class Lookup(Asking):

@@ -281,6 +281,7 @@ GUEST_VALUES = {
     "role": literal(Role.GUEST.value, String),
     "content": bindparam("p_content", type_=Text),
     "created_at": bindparam("p_now", type_=UTCDateTime),
+    "audio_ms": bindparam("p_audio_ms", type_=Integer),
 }
 
 
@@ -397,6 +398,7 @@ TRANSCRIPT = Statement(
         Message.rating,
         Message.rating_reason,
         Message.rating_comment,
+        Message.audio_ms,
     )
     .where(Message.session_id == bindparam("p_session_id"))
     .order_by(Message.id)

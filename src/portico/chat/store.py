@@ -12,11 +12,13 @@ the same on SQLite and PostgreSQL. A method says which of three ways it goes to 
 - `_read()`: reads, each statement on its own (in WAL mode a reader never waits for a writer);
 - `_write_one(statement)`: one statement, its own transaction on both databases, with no BEGIN
   and COMMIT round trips;
-- `_transaction()`: several statements, saved together or not at all (BEGIN ... COMMIT).
+- `_transaction()`: several statements, saved together or not at all (BEGIN ... COMMIT);
+- `_at_once(plan)`: the same on SQLite, the statements run in one hand-off to aiosqlite's
+  thread (a plain function of a `ThreadTx`) instead of one each, BEGIN and COMMIT included.
 Where two writes must be saved together and PostgreSQL can do them in one statement (a
 data-modifying WITH: taking a link's use and inserting the session, a message and its session's
 counters), PostgreSQL runs that one statement (`_write_one`) and SQLite, which has no UPDATE
-inside WITH, runs the two in a `_transaction()`.
+inside WITH, runs the two `_at_once()`.
 
 SQLite: every write takes this process's writer queue (`db.writer_lock`, a FIFO) first, so
 writers wait in order instead of polling SQLite's busy handler (the tail of session starts,
@@ -34,14 +36,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from portico.access.gate import GateRefusal, Refused, link_refusal
 from portico.chat import statements as sql
-from portico.chat._driver import SessionTx, Statement, Tx
+from portico.chat._driver import SessionTx, Statement, ThreadTx, Tx
 from portico.chat.growing import GrowingReplies, StartedReply
 from portico.chat.records import (
     AssistantFacts,
@@ -62,6 +64,8 @@ from portico.metrics.rollup import hour_of
 from portico.models import Assistant, ChatSession, PrivateLink
 from portico.models.base import UTCDateTime
 from portico.vocabulary import EndReason, Refusal, Role
+
+T = TypeVar("T")
 
 
 def daily_limit(assistant_id: int, now: datetime) -> GateRefusal:
@@ -157,8 +161,7 @@ class GuestStore:
         elif self._postgres:
             row = await self._write_one(sql.INSERT_SESSION_TAKING_USE, params)
         else:
-            async with self._transaction() as tx:
-                row = await self._insert_taking_use(tx, params)
+            row = await self._at_once(lambda tx: _take_use_sqlite(tx, params))
         if row is None:
             # Another session took the last use, or the owner deleted, paused or ended the link,
             # since the gate looked: say which (only refusals pay for this read).
@@ -253,6 +256,7 @@ class GuestStore:
         assistant_id: int,
         cap: int = 0,
         tokens_per_day: int = 0,
+        audio_ms: int | None = None,
     ) -> None:
         """Save a guest's message and count it, only while the session is open, has had fewer
         than `cap` guest messages (0 = no cap) and, with `tokens_per_day`, while the assistant's
@@ -260,7 +264,7 @@ class GuestStore:
 
         Raises `SessionEnded`, or `Refused` by the message or the daily quota.
         """
-        params = {"p_session_id": session_id, "p_content": content, "p_now": now, "p_cap": cap}
+        params = {"p_session_id": session_id, "p_content": content, "p_now": now, "p_cap": cap, "p_audio_ms": audio_ms}
         save, touch = sql.SAVE_MESSAGE, sql.TOUCH_SESSION
         if tokens_per_day:
             params.update(p_assistant_id=assistant_id, p_day=day_of(now), p_tokens_cap=tokens_per_day)
@@ -268,10 +272,14 @@ class GuestStore:
         if self._postgres:
             saved = await self._write_one(save, params) is not None
         else:
-            async with self._transaction() as tx:
-                saved = await tx.one(touch, params) is not None
-                if saved:
-                    await tx.all(sql.INSERT_MESSAGE, params)
+
+            def touch_and_insert(tx: ThreadTx) -> bool:
+                if tx.one(touch, params) is None:
+                    return False
+                tx.all(sql.INSERT_MESSAGE, params)
+                return True
+
+            saved = await self._at_once(touch_and_insert)
         if saved:
             return
         # Refused: say why, from the session as it now is (only refusals pay for this read).
@@ -301,16 +309,17 @@ class GuestStore:
             async with writer_lock(self._engine), self._engine.connect() as conn:
                 rows = await Tx(await _driver(conn), self._dialect).all(sql.SAVE_GROWING_PG, params)
         else:
-            async with self._transaction() as tx:
+            values = [
+                (reply.session_id, reply.content, self._sqlite_time(reply.created_at), reply.first_token_ms)
+                for reply in started
+            ]
+
+            def grow_and_start(tx: ThreadTx) -> list[dict[str, Any]]:
                 if grown:
-                    await tx.all(sql.GROW_SQLITE, {"p_grown": json.dumps(grown)})
-                rows = []
-                if started:
-                    values = [
-                        (reply.session_id, reply.content, self._sqlite_time(reply.created_at), reply.first_token_ms)
-                        for reply in started
-                    ]
-                    rows = await tx.all(sql.START_GROWING_SQLITE, {"p_started": json.dumps(values)})
+                    tx.all(sql.GROW_SQLITE, {"p_grown": json.dumps(grown)})
+                return tx.all(sql.START_GROWING_SQLITE, {"p_started": json.dumps(values)}) if started else []
+
+            rows = await self._at_once(grow_and_start)
         # Ids follow the order the rows were given in (the statement inserts them in that order).
         rows.sort(key=lambda row: row["id"])
         assert [row["session_id"] for row in rows] == [reply.session_id for reply in started]
@@ -337,23 +346,26 @@ class GuestStore:
         }
         if count_tokens_of is not None:
             params.update(p_assistant_id=count_tokens_of, p_day=day_of(now))
-        if count_tokens_of is None and self._postgres:
-            row = await self._write_one(sql.SAVE_REPLY if message_id is None else sql.FINISH_REPLY, params)
+        finishing = message_id is not None
+        if not self._postgres:
+
+            def save(tx: ThreadTx) -> dict[str, Any] | None:
+                # The reply saved (or its row, saved as it grew, finished) and added to its session's totals.
+                tx.all(sql.COUNT_REPLY, params)
+                row = tx.one(sql.FINISH_REPLY_ALONE if finishing else sql.INSERT_REPLY, params)
+                if count_tokens_of is not None:
+                    tx.all(sql.COUNT_TOKENS_SQLITE, params)
+                return row
+
+            row = await self._at_once(save)
+        elif count_tokens_of is None:
+            row = await self._write_one(sql.FINISH_REPLY if finishing else sql.SAVE_REPLY, params)
         else:
             async with self._transaction() as tx:
-                row = await self._insert_reply(tx, params, finishing=message_id is not None)
-                if count_tokens_of is not None:
-                    await tx.all(sql.COUNT_TOKENS_PG if self._postgres else sql.COUNT_TOKENS_SQLITE, params)
+                row = await tx.one(sql.FINISH_REPLY if finishing else sql.SAVE_REPLY, params)
+                await tx.all(sql.COUNT_TOKENS_PG, params)
         assert row is not None
         return int(row["id"])
-
-    async def _insert_reply(self, tx: Tx, params: Mapping[str, Any], *, finishing: bool) -> dict[str, Any] | None:
-        """Inside a transaction: the reply saved (or its row, saved as it grew, finished) and
-        added to its session's totals."""
-        if self._postgres:
-            return await tx.one(sql.FINISH_REPLY if finishing else sql.SAVE_REPLY, params)
-        await tx.all(sql.COUNT_REPLY, params)
-        return await tx.one(sql.FINISH_REPLY_ALONE if finishing else sql.INSERT_REPLY, params)
 
     async def rate_reply(
         self,
@@ -430,6 +442,12 @@ class GuestStore:
         async with writer_lock(self._engine), self._engine.connect() as conn:
             return await Tx(await _driver(conn), self._dialect).one(statement, params)
 
+    async def _at_once(self, plan: Callable[[ThreadTx], T]) -> T:
+        """SQLite: several statements saved together or not at all, in one hand-off to its
+        thread (`Tx.at_once`); what `_transaction()` does in one hand-off per statement."""
+        async with writer_lock(self._engine), self._engine.connect() as conn:
+            return await Tx(await _driver(conn), self._dialect).at_once(plan)
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Tx]:
         """Several statements, saved together when the block ends or not at all if it raises."""
@@ -437,6 +455,16 @@ class GuestStore:
             tx = Tx(await _driver(conn), self._dialect)
             async with tx.transaction():
                 yield tx
+
+
+def _take_use_sqlite(tx: ThreadTx, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """SQLite's `INSERT_SESSION_TAKING_USE`: the link's use taken and the session inserted (None: no use left)."""
+    taken = tx.one(sql.TAKE_USE, params)
+    if taken is None:
+        return None
+    inserted = tx.one(sql.INSERT_SESSION, params)
+    assert inserted is not None
+    return {**inserted, "sessions_used": taken["sessions_used"]}
 
 
 async def _driver(conn: AsyncConnection) -> Any:

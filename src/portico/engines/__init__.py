@@ -7,7 +7,7 @@ loop is running then.
 
 from __future__ import annotations
 
-from portico.engines import builtin, openai
+from portico.engines import builtin, openai, speech
 from portico.engines.base import Engine, EngineError, EngineRequest, Sources, Turn, Usage
 from portico.engines.providers import Kind, Provider, ProviderConfig, Providers
 
@@ -15,6 +15,7 @@ PROVIDERS = Providers(
     [
         builtin.PROVIDER,
         openai.PROVIDER,
+        *speech.PROVIDERS,
     ]
 )
 

@@ -39,6 +39,10 @@ RELATED = 0.5
 COVERAGE = 0.5
 # The weight of a question word the knowledge never uses, against the rarity of a word in no passage.
 UNKNOWN = 1.0
+# The question's focus: the rarest of its words that the knowledge uses, and those nearly as rare
+# (this share of its rarity). The passage that answers must have one of them: covering the
+# question's common words ("question", "teach") by coincidence is not an answer.
+FOCUS = 0.7
 
 # A passage of at most this many sentences or list items is quoted whole: a short answer is one
 # thought, and cutting it loses its second half (the price to Austria after the one to Germany).
@@ -181,6 +185,8 @@ class Hit:
     # The question's words the passage has, itself or through a related word.
     covered: frozenset[str]
     units: tuple[Unit, ...]
+    # Whether the passage has the question's rarest word (its focus), itself or through a related word.
+    focused: bool = True
 
 
 def split_passages(knowledge: str) -> list[Passage]:
@@ -388,6 +394,10 @@ class KnowledgeIndex:
                     coverage[i] *= UNSHAPED
         # A passage that matches many words of the question ranks above one that matches one of them often.
         ranked = sorted(covered, key=lambda i: -scores[i] * (COVERED + coverage[i]))[:k]
+        # Words the knowledge lacks are left out: coverage already counts them, and they are as
+        # often the question's own phrasing ("professor" for "instructor") as what it asks about.
+        known = {w: self._idf[w] for w in question.words if w in self._idf}
+        focus = frozenset(w for w, rarity in known.items() if rarity >= FOCUS * max(known.values()))
         return [
             Hit(
                 self.passages[i],
@@ -395,15 +405,16 @@ class KnowledgeIndex:
                 coverage[i],
                 covered[i],
                 self._answering(question, i),
+                not focus or bool(focus & covered[i]),
             )
             for i in ranked
         ]
 
     def answers(self, text: str) -> list[Hit]:
-        """The passages that answer the question: the best when it covers enough of the question,
-        and the second only when nearly as good."""
+        """The passages that answer the question: the best when it covers enough of the question
+        and has its focus, and the second only when nearly as good."""
         found = self.search(text, 2)
-        if not found or found[0].coverage < COVERAGE:
+        if not found or found[0].coverage < COVERAGE or not found[0].focused:
             return []
         best = found[0]
         # The second must also say something the first does not ("public" and "private").

@@ -138,7 +138,7 @@ PHRASES = {
     "send back": "return",
     "give back": "return",
     "money back": "refund",
-    "credit card": "card",
+    "credit card": "visa",
     "debit card": "card",
     "gift card": "voucher",
     "cheat sheet": "notes",

@@ -61,3 +61,6 @@ class Message(Base):
     rating_reason: Mapped[str | None] = mapped_column(String(16))
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Guests' messages only: the length in milliseconds of the audio a spoken message was heard
+    # from (the audio itself is never kept); NULL for a typed message and for replies.
+    audio_ms: Mapped[int | None] = mapped_column(Integer)
