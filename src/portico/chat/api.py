@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -39,6 +39,7 @@ from portico.chat.schemas import (
     UtteranceReplyOut,
 )
 from portico.chat.store import GuestStore
+from portico.config import Settings
 from portico.deps import BearerToken, SettingsDep, VaultDep
 from portico.handlers import error_response
 from portico.kit.i18n import format_number, gettext, ngettext
@@ -204,8 +205,28 @@ async def post_message(
         store, session_id=session_id, token=token, content=body.content, vault=vault
     )
     events = messages_service.stream_reply(pending, store=store, cutoffs=cutoffs)
+    return await _reply(request, events, settings, accept)
+
+
+async def _reply(
+    request: Request,
+    events: AsyncIterator[messages_service.ReplyEvent],
+    settings: Settings,
+    accept: str,
+    *,
+    heard: dict[str, Any] | None = None,
+) -> Response:
+    """A reply as server-sent events or as one JSON answer; a spoken message's `heard` (`{text,
+    audio_ms}`) comes first as its own event, or beside the reply in the JSON."""
     if "text/event-stream" in accept:
-        return event_stream(({"event": event.kind, "data": json.dumps(event.data)} async for event in events), settings)
+
+        async def framed() -> AsyncIterator[dict[str, str]]:
+            if heard is not None:
+                yield {"event": "heard", "data": json.dumps(heard)}
+            async for event in events:
+                yield {"event": event.kind, "data": json.dumps(event.data)}
+
+        return event_stream(framed(), settings)
     parts: list[str] = []
     async for event in until_disconnected(request, events):
         if event.kind == "token":
@@ -213,8 +234,11 @@ async def post_message(
         elif event.kind == "error":
             return error_response(reply_error_status(event.data), event.data["code"], event.data["message"])
         else:
-            reply = ReplyOut(content="".join(parts), **event.data)
-            return JSONResponse(reply.model_dump())
+            content = "".join(parts)
+            if heard is None:
+                return JSONResponse(ReplyOut(content=content, **event.data).model_dump())
+            spoken = UtteranceReplyOut(content=content, heard=heard["text"], audio_ms=heard["audio_ms"], **event.data)
+            return JSONResponse(spoken.model_dump())
     raise AssertionError("a reply always ends with done or error")
 
 
@@ -258,25 +282,7 @@ async def post_utterance(
         store, session_id=session_id, token=token, content=heard.text, vault=vault, audio_ms=heard.audio_ms
     )
     events = messages_service.stream_reply(pending, store=store, cutoffs=cutoffs)
-    said = {"text": heard.text, "audio_ms": heard.audio_ms}
-    if "text/event-stream" in accept:
-
-        async def with_heard() -> AsyncIterator[dict[str, str]]:
-            yield {"event": "heard", "data": json.dumps(said)}
-            async for event in events:
-                yield {"event": event.kind, "data": json.dumps(event.data)}
-
-        return event_stream(with_heard(), settings)
-    parts: list[str] = []
-    async for event in until_disconnected(request, events):
-        if event.kind == "token":
-            parts.append(event.data["text"])
-        elif event.kind == "error":
-            return error_response(reply_error_status(event.data), event.data["code"], event.data["message"])
-        else:
-            reply = UtteranceReplyOut(content="".join(parts), heard=heard.text, audio_ms=heard.audio_ms, **event.data)
-            return JSONResponse(reply.model_dump())
-    raise AssertionError("a reply always ends with done or error")
+    return await _reply(request, events, settings, accept, heard={"text": heard.text, "audio_ms": heard.audio_ms})
 
 
 @router.post("/sessions/{session_id}/messages/{message_id}/feedback")
